@@ -1,0 +1,1 @@
+"""fedrisk coordinator package."""

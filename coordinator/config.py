@@ -1,0 +1,40 @@
+"""coordinator.yaml: federation settings plus the training plan the broker publishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from protocols.config_file import StrictModel, load_yaml_model
+from protocols.plan import TrainingPlan
+
+__all__ = ["FederationSettings", "CurveSettings", "CoordinatorConfig", "load_coordinator_config"]
+
+
+class FederationSettings(StrictModel):
+    """How rounds are run: how many replies a round needs, how long to wait."""
+
+    min_nodes: int = Field(3, ge=1)
+    round_timeout_s: float = Field(900.0, gt=0)
+
+
+class CurveSettings(StrictModel):
+    """Industry-curve estimation at the coordinator."""
+
+    censor_weight: float = Field(
+        0.5, ge=0, le=1, description="0.5 = actuarial life table; 0 = Kaplan-Meier on the grid"
+    )
+
+
+class CoordinatorConfig(StrictModel):
+    """The whole of coordinator.yaml."""
+
+    federation: FederationSettings = FederationSettings()
+    curves: CurveSettings = CurveSettings()
+    plan: TrainingPlan
+
+
+def load_coordinator_config(path: Path) -> CoordinatorConfig:
+    """Load coordinator.yaml strictly (unknown keys are errors naming key and file)."""
+    return load_yaml_model(CoordinatorConfig, path)

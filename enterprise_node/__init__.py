@@ -1,0 +1,1 @@
+"""fedrisk enterprise_node package."""
