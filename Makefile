@@ -1,0 +1,45 @@
+# fedrisk: the single gate. `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TORCH_VERSION := 2.13.0
+STAMP := $(VENV)/.fedrisk-installed
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_UPDATE_CHECK := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
+
+.PHONY: setup demo test test-quick lint bench clean
+
+setup: $(STAMP)
+
+# torch is installed FIRST, pinned to the CPU wheel on this machine: installing flwr or
+# opacus into a venv without torch would resolve to a multi-GB CUDA build (STACK.md).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
+	$(PIP) install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/fedrisk-coordinator demo --out demo-out
+
+test: setup
+	$(PY) -m pytest -q
+
+test-quick: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check coordinator enterprise_node models protocols auditor bench tests
+	$(VENV)/bin/mypy coordinator enterprise_node models protocols
+
+bench: setup
+	$(PY) -m bench.spine
+
+clean:
+	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,213 @@
+"""Run a federation of local enterprise folders through Flower on this machine.
+
+Starts a private SuperLink in simulation mode (Flower's Simulation Engine, Ray) on a
+free loopback port, submits the fedrisk app with ``flwr run`` (the same ServerApp and
+ClientApp as a deployment), reports progress from the run's ``progress.jsonl``, and
+stops exactly the processes it started (by process group) whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coordinator.config import CoordinatorConfig
+from coordinator.flower_env import flower_env, free_port, write_connection
+from coordinator.run_request import RunRequest, write_run_request
+from coordinator.run_store import RunStore
+from enterprise_node.config import load_node_config
+from protocols.atomic import atomic_write_json
+from protocols.errors import ConfigError, RunFailedError
+
+__all__ = ["FederationResult", "app_dir", "run_local_federation"]
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class FederationResult:
+    """Where the run's outputs are, and its summary."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def app_dir() -> Path:
+    """The Flower app directory (the checkout holding pyproject.toml with [tool.flwr.app])."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():
+        raise ConfigError(
+            f"{root}: no pyproject.toml here; run fedrisk from a source checkout "
+            "(pip install -e .) so Flower can build the app"
+        )
+    return root
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def run_local_federation(
+    node_configs: list[Path],
+    config: CoordinatorConfig,
+    run_dir: Path,
+    *,
+    flwr_home: Path,
+    progress: ProgressFn | None = None,
+    client_cpus: float = 1.0,
+) -> FederationResult:
+    """Run one federated run over ``node_configs`` and return its summary.
+
+    Raises RunFailedError if the run fails (with the ServerApp's reason when it left
+    one) and ConfigError for a bad node.yaml (checked before anything starts).
+    """
+    node_configs = [Path(p).resolve() for p in node_configs]
+    for path in node_configs:
+        load_node_config(path)  # fail early, naming the file
+    if len(node_configs) < config.federation.min_nodes:
+        raise ConfigError(
+            f"{len(node_configs)} node(s) given, but federation.min_nodes is "
+            f"{config.federation.min_nodes}"
+        )
+    run_dir = Path(run_dir).resolve()
+    store = RunStore(run_dir)
+    for stale in ("progress.jsonl", "summary.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    manifest = run_dir / "node_manifest.json"
+    atomic_write_json(manifest, [str(p) for p in node_configs])
+    request = RunRequest(
+        run_id=uuid.uuid4().hex[:12],
+        run_dir=str(run_dir),
+        config=config,
+        expected_nodes=len(node_configs),
+    )
+    request_path = run_dir / "run_request.json"
+    write_run_request(request_path, request)
+
+    env = flower_env(Path(flwr_home).resolve())
+    port = free_port()
+    write_connection(Path(env["FLWR_HOME"]), "fedrisk-local", f"127.0.0.1:{port}", insecure=True)
+    superlink = _start_superlink(port, run_dir, env)
+    try:
+        _wait_healthy(port, superlink)
+        _submit_and_follow(
+            request, request_path, manifest, len(node_configs), client_cpus, env, store, progress
+        )
+    finally:
+        _stop(superlink)
+    summary = json.loads(store.summary_path.read_text(encoding="utf-8"))
+    return FederationResult(run_dir=run_dir, summary=summary)
+
+
+def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = open(run_dir / "superlink.log", "ab")  # noqa: SIM115 - closed with the process
+    cmd = [
+        _bin("flower-superlink"), "--insecure", "--simulation",
+        "--isolation", "subprocess",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--control-api-address", f"127.0.0.1:{free_port()}",
+        "--disable-runtime-dependency-installation",
+    ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RunFailedError(f"the SuperLink exited early (code {process.returncode})")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RunFailedError(f"the SuperLink did not become healthy within {timeout:g} s")
+
+
+def _submit_and_follow(
+    request: RunRequest, request_path: Path, manifest: Path, n_nodes: int, client_cpus: float,
+    env: dict[str, str], store: RunStore, progress: ProgressFn | None,
+) -> None:
+    run_config = f"run-request='{request_path}' node-manifest='{manifest}'"
+    federation_config = f"num-supernodes={n_nodes} client-resources-num-cpus={client_cpus:g}"
+    cmd = [
+        _bin("flwr"), "run", str(app_dir()), "fedrisk-local",
+        "--run-config", run_config, "--federation-config", federation_config, "--stream",
+    ]
+    log_path = store.dir / "flwr-run.log"
+    plan = request.config.plan
+    budget = (plan.training.rounds + 2) * request.config.federation.round_timeout_s + 300
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            _follow(process, store, progress, deadline=time.monotonic() + budget)
+        finally:
+            _stop(process)
+    events = store.read_events()
+    end = next((e for e in reversed(events) if e.get("event") == "run_end"), None)
+    if end is None:
+        raise RunFailedError(
+            f"the run ended without a result; see {log_path} and {store.dir / 'superlink.log'}"
+        )
+    if end.get("status") != "completed":
+        raise RunFailedError(f"the run failed: {end.get('error', 'unknown error')}")
+
+
+def _follow(
+    process: subprocess.Popen, store: RunStore, progress: ProgressFn | None, *, deadline: float
+) -> None:
+    seen = 0
+    while True:
+        events = store.read_events()
+        for event in events[seen:]:
+            if progress:
+                progress(event)
+        seen = len(events)
+        if any(e.get("event") == "run_end" for e in events):
+            return
+        if process.poll() is not None:
+            time.sleep(1.0)  # let a last event land
+            for event in store.read_events()[seen:]:
+                if progress:
+                    progress(event)
+            return
+        if time.monotonic() > deadline:
+            raise RunFailedError("the run did not finish in time; stopped it")
+        time.sleep(0.5)
+
+
+def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop ``process`` and its process group (which we created), by PID."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=grace)

@@ -1,0 +1,68 @@
+"""Writing a completed run's outputs: global model, industry curves, run summary."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from flwr.app import ArrayRecord
+
+from coordinator.privacy_summary import PrivacyLedgerView
+from coordinator.rounds import RoundOutcome
+from coordinator.run_request import RunRequest
+from coordinator.run_store import RunStore
+from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_csv
+from models.hazard import model_digest
+from protocols.atomic import atomic_write_bytes
+
+__all__ = ["write_outputs", "load_global_model"]
+
+MODEL_FILE = "global_model.npz"
+
+
+def write_outputs(
+    store: RunStore,
+    request: RunRequest,
+    *,
+    arrays: ArrayRecord,
+    curves: list[RiskCurve],
+    rounds: list[RoundOutcome],
+    privacy: PrivacyLedgerView,
+    seconds: float,
+) -> None:
+    """Model (npz), curves (JSON, CSV, PNG) and summary.json, each written atomically."""
+    plan = request.config.plan
+    params = [arrays[name].numpy() for name in sorted(arrays)]
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"param_{i:03d}": p for i, p in enumerate(params)})
+    atomic_write_bytes(store.dir / MODEL_FILE, buffer.getvalue())
+    store.write_json("model_spec.json", json.loads(plan.model_spec.model_dump_json()))
+    outputs = [MODEL_FILE, "model_spec.json"]
+    if curves:
+        store.write_json("curves.json", curves_to_json(curves))
+        write_curves_csv(store.dir / "curves.csv", curves)
+        plot_curves(store.dir / "curves.png", curves)
+        outputs += ["curves.json", "curves.csv", "curves.png"]
+    nodes = sorted({r.node_name or str(r.node_id) for o in rounds for r in o.ok})
+    summary = {
+        "run_id": request.run_id,
+        "status": "completed",
+        "plan_digest": plan.digest,
+        "model_spec_digest": plan.model_spec.digest,
+        "model_digest": model_digest(params),
+        "nodes": nodes,
+        "rounds": [o.summary() for o in rounds],
+        "refusals": sum(len(o.refused) for o in rounds),
+        "failures": sum(len(o.failed) for o in rounds),
+        "privacy": privacy.summary(),
+        "outputs": outputs,
+        "seconds": round(seconds, 3),
+    }
+    store.write_json("summary.json", summary)
+
+
+def load_global_model(run_dir) -> list[np.ndarray]:
+    """The parameters saved by :func:`write_outputs`, in order (no pickle)."""
+    with np.load(f"{run_dir}/{MODEL_FILE}", allow_pickle=False) as data:
+        return [data[name] for name in sorted(data.files)]

@@ -1,0 +1,86 @@
+"""What the coordinator learns about privacy spend from the nodes' receipts.
+
+The coordinator does not enforce record-level budgets (the nodes do); it recomposes each
+node's receipts of this run with the same RDP accountant to report epsilon per node, and
+shows each node's own lifetime total and cap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from coordinator.rounds import NodeReply
+from protocols.accounting import Spend, rdp_epsilon
+from protocols.messages import PrivacyReceipt
+
+__all__ = ["ReceiptRow", "PrivacyLedgerView"]
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    """A receipt with the round and task it came from."""
+
+    round: int
+    task: str
+    receipt: PrivacyReceipt
+
+
+class PrivacyLedgerView:
+    """Receipts per node for one run, and the figures derived from them."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[ReceiptRow]] = defaultdict(list)
+
+    def record(self, round_number: int, task: str, reply: NodeReply) -> None:
+        if reply.receipt is not None:
+            name = reply.node_name or str(reply.node_id)
+            self._rows[name].append(ReceiptRow(round_number, task, reply.receipt))
+
+    def epsilon_run(self, node: str) -> float:
+        """Record-level epsilon this run cost ``node`` (RDP composition of its receipts)."""
+        rows = self._rows.get(node, [])
+        if not rows:
+            return 0.0
+        spends = [
+            Spend(r.receipt.noise_multiplier, r.receipt.sample_rate, r.receipt.steps, r.receipt.mechanism)
+            for r in rows
+        ]
+        return rdp_epsilon(spends, rows[-1].receipt.delta)
+
+    def max_epsilon_total(self) -> float:
+        totals = [rows[-1].receipt.epsilon_total for rows in self._rows.values() if rows]
+        return max(totals, default=0.0)
+
+    def summary(self) -> dict:
+        nodes = {}
+        insecure = set()
+        for node, rows in sorted(self._rows.items()):
+            last = rows[-1].receipt
+            nodes[node] = {
+                "epsilon_run": round(self.epsilon_run(node), 6),
+                "epsilon_total": round(last.epsilon_total, 6),
+                "epsilon_cap": last.epsilon_cap,
+                "delta": last.delta,
+                "releases": [
+                    {
+                        "round": r.round,
+                        "task": r.task,
+                        "mechanism": r.receipt.mechanism,
+                        "noise_multiplier": r.receipt.noise_multiplier,
+                        "sample_rate": r.receipt.sample_rate,
+                        "steps": r.receipt.steps,
+                        "epsilon_task": round(r.receipt.epsilon_task, 6),
+                    }
+                    for r in rows
+                ],
+            }
+            insecure |= {r.receipt.mechanism for r in rows if not r.receipt.secure_rng}
+        notes = []
+        if insecure:
+            notes.append(
+                "Noise of " + ", ".join(sorted(insecure)) + " comes from torch's ordinary "
+                "(non-cryptographic) RNG: Opacus secure_mode needs torchcsprng, which is not "
+                "installable here. Histogram noise is OpenDP's discrete Gaussian (OpenSSL CSPRNG)."
+            )
+        return {"unit": "record", "accountant": "rdp", "nodes": nodes, "notes": notes}

@@ -1,0 +1,125 @@
+"""One round: send a task to every node, wait, and sort the replies.
+
+A reply is ``ok`` (with its content and privacy receipt), ``refused`` (the node's
+policy said no; its reason is shown), or ``failed`` (an error reply, a malformed reply,
+or no reply before the timeout). Nothing is silently dropped: every node of the round
+appears in exactly one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
+
+from protocols.messages import PRIVACY_KEY, STATUS_KEY, PrivacyReceipt, ReplyStatus
+
+__all__ = ["NodeReply", "NodeProblem", "RoundOutcome", "run_round"]
+
+
+@dataclass(frozen=True)
+class NodeReply:
+    """A successful reply from ``node_id``."""
+
+    node_id: int
+    node_name: str
+    content: RecordDict
+    receipt: PrivacyReceipt | None
+
+
+@dataclass(frozen=True)
+class NodeProblem:
+    """A refusal or failure at ``node_id`` with its (sanitised) reason."""
+
+    node_id: int
+    node_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The sorted replies of one round."""
+
+    round: int
+    task: str
+    ok: list[NodeReply] = field(default_factory=list)
+    refused: list[NodeProblem] = field(default_factory=list)
+    failed: list[NodeProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {
+            "round": self.round,
+            "task": self.task,
+            "ok": [r.node_name or str(r.node_id) for r in self.ok],
+            "refused": [{"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.refused],
+            "failed": [{"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.failed],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_round(
+    grid: Grid,
+    node_ids: list[int],
+    *,
+    round_number: int,
+    task: str,
+    message_type: str,
+    content_for: Callable[[int], RecordDict],
+    timeout: float,
+) -> RoundOutcome:
+    """Send ``content_for(node)`` to each node and classify every reply (or its absence)."""
+    import time
+
+    start = time.monotonic()
+    messages = [
+        Message(content=content_for(nid), dst_node_id=nid, message_type=message_type)
+        for nid in node_ids
+    ]
+    replies = list(grid.send_and_receive(messages, timeout=timeout))
+    outcome = RoundOutcome(round=round_number, task=task)
+    answered: set[int] = set()
+    for reply in replies:
+        node_id = reply.metadata.src_node_id
+        answered.add(node_id)
+        _classify(reply, node_id, outcome)
+    for node_id in node_ids:
+        if node_id not in answered:
+            outcome.failed.append(NodeProblem(node_id, "", f"no reply within {timeout:g} s"))
+    return RoundOutcome(
+        round=outcome.round, task=task, ok=outcome.ok, refused=outcome.refused,
+        failed=outcome.failed, seconds=time.monotonic() - start,
+    )
+
+
+def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
+    if reply.has_error():
+        outcome.failed.append(NodeProblem(node_id, "", _first_line(reply.error.reason)))
+        return
+    try:
+        status = ReplyStatus.from_record(reply.content[STATUS_KEY])
+    except (KeyError, ValueError, TypeError) as err:
+        outcome.failed.append(NodeProblem(node_id, "", f"malformed reply: {err}"))
+        return
+    if status.status == "refused":
+        outcome.refused.append(NodeProblem(node_id, status.node_name, status.reason))
+    elif status.status == "ok":
+        try:
+            receipt = (
+                PrivacyReceipt.from_record(reply.content[PRIVACY_KEY])
+                if PRIVACY_KEY in reply.content.config_records
+                else None
+            )
+        except (ValueError, TypeError) as err:
+            outcome.failed.append(NodeProblem(node_id, status.node_name, f"bad receipt: {err}"))
+            return
+        outcome.ok.append(NodeReply(node_id, status.node_name, reply.content, receipt))
+    else:
+        outcome.failed.append(NodeProblem(node_id, status.node_name, status.reason or status.status))
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return (lines[-1] if lines else "error reply")[:300]

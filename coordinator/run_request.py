@@ -1,0 +1,36 @@
+"""The run request: what `fedrisk-coordinator` hands to its ServerApp for one run.
+
+Written as JSON by the command that submits a run, read by the ServerApp through the
+Flower run config key ``run-request``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+
+from coordinator.config import CoordinatorConfig
+from protocols.atomic import atomic_write_text
+from protocols.config_file import StrictModel, parse_model
+
+__all__ = ["RunRequest", "write_run_request", "read_run_request"]
+
+
+class RunRequest(StrictModel):
+    """One run: id, output directory, configuration and how many nodes to wait for."""
+
+    run_id: str
+    run_dir: str
+    config: CoordinatorConfig
+    expected_nodes: int = Field(ge=1)
+    node_wait_timeout_s: float = Field(120.0, gt=0)
+
+
+def write_run_request(path: Path, request: RunRequest) -> None:
+    atomic_write_text(path, request.model_dump_json(indent=2))
+
+
+def read_run_request(path: Path) -> RunRequest:
+    return parse_model(RunRequest, json.loads(Path(path).read_text(encoding="utf-8")), str(path))

@@ -1,0 +1,118 @@
+"""The fedrisk Flower ClientApp: serves the model task and the curve task at a node.
+
+Every handler goes through :func:`_serve`, which turns any failure into a sanitised
+status reply (never a traceback: tracebacks can carry data values), records what left
+the node in its outbox, and logs details locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from enterprise_node.outbox import OutboxEntry, payload_digest
+from enterprise_node.runtime import NodeRuntime, load_runtime
+from enterprise_node.tasks import (
+    TaskResult,
+    parse_plan,
+    run_curve_task,
+    run_model_task,
+    safe_reason,
+)
+from protocols.messages import (
+    ARRAYS_KEY,
+    METRICS_KEY,
+    PRIVACY_KEY,
+    STATUS_KEY,
+    TASK_KEY,
+    ReplyStatus,
+    TaskHeader,
+)
+
+__all__ = ["app"]
+
+app = ClientApp()
+_log = logging.getLogger("fedrisk.node")
+
+Handler = Callable[[NodeRuntime, TaskHeader, Message], TaskResult]
+
+
+@app.train()
+def model_task(msg: Message, context: Context) -> Message:
+    """Local DP-SGD on the global model (record-level DP)."""
+
+    def handle(runtime: NodeRuntime, header: TaskHeader, message: Message) -> TaskResult:
+        plan = parse_plan(header)
+        record = message.content[ARRAYS_KEY]
+        arrays = [record[name].numpy() for name in sorted(record)]
+        return run_model_task(runtime, header, plan, arrays)
+
+    return _serve(msg, context, handle, purpose="model-update")
+
+
+@app.query("curve")
+def curve_task(msg: Message, context: Context) -> Message:
+    """Noised exit histograms for the industry curves (record-level DP)."""
+
+    def handle(runtime: NodeRuntime, header: TaskHeader, message: Message) -> TaskResult:
+        return run_curve_task(runtime, header, parse_plan(header))
+
+    return _serve(msg, context, handle, purpose="curve-histogram")
+
+
+def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) -> Message:
+    runtime: NodeRuntime | None = None
+    header: TaskHeader | None = None
+    try:
+        runtime = load_runtime(dict(context.node_config), dict(context.run_config))
+        header = TaskHeader.from_record(msg.content[TASK_KEY])
+        result = handler(runtime, header, msg)
+        status = ReplyStatus("ok", node_name=runtime.config.node.name)
+    except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
+        _log.exception("task failed at node")
+        kind, reason = safe_reason(err)
+        name = runtime.config.node.name if runtime else ""
+        result, status = TaskResult(), ReplyStatus(kind, reason=reason, node_name=name)
+    reply = _reply_content(result, status)
+    if runtime is not None:
+        _record_outbox(runtime, header, status, result, purpose)
+    return Message(reply, reply_to=msg)
+
+
+def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:
+    content = RecordDict({STATUS_KEY: status.to_record()})
+    if status.status == "ok":
+        content[ARRAYS_KEY] = ArrayRecord(
+            {k: np.ascontiguousarray(v) for k, v in result.arrays.items()}
+        )
+        content[METRICS_KEY] = MetricRecord(dict(result.metrics))
+        if result.receipt is not None:
+            content[PRIVACY_KEY] = result.receipt.to_record()
+    return content
+
+
+def _record_outbox(
+    runtime: NodeRuntime, header: TaskHeader | None, status: ReplyStatus,
+    result: TaskResult, purpose: str,
+) -> None:
+    sent = result.arrays if status.status == "ok" else {}
+    meta = {"status": status.status, "reason": status.reason, "metrics": result.metrics}
+    digest, size = payload_digest(sent, meta)
+    runtime.outbox.append(
+        OutboxEntry(
+            time=time.time(),
+            run_id=header.run_id if header else "",
+            round=header.round if header else 0,
+            task=header.kind if header else "",
+            status=status.status,
+            purpose=purpose if status.status == "ok" else "status-only",
+            sha256=digest,
+            bytes=size,
+            arrays=tuple(sorted(sent)),
+        )
+    )

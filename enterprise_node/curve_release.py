@@ -1,0 +1,58 @@
+"""The curve task at a node: exit histogram + discrete Gaussian noise from a secure source.
+
+One equipment unit changes exactly one cell of the exit histogram by 1 (and, with delayed
+entry, one cell of the entry histogram by 1): L2 sensitivity 1, or sqrt(2) for both. Noise
+is the discrete Gaussian sampled by OpenDP from OpenSSL's CSPRNG; its Renyi DP equals the
+continuous Gaussian's (Canonne, Kamath, Steinke 2020), so the RDP accountant applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import opendp.prelude as dp
+
+from models.histogram import ExitCounts
+
+__all__ = ["NoisyCounts", "discrete_gaussian", "histogram_sensitivity", "release_counts"]
+
+dp.enable_features("contrib")
+
+
+@dataclass(frozen=True)
+class NoisyCounts:
+    """Noised histograms as released: ``exits`` (S, J, 2), ``entries`` (S, J) or None."""
+
+    exits: np.ndarray
+    entries: np.ndarray | None
+    noise_std: float
+
+
+def histogram_sensitivity(counts: ExitCounts) -> float:
+    """L2 sensitivity of releasing ``counts``: 1, or sqrt(2) with an entry histogram."""
+    return math.sqrt(2.0) if counts.entries is not None else 1.0
+
+
+def discrete_gaussian(shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """Discrete Gaussian noise (int64) of std parameter ``scale`` from OpenDP (CSPRNG)."""
+    size = int(np.prod(shape))
+    measurement = dp.m.make_gaussian(
+        dp.vector_domain(dp.atom_domain(T="i64"), size=size),
+        dp.l2_distance(T="i64"),
+        scale=float(scale),
+    )
+    return np.asarray(measurement([0] * size), dtype=np.int64).reshape(shape)
+
+
+def release_counts(counts: ExitCounts, *, noise_multiplier: float) -> NoisyCounts:
+    """Add discrete Gaussian noise of std ``noise_multiplier`` x sensitivity to every cell."""
+    std = noise_multiplier * histogram_sensitivity(counts)
+    exits = np.asarray(counts.exits, dtype=np.int64) + discrete_gaussian(counts.exits.shape, std)
+    entries = None
+    if counts.entries is not None:
+        entries = np.asarray(counts.entries, dtype=np.int64) + discrete_gaussian(
+            counts.entries.shape, std
+        )
+    return NoisyCounts(exits=exits, entries=entries, noise_std=std)

@@ -1,0 +1,151 @@
+"""The two tasks a node serves, independent of Flower: train the model, release curves.
+
+Each task: check the plan, load and validate local data, plan the privacy spend, ask the
+budget guard (refuse if over the cap), compute, charge the accountant durably, and only
+then hand back the result. Nothing leaves on refusal or error but the status itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from enterprise_node.budget import Spend, calibrate_noise_multiplier, rdp_epsilon
+from enterprise_node.curve_release import histogram_sensitivity, release_counts
+from enterprise_node.runtime import NodeRuntime
+from enterprise_node.training import OPACUS_SECURE_RNG, dp_sgd_schedule, train_dp
+from models.features import encode_units
+from models.histogram import unit_histograms
+from protocols.errors import (
+    BudgetExceededError,
+    ConfigError,
+    DataRefusedError,
+    FedriskError,
+)
+from protocols.messages import PrivacyReceipt, TaskHeader
+from protocols.plan import TrainingPlan
+
+__all__ = ["TaskResult", "parse_plan", "run_model_task", "run_curve_task", "safe_reason"]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a task hands back: arrays to send, metrics, and the privacy receipt."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    receipt: PrivacyReceipt | None = None
+
+
+def parse_plan(header: TaskHeader) -> TrainingPlan:
+    """The plan in the task, after checking that its digest is what the header claims."""
+    digest = hashlib.sha256(header.plan_json.encode("utf-8")).hexdigest()
+    if digest != header.plan_digest:
+        raise ConfigError("task refused: the plan does not match its digest")
+    plan = TrainingPlan.from_json(header.plan_json, source="task plan")
+    if plan.digest != digest:
+        raise ConfigError("task refused: the plan is not in canonical form")
+    return plan
+
+
+def _require_record_dp(plan: TrainingPlan) -> None:
+    if not plan.privacy.record.enabled:
+        raise ConfigError(
+            "task refused: the plan turns record-level DP off; this node only serves DP tasks"
+        )
+
+
+def _receipt(
+    runtime: NodeRuntime, spend: Spend, *, sensitivity: float, clip: float, total: float,
+    secure_rng: bool,
+) -> PrivacyReceipt:
+    guard = runtime.guard
+    return PrivacyReceipt(
+        unit="record",
+        mechanism=spend.mechanism,
+        noise_multiplier=spend.noise_multiplier,
+        sample_rate=spend.sample_rate,
+        steps=spend.steps,
+        max_grad_norm=clip,
+        sensitivity=sensitivity,
+        epsilon_task=rdp_epsilon([spend], guard.delta),
+        epsilon_total=total,
+        epsilon_cap=guard.epsilon_cap,
+        delta=guard.delta,
+        accountant="rdp",
+        secure_rng=secure_rng,
+    )
+
+
+def run_model_task(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, arrays: list[np.ndarray]
+) -> TaskResult:
+    """One round of local DP-SGD on the global model; noise calibrated for the whole run."""
+    _require_record_dp(plan)
+    spec, record = plan.model_spec, plan.privacy.record
+    units = encode_units(runtime.units(spec).frame, spec)
+    n_units = len(units.interval)
+    if n_units == 0:
+        raise ConfigError("task refused: no valid units to train on")
+    sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
+    sigma = calibrate_noise_multiplier(
+        target_epsilon=record.model_epsilon,
+        target_delta=record.part_delta,
+        sample_rate=sample_rate,
+        steps=steps * plan.training.rounds,
+    )
+    spend = Spend(sigma, sample_rate, steps, "dp_sgd", header.run_id, header.round, "model")
+    runtime.guard.check([spend])
+    update = train_dp(
+        arrays, units, spec, plan.training,
+        noise_multiplier=sigma, max_grad_norm=record.max_grad_norm,
+        seed=plan.training.seed * 100_003 + header.round,
+    )
+    total = runtime.guard.charge([spend])
+    receipt = _receipt(
+        runtime, spend, sensitivity=1.0, clip=record.max_grad_norm, total=total,
+        secure_rng=OPACUS_SECURE_RNG,
+    )
+    out = {f"param_{i:03d}": a for i, a in enumerate(update.arrays)}
+    metrics = {"num-examples": float(update.num_examples), "train-loss": float(update.mean_loss)}
+    return TaskResult(arrays=out, metrics=metrics, receipt=receipt)
+
+
+def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
+    """Noised exit (and entry) histograms per segment and interval, for the life table."""
+    _require_record_dp(plan)
+    spec, record = plan.model_spec, plan.privacy.record
+    counts = unit_histograms(runtime.units(spec).frame, spec)
+    sigma = calibrate_noise_multiplier(
+        target_epsilon=record.curve_epsilon, target_delta=record.part_delta,
+        sample_rate=1.0, steps=1,
+    )
+    spend = Spend(
+        sigma, 1.0, 1, "discrete_gaussian_histogram", header.run_id, header.round, "curve"
+    )
+    runtime.guard.check([spend])
+    noisy = release_counts(counts, noise_multiplier=sigma)
+    total = runtime.guard.charge([spend])
+    receipt = _receipt(
+        runtime, spend, sensitivity=histogram_sensitivity(counts), clip=0.0, total=total,
+        secure_rng=True,
+    )
+    arrays = {"exits": noisy.exits}
+    if noisy.entries is not None:
+        arrays["entries"] = noisy.entries
+    return TaskResult(arrays=arrays, metrics={"noise-std": noisy.noise_std}, receipt=receipt)
+
+
+def safe_reason(err: BaseException) -> tuple[str, str]:
+    """(status, reason) for a failed task, with no data values in the reason."""
+    if isinstance(err, BudgetExceededError):
+        return "refused", str(err)
+    if isinstance(err, DataRefusedError):
+        return "refused", "local data refused by validation (details stay at the node)"
+    if isinstance(err, ConfigError) and str(err).startswith("task refused"):
+        return "refused", str(err)
+    if isinstance(err, FedriskError):
+        return "error", f"{type(err).__name__} at the node (details in the node's log)"
+    return "error", f"internal error at the node: {type(err).__name__} (details in its log)"

@@ -1,0 +1,130 @@
+"""Message contents exchanged between the coordinator and nodes over Flower.
+
+A task message carries a :class:`TaskHeader` (ConfigRecord "task"), the plan as
+canonical JSON, and for model tasks the global model (ArrayRecord "arrays"). Every
+reply carries a :class:`ReplyStatus` and, when anything was released, a
+:class:`PrivacyReceipt` naming the mechanism and its parameters.
+
+Compatibility rule: keys are never removed and their meaning never changes; add new
+keys with defaults, because ledgers and auditors replay old messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Literal
+
+from flwr.app import ConfigRecord
+
+__all__ = [
+    "TASK_KEY",
+    "STATUS_KEY",
+    "PRIVACY_KEY",
+    "ARRAYS_KEY",
+    "HISTOGRAM_KEY",
+    "METRICS_KEY",
+    "MODEL_TASK",
+    "CURVE_TASK",
+    "TaskHeader",
+    "ReplyStatus",
+    "PrivacyReceipt",
+]
+
+TASK_KEY = "task"
+STATUS_KEY = "status"
+PRIVACY_KEY = "privacy"
+ARRAYS_KEY = "arrays"
+HISTOGRAM_KEY = "histogram"
+METRICS_KEY = "metrics"
+
+#: Flower message types of the two tasks (``ClientApp`` routes on them).
+MODEL_TASK = "train"
+CURVE_TASK = "query.curve"
+
+TaskKind = Literal["model", "curve"]
+StatusKind = Literal["ok", "refused", "error"]
+
+
+def _to_record(obj: Any) -> ConfigRecord:
+    return ConfigRecord({k: v for k, v in asdict(obj).items() if v is not None})
+
+
+def _from_record(cls: type, record: ConfigRecord) -> Any:
+    names = {f.name for f in fields(cls)}
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    data = {k: v for k, v in dict(record).items() if k in names}
+    missing = sorted(required - set(data))
+    if missing:
+        raise ValueError(f"{cls.__name__}: missing key(s) {missing} in message")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class TaskHeader:
+    """What the coordinator asks for: which run, round and task, under which plan."""
+
+    run_id: str
+    round: int
+    kind: str
+    plan_json: str
+    plan_digest: str
+
+    def to_record(self) -> ConfigRecord:
+        return _to_record(self)
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> TaskHeader:
+        return _from_record(cls, record)
+
+
+@dataclass(frozen=True)
+class ReplyStatus:
+    """Outcome at the node: ``ok``, ``refused`` (a policy said no; ``reason`` says why),
+    or ``error`` (the node failed; ``reason`` is a sanitised message, never raw data)."""
+
+    status: str
+    reason: str = ""
+    node_name: str = ""
+
+    def to_record(self) -> ConfigRecord:
+        return _to_record(self)
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> ReplyStatus:
+        return _from_record(cls, record)
+
+
+@dataclass(frozen=True)
+class PrivacyReceipt:
+    """The privacy parameters of one release at a node (record-level unit).
+
+    ``mechanism`` is ``dp_sgd`` (Poisson-subsampled Gaussian: ``noise_multiplier`` =
+    noise std / ``max_grad_norm``, ``sample_rate`` q, ``steps``) or
+    ``discrete_gaussian_histogram`` (one release, L2 sensitivity ``sensitivity``, noise
+    std = ``noise_multiplier`` x ``sensitivity``, q = 1, steps = 1).
+    ``epsilon_task`` is this task's own epsilon at ``delta``; ``epsilon_total`` the
+    node's lifetime spend after it (same accountant, same delta).
+    """
+
+    unit: str
+    mechanism: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    sensitivity: float
+    epsilon_task: float
+    epsilon_total: float
+    epsilon_cap: float
+    delta: float
+    accountant: str
+    secure_rng: bool
+
+    def to_record(self) -> ConfigRecord:
+        return _to_record(self)
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> PrivacyReceipt:
+        return _from_record(cls, record)
