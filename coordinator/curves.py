@@ -16,22 +16,40 @@ __all__ = ["HistogramSum", "check_histogram", "sum_histograms", "estimate_curves
 
 
 class HistogramSum:
-    """Running sum of exit (S, J, 2) and entry (S, J) histograms over nodes."""
+    """Running sum of exit (S, J, 2) and entry (S, J) histograms over nodes.
+
+    A node without delayed entry sends no entry histogram: all its units entered at
+    interval 0, so its per-segment total counts as entries there once any node sends
+    entries (otherwise the at-risk sets of the others would be undercounted).
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         shape = (len(spec.segments), spec.time_grid.n_intervals)
         self.spec = spec
         self.exits = np.zeros(shape + (2,), dtype=np.int64)
-        self.entries: np.ndarray | None = None
+        self._explicit_entries = np.zeros(shape, dtype=np.int64)
+        self._implicit_entries = np.zeros(shape[0], dtype=np.int64)
+        self._any_entries = False
         self.contributors = 0
 
     def add(self, exits: np.ndarray, entries: np.ndarray | None) -> None:
-        self.exits += exits.astype(np.int64)
-        if entries is not None:
-            if self.entries is None:
-                self.entries = np.zeros(self.exits.shape[:2], dtype=np.int64)
-            self.entries += entries.astype(np.int64)
+        exits = exits.astype(np.int64)
+        self.exits += exits
+        if entries is None:
+            self._implicit_entries += exits.sum(axis=(1, 2))
+        else:
+            self._explicit_entries += entries.astype(np.int64)
+            self._any_entries = True
         self.contributors += 1
+
+    @property
+    def entries(self) -> np.ndarray | None:
+        """Summed entry histogram, or None when no node reported delayed entry."""
+        if not self._any_entries:
+            return None
+        total = self._explicit_entries.copy()
+        total[:, 0] += self._implicit_entries
+        return total
 
 
 def check_histogram(

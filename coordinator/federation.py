@@ -166,10 +166,21 @@ def _submit_and_follow(
     end = next((e for e in reversed(events) if e.get("event") == "run_end"), None)
     if end is None:
         raise RunFailedError(
-            f"the run ended without a result; see {log_path} and {store.dir / 'superlink.log'}"
+            f"the run ended without a result: {_last_line(log_path)}; see {log_path} and "
+            f"{store.dir / 'superlink.log'}"
         )
     if end.get("status") != "completed":
         raise RunFailedError(f"the run failed: {end.get('error', 'unknown error')}")
+
+
+def _last_line(path: Path) -> str:
+    """The last meaningful line of a log (box-drawing stripped), for error messages."""
+    lines = [
+        line.strip(" │╭╮╰╯─")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+    ]
+    lines = [line for line in lines if line and not line.startswith("Using SuperLink")]
+    return lines[-1] if lines else "no output"
 
 
 def _follow(

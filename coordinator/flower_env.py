@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 __all__ = ["flower_env", "free_port", "write_connection"]
@@ -16,6 +17,10 @@ __all__ = ["flower_env", "free_port", "write_connection"]
 def flower_env(flwr_home: Path) -> dict[str, str]:
     """The current environment plus FLWR_HOME and Flower's opt-outs."""
     env = dict(os.environ)
+    # Flower starts its helpers (flower-superexec, flwr-simulation) from PATH: put this
+    # interpreter's bin directory first so they come from the same environment.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     env["FLWR_HOME"] = str(flwr_home)
     env["FLWR_TELEMETRY_ENABLED"] = "0"
     env["FLWR_DISABLE_UPDATE_CHECK"] = "1"

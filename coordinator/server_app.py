@@ -22,7 +22,7 @@ from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
-from models.hazard import HazardNet, state_to_arrays
+from models.hazard import init_arrays
 from protocols.errors import FedriskError, RunFailedError
 from protocols.messages import ARRAYS_KEY, CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader
 
@@ -104,10 +104,8 @@ class Coordinator:
 
     # ---- model rounds --------------------------------------------------------------
     def _train(self, node_ids: list[int]) -> ArrayRecord:
-        model = HazardNet(self.plan.model_spec, seed=self.plan.training.seed)
-        arrays = ArrayRecord(
-            {f"param_{i:03d}": Array(a) for i, a in enumerate(state_to_arrays(model))}
-        )
+        initial = init_arrays(self.plan.model_spec, seed=self.plan.training.seed)
+        arrays = ArrayRecord({f"param_{i:03d}": Array(a) for i, a in enumerate(initial)})
         for round_number in range(1, self.plan.training.rounds + 1):
             header = self._header(round_number, "model")
 
@@ -180,8 +178,11 @@ class Coordinator:
     def _require_quorum(self, outcome: RoundOutcome, good: list[NodeReply]) -> None:
         needed = self.config.federation.min_nodes
         if len(good) < needed:
+            by_reason: dict[str, list[str]] = {}
+            for p in outcome.refused + outcome.failed:
+                by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
             reasons = "; ".join(
-                f"{p.node_name or p.node_id}: {p.reason}" for p in outcome.refused + outcome.failed
+                f"{reason} ({len(nodes)} node(s))" for reason, nodes in by_reason.items()
             )
             raise RunFailedError(
                 f"round {outcome.round} ({outcome.task}): {len(good)} good repl(ies), "

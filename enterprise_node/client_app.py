@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from enterprise_node.outbox import OutboxEntry, payload_digest
@@ -88,7 +88,7 @@ def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:
     content = RecordDict({STATUS_KEY: status.to_record()})
     if status.status == "ok":
         content[ARRAYS_KEY] = ArrayRecord(
-            {k: np.ascontiguousarray(v) for k, v in result.arrays.items()}
+            {k: Array(np.ascontiguousarray(v)) for k, v in result.arrays.items()}
         )
         content[METRICS_KEY] = MetricRecord(dict(result.metrics))
         if result.receipt is not None:

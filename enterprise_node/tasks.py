@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from enterprise_node.budget import Spend, calibrate_noise_multiplier, rdp_epsilon
+from enterprise_node.noise_plan import plan_noise
 from enterprise_node.curve_release import histogram_sensitivity, release_counts
 from enterprise_node.runtime import NodeRuntime
-from enterprise_node.training import OPACUS_SECURE_RNG, dp_sgd_schedule, train_dp
+from enterprise_node.training import OPACUS_SECURE_RNG, train_dp
 from models.features import encode_units
 from models.histogram import unit_histograms
 from protocols.errors import (
@@ -24,6 +24,7 @@ from protocols.errors import (
     DataRefusedError,
     FedriskError,
 )
+from protocols.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 
@@ -86,21 +87,14 @@ def run_model_task(
     _require_record_dp(plan)
     spec, record = plan.model_spec, plan.privacy.record
     units = encode_units(runtime.units(spec).frame, spec)
-    n_units = len(units.interval)
-    if n_units == 0:
+    if len(units) == 0:
         raise ConfigError("task refused: no valid units to train on")
-    sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
-    sigma = calibrate_noise_multiplier(
-        target_epsilon=record.model_epsilon,
-        target_delta=record.part_delta,
-        sample_rate=sample_rate,
-        steps=steps * plan.training.rounds,
-    )
-    spend = Spend(sigma, sample_rate, steps, "dp_sgd", header.run_id, header.round, "model")
+    noise = plan_noise(plan, len(units))
+    spend = noise.model_spend(header.run_id, header.round)
     runtime.guard.check([spend])
     update = train_dp(
         arrays, units, spec, plan.training,
-        noise_multiplier=sigma, max_grad_norm=record.max_grad_norm,
+        noise_multiplier=spend.noise_multiplier, max_grad_norm=record.max_grad_norm,
         seed=plan.training.seed * 100_003 + header.round,
     )
     total = runtime.guard.charge([spend])
@@ -116,17 +110,14 @@ def run_model_task(
 def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
     """Noised exit (and entry) histograms per segment and interval, for the life table."""
     _require_record_dp(plan)
-    spec, record = plan.model_spec, plan.privacy.record
-    counts = unit_histograms(runtime.units(spec).frame, spec)
-    sigma = calibrate_noise_multiplier(
-        target_epsilon=record.curve_epsilon, target_delta=record.part_delta,
-        sample_rate=1.0, steps=1,
-    )
-    spend = Spend(
-        sigma, 1.0, 1, "discrete_gaussian_histogram", header.run_id, header.round, "curve"
-    )
+    if not plan.curve_release:
+        raise ConfigError("task refused: the plan does not include a curve release")
+    spec = plan.model_spec
+    frame = runtime.units(spec).frame
+    counts = unit_histograms(frame, spec)
+    spend = plan_noise(plan, len(frame)).curve_spend(header.run_id, header.round)
     runtime.guard.check([spend])
-    noisy = release_counts(counts, noise_multiplier=sigma)
+    noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
     total = runtime.guard.charge([spend])
     receipt = _receipt(
         runtime, spend, sensitivity=histogram_sensitivity(counts), clip=0.0, total=total,

@@ -8,6 +8,9 @@ analysis (Mironov 2017; Mironov, Talwar, Zhang 2019) over :data:`RDP_ORDERS`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
@@ -42,27 +45,43 @@ def rdp_epsilon(spends: list[Spend], delta: float) -> float:
     """Epsilon at ``delta`` of composing ``spends`` under RDP (0.0 for none)."""
     if not spends:
         return 0.0
-    total = sum(
-        compute_rdp(
-            q=s.sample_rate, noise_multiplier=s.noise_multiplier, steps=s.steps, orders=RDP_ORDERS
-        )
-        for s in spends
-    )
+    total = np.zeros(len(RDP_ORDERS))
+    for s in spends:
+        total += s.steps * np.asarray(_rdp_per_step(float(s.sample_rate), float(s.noise_multiplier)))
     epsilon, _ = get_privacy_spent(orders=RDP_ORDERS, rdp=total, delta=delta)
     return float(epsilon)
 
 
+@lru_cache(maxsize=4096)
+def _rdp_per_step(sample_rate: float, noise_multiplier: float) -> tuple[float, ...]:
+    """RDP of one step of the subsampled Gaussian at every order (cached: it is pure)."""
+    rdp = compute_rdp(
+        q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=RDP_ORDERS
+    )
+    return tuple(float(v) for v in np.atleast_1d(rdp))
+
+
 def calibrate_noise_multiplier(
-    *, target_epsilon: float, target_delta: float, sample_rate: float, steps: int
+    *,
+    target_epsilon: float,
+    target_delta: float,
+    sample_rate: float,
+    steps: int,
+    composed_with: tuple[Spend, ...] = (),
 ) -> float:
     """Smallest noise multiplier (to 0.1 %) whose RDP epsilon is <= ``target_epsilon``.
 
+    ``composed_with`` are other releases the target must also cover (their RDP is added),
+    so a budget can be filled exactly under RDP composition instead of split loosely.
     Uses the same orders as the guard, so a task calibrated here never surprises it.
     """
 
     def eps(sigma: float) -> float:
-        return rdp_epsilon([Spend(sigma, sample_rate, steps, "calibration")], target_delta)
+        spend = Spend(sigma, sample_rate, steps, "calibration")
+        return rdp_epsilon([*composed_with, spend], target_delta)
 
+    if rdp_epsilon(list(composed_with), target_delta) >= target_epsilon:
+        raise ValueError("the fixed releases alone already reach the target epsilon")
     low, high = 0.05, 1.0
     while eps(high) > target_epsilon:
         low, high = high, high * 2.0

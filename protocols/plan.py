@@ -35,9 +35,9 @@ class TrainingSettings(StrictModel):
 class RecordPrivacy(StrictModel):
     """Record-level DP (privacy unit = one equipment unit), spent at each node per run.
 
-    ``epsilon``/``delta`` is the most one run may cost a node. It is split by basic
-    composition: the curve release gets ``curve_share`` of epsilon and half of delta, the
-    DP-SGD model updates the rest; the node's accountant (RDP) composes them more tightly.
+    ``epsilon``/``delta`` is the most one run may cost a node. The curve release is
+    calibrated alone to ``curve_share`` x epsilon; DP-SGD's noise is then the smallest that
+    keeps the RDP composition of all rounds plus the curve release within epsilon.
     """
 
     enabled: bool = True
@@ -53,10 +53,6 @@ class RecordPrivacy(StrictModel):
     @property
     def model_epsilon(self) -> float:
         return self.epsilon * (1.0 - self.curve_share)
-
-    @property
-    def part_delta(self) -> float:
-        return self.delta / 2.0
 
 
 class PrivacySettings(StrictModel):

@@ -1,0 +1,141 @@
+"""`fedrisk-coordinator`: the broker's command line.
+
+Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
+folders through Flower on this machine), ``demo`` (both, then judge the result).
+:func:`main` is the one place that catches :class:`FedriskError` and maps it to an exit code.
+
+    >>> from coordinator.cli import build_app
+    >>> sorted(c.name for c in build_app().registered_commands)
+    ['demo', 'federate', 'synth']
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from coordinator.config import CoordinatorConfig, load_coordinator_config
+from coordinator.federation import run_local_federation
+from coordinator.progress import ProgressPrinter
+from protocols.errors import FedriskError
+from protocols.exit_codes import ExitCode
+
+__all__ = ["build_app", "main", "load_config_or_default"]
+
+_console = Console()
+
+
+def load_config_or_default(path: Path | None) -> CoordinatorConfig:
+    """coordinator.yaml from ``path``, or the packaged default (configs/coordinator.yaml)."""
+    if path is not None:
+        return load_coordinator_config(path)
+    default = resources.files("coordinator.templates").joinpath("coordinator.yaml")
+    with resources.as_file(default) as file:
+        return load_coordinator_config(file)
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="coordinator.yaml (default: packaged demo)")
+]
+
+
+def _synth(
+    out: Annotated[Path, typer.Argument(help="Directory for the enterprise folders.")],
+    enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
+    min_units: Annotated[int, typer.Option(help="Fewest units per enterprise.")] = 2000,
+    max_units: Annotated[int, typer.Option(help="Most units per enterprise.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    delayed_entry: Annotated[bool, typer.Option(help="Left-truncated units.")] = False,
+    parquet_every: Annotated[int, typer.Option(help="Every k-th site exports Parquet.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Write synthetic factories (CSV/Parquet + node.yaml each) and ground_truth.json."""
+    from models.synthetic import SyntheticConfig, generate_federation
+
+    spec = load_config_or_default(config).plan.model_spec
+    manifest = generate_federation(
+        out,
+        spec,
+        SyntheticConfig(
+            n_enterprises=enterprises, min_units=min_units, max_units=max_units, seed=seed,
+            delayed_entry=delayed_entry, parquet_every=parquet_every,
+        ),
+    )
+    _console.print(f"Wrote {len(manifest.node_configs)} enterprises under {out}")
+    _console.print(f"Truth: {manifest.truth_path}; holdout: {manifest.holdout_path}")
+
+
+def _federate(
+    node_configs: Annotated[list[Path], typer.Argument(help="node.yaml of each enterprise.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for outputs.")],
+    config: ConfigOption = None,
+) -> None:
+    """Run a federation of local enterprise folders through Flower on this machine."""
+    cfg = load_config_or_default(config)
+    printer = ProgressPrinter(_console, cfg.plan.training.rounds + int(cfg.plan.curve_release))
+    result = run_local_federation(
+        node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer
+    )
+    _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
+
+
+def _demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for data and outputs.")] = Path(
+        "demo-out"
+    ),
+    enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic factories.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Synthetic factories -> federation on Flower -> curves and model judged against truth."""
+    from coordinator.demo import run_demo
+
+    run_demo(
+        out, load_config_or_default(config), enterprises=enterprises, seed=seed,
+        flwr_home=_flwr_home(), console=_console,
+    )
+
+
+def _flwr_home() -> Path:
+    import os
+
+    return Path(os.environ.get("FLWR_HOME") or Path.cwd() / ".fedrisk" / "flwr-home")
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="fedrisk-coordinator",
+        help="fedrisk coordinator: federated industry risk curves and models.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+    )
+    app.command("synth")(_synth)
+    app.command("federate")(_federate)
+    app.command("demo")(_demo)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run the app; map FedriskError to its exit code, Ctrl-C to 130."""
+    app = build_app()
+    try:
+        app(args=None if argv is None else list(argv), prog_name="fedrisk-coordinator")
+    except FedriskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.advice:
+            print(f"advice: {err.advice}", file=sys.stderr)
+        raise SystemExit(int(err.exit_code)) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Judging a run against what only a simulation knows: the truth and the pooled data.
+
+Used by the demo and the benchmarks on synthetic federations. It reads every site's
+data, which no real coordinator can; it is an evaluation tool, never part of a run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coordinator.curves import estimate_curves, sum_histograms
+from enterprise_node.config import load_node_config
+from enterprise_node.ingest import ingest
+from models.curves import RiskCurve
+from models.features import encode_units
+from models.hazard import HazardNet, arrays_to_state, survival_curves
+from models.histogram import unit_histograms
+from models.metrics import concordance_td, integrated_brier_score
+from protocols.model_spec import ModelSpec
+
+__all__ = [
+    "CurveError",
+    "ModelScore",
+    "pooled_frame",
+    "pooled_curves",
+    "curve_errors",
+    "load_curves",
+    "score_model",
+    "score_arrays",
+]
+
+
+@dataclass(frozen=True)
+class CurveError:
+    """Largest |F(t) difference| over the grid for one segment."""
+
+    segment: str
+    vs_truth: float
+    vs_pooled: float
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """Time-dependent C-index (Antolini) and integrated Brier score (IPCW) on a holdout."""
+
+    c_index: float
+    ibs: float
+
+
+def pooled_frame(node_configs: list[Path], spec: ModelSpec) -> pd.DataFrame:
+    """All sites' validated unit tables stacked (evaluation only)."""
+    frames = [ingest(load_node_config(p), spec).frame for p in node_configs]
+    return pd.concat(frames, ignore_index=True)
+
+
+def pooled_curves(frame: pd.DataFrame, spec: ModelSpec, *, censor_weight: float) -> list[RiskCurve]:
+    """The non-private life table of the pooled data: what the federation should match."""
+    counts = unit_histograms(frame, spec)
+    total = sum_histograms(spec, [(counts.exits, counts.entries)])
+    return estimate_curves(total, censor_weight=censor_weight)
+
+
+def load_curves(path: Path) -> list[RiskCurve]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [RiskCurve.from_dict(c) for c in data["curves"]]
+
+
+def curve_errors(
+    curves: list[RiskCurve], pooled: list[RiskCurve], truth_path: Path
+) -> list[CurveError]:
+    """Per segment: max |F - F_true| (the federation's own truth) and max |F - F_pooled|."""
+    truth = json.loads(Path(truth_path).read_text(encoding="utf-8"))["segments"]
+    by_segment = {c.segment: c for c in pooled}
+    errors = []
+    for curve in curves:
+        true_f = np.asarray(truth[curve.segment]["F_federation"], dtype=float)
+        errors.append(
+            CurveError(
+                segment=curve.segment,
+                vs_truth=float(np.max(np.abs(curve.failure - true_f))),
+                vs_pooled=float(np.max(np.abs(curve.failure - by_segment[curve.segment].failure))),
+            )
+        )
+    return errors
+
+
+def score_model(model: HazardNet, holdout: pd.DataFrame, spec: ModelSpec) -> ModelScore:
+    """C-index and IBS of ``model`` on ``holdout`` (censoring weights from the holdout)."""
+    units = encode_units(holdout, spec)
+    surv = survival_curves(model, units.x)
+    edges = np.asarray(spec.time_grid.edges, dtype=float)
+    durations = holdout["duration"].to_numpy(dtype=float)
+    events = holdout["failed"].to_numpy(dtype=int)
+    c_index = concordance_td(durations, events, surv, edges)
+    lo, hi = durations.min(), durations.max()
+    mask = (edges > lo) & (edges < hi)
+    times = edges[mask]
+    ibs = integrated_brier_score(durations, events, durations, events, surv[:, mask], times)
+    return ModelScore(c_index=float(c_index), ibs=float(ibs))
+
+
+def score_arrays(arrays: list[np.ndarray], holdout: pd.DataFrame, spec: ModelSpec) -> ModelScore:
+    model = HazardNet(spec)
+    arrays_to_state(model, arrays)
+    return score_model(model, holdout, spec)

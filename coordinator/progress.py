@@ -1,0 +1,45 @@
+"""Showing a run's progress in the terminal, one line per round, from progress events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+__all__ = ["ProgressPrinter"]
+
+
+class ProgressPrinter:
+    """Turns ``progress.jsonl`` events into readable lines on a rich console."""
+
+    def __init__(self, console: Console, total_rounds: int) -> None:
+        self.console = console
+        self.total = total_rounds
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "run_start":
+            self.console.print(
+                f"[bold]run {event['run_id']}[/]: plan {event['plan_digest'][:12]}, "
+                f"{event['rounds']} model round(s) + curve round, "
+                f"waiting for {event['expected_nodes']} node(s)"
+            )
+        elif kind == "nodes_ready":
+            self.console.print(f"  {event['nodes']} node(s) connected")
+        elif kind == "round_end":
+            self._round(event)
+        elif kind == "run_end" and event.get("status") != "completed":
+            self.console.print(f"[red]run failed:[/] {event.get('error', '')}")
+
+    def _round(self, event: dict[str, Any]) -> None:
+        ok, refused, failed = event["ok"], event["refused"], event["failed"]
+        colour = "green" if not (refused or failed) else "yellow"
+        self.console.print(
+            f"  [{colour}]round {event['round']}/{self.total} {event['task']:<5}[/] "
+            f"{len(ok)} ok, {len(refused)} refused, {len(failed)} failed, "
+            f"max node epsilon {event.get('epsilon_max', 0.0):.3f}, {event['seconds']:.1f} s"
+        )
+        for problem in refused:
+            self.console.print(f"    [yellow]refused[/] {problem['node']}: {problem['reason']}")
+        for problem in failed:
+            self.console.print(f"    [red]failed[/] {problem['node']}: {problem['reason']}")

@@ -1,0 +1,252 @@
+"""The `fedrisk-node check` report: what ingestion accepted, refused and rated, locally.
+
+Everything here stays on the node: per-segment counts and failure rates are shown to the
+site's own staff and never sent. The report never holds unit ids (not even pseudonyms).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from enterprise_node.config import NodeConfig
+from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
+from enterprise_node.quality import QualityRating
+from enterprise_node.validation import ERROR_KINDS, ROW_NUMBERING, RowError
+from protocols.atomic import atomic_write_json
+from protocols.config_file import parse_model
+from protocols.errors import ConfigError
+from protocols.model_spec import ModelSpec
+
+__all__ = [
+    "NOTHING_SENT",
+    "SegmentSummary",
+    "CheckReport",
+    "load_model_spec",
+    "build_check_report",
+    "render_check_report",
+    "report_to_dict",
+    "run_check",
+]
+
+NOTHING_SENT = "Nothing was sent: this check ran locally and shared nothing with anyone."
+_FIRST_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """Accepted units and failures of one published segment (local only)."""
+
+    segment: str
+    units: int
+    failures: int
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failures / self.units if self.units else None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `fedrisk-node check` shows; ``accepted`` is False when the file is refused."""
+
+    source: Path
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    n_errors: int
+    error_counts: tuple[tuple[str, int], ...]
+    first_errors: tuple[RowError, ...]
+    segments: tuple[SegmentSummary, ...]
+    quality: QualityRating
+    quarantine_path: Path | None
+    max_bad_fraction: float
+
+    @property
+    def bad_fraction(self) -> float:
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+
+    @property
+    def accepted(self) -> bool:
+        return self.bad_fraction <= self.max_bad_fraction
+
+
+def load_model_spec(path: Path) -> ModelSpec:
+    """The model spec from a coordinator.yaml (``plan.model_spec``), a plan, or a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: spec file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the model spec: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping holding a model spec")
+    if isinstance(data.get("plan"), dict) and "model_spec" in data["plan"]:
+        return parse_model(ModelSpec, data["plan"]["model_spec"], f"{path}: plan.model_spec")
+    if "model_spec" in data:
+        return parse_model(ModelSpec, data["model_spec"], f"{path}: model_spec")
+    if "time_grid" in data:
+        return parse_model(ModelSpec, data, str(path))
+    raise ConfigError(
+        f"{path}: no model spec found; expected plan.model_spec (coordinator.yaml), "
+        f"model_spec, or a spec with time_grid at the top level"
+    )
+
+
+def build_check_report(
+    result: IngestResult, spec: ModelSpec, *, max_bad_fraction: float
+) -> CheckReport:
+    """Summarise an ingest result (accepted or not) for display and JSON."""
+    counts = Counter(error.kind for error in result.errors)
+    return CheckReport(
+        source=result.source,
+        rows_read=result.n_rows_read,
+        rows_accepted=result.n_rows_accepted,
+        rows_quarantined=result.n_rows_quarantined,
+        n_errors=len(result.errors),
+        error_counts=tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
+        first_errors=result.errors[:_FIRST_ERRORS],
+        segments=_segments(result, spec),
+        quality=result.quality,
+        quarantine_path=result.quarantine_path,
+        max_bad_fraction=max_bad_fraction,
+    )
+
+
+def _segments(result: IngestResult, spec: ModelSpec) -> tuple[SegmentSummary, ...]:
+    frame = result.frame
+    summaries = []
+    for segment in spec.segments:
+        failed = frame.loc[frame["segment"] == segment, "failed"]
+        summaries.append(SegmentSummary(segment, len(failed), int(failed.sum())))
+    return tuple(summaries)
+
+
+def run_check(
+    config: NodeConfig, spec: ModelSpec, *, console: Console, json_path: Path | None = None
+) -> CheckReport:
+    """Ingest, print the report, write it as JSON if asked, then refuse a too-bad file."""
+    result = load_and_validate(config, spec)
+    report = build_check_report(result, spec, max_bad_fraction=config.data.max_bad_fraction)
+    render_check_report(report, console)
+    if json_path is not None:
+        atomic_write_json(json_path, report_to_dict(report))
+        console.print(f"Report written to {json_path}")
+    refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction)
+    return report
+
+
+def render_check_report(report: CheckReport, console: Console) -> None:
+    """Print the report with rich: rows, errors, segments, rating, verdict."""
+    console.rule(f"fedrisk-node check: {report.source}")
+    console.print(
+        f"Rows read: {report.rows_read}   accepted: {report.rows_accepted}   "
+        f"quarantined: {report.rows_quarantined}"
+    )
+    if report.n_errors:
+        _render_errors(report, console)
+    console.print(_segment_table(report))
+    console.print(_quality_table(report.quality))
+    for note in report.quality.notes:
+        console.print(f"  - {note}")
+    _render_verdict(report, console)
+    console.print(NOTHING_SENT, style="bold")
+
+
+def _render_errors(report: CheckReport, console: Console) -> None:
+    console.print(f"Bad rows were quarantined to {report.quarantine_path} (stays on this node).")
+    kinds = Table(title=f"{report.n_errors} errors by kind")
+    kinds.add_column("kind")
+    kinds.add_column("meaning")
+    kinds.add_column("count", justify="right")
+    for kind, count in report.error_counts:
+        kinds.add_row(kind, ERROR_KINDS.get(kind, ""), str(count))
+    console.print(kinds)
+    first = Table(title=f"First {len(report.first_errors)} errors ({ROW_NUMBERING})")
+    for name in ("data row", "column", "problem", "value"):
+        first.add_column(name)
+    for error in report.first_errors:
+        first.add_row(str(error.row), error.column, error.message, error.value)
+    console.print(first)
+
+
+def _segment_table(report: CheckReport) -> Table:
+    table = Table(title="Accepted units per segment (local only, never sent)")
+    for name in ("segment", "units", "failures", "failure rate"):
+        table.add_column(name, justify="left" if name == "segment" else "right")
+    for summary in report.segments:
+        rate = summary.failure_rate
+        shown = "-" if rate is None else f"{rate:.1%}"
+        table.add_row(summary.segment, str(summary.units), str(summary.failures), shown)
+    return table
+
+
+def _quality_table(quality: QualityRating) -> Table:
+    table = Table(title=f"Data quality: {quality.score:.1f} / 100, grade {quality.grade}")
+    table.add_column("component")
+    table.add_column("share", justify="right")
+    for name in ("completeness", "validity", "consistency", "plausibility"):
+        table.add_row(name, f"{getattr(quality, name):.1%}")
+    return table
+
+
+def _render_verdict(report: CheckReport, console: Console) -> None:
+    share = f"{report.rows_quarantined} of {report.rows_read} rows bad ({report.bad_fraction:.1%})"
+    limit = f"data.max_bad_fraction {report.max_bad_fraction:.1%}"
+    if report.accepted:
+        console.print(f"ACCEPTED: {share}, within {limit}.", style="bold green")
+    else:
+        console.print(f"REFUSED: {share}, more than {limit}.", style="bold red")
+
+
+def report_to_dict(report: CheckReport) -> dict[str, object]:
+    """JSON-ready form of the report (no unit ids, no pseudonyms)."""
+    return {
+        "source": str(report.source),
+        "accepted": report.accepted,
+        "rows_read": report.rows_read,
+        "rows_accepted": report.rows_accepted,
+        "rows_quarantined": report.rows_quarantined,
+        "max_bad_fraction": report.max_bad_fraction,
+        "quarantine_path": None if report.quarantine_path is None else str(report.quarantine_path),
+        "row_numbering": ROW_NUMBERING,
+        "n_errors": report.n_errors,
+        "error_counts": dict(report.error_counts),
+        "first_errors": [
+            {
+                "row": e.row,
+                "column": e.column,
+                "kind": e.kind,
+                "message": e.message,
+                "value": e.value,
+            }
+            for e in report.first_errors
+        ],
+        "segments": [
+            {
+                "segment": s.segment,
+                "units": s.units,
+                "failures": s.failures,
+                "failure_rate": s.failure_rate,
+            }
+            for s in report.segments
+        ],
+        "quality": {
+            "completeness": report.quality.completeness,
+            "validity": report.quality.validity,
+            "consistency": report.quality.consistency,
+            "plausibility": report.quality.plausibility,
+            "score": report.quality.score,
+            "grade": report.quality.grade,
+            "notes": list(report.quality.notes),
+        },
+        "sent": False,
+    }

@@ -1,0 +1,131 @@
+"""`fedrisk-node`: the enterprise's command line (init, check; join, status, ledger, approve later).
+
+Commands stay thin and call the modules that do the work. :func:`main` is the only place
+that catches :class:`FedriskError`: it prints the message and advice to stderr and exits
+with the error's code (protocols/exit_codes.py); Ctrl-C exits with 130.
+
+Example (doctest)::
+
+    >>> from enterprise_node.cli import build_app
+    >>> sorted(command.name for command in build_app().registered_commands)
+    ['check', 'init']
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from enterprise_node.check import load_model_spec, run_check
+from enterprise_node.config import NodeConfig, load_node_config
+from enterprise_node.pseudonym import load_or_create_site_secret
+from protocols.atomic import atomic_write_text
+from protocols.errors import ConfigError, FedriskError
+from protocols.exit_codes import ExitCode
+
+__all__ = ["build_app", "main", "init_node", "node_template"]
+
+
+def node_template() -> str:
+    """The node.yaml template shipped inside the package."""
+    return resources.files("enterprise_node.templates").joinpath("node.yaml").read_text("utf-8")
+
+
+def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
+    """Create ``directory``/node.yaml, the site secret (0600) and the state dir (0700).
+
+    An existing node.yaml is kept unless ``force``; an existing site secret is always kept
+    (replacing it would change every pseudonym).
+    """
+    node_yaml = Path(directory) / "node.yaml"
+    if node_yaml.exists() and not force:
+        raise ConfigError(
+            f"{node_yaml}: already exists; not overwritten",
+            advice="Pass --force to replace node.yaml (the site secret and state are kept).",
+        )
+    atomic_write_text(node_yaml, node_template())
+    config = load_node_config(node_yaml)
+    config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    load_or_create_site_secret(config.site_secret_path)
+    return config
+
+
+def _init_command(
+    directory: Annotated[Path, typer.Argument(help="Directory for node.yaml, secrets and state.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing node.yaml.")
+    ] = False,
+) -> None:
+    """Create node.yaml from the template, the site secret and the state directory."""
+    config = init_node(directory, force=force)
+    console = Console()
+    console.print(f"Wrote {Path(config.base_dir) / 'node.yaml'}")
+    console.print(f"Site secret: {config.site_secret_path} (mode 0600; back it up, never share it)")
+    console.print(f"State directory: {config.state_dir}")
+    console.print(
+        "Next: set data.path and data.columns in node.yaml, then run "
+        "`fedrisk-node check --config node.yaml --spec coordinator.yaml`."
+    )
+
+
+def _check_command(
+    spec: Annotated[
+        Path,
+        typer.Option("--spec", "-s", help="coordinator.yaml, or a YAML/JSON with a model_spec."),
+    ],
+    data: Annotated[
+        Path | None, typer.Argument(help="Data file (CSV/Parquet); overrides data.path.")
+    ] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Validate and rate the site's data against the model spec. Sends nothing."""
+    node_config = load_node_config(config)
+    if data is not None:
+        source = node_config.data.model_copy(update={"path": str(data.resolve())})
+        node_config = node_config.model_copy(update={"data": source})
+    model_spec = load_model_spec(spec)
+    run_check(node_config, model_spec, console=Console(), json_path=json_path)
+
+
+def build_app() -> typer.Typer:
+    """The typer app with every command registered (no error handling here: see main)."""
+    app = typer.Typer(
+        name="fedrisk-node",
+        help="fedrisk enterprise node: check data, take part in federated risk modelling.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,  # locals may hold unit ids or the site secret
+    )
+    app.command("init")(_init_command)
+    app.command("check")(_check_command)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run the app; map FedriskError to its exit code, Ctrl-C to 130."""
+    app = build_app()
+    try:
+        app(args=None if argv is None else list(argv), prog_name="fedrisk-node")
+    except FedriskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.advice:
+            print(f"advice: {err.advice}", file=sys.stderr)
+        raise SystemExit(int(err.exit_code)) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+
+
+if __name__ == "__main__":
+    main()

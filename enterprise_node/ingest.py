@@ -1,0 +1,257 @@
+"""Ingest a site's unit file into the canonical unit table (DESIGN.md, factory data contract).
+
+read CSV/Parquet -> map the site's columns (node.yaml) -> validate every row -> quarantine
+bad rows (state/quarantine/, stays on the node) -> rate data quality -> pseudonymise unit
+ids (HMAC-SHA256, site secret) -> scale durations to the federation's time unit.
+
+File-level problems raise :class:`DataError`; too many bad rows raise
+:class:`DataRefusedError` after the quarantine file is written. Cells are read as text
+with surrounding blanks stripped; an empty cell or one of ``MISSING_TOKENS`` (any case)
+is a missing value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from enterprise_node.config import ColumnMap, NodeConfig
+from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
+from enterprise_node.quality import QualityRating, rate_quality
+from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
+from protocols.atomic import atomic_write_text
+from protocols.errors import DataError, DataRefusedError
+from protocols.model_spec import CategoryFeature, ModelSpec
+
+__all__ = [
+    "MISSING_TOKENS",
+    "IngestResult",
+    "ingest",
+    "load_and_validate",
+    "refuse_if_too_bad",
+    "read_table",
+    "normalise_cells",
+    "resolve_columns",
+    "quarantine_path_for",
+]
+
+#: Cell texts read as "missing" (compared case-insensitively, after stripping blanks).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+
+_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_ERRORS_SHOWN = 10
+
+
+@dataclass(frozen=True, eq=False)
+class IngestResult:
+    """The canonical unit table of the accepted rows, plus what happened to the rest.
+
+    ``frame`` holds pseudonymised unit ids and durations/entry ages in the federation's
+    unit; ``errors`` lists every bad cell; ``quarantine_path`` is None when no row was bad.
+    """
+
+    frame: pd.DataFrame
+    n_rows_read: int
+    errors: tuple[RowError, ...]
+    quarantine_path: Path | None
+    quality: QualityRating
+    source: Path
+
+    @property
+    def n_rows_accepted(self) -> int:
+        return len(self.frame)
+
+    @property
+    def n_rows_quarantined(self) -> int:
+        return self.n_rows_read - len(self.frame)
+
+
+def ingest(config: NodeConfig, spec: ModelSpec) -> IngestResult:
+    """Read, validate, quarantine, rate and pseudonymise; refuse a file with too many bad rows."""
+    result = load_and_validate(config, spec)
+    refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction)
+    return result
+
+
+def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
+    """:func:`ingest` without the final refusal, so a report can show a refused file."""
+    path = config.data_path
+    original = read_table(path, config.data.format)
+    table = normalise_cells(original)
+    if table.empty:
+        raise DataError(f"{path}: the file has a header but no data rows")
+    site_columns = resolve_columns(config.data.columns, spec, tuple(table.columns), path)
+    validation = validate_table(table, site_columns=site_columns, spec=spec, source=path)
+    quality = rate_quality(validation, spec, duration_scale=config.data.duration_scale)
+    quarantine = None
+    if validation.n_bad:
+        quarantine = quarantine_path_for(path, config.state_dir)
+        _write_quarantine(original, validation, quarantine)
+    secret = load_or_create_site_secret(config.site_secret_path)
+    frame = _canonical_frame(validation, spec, secret, config.data.duration_scale)
+    return IngestResult(
+        frame=frame,
+        n_rows_read=len(table),
+        errors=validation.errors,
+        quarantine_path=quarantine,
+        quality=quality,
+        source=path,
+    )
+
+
+def refuse_if_too_bad(result: IngestResult, *, max_bad_fraction: float) -> None:
+    """Raise DataRefusedError when bad rows / rows read exceeds ``max_bad_fraction``."""
+    bad, read = result.n_rows_quarantined, result.n_rows_read
+    if bad / read <= max_bad_fraction:
+        return
+    shown = "\n".join(f"  {error}" for error in result.errors[:_ERRORS_SHOWN])
+    more = len(result.errors) - _ERRORS_SHOWN
+    tail = f"\n  ... and {more} more errors" if more > 0 else ""
+    raise DataRefusedError(
+        f"{result.source}: {bad} of {read} rows failed validation ({bad / read:.1%}), more "
+        f"than data.max_bad_fraction = {max_bad_fraction:g} ({max_bad_fraction:.1%}); the "
+        f"file was refused and nothing was sent.\nBad rows, with their errors, are in "
+        f"{result.quarantine_path}\nFirst errors (data rows counted from 1, header "
+        f"excluded):\n{shown}{tail}"
+    )
+
+
+def read_table(path: Path, data_format: str = "auto") -> pd.DataFrame:
+    """Read the file as it is (CSV: every cell as text); DataError naming the file otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: data file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    fmt = _detect_format(path, data_format)
+    try:
+        if fmt == "csv":
+            table = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+            )
+        else:
+            table = pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header row)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowException) as err:
+        raise DataError(f"{path}: cannot read as {fmt}: {err}") from None
+    table.columns = [str(name).strip() for name in table.columns]
+    return table.reset_index(drop=True)
+
+
+def resolve_columns(
+    columns: ColumnMap, spec: ModelSpec, header: tuple[str, ...], path: Path
+) -> dict[str, str]:
+    """Canonical name -> site column for every column the spec needs; DataError if absent."""
+    mapping = {
+        "unit_id": columns.unit_id,
+        "segment": columns.segment,
+        "equipment_class": columns.equipment_class,
+        "duration": columns.duration,
+        "failed": columns.failed,
+    }
+    if columns.entry_age is not None:
+        mapping["entry_age"] = columns.entry_age
+    unmapped = [name for name in spec.feature_names if name not in columns.covariates]
+    if unmapped:
+        extra = sorted(set(columns.covariates) - set(spec.feature_names))
+        hint = f" (mapped there but not in the spec: {', '.join(extra)})" if extra else ""
+        raise DataError(
+            f"{path}: node.yaml maps no column to the covariate(s) {', '.join(unmapped)} that "
+            f"the model spec requires; add them under data.columns.covariates{hint}"
+        )
+    mapping.update({name: columns.covariates[name] for name in spec.feature_names})
+    absent = [(canonical, site) for canonical, site in mapping.items() if site not in header]
+    if absent:
+        wanted = ", ".join(f"{canonical} -> {site!r}" for canonical, site in absent)
+        raise DataError(
+            f"{path}: mapped columns missing from the header: {wanted}; columns found: "
+            f"{', '.join(repr(name) for name in header)}",
+            advice="Fix data.columns in node.yaml (canonical name: your column name).",
+        )
+    return mapping
+
+
+def quarantine_path_for(source: Path, state_dir: Path) -> Path:
+    """``state/quarantine/<source-stem>-<first 12 hex of the file's SHA-256>.csv``."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return state_dir / "quarantine" / f"{Path(source).stem}-{digest.hexdigest()[:12]}.csv"
+
+
+def _detect_format(path: Path, data_format: str) -> str:
+    if data_format != "auto":
+        return data_format
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"{path}: unknown data format {path.suffix!r}; use .csv or .parquet, "
+            "or set data.format in node.yaml"
+        )
+    return fmt
+
+
+def normalise_cells(original: pd.DataFrame) -> pd.DataFrame:
+    """Strip text cells and turn empty cells and MISSING_TOKENS into NaN."""
+    table = original.copy()
+    for name in table.columns:
+        column = table[name]
+        if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object:
+            table[name] = _clean_column(column.astype(object))
+    return table
+
+
+def _clean_column(values: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        text = values.str.strip()  # fast path: text cells (every CSV column)
+        absent = values.isna() | text.str.lower().isin(MISSING_TOKENS)
+        return text.mask(absent, np.nan)
+    return values.map(_clean_cell)
+
+
+def _clean_cell(value: object) -> object:
+    if not isinstance(value, str):
+        absent = value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+        return np.nan if absent else value
+    text = value.strip()
+    return np.nan if text.lower() in MISSING_TOKENS else text
+
+
+def _write_quarantine(original: pd.DataFrame, validation: Validation, path: Path) -> None:
+    """The bad rows as read, with ``_row`` (data row number) and ``_errors``; mode 0600."""
+    messages: dict[int, list[str]] = {}
+    for error in validation.errors:
+        got = f" (got {error.value})" if error.value else ""
+        messages.setdefault(error.row, []).append(f"{error.column}: {error.message}{got}")
+    rows = sorted(messages)
+    bad = original.iloc[[row - 1 for row in rows]].copy()
+    bad["_row"] = rows
+    bad["_errors"] = ["; ".join(messages[row]) for row in rows]
+    atomic_write_text(path, bad.to_csv(index=False), mode=0o600)
+
+
+def _canonical_frame(
+    validation: Validation, spec: ModelSpec, secret: bytes, duration_scale: float
+) -> pd.DataFrame:
+    good = validation.parsed.loc[~validation.bad_rows].reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "unit_id": pd.Series(pseudonymise_many(good["unit_id"], secret), dtype=object),
+            "segment": good["segment"].astype(object),
+            "equipment_class": good["equipment_class"].astype(object),
+            "duration": good["duration"].astype(float) * duration_scale,
+            "failed": good["failed"].astype(np.int64),
+            "entry_age": good["entry_age"].astype(float) * duration_scale,
+        }
+    )
+    for feature in spec.features:
+        kind = object if isinstance(feature, CategoryFeature) else float
+        frame[feature.name] = good[feature.name].astype(kind)
+    return frame[list(canonical_columns(spec))]

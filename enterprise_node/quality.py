@@ -1,0 +1,214 @@
+"""Data-quality rating of one site's unit table: four shares in [0, 1], a score and a grade.
+
+With n rows read (all rows, before quarantine):
+
+- completeness C = non-missing cells / all cells, over the required columns (unit_id,
+  segment, equipment_class, duration, failed) and the spec's covariates (entry_age is
+  optional and not counted);
+- validity V = rows passing validation / n;
+- consistency K = mean of three shares:
+  k1 = 1 - (rows whose unit id repeats an earlier row) / n;
+  k2 = rows with entry_age < duration / rows where both are finite and >= 0 (1 if none);
+  k3 = plausible segments / judged segments (1 if none), where a segment with at least
+  ``MIN_UNITS_TO_JUDGE`` units (known segment, failed 0/1) is plausible when it has at
+  least one failure and at most ``MAX_FAILURE_SHARE`` of its units failed (a live fleet
+  always has censored units; none at all suggests a failure-only extract);
+- plausibility P = mean of two shares:
+  p1 = finite numeric covariate values inside the public bounds / finite numeric
+  covariate values (1 if none; values outside are clipped at encoding, not rejected);
+  p2 = durations (in federation units) <= ``DURATION_SANE_MULTIPLE`` x the grid horizon /
+  finite non-negative durations (1 if none; many beyond suggests a wrong duration_scale).
+
+score = 100 x (0.25 C + 0.35 V + 0.20 K + 0.20 P), rounded to one decimal; the grade is
+read from the rounded score: A >= 90, B >= 75, C >= 60, D otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from enterprise_node.validation import Validation
+from protocols.model_spec import ModelSpec, NumericFeature
+
+__all__ = [
+    "WEIGHTS",
+    "GRADE_THRESHOLDS",
+    "MIN_UNITS_TO_JUDGE",
+    "MAX_FAILURE_SHARE",
+    "DURATION_SANE_MULTIPLE",
+    "QualityRating",
+    "weighted_score",
+    "grade_for",
+    "rate_quality",
+]
+
+#: Weights of completeness, validity, consistency and plausibility (they sum to 1).
+WEIGHTS: dict[str, float] = {
+    "completeness": 0.25,
+    "validity": 0.35,
+    "consistency": 0.20,
+    "plausibility": 0.20,
+}
+#: Lowest score of each grade, best first; below the last one the grade is D.
+GRADE_THRESHOLDS: tuple[tuple[str, float], ...] = (("A", 90.0), ("B", 75.0), ("C", 60.0))
+MIN_UNITS_TO_JUDGE = 20
+MAX_FAILURE_SHARE = 0.95
+DURATION_SANE_MULTIPLE = 3.0
+
+_REQUIRED = ("unit_id", "segment", "equipment_class", "duration", "failed")
+
+
+@dataclass(frozen=True)
+class QualityRating:
+    """The four shares (0-1), the weighted score (0-100), its grade, and what cost points."""
+
+    completeness: float
+    validity: float
+    consistency: float
+    plausibility: float
+    score: float
+    grade: str
+    notes: tuple[str, ...] = ()
+
+
+def weighted_score(
+    completeness: float, validity: float, consistency: float, plausibility: float
+) -> float:
+    """100 x the weighted mean of the four shares, rounded to one decimal."""
+    total = (
+        WEIGHTS["completeness"] * completeness
+        + WEIGHTS["validity"] * validity
+        + WEIGHTS["consistency"] * consistency
+        + WEIGHTS["plausibility"] * plausibility
+    )
+    return round(100.0 * total, 1)
+
+
+def grade_for(score: float) -> str:
+    """A (>= 90), B (>= 75), C (>= 60) or D."""
+    for grade, lowest in GRADE_THRESHOLDS:
+        if score >= lowest:
+            return grade
+    return "D"
+
+
+def rate_quality(
+    validation: Validation, spec: ModelSpec, *, duration_scale: float
+) -> QualityRating:
+    """Rate the table ``validation`` checked; durations are multiplied by ``duration_scale``."""
+    notes: list[str] = []
+    completeness = _completeness(validation, spec, notes)
+    validity = 1.0 - validation.n_bad / validation.n_rows if validation.n_rows else 0.0
+    consistency = float(
+        np.mean(
+            [
+                _unique_ids(validation.parsed, notes),
+                _entry_before_exit(validation.parsed, notes),
+                _plausible_segments(validation.parsed, spec, notes),
+            ]
+        )
+    )
+    plausibility = float(
+        np.mean(
+            [
+                _inside_bounds(validation.parsed, spec, notes),
+                _sane_durations(validation.parsed, spec, duration_scale, notes),
+            ]
+        )
+    )
+    score = weighted_score(completeness, validity, consistency, plausibility)
+    return QualityRating(
+        completeness=completeness,
+        validity=validity,
+        consistency=consistency,
+        plausibility=plausibility,
+        score=score,
+        grade=grade_for(score),
+        notes=tuple(notes),
+    )
+
+
+def _share(good: int, total: int) -> float:
+    return good / total if total else 1.0
+
+
+def _completeness(validation: Validation, spec: ModelSpec, notes: list[str]) -> float:
+    columns = [*_REQUIRED, *spec.feature_names]
+    missing = int(validation.missing[columns].to_numpy().sum())
+    if missing:
+        notes.append(f"{missing} required or covariate cells are empty")
+    cells = validation.n_rows * len(columns)
+    return 1.0 - missing / cells if cells else 0.0
+
+
+def _unique_ids(parsed: pd.DataFrame, notes: list[str]) -> float:
+    ids = parsed["unit_id"]
+    repeats = int((ids.notna() & ids.duplicated(keep="first")).sum())
+    if repeats:
+        notes.append(f"{repeats} rows repeat the unit id of an earlier row")
+    return 1.0 - repeats / len(parsed) if len(parsed) else 1.0
+
+
+def _entry_before_exit(parsed: pd.DataFrame, notes: list[str]) -> float:
+    entry, duration = parsed["entry_age"], parsed["duration"]
+    comparable = np.isfinite(entry) & np.isfinite(duration) & (entry >= 0) & (duration >= 0)
+    late = int((comparable & (entry >= duration)).sum())
+    if late:
+        notes.append(f"{late} rows have entry_age >= duration")
+    return _share(int(comparable.sum()) - late, int(comparable.sum()))
+
+
+def _plausible_segments(parsed: pd.DataFrame, spec: ModelSpec, notes: list[str]) -> float:
+    usable = parsed[parsed["segment"].isin(spec.segments) & parsed["failed"].notna()]
+    judged = plausible = 0
+    for segment, group in usable.groupby("segment"):
+        if len(group) < MIN_UNITS_TO_JUDGE:
+            continue
+        judged += 1
+        failures = int(group["failed"].sum())
+        if failures == 0:
+            notes.append(f"segment {segment}: no failures among {len(group)} units")
+        elif failures > MAX_FAILURE_SHARE * len(group):
+            notes.append(
+                f"segment {segment}: {failures} of {len(group)} units failed "
+                "(few or no censored units: a failure-only extract?)"
+            )
+        else:
+            plausible += 1
+    return _share(plausible, judged)
+
+
+def _inside_bounds(parsed: pd.DataFrame, spec: ModelSpec, notes: list[str]) -> float:
+    inside = total = 0
+    for feature in spec.features:
+        if not isinstance(feature, NumericFeature):
+            continue
+        values = parsed[feature.name].to_numpy()
+        values = values[np.isfinite(values)]
+        within = int(((values >= feature.lower) & (values <= feature.upper)).sum())
+        if within < len(values):
+            notes.append(
+                f"{len(values) - within} values of {feature.name} are outside the public "
+                f"bounds [{feature.lower:g}, {feature.upper:g}] (clipped at encoding)"
+            )
+        inside += within
+        total += len(values)
+    return _share(inside, total)
+
+
+def _sane_durations(
+    parsed: pd.DataFrame, spec: ModelSpec, duration_scale: float, notes: list[str]
+) -> float:
+    durations = parsed["duration"].to_numpy() * duration_scale
+    durations = durations[np.isfinite(durations) & (durations >= 0)]
+    limit = DURATION_SANE_MULTIPLE * spec.time_grid.horizon
+    sane = int((durations <= limit).sum())
+    if sane < len(durations):
+        notes.append(
+            f"{len(durations) - sane} durations exceed {limit:g} {spec.time_grid.unit} "
+            f"({DURATION_SANE_MULTIPLE:g} x the horizon): check data.duration_scale"
+        )
+    return _share(sane, len(durations))

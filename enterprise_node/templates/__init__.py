@@ -1,0 +1,1 @@
+"""Templates shipped with the node package (node.yaml), loaded with importlib.resources."""

@@ -1,0 +1,279 @@
+"""Row-level validation of a site's unit table: every error is collected, none stops the rest.
+
+Row numbers are 1-based **data rows**, header excluded: data row 1 is the first row under
+the header (line 2 of a CSV). Columns are named as the site calls them, with the canonical
+name in parentheses when it differs. Unit ids never appear in errors: a duplicate names
+the data row where the id was first seen instead.
+
+Checks (DESIGN.md, factory data contract): required values present; ``duration`` numeric,
+finite, >= 0; ``failed`` 0 or 1; ``segment`` and ``equipment_class`` in the spec's published
+lists; ``entry_age`` (optional per row) numeric, finite, >= 0 and < ``duration``; numeric
+covariates present, numeric and finite (values outside the public bounds are *not*
+errors: they are clipped at encoding); category covariates among the spec's levels; unit
+ids unique (every copy after the first is bad).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature
+
+__all__ = [
+    "ROW_NUMBERING",
+    "ERROR_KINDS",
+    "RowError",
+    "Validation",
+    "validate_table",
+    "canonical_columns",
+]
+
+#: How rows are numbered in every message (shown to users by the check report).
+ROW_NUMBERING = "data rows are counted from 1, header excluded (data row 1 is line 2 of a CSV)"
+
+#: Error kind -> what it means, for reports.
+ERROR_KINDS: dict[str, str] = {
+    "missing": "required value missing",
+    "not_numeric": "not a number",
+    "non_finite": "not a finite number",
+    "negative": "negative value",
+    "not_binary": "failed is not 0 or 1",
+    "unknown_segment": "segment not in the published list",
+    "unknown_equipment_class": "equipment class not in the published list",
+    "unknown_level": "category not among the feature's levels",
+    "entry_not_before_exit": "entry_age is not less than duration",
+    "duplicate_unit_id": "unit id seen in an earlier row",
+}
+
+_MAX_SHOWN = 40
+_TEXT_REQUIRED = ("unit_id", "segment", "equipment_class")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad cell; ``row`` is the 1-based data row, ``value`` a short repr ('' if hidden)."""
+
+    file: str
+    row: int
+    column: str
+    message: str
+    value: str = ""
+    kind: str = ""
+
+    def __str__(self) -> str:
+        got = f" (got {self.value})" if self.value else ""
+        return f"{self.file}: data row {self.row}, column {self.column}: {self.message}{got}"
+
+
+@dataclass(frozen=True, eq=False)
+class Validation:
+    """Outcome of :func:`validate_table` over all rows read.
+
+    ``parsed`` has the canonical columns with values parsed (NaN where missing or bad);
+    ``missing`` says which cells were empty; ``bad_rows`` marks rows with any error.
+    """
+
+    errors: tuple[RowError, ...]
+    bad_rows: np.ndarray
+    parsed: pd.DataFrame
+    missing: pd.DataFrame
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.bad_rows)
+
+    @property
+    def n_bad(self) -> int:
+        return int(self.bad_rows.sum())
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """Rows (0-based positions) where ``column`` fails one check, with optional per-row detail."""
+
+    column: str
+    kind: str
+    message: str
+    rows: np.ndarray
+    details: Sequence[str] | None = None
+
+
+def canonical_columns(spec: ModelSpec) -> tuple[str, ...]:
+    """Canonical column order: the contract columns, then the spec's features in order."""
+    base = ("unit_id", "segment", "equipment_class", "duration", "failed", "entry_age")
+    return base + spec.feature_names
+
+
+def validate_table(
+    table: pd.DataFrame, *, site_columns: Mapping[str, str], spec: ModelSpec, source: Path
+) -> Validation:
+    """Check every row of ``table`` (site column names; missing cells are NaN).
+
+    ``site_columns`` maps canonical names to the site's columns: the five required ones and
+    every spec feature (as :func:`enterprise_node.ingest.resolve_columns` returns);
+    ``entry_age`` may be absent, and then it is not checked.
+    """
+    missing = pd.DataFrame({c: table[s].isna().to_numpy() for c, s in site_columns.items()})
+    parsed = _parse(table, site_columns, spec)
+    findings = [
+        *_check_required(missing, spec),
+        *_check_duration(parsed, missing),
+        *_check_failed(parsed, missing),
+        *_check_entry_age(parsed, missing),
+        *_check_published(parsed, spec),
+        *_check_features(parsed, missing, spec),
+        *_check_duplicates(parsed),
+    ]
+    errors = _to_errors(findings, table, site_columns, str(source))
+    bad = np.zeros(len(table), dtype=bool)
+    bad[[e.row - 1 for e in errors]] = True
+    return Validation(errors=errors, bad_rows=bad, parsed=parsed, missing=missing)
+
+
+def _parse(table: pd.DataFrame, site_columns: Mapping[str, str], spec: ModelSpec) -> pd.DataFrame:
+    numeric = {"duration", "failed", "entry_age"} | {
+        f.name for f in spec.features if isinstance(f, NumericFeature)
+    }
+    parsed: dict[str, pd.Series] = {}
+    for canonical in canonical_columns(spec):
+        site = site_columns.get(canonical)
+        if site is None:
+            parsed[canonical] = pd.Series(np.nan, index=table.index, dtype=float)
+        elif canonical in numeric:
+            parsed[canonical] = pd.to_numeric(table[site], errors="coerce").astype(float)
+        else:
+            parsed[canonical] = _as_text(table[site])
+    frame = pd.DataFrame(parsed).reset_index(drop=True)
+    frame.loc[~frame["failed"].isin([0.0, 1.0]), "failed"] = np.nan
+    return frame
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    values = series.astype(object)
+    return values.where(values.isna(), values.map(str))
+
+
+def _rows(mask: pd.Series | np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.asarray(mask, dtype=bool))
+
+
+def _check_required(missing: pd.DataFrame, spec: ModelSpec) -> list[_Finding]:
+    required = (*_TEXT_REQUIRED, "duration", "failed", *spec.feature_names)
+    return [
+        _Finding(column, "missing", "missing value", _rows(missing[column])) for column in required
+    ]
+
+
+def _number_findings(column: str, values: pd.Series, missing: pd.Series) -> list[_Finding]:
+    """not_numeric / non_finite findings for a numeric column; missing handled elsewhere."""
+    present = ~missing.to_numpy()
+    return [
+        _Finding(column, "not_numeric", "not a number", _rows(present & values.isna().to_numpy())),
+        _Finding(column, "non_finite", "not a finite number", _rows(np.isinf(values.to_numpy()))),
+    ]
+
+
+def _check_duration(parsed: pd.DataFrame, missing: pd.DataFrame) -> list[_Finding]:
+    duration = parsed["duration"]
+    findings = _number_findings("duration", duration, missing["duration"])
+    negative = np.isfinite(duration) & (duration < 0)
+    findings.append(_Finding("duration", "negative", "negative duration", _rows(negative)))
+    return findings
+
+
+def _check_failed(parsed: pd.DataFrame, missing: pd.DataFrame) -> list[_Finding]:
+    bad = parsed["failed"].isna().to_numpy() & ~missing["failed"].to_numpy()
+    return [
+        _Finding("failed", "not_binary", "must be 0 (running or lost) or 1 (failed)", _rows(bad))
+    ]
+
+
+def _check_entry_age(parsed: pd.DataFrame, missing: pd.DataFrame) -> list[_Finding]:
+    if "entry_age" not in missing:
+        return []
+    entry, duration = parsed["entry_age"], parsed["duration"]
+    findings = _number_findings("entry_age", entry, missing["entry_age"])
+    negative = np.isfinite(entry) & (entry < 0)
+    findings.append(_Finding("entry_age", "negative", "negative entry age", _rows(negative)))
+    comparable = np.isfinite(entry) & np.isfinite(duration) & (entry >= 0) & (duration >= 0)
+    late = _rows(comparable & (entry >= duration))
+    details = [f"duration is {duration.iloc[i]:g}" for i in late]
+    findings.append(
+        _Finding(
+            "entry_age",
+            "entry_not_before_exit",
+            "entry age must be less than the duration",
+            late,
+            details,
+        )
+    )
+    return findings
+
+
+def _check_published(parsed: pd.DataFrame, spec: ModelSpec) -> list[_Finding]:
+    findings = []
+    for column, allowed, kind in (
+        ("segment", spec.segments, "unknown_segment"),
+        ("equipment_class", spec.equipment_classes, "unknown_equipment_class"),
+    ):
+        values = parsed[column]
+        unknown = values.notna() & ~values.isin(allowed)
+        message = f"not in the published list ({', '.join(allowed)})"
+        findings.append(_Finding(column, kind, message, _rows(unknown)))
+    return findings
+
+
+def _check_features(parsed: pd.DataFrame, missing: pd.DataFrame, spec: ModelSpec) -> list[_Finding]:
+    findings: list[_Finding] = []
+    for feature in spec.features:
+        values = parsed[feature.name]
+        if isinstance(feature, CategoryFeature):
+            unknown = values.notna() & ~values.isin(feature.levels)
+            message = f"not a level of {feature.name} ({', '.join(feature.levels)})"
+            findings.append(_Finding(feature.name, "unknown_level", message, _rows(unknown)))
+        else:
+            findings.extend(_number_findings(feature.name, values, missing[feature.name]))
+    return findings
+
+
+def _check_duplicates(parsed: pd.DataFrame) -> list[_Finding]:
+    ids = parsed["unit_id"]
+    duplicate = ids.notna() & ids.duplicated(keep="first")
+    rows = _rows(duplicate)
+    if len(rows) == 0:
+        return []
+    first = pd.Series(np.arange(len(ids))).groupby(ids.to_numpy()).transform("min")
+    details = [f"first seen in data row {int(first.iloc[i]) + 1}" for i in rows]
+    return [_Finding("unit_id", "duplicate_unit_id", "duplicate unit id", rows, details)]
+
+
+def _to_errors(
+    findings: list[_Finding], table: pd.DataFrame, site_columns: Mapping[str, str], file: str
+) -> tuple[RowError, ...]:
+    """RowErrors sorted by row, then by canonical column order."""
+    order = {name: i for i, name in enumerate(site_columns)}
+    keyed = []
+    for finding in findings:
+        site = site_columns[finding.column]
+        label = site if site == finding.column else f"{site} ({finding.column})"
+        hide = finding.column == "unit_id" or finding.kind == "missing"
+        raw = table[site].to_numpy()
+        for k, i in enumerate(finding.rows):
+            message = finding.message
+            if finding.details is not None:
+                message = f"{message} ({finding.details[k]})"
+            shown = "" if hide else _show(raw[i])
+            error = RowError(file, int(i) + 1, label, message, shown, finding.kind)
+            keyed.append(((int(i), order[finding.column]), error))
+    keyed.sort(key=lambda pair: pair[0])
+    return tuple(error for _, error in keyed)
+
+
+def _show(value: object) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."

@@ -1,0 +1,264 @@
+"""`fedrisk-node` CLI: init, check, the JSON report and the exit codes."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from node_site import COORDINATOR_YAML, REPO, NodeSite
+
+import enterprise_node.cli
+from enterprise_node.check import NOTHING_SENT
+from enterprise_node.cli import main, node_template
+from protocols.exit_codes import ExitCode
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run main(argv); return (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(caught.value.code or 0), out, err
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> NodeSite:
+    return NodeSite(tmp_path)
+
+
+# --- init -------------------------------------------------------------------------------
+
+
+def test_packaged_template_equals_configs_node_yaml():
+    assert node_template() == (REPO / "configs" / "node.yaml").read_text(encoding="utf-8")
+
+
+def test_init_creates_node_yaml_secret_and_state(tmp_path, capsys):
+    # Prepare
+    target = tmp_path / "node1"
+    # Execute
+    code, out, _ = _run(["init", str(target)], capsys)
+    # Assert
+    assert code == 0
+    assert (target / "node.yaml").read_text() == node_template()
+    secret = target / "secrets" / "site_secret.key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert (target / "state").is_dir()
+    assert "Wrote" in out
+
+
+def test_init_refuses_to_overwrite_unless_forced_and_keeps_the_secret(tmp_path, capsys):
+    # Prepare
+    _run(["init", str(tmp_path)], capsys)
+    secret_before = (tmp_path / "secrets" / "site_secret.key").read_text()
+    (tmp_path / "node.yaml").write_text("# edited by IT\n")
+    # Execute
+    refused, _, err = _run(["init", str(tmp_path)], capsys)
+    forced, _, _ = _run(["init", str(tmp_path), "--force"], capsys)
+    # Assert
+    assert refused == ExitCode.CONFIG_ERROR
+    assert "node.yaml: already exists; not overwritten" in err and "--force" in err
+    assert forced == 0
+    assert (tmp_path / "node.yaml").read_text() == node_template()
+    assert (tmp_path / "secrets" / "site_secret.key").read_text() == secret_before
+
+
+# --- check ------------------------------------------------------------------------------
+
+
+def test_check_accepts_a_good_file(site, capsys):
+    # Prepare
+    site.build(30)
+    # Execute
+    code, out, err = _run(
+        ["check", "--config", str(site.root / "node.yaml"), "--spec", str(COORDINATOR_YAML)], capsys
+    )
+    # Assert
+    assert code == 0, err
+    assert "Rows read: 30   accepted: 30   quarantined: 0" in out
+    assert "ACCEPTED" in out and NOTHING_SENT in out
+    assert "grade A" in out
+
+
+def test_check_data_argument_overrides_data_path_and_writes_json(site, tmp_path, capsys):
+    # Prepare: node.yaml points elsewhere; DATA names the real file
+    site.write_data(20, bad={(4, "segment"): "mining"}, name="other.csv")
+    site.write_config(data="missing.csv", max_bad_fraction=0.2)
+    report_path = tmp_path / "report.json"
+    # Execute
+    code, out, _ = _run(
+        [
+            "check",
+            str(site.root / "other.csv"),
+            "-c",
+            str(site.root / "node.yaml"),
+            "-s",
+            str(COORDINATOR_YAML),
+            "--json",
+            str(report_path),
+        ],
+        capsys,
+    )
+    # Assert
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["accepted"] is True and report["sent"] is False
+    assert (report["rows_read"], report["rows_accepted"], report["rows_quarantined"]) == (20, 19, 1)
+    assert report["error_counts"] == {"unknown_segment": 1}
+    assert report["first_errors"][0]["row"] == 4
+    assert report["first_errors"][0]["column"] == "segment"
+    units = {s["segment"]: s["units"] for s in report["segments"]}
+    assert units == {"semiconductor_fab": 6, "nev_battery": 7, "industrial_robot": 6}
+    assert report["quality"]["grade"] in {"A", "B", "C", "D"}
+    assert "quarantined" in out
+
+
+def test_check_refused_file_exits_12_with_message_and_advice(site, tmp_path, capsys):
+    # Prepare
+    site.build(10, bad={(2, "duration"): "-1", (3, "failed"): "9"}, max_bad_fraction=0.1)
+    report_path = tmp_path / "refused.json"
+    # Execute
+    code, out, err = _run(
+        [
+            "check",
+            "-c",
+            str(site.root / "node.yaml"),
+            "-s",
+            str(COORDINATOR_YAML),
+            "--json",
+            str(report_path),
+        ],
+        capsys,
+    )
+    # Assert
+    assert code == ExitCode.DATA_REFUSED == 12
+    assert "REFUSED" in out and NOTHING_SENT in out
+    assert "2 of 10 rows failed validation" in err
+    assert "data row 3, column failed" in err
+    assert "advice: Fix the rows listed in the quarantine file" in err
+    assert json.loads(report_path.read_text())["accepted"] is False
+
+
+def test_unit_ids_appear_nowhere_in_check_output(site, tmp_path, capsys):
+    # Prepare
+    bad = {(2, "unit_id"): "HIDDENID-0001", (3, "segment"): "x", (5, "load_pct"): "y"}
+    site.build(6, bad=bad, max_bad_fraction=0.0, id_prefix="HIDDENID-")
+    report_path = tmp_path / "r.json"
+    # Execute
+    code, out, err = _run(
+        [
+            "check",
+            "-c",
+            str(site.root / "node.yaml"),
+            "-s",
+            str(COORDINATOR_YAML),
+            "--json",
+            str(report_path),
+        ],
+        capsys,
+    )
+    # Assert
+    assert code == 12
+    assert "HIDDENID" not in out + err + report_path.read_text()
+
+
+def test_missing_data_file_exits_11(site, capsys):
+    # Prepare
+    site.write_config(data="nowhere.csv")
+    # Execute
+    code, _, err = _run(
+        ["check", "-c", str(site.root / "node.yaml"), "-s", str(COORDINATOR_YAML)], capsys
+    )
+    # Assert
+    assert code == ExitCode.DATA_ERROR == 11
+    assert "nowhere.csv: data file not found" in err and "advice:" in err
+
+
+def test_unknown_node_yaml_key_exits_10_naming_key_and_file(site, capsys):
+    # Prepare
+    site.write_data(3)
+    path = site.write_config(extra={"privacyy": {"epsilon": 1}})
+    # Execute
+    code, _, err = _run(["check", "-c", str(path), "-s", str(COORDINATOR_YAML)], capsys)
+    # Assert
+    assert code == ExitCode.CONFIG_ERROR == 10
+    assert f"{path}: privacyy: unknown key" in err
+
+
+def test_spec_may_be_a_json_model_spec_mapping(site, tmp_path, capsys):
+    # Prepare
+    site.build(9)
+    coordinator = yaml.safe_load(COORDINATOR_YAML.read_text())
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps({"model_spec": coordinator["plan"]["model_spec"]}))
+    # Execute
+    code, out, _ = _run(["check", "-c", str(site.root / "node.yaml"), "-s", str(spec_path)], capsys)
+    # Assert
+    assert code == 0 and "ACCEPTED" in out
+
+
+def test_spec_without_a_model_spec_exits_10(site, tmp_path, capsys):
+    # Prepare
+    site.build(3)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text("federation: {min_nodes: 3}\n")
+    # Execute
+    code, _, err = _run(["check", "-c", str(site.root / "node.yaml"), "-s", str(spec_path)], capsys)
+    # Assert
+    assert code == 10 and "no model spec found" in err
+
+
+def test_ctrl_c_exits_130(site, capsys, monkeypatch):
+    # Prepare
+    site.build(3)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(enterprise_node.cli, "run_check", interrupted)
+    # Execute
+    code, _, _ = _run(
+        ["check", "-c", str(site.root / "node.yaml"), "-s", str(COORDINATOR_YAML)], capsys
+    )
+    # Assert
+    assert code == ExitCode.INTERRUPTED == 130
+
+
+def test_cli_module_docstring_example_runs():
+    failures, tried = doctest.testmod(enterprise_node.cli)
+    assert (failures, tried > 0) == (0, True)
+
+
+def test_subprocess_exit_code_of_a_refused_file(site):
+    # Prepare
+    site.build(10, bad={(1, "segment"): "mining"}, max_bad_fraction=0.0)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # Execute
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "enterprise_node.cli",
+            "check",
+            "-c",
+            str(site.root / "node.yaml"),
+            "-s",
+            str(COORDINATOR_YAML),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    # Assert
+    assert done.returncode == 12, done.stderr
+    assert "1 of 10 rows failed validation" in done.stderr
+    assert NOTHING_SENT in done.stdout

@@ -1,0 +1,121 @@
+"""Data-quality rating: the documented formula on hand-worked examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from node_site import NodeSite, load_spec
+
+from enterprise_node.ingest import normalise_cells
+from enterprise_node.quality import WEIGHTS, grade_for, rate_quality, weighted_score
+from enterprise_node.validation import validate_table
+
+SPEC = load_spec()
+
+
+def _rate(tmp_path: Path, n_rows: int, *, bad=None, duration_scale: float = 1.0):
+    site = NodeSite(tmp_path)
+    columns = {c: c for c in ("unit_id", "segment", "equipment_class", "duration", "failed")}
+    columns.update({name: name for name in SPEC.feature_names})
+    table = normalise_cells(site.table(n_rows, bad=bad))
+    validation = validate_table(table, site_columns=columns, spec=SPEC, source=Path("u.csv"))
+    return rate_quality(validation, SPEC, duration_scale=duration_scale)
+
+
+def test_weights_sum_to_one():
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_weighted_score_known_answer():
+    # 100 x (0.25 x 0.8 + 0.35 x 0.6 + 0.20 x 1.0 + 0.20 x 0.5) = 71.0
+    assert weighted_score(0.8, 0.6, 1.0, 0.5) == 71.0
+    assert weighted_score(1.0, 1.0, 1.0, 1.0) == 100.0
+
+
+@pytest.mark.parametrize(
+    ("score", "grade"),
+    [
+        (100.0, "A"),
+        (90.0, "A"),
+        (89.9, "B"),
+        (75.0, "B"),
+        (74.9, "C"),
+        (60.0, "C"),
+        (59.9, "D"),
+        (0.0, "D"),
+    ],
+)
+def test_grade_thresholds(score, grade):
+    assert grade_for(score) == grade
+
+
+def test_clean_data_rates_100_a(tmp_path):
+    # Execute
+    rating = _rate(tmp_path, 12)
+    # Assert
+    assert (rating.completeness, rating.validity, rating.consistency, rating.plausibility) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    assert (rating.score, rating.grade, rating.notes) == (100.0, "A", ())
+
+
+def test_hand_example(tmp_path):
+    # Prepare: 10 rows, durations 6.5 .. 33.5; 9 cells per row are counted (5 required + 4
+    # covariates). Row 2 misses load_pct; row 4 repeats row 1's id; row 6 has load 150
+    # (outside [0, 100], not an error); row 8 lasts 2000 months (> 3 x 120); row 9 has an
+    # unknown segment. Bad rows: 2, 4, 9.
+    bad = {
+        (2, "load_pct"): "",
+        (4, "unit_id"): "UNIT-0001",
+        (6, "load_pct"): "150",
+        (8, "duration"): "2000",
+        (9, "segment"): "mining",
+    }
+    # Execute
+    rating = _rate(tmp_path, 10, bad=bad)
+    # Assert
+    completeness = 89 / 90  # 1 empty cell of 90
+    validity = 7 / 10  # 3 bad rows of 10
+    consistency = (0.9 + 1.0 + 1.0) / 3  # 1 repeated id; no entry ages; no segment judged
+    plausibility = (28 / 29 + 9 / 10) / 2  # 28 of 29 covariate values in bounds; 9 of 10 sane
+    assert rating.completeness == pytest.approx(completeness)
+    assert rating.validity == pytest.approx(validity)
+    assert rating.consistency == pytest.approx(consistency)
+    assert rating.plausibility == pytest.approx(plausibility)
+    # 24.722 + 24.5 + 19.333 + 18.655 = 87.21 -> 87.2, grade B
+    assert rating.score == 87.2
+    assert rating.grade == "B"
+    assert len(rating.notes) == 4
+
+
+def test_segment_where_every_unit_failed_costs_consistency(tmp_path):
+    # Prepare: 60 rows, 20 per segment; every nev_battery unit (rows 2, 5, 8, ...) failed
+    bad = {(row, "failed"): "1" for row in range(2, 61, 3)}
+    # Execute
+    rating = _rate(tmp_path, 60, bad=bad)
+    # Assert
+    assert rating.consistency == pytest.approx((1.0 + 1.0 + 2 / 3) / 3)
+    assert any("segment nev_battery: 20 of 20 units failed" in note for note in rating.notes)
+
+
+def test_segment_without_failures_is_flagged(tmp_path):
+    # Prepare: no failures at all in semiconductor_fab (rows 1, 4, 7, ...)
+    bad = {(row, "failed"): "0" for row in range(1, 61, 3)}
+    # Execute
+    rating = _rate(tmp_path, 60, bad=bad)
+    # Assert
+    assert any("segment semiconductor_fab: no failures" in note for note in rating.notes)
+    assert rating.consistency == pytest.approx((1.0 + 1.0 + 2 / 3) / 3)
+
+
+def test_wrong_duration_scale_costs_plausibility(tmp_path):
+    # Prepare: durations 6.5 .. 33.5 scaled x 100 are all beyond 360 months
+    # Execute
+    rating = _rate(tmp_path, 10, duration_scale=100.0)
+    # Assert
+    assert rating.plausibility == pytest.approx((1.0 + 0.0) / 2)
+    assert any("check data.duration_scale" in note for note in rating.notes)
