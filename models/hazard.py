@@ -1,0 +1,161 @@
+"""Discrete-time hazard network: a logistic hazard per grid interval, covariates in.
+
+For interval j (0-based) the network gives a logit; h_j = sigmoid(logit_j) is the
+probability of failing in interval j given survival to its start, and
+S(t_j) = prod_{k<=j} (1 - h_k). A unit at risk in intervals [entry, interval] contributes
+the Bernoulli likelihood of "survived" cells before its exit interval and of its exit
+cell (failure or survival). Only Opacus-supported layers are used (Linear, ReLU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protocols.model_spec import ModelSpec
+from protocols.plan import TrainingSettings
+
+__all__ = [
+    "HazardNet",
+    "hazard_nll",
+    "survival_curves",
+    "failure_curves",
+    "init_arrays",
+    "state_to_arrays",
+    "arrays_to_state",
+    "model_digest",
+    "make_optimizer",
+    "single_thread",
+]
+
+_DIGEST_DOMAIN = b"fedrisk-model-arrays-v1\x00"
+
+
+class HazardNet(nn.Module):
+    """MLP input_width -> hidden_units (ReLU) -> one hazard logit per interval."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = spec.input_width
+        for hidden in spec.hidden_units:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, spec.time_grid.n_intervals))
+        self.net = nn.Sequential(*layers)
+        self.n_intervals = spec.time_grid.n_intervals
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def hazard_nll(
+    logits: torch.Tensor,
+    interval: torch.Tensor,
+    event: torch.Tensor,
+    entry_interval: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-unit negative log-likelihood, shape (B,), summed over the unit's at-risk cells.
+
+    Cell j counts when entry_interval <= j <= interval; its target is 1 only for a
+    failure in the exit interval. The batch loss is the MEAN of these values: never divide
+    by the number of at-risk cells, which would make one unit's gradient depend on others.
+    """
+    n_intervals = logits.shape[1]
+    cells = torch.arange(n_intervals, device=logits.device).unsqueeze(0)
+    exit_at = interval.long().unsqueeze(1)
+    at_risk = cells <= exit_at
+    if entry_interval is not None:
+        at_risk = at_risk & (cells >= entry_interval.long().unsqueeze(1))
+    target = ((cells == exit_at) & (event.long().unsqueeze(1) == 1)).to(logits.dtype)
+    cell_nll = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return torch.where(at_risk, cell_nll, torch.zeros_like(cell_nll)).sum(dim=1)
+
+
+def survival_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """S(t) on the grid, shape (n, J+1): S(t_0) = 1 and S(t_j) = prod_{k<=j} (1 - h_k)."""
+    inputs = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    with torch.no_grad():
+        logits = model(inputs).double()
+    log_survival = torch.cumsum(F.logsigmoid(-logits), dim=1)
+    ones = torch.ones((logits.shape[0], 1), dtype=torch.float64)
+    return torch.cat([ones, torch.exp(log_survival)], dim=1).numpy()
+
+
+def failure_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Cumulative failure probability F(t) = 1 - S(t) on the grid, shape (n, J+1)."""
+    return 1.0 - survival_curves(model, x)
+
+
+def init_arrays(spec: ModelSpec, *, seed: int) -> list[np.ndarray]:
+    """Initial weights of a fresh HazardNet, reproducible from ``seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return state_to_arrays(HazardNet(spec))
+
+
+def state_to_arrays(model: nn.Module) -> list[np.ndarray]:
+    """The model's state as numpy arrays, in state_dict order (fixed by the architecture)."""
+    return [t.detach().cpu().numpy().copy() for t in model.state_dict().values()]
+
+
+def arrays_to_state(model: nn.Module, arrays: list[np.ndarray]) -> None:
+    """Load arrays (from :func:`state_to_arrays` order) into the model, checking shapes."""
+    state = model.state_dict()
+    if len(arrays) != len(state):
+        raise ValueError(f"model arrays: expected {len(state)} arrays, got {len(arrays)}")
+    loaded = {}
+    for (name, current), array in zip(state.items(), arrays, strict=True):
+        values = np.asarray(array)
+        if tuple(values.shape) != tuple(current.shape):
+            raise ValueError(
+                f"model arrays: {name} expected shape {tuple(current.shape)}, "
+                f"got {tuple(values.shape)}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"model arrays: {name} has non-finite values")
+        loaded[name] = torch.as_tensor(values, dtype=current.dtype).clone()
+    model.load_state_dict(loaded)
+
+
+def model_digest(arrays: list[np.ndarray]) -> str:
+    """SHA-256 over a domain tag and, per array, its dtype/shape header and C-order LE bytes."""
+    digest = hashlib.sha256(_DIGEST_DOMAIN)
+    for array in arrays:
+        values = np.asarray(array)
+        values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+        header = json.dumps({"dtype": values.dtype.str, "shape": list(values.shape)}).encode()
+        payload = values.tobytes(order="C")
+        for chunk in (header, payload):
+            digest.update(len(chunk).to_bytes(8, "big"))
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
+    """The optimizer named in the training settings (sgd or adam) at its learning rate."""
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.learning_rate)
+    return torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the setting.
+
+    The network is tiny: extra threads only add overhead, and they oversubscribe the CPU
+    when several nodes share a machine (measured: 10x slower median under contention).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
