@@ -9,14 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from models.curves import RiskCurve
+from models.histogram import ExitCounts
 from models.life_table import life_table
 from protocols.model_spec import ModelSpec
 
-__all__ = ["HistogramSum", "check_histogram", "sum_histograms", "estimate_curves"]
+__all__ = ["HistogramSum", "check_counts", "sum_counts", "estimate_curves"]
 
 
 class HistogramSum:
-    """Running sum of exit (S, J, 2) and entry (S, J) histograms over nodes.
+    """Running sum over nodes of exits (S, J, 2), survivors (S,) and entries (S, J).
 
     A node without delayed entry sends no entry histogram: all its units entered at
     interval 0, so its per-segment total counts as entries there once any node sends
@@ -27,18 +28,21 @@ class HistogramSum:
         shape = (len(spec.segments), spec.time_grid.n_intervals)
         self.spec = spec
         self.exits = np.zeros(shape + (2,), dtype=np.int64)
+        self.survivors = np.zeros(shape[0], dtype=np.int64)
         self._explicit_entries = np.zeros(shape, dtype=np.int64)
         self._implicit_entries = np.zeros(shape[0], dtype=np.int64)
         self._any_entries = False
         self.contributors = 0
 
-    def add(self, exits: np.ndarray, entries: np.ndarray | None) -> None:
-        exits = exits.astype(np.int64)
+    def add(self, counts: ExitCounts) -> None:
+        exits = counts.exits.astype(np.int64)
+        survivors = counts.survivors.astype(np.int64)
         self.exits += exits
-        if entries is None:
-            self._implicit_entries += exits.sum(axis=(1, 2))
+        self.survivors += survivors
+        if counts.entries is None:
+            self._implicit_entries += exits.sum(axis=(1, 2)) + survivors
         else:
-            self._explicit_entries += entries.astype(np.int64)
+            self._explicit_entries += counts.entries.astype(np.int64)
             self._any_entries = True
         self.contributors += 1
 
@@ -52,38 +56,41 @@ class HistogramSum:
         return total
 
 
-def check_histogram(
-    spec: ModelSpec, exits: np.ndarray, entries: np.ndarray | None
-) -> str | None:
-    """None if the histograms have the published shape and integer values; else why not."""
+def check_counts(spec: ModelSpec, counts: ExitCounts) -> str | None:
+    """None if the histograms have the published shapes and integer values; else why not."""
     shape = (len(spec.segments), spec.time_grid.n_intervals)
-    if exits.shape != shape + (2,):
-        return f"exit histogram shape {exits.shape}, expected {shape + (2,)}"
-    if entries is not None and entries.shape != shape:
-        return f"entry histogram shape {entries.shape}, expected {shape}"
-    for name, arr in (("exits", exits), ("entries", entries)):
-        if arr is not None and not np.issubdtype(arr.dtype, np.integer):
-            return f"{name}: expected integer counts, got {arr.dtype}"
+    expected = {"exits": shape + (2,), "survivors": shape[:1], "entries": shape}
+    for name, want in expected.items():
+        array = getattr(counts, name)
+        if array is None:
+            if name == "entries":
+                continue
+            return f"{name}: missing"
+        if array.shape != want:
+            return f"{name}: shape {array.shape}, expected {want}"
+        if not np.issubdtype(array.dtype, np.integer):
+            return f"{name}: expected integer counts, got {array.dtype}"
     return None
 
 
-def sum_histograms(spec: ModelSpec, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> HistogramSum:
+def sum_counts(spec: ModelSpec, parts: list[ExitCounts]) -> HistogramSum:
     total = HistogramSum(spec)
-    for exits, entries in parts:
-        total.add(exits, entries)
+    for counts in parts:
+        total.add(counts)
     return total
 
 
 def estimate_curves(total: HistogramSum, *, censor_weight: float) -> list[RiskCurve]:
-    """One life-table curve per published segment from the summed histograms."""
+    """One life-table curve per segment from the summed histograms."""
     edges = np.asarray(total.spec.time_grid.edges, dtype=float)
+    entries = total.entries
     curves = []
     for s, segment in enumerate(total.spec.segments):
-        entries = None if total.entries is None else total.entries[s].astype(float)
         table = life_table(
             total.exits[s, :, 0].astype(float),
             total.exits[s, :, 1].astype(float),
-            entries=entries,
+            entries=None if entries is None else entries[s].astype(float),
+            survivors=float(total.survivors[s]),
             censor_weight=censor_weight,
             edges=edges,
         )

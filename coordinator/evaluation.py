@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from coordinator.curves import estimate_curves, sum_histograms
+from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.curves import RiskCurve
@@ -61,7 +61,7 @@ def pooled_frame(node_configs: list[Path], spec: ModelSpec) -> pd.DataFrame:
 def pooled_curves(frame: pd.DataFrame, spec: ModelSpec, *, censor_weight: float) -> list[RiskCurve]:
     """The non-private life table of the pooled data: what the federation should match."""
     counts = unit_histograms(frame, spec)
-    total = sum_histograms(spec, [(counts.exits, counts.entries)])
+    total = sum_counts(spec, [counts])
     return estimate_curves(total, censor_weight=censor_weight)
 
 

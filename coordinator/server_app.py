@@ -16,7 +16,8 @@ from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from coordinator.aggregation import check_update, fedavg
-from coordinator.curves import check_histogram, estimate_curves, sum_histograms
+from coordinator.curves import check_counts, estimate_curves, sum_counts
+from models.histogram import ExitCounts
 from coordinator.outputs import write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
@@ -130,9 +131,9 @@ class Coordinator:
 
         outcome = self._round(node_ids, round_number, "curve", CURVE_TASK, content_for)
         spec = self.plan.model_spec
-        good = self._valid(outcome, lambda c: check_histogram(spec, *_histograms(c)))
+        good = self._valid(outcome, lambda c: _check_reply_counts(spec, c))
         self._require_quorum(outcome, good)
-        total = sum_histograms(spec, [_histograms(reply.content) for reply in good])
+        total = sum_counts(spec, [_reply_counts(reply.content) for reply in good])
         return estimate_curves(total, censor_weight=self.config.curves.censor_weight)
 
     # ---- helpers -------------------------------------------------------------------
@@ -191,11 +192,17 @@ class Coordinator:
             )
 
 
-def _histograms(content: RecordDict):
+def _reply_counts(content: RecordDict) -> ExitCounts | None:
+    """The histograms in a curve reply, or None when they are missing."""
     record = content.array_records.get(ARRAYS_KEY)
-    if record is None or "exits" not in record:
-        import numpy as np
-
-        return np.zeros((0,)), None
+    if record is None or "exits" not in record or "survivors" not in record:
+        return None
     entries = record["entries"].numpy() if "entries" in record else None
-    return record["exits"].numpy(), entries
+    return ExitCounts(
+        exits=record["exits"].numpy(), entries=entries, survivors=record["survivors"].numpy()
+    )
+
+
+def _check_reply_counts(spec, content: RecordDict) -> str | None:
+    counts = _reply_counts(content)
+    return "reply lacks exit or survivor histograms" if counts is None else check_counts(spec, counts)

@@ -1,7 +1,7 @@
 """The curve task at a node: exit histogram + discrete Gaussian noise from a secure source.
 
-One equipment unit changes exactly one cell of the exit histogram by 1 (and, with delayed
-entry, one cell of the entry histogram by 1): L2 sensitivity 1, or sqrt(2) for both. Noise
+One equipment unit changes exactly one cell of the exit-or-survivor histogram by 1 (and,
+with delayed entry, one cell of the entry histogram by 1): L2 sensitivity 1, or sqrt(2) for both. Noise
 is the discrete Gaussian sampled by OpenDP from OpenSSL's CSPRNG; its Renyi DP equals the
 continuous Gaussian's (Canonne, Kamath, Steinke 2020), so the RDP accountant applies.
 """
@@ -23,9 +23,11 @@ dp.enable_features("contrib")
 
 @dataclass(frozen=True)
 class NoisyCounts:
-    """Noised histograms as released: ``exits`` (S, J, 2), ``entries`` (S, J) or None."""
+    """Noised histograms as released: ``exits`` (S, J, 2), ``survivors`` (S,),
+    ``entries`` (S, J) or None."""
 
     exits: np.ndarray
+    survivors: np.ndarray
     entries: np.ndarray | None
     noise_std: float
 
@@ -50,9 +52,12 @@ def release_counts(counts: ExitCounts, *, noise_multiplier: float) -> NoisyCount
     """Add discrete Gaussian noise of std ``noise_multiplier`` x sensitivity to every cell."""
     std = noise_multiplier * histogram_sensitivity(counts)
     exits = np.asarray(counts.exits, dtype=np.int64) + discrete_gaussian(counts.exits.shape, std)
+    survivors = np.asarray(counts.survivors, dtype=np.int64) + discrete_gaussian(
+        counts.survivors.shape, std
+    )
     entries = None
     if counts.entries is not None:
         entries = np.asarray(counts.entries, dtype=np.int64) + discrete_gaussian(
             counts.entries.shape, std
         )
-    return NoisyCounts(exits=exits, entries=entries, noise_std=std)
+    return NoisyCounts(exits=exits, survivors=survivors, entries=entries, noise_std=std)

@@ -123,7 +123,7 @@ def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan)
         runtime, spend, sensitivity=histogram_sensitivity(counts), clip=0.0, total=total,
         secure_rng=True,
     )
-    arrays = {"exits": noisy.exits}
+    arrays = {"exits": noisy.exits, "survivors": noisy.survivors}
     if noisy.entries is not None:
         arrays["entries"] = noisy.entries
     return TaskResult(arrays=arrays, metrics={"noise-std": noisy.noise_std}, receipt=receipt)

@@ -3,7 +3,10 @@
 Each unit falls in exactly one exit cell (segment, interval, failed-or-censored), so adding
 or removing one unit changes the exit histogram by 1 in one cell: L1 and L2 sensitivity 1.
 With left truncation the entry histogram (segment, entry interval) adds one more cell.
-Intervals follow ``TimeGrid``: interval j (0-based) is (t_j, t_{j+1}].
+Intervals follow ``TimeGrid``: interval j (0-based) is (t_j, t_{j+1}]. A unit still under
+observation past the horizon t_J is a *survivor* of the grid: it falls in the survivors
+cell of its segment instead (at risk in every interval, exiting in none), so each unit is
+still in exactly one cell of (exits, survivors).
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ __all__ = [
 class ExitCounts:
     """One node's histograms: ``exits[s, j, 0]`` failures and ``exits[s, j, 1]`` censored
     units of segment s whose exit falls in interval j; ``entries[s, j]`` units of segment s
-    entering observation in interval j (None when the data has no ``entry_age``)."""
+    entering observation in interval j (None when the data has no ``entry_age``);
+    ``survivors[s]`` units of segment s observed beyond the horizon t_J."""
 
     exits: np.ndarray
     entries: np.ndarray | None
+    survivors: np.ndarray
 
 
 def exit_histogram(
@@ -87,23 +92,26 @@ def entry_interval_index(time_grid: TimeGrid, entry_age: np.ndarray) -> np.ndarr
 
 
 def unit_histograms(frame: pd.DataFrame, spec: ModelSpec) -> ExitCounts:
-    """Exit (and entry) histograms of a canonical unit table on the spec's grid.
+    """Exit, survivor (and entry) histograms of a canonical unit table on the spec's grid.
 
-    Units observed past the horizon t_J count as censored in the last interval.
+    Units observed past the horizon t_J are counted as survivors of their segment, not as
+    censored in the last interval (they were at risk for all of it).
     """
     grid = spec.time_grid
     n_segments, n_intervals = len(spec.segments), grid.n_intervals
     seg = _segment_index(frame["segment"], spec.segments)
     durations = frame["duration"].to_numpy(dtype=float)
+    beyond = durations > grid.horizon
     exits = exit_histogram(
-        seg,
-        grid.interval_index(durations),
-        grid.exit_status(durations, frame["failed"].to_numpy()),
+        seg[~beyond],
+        grid.interval_index(durations[~beyond]),
+        grid.exit_status(durations[~beyond], frame["failed"].to_numpy()[~beyond]),
         n_segments=n_segments,
         n_intervals=n_intervals,
     )
+    survivors = np.bincount(seg[beyond], minlength=n_segments).astype(np.int64)
     if "entry_age" not in frame.columns or frame["entry_age"].isna().all():
-        return ExitCounts(exits=exits, entries=None)
+        return ExitCounts(exits=exits, entries=None, survivors=survivors)
     entry_idx = entry_interval_index(grid, frame["entry_age"].to_numpy(dtype=float))
     late = int(np.sum(entry_idx > grid.interval_index(durations)))
     if late:
@@ -111,7 +119,7 @@ def unit_histograms(frame: pd.DataFrame, spec: ModelSpec) -> ExitCounts:
             f"entry_age: {late} unit(s) enter after their exit (need entry_age < duration)"
         )
     entries = entry_histogram(seg, entry_idx, n_segments=n_segments, n_intervals=n_intervals)
-    return ExitCounts(exits=exits, entries=entries)
+    return ExitCounts(exits=exits, entries=entries, survivors=survivors)
 
 
 def _segment_index(segments: pd.Series, names: tuple[str, ...]) -> np.ndarray:

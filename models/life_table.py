@@ -5,7 +5,8 @@ intervals, interval j = (t_j, t_{j+1}] (0-based), d_j failures, c_j censored uni
 e_j entries and censor weight w:
 
     n_j = E_j - sum_{k<j} (d_k + c_k) - w c_j      units at risk in interval j
-    E_j = sum_{k<=j} e_k   (left truncation), or N = sum_k (d_k + c_k) without entries
+    E_j = sum_{k<=j} e_k   (left truncation), or N = sum_k (d_k + c_k) + r without entries,
+    where r counts the survivors: units still observed past t_J (at risk in every interval)
     h_j = d_j / n_j                                 discrete hazard, kept in [0, 1]
     S(t_0) = 1,  S(t_{j+1}) = prod_{k<=j} (1 - h_k),  F = 1 - S
     Var S(t_{j+1}) = S(t_{j+1})^2 sum_{k<=j} d_k / (n_k (n_k - d_k))     (Greenwood)
@@ -48,6 +49,7 @@ class LifeTable:
     risk_set_empty: np.ndarray
     hazard_capped: np.ndarray
     censor_weight: float
+    survivors: float = 0.0
 
     @property
     def failure(self) -> np.ndarray:
@@ -56,8 +58,8 @@ class LifeTable:
 
     @property
     def n_units(self) -> float:
-        """Units that exited (failed or censored) within the grid: sum_j (d_j + c_j)."""
-        return float(np.sum(self.events) + np.sum(self.censored))
+        """All units: exits within the grid sum_j (d_j + c_j) plus the survivors past t_J."""
+        return float(np.sum(self.events) + np.sum(self.censored) + self.survivors)
 
     @property
     def n_failures(self) -> float:
@@ -70,17 +72,25 @@ def life_table(
     censored: np.ndarray,
     *,
     entries: np.ndarray | None = None,
+    survivors: float = 0.0,
     censor_weight: float = 0.5,
     edges: np.ndarray,
 ) -> LifeTable:
-    """Estimate S, h and the Greenwood variance from one segment's exit histogram."""
+    """Estimate S, h and the Greenwood variance from one segment's exit histogram.
+
+    ``survivors`` (possibly noisy; clipped at 0) are units observed beyond t_J; with
+    ``entries`` they are already counted among those who entered.
+    """
     edges_arr = _check_edges(edges)
     n_intervals = len(edges_arr) - 1
     d = _clipped_counts(events, n_intervals, "events")
     c = _clipped_counts(censored, n_intervals, "censored")
     if not 0.0 <= censor_weight <= 1.0:
         raise ValueError(f"censor_weight must lie in [0, 1], got {censor_weight}")
-    entered = _entered(entries, d, c, n_intervals)
+    if not np.isfinite(survivors):
+        raise ValueError("survivors: must be finite")
+    r = max(float(survivors), 0.0)
+    entered = _entered(entries, d, c, r, n_intervals)
     exits_before = np.concatenate(([0.0], np.cumsum(d + c)[:-1]))
     n = entered - exits_before - censor_weight * c
     empty = n <= 0
@@ -100,6 +110,7 @@ def life_table(
         risk_set_empty=_frozen(empty),
         hazard_capped=_frozen(capped),
         censor_weight=float(censor_weight),
+        survivors=r,
     )
 
 
@@ -114,11 +125,11 @@ def _greenwood_var(n: np.ndarray, hazard: np.ndarray, survival: np.ndarray) -> n
 
 
 def _entered(
-    entries: np.ndarray | None, d: np.ndarray, c: np.ndarray, n_intervals: int
+    entries: np.ndarray | None, d: np.ndarray, c: np.ndarray, survivors: float, n_intervals: int
 ) -> np.ndarray:
     """E_j: units that have entered by interval j (all of them without left truncation)."""
     if entries is None:
-        return np.full(n_intervals, float(np.sum(d) + np.sum(c)))
+        return np.full(n_intervals, float(np.sum(d) + np.sum(c) + survivors))
     return np.cumsum(_clipped_counts(entries, n_intervals, "entries"))
 
 

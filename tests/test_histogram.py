@@ -108,21 +108,26 @@ def test_exit_histogram_rejects_bad_indices(arrays: tuple, message: str) -> None
         exit_histogram(segment, interval, event, n_segments=3, n_intervals=20)
 
 
-def test_unit_histograms_match_groupby_and_censor_past_horizon(spec: ModelSpec) -> None:
+def test_unit_histograms_match_groupby_and_count_survivors_past_horizon(
+    spec: ModelSpec,
+) -> None:
     # Prepare
     frame = make_units(spec, 400, seed=1, with_entry=False)
     # Execute
     counts = unit_histograms(frame, spec)
     # Assert: an independent count with pandas
     edges = np.asarray(spec.time_grid.edges)
-    j = np.clip(np.ceil(frame["duration"] / 6.0).astype(int) - 1, 0, 19)
-    status = np.where((frame["failed"] == 1) & (frame["duration"] <= edges[-1]), 0, 1)
+    seg = frame["segment"].map({s: i for i, s in enumerate(spec.segments)}).to_numpy()
+    inside = (frame["duration"] <= edges[-1]).to_numpy()
+    j = np.clip(np.ceil(frame["duration"] / 6.0).astype(int) - 1, 0, 19).to_numpy()
+    status = np.where(frame["failed"] == 1, 0, 1)
     expected = np.zeros((3, 20, 2), dtype=np.int64)
-    seg = frame["segment"].map({s: i for i, s in enumerate(spec.segments)})
-    np.add.at(expected, (seg.to_numpy(), j.to_numpy(), status), 1)
+    np.add.at(expected, (seg[inside], j[inside], status[inside]), 1)
     np.testing.assert_array_equal(counts.exits, expected)
+    np.testing.assert_array_equal(counts.survivors, np.bincount(seg[~inside], minlength=3))
     assert counts.entries is None
-    assert counts.exits.sum() == 400
+    assert (~inside).sum() > 0, "fixture must have units observed past the horizon"
+    assert counts.exits.sum() + counts.survivors.sum() == 400
 
 
 def test_unit_histograms_entries_follow_entry_age(spec: ModelSpec) -> None:

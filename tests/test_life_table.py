@@ -260,3 +260,35 @@ def test_plot_curves_writes_png(tmp_path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     with pytest.raises(ValueError, match="no curves to plot"):
         plot_curves(tmp_path / "none.png", [])
+
+
+@pytest.mark.parametrize("censor_weight", [0.0, 0.5])
+def test_survivors_past_horizon_are_at_risk_in_every_interval(censor_weight: float) -> None:
+    # Prepare: units observed past t_J are survivors, not censored in the last interval;
+    # lifelines sees them as censored exactly at t_J (at risk through it, never split)
+    rng = np.random.default_rng(7)
+    failure = rng.weibull(1.5, 3000) * 90
+    duration = np.minimum(failure, rng.uniform(0, 200, 3000))
+    beyond = duration > EDGES[-1]
+    units = {
+        "exit_idx": np.clip(np.searchsorted(EDGES, duration[~beyond], side="left") - 1, 0, J - 1),
+        "event": (failure <= duration)[~beyond].astype(int),
+        "entry_idx": np.zeros((~beyond).sum(), dtype=int),
+    }
+    d, c, _ = histograms(units)
+    reference = lifelines_km(units, censor_weight=censor_weight)
+    n_beyond = int(beyond.sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times = np.concatenate([reference.durations, np.full(n_beyond, EDGES[-1])])
+        observed = np.concatenate([reference.event_observed, np.zeros(n_beyond)])
+        weights = np.concatenate([reference.weights, np.ones(n_beyond)])
+        expected = KaplanMeierFitter().fit(times, observed, weights=weights, timeline=EDGES)
+    # Execute
+    table = life_table(d, c, survivors=n_beyond, censor_weight=censor_weight, edges=EDGES)
+    # Assert
+    assert n_beyond > 100
+    np.testing.assert_allclose(
+        table.survival, expected.survival_function_.to_numpy().ravel(), atol=1e-9
+    )
+    assert table.n_units == 3000
