@@ -1,4 +1,4 @@
-"""FedAvg of model updates, after checking each reply has the global model's shape.
+"""FedAvgM of model updates, after checking each reply has the global model's shape.
 
 A reply whose arrays do not match the global model (names, shapes, finiteness) is
 rejected, not averaged: a hostile or broken node must not corrupt the model.
@@ -7,12 +7,12 @@ rejected, not averaged: a hostile or broken node must not corrupt the model.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import ArrayRecord, RecordDict
-from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.serverapp.strategy import FedAvgM
 
 from protocols.messages import ARRAYS_KEY, METRICS_KEY
 
-__all__ = ["WEIGHT_KEY", "check_update", "fedavg"]
+__all__ = ["WEIGHT_KEY", "check_update", "ServerOptimizer"]
 
 WEIGHT_KEY = "num-examples"
 
@@ -36,9 +36,25 @@ def check_update(content: RecordDict, reference: ArrayRecord) -> str | None:
     return None
 
 
-def fedavg(contents: list[RecordDict]) -> ArrayRecord:
-    """Example-weighted average of the updates (Flower's own aggregation)."""
-    records = [
-        RecordDict({ARRAYS_KEY: c[ARRAYS_KEY], METRICS_KEY: c[METRICS_KEY]}) for c in contents
-    ]
-    return aggregate_arrayrecords(records, WEIGHT_KEY)
+class ServerOptimizer:
+    """Flower's FedAvgM applied to checked replies, round after round.
+
+    The coordinator drives rounds itself (to count refusals and enforce quorum), so it
+    uses the strategy only for aggregation: its momentum state lives across rounds here.
+    """
+
+    def __init__(self, initial: ArrayRecord, *, learning_rate: float, momentum: float) -> None:
+        self._strategy = FedAvgM(
+            server_learning_rate=learning_rate,
+            server_momentum=momentum,
+            weighted_by_key=WEIGHT_KEY,
+            arrayrecord_key=ARRAYS_KEY,
+        )
+        self._strategy.current_arrays = initial
+
+    def step(self, round_number: int, replies: list[Message]) -> ArrayRecord:
+        """The new global model from this round's (already checked) replies."""
+        arrays, _ = self._strategy.aggregate_train(round_number, replies)
+        if arrays is None:
+            raise ValueError(f"round {round_number}: FedAvgM returned no model")
+        return arrays

@@ -123,8 +123,8 @@ def _print(console: Console, evaluation: dict) -> None:
         score = evaluation[key]
         models.add_row(name, f"{score['c_index']:.4f}", f"{score['ibs']:.4f}")
     console.print(models)
-    eps = Table(title=f"Record-level epsilon per node (delta {evaluation['delta']:g})")
-    for column in ("node", "this run", "lifetime"):
+    eps = Table(title="Record-level epsilon per node")
+    for column in ("node", f"this run (delta {evaluation['delta']:g})", "lifetime (at its cap's delta)"):
         eps.add_column(column)
     for node, value in evaluation["epsilon_per_node"].items():
         eps.add_row(node, f"{value:.3f}", f"{evaluation['epsilon_total_per_node'][node]:.3f}")

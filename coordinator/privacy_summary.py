@@ -29,7 +29,8 @@ class ReceiptRow:
 class PrivacyLedgerView:
     """Receipts per node for one run, and the figures derived from them."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_delta: float) -> None:
+        self.run_delta = run_delta
         self._rows: dict[str, list[ReceiptRow]] = defaultdict(list)
 
     def record(self, round_number: int, task: str, reply: NodeReply) -> None:
@@ -38,7 +39,8 @@ class PrivacyLedgerView:
             self._rows[name].append(ReceiptRow(round_number, task, reply.receipt))
 
     def epsilon_run(self, node: str) -> float:
-        """Record-level epsilon this run cost ``node`` (RDP composition of its receipts)."""
+        """Record-level epsilon this run cost ``node`` at the plan's delta (RDP composition
+        of its receipts); lifetime totals in receipts are at the node's own cap delta."""
         rows = self._rows.get(node, [])
         if not rows:
             return 0.0
@@ -46,7 +48,7 @@ class PrivacyLedgerView:
             Spend(r.receipt.noise_multiplier, r.receipt.sample_rate, r.receipt.steps, r.receipt.mechanism)
             for r in rows
         ]
-        return rdp_epsilon(spends, rows[-1].receipt.delta)
+        return rdp_epsilon(spends, self.run_delta)
 
     def max_epsilon_total(self) -> float:
         totals = [rows[-1].receipt.epsilon_total for rows in self._rows.values() if rows]
@@ -59,9 +61,10 @@ class PrivacyLedgerView:
             last = rows[-1].receipt
             nodes[node] = {
                 "epsilon_run": round(self.epsilon_run(node), 6),
+                "delta_run": self.run_delta,
                 "epsilon_total": round(last.epsilon_total, 6),
                 "epsilon_cap": last.epsilon_cap,
-                "delta": last.delta,
+                "delta_cap": last.delta,
                 "releases": [
                     {
                         "round": r.round,

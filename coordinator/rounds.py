@@ -25,8 +25,12 @@ class NodeReply:
 
     node_id: int
     node_name: str
-    content: RecordDict
+    message: Message
     receipt: PrivacyReceipt | None
+
+    @property
+    def content(self) -> RecordDict:
+        return self.message.content
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
         except (ValueError, TypeError) as err:
             outcome.failed.append(NodeProblem(node_id, status.node_name, f"bad receipt: {err}"))
             return
-        outcome.ok.append(NodeReply(node_id, status.node_name, reply.content, receipt))
+        outcome.ok.append(NodeReply(node_id, status.node_name, reply, receipt))
     else:
         outcome.failed.append(NodeProblem(node_id, status.node_name, status.reason or status.status))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from coordinator.aggregation import check_update, fedavg
+from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.curves import check_counts, estimate_curves, sum_counts
 from models.histogram import ExitCounts
 from coordinator.outputs import write_outputs
@@ -49,7 +49,7 @@ class Coordinator:
         self.config = request.config
         self.plan = request.config.plan
         self.store = RunStore(Path(request.run_dir))
-        self.privacy = PrivacyLedgerView()
+        self.privacy = PrivacyLedgerView(run_delta=self.plan.privacy.record.delta)
         self.rounds: list[RoundOutcome] = []
 
     # ---- the run ------------------------------------------------------------------
@@ -105,8 +105,12 @@ class Coordinator:
 
     # ---- model rounds --------------------------------------------------------------
     def _train(self, node_ids: list[int]) -> ArrayRecord:
-        initial = init_arrays(self.plan.model_spec, seed=self.plan.training.seed)
+        training = self.plan.training
+        initial = init_arrays(self.plan.model_spec, seed=training.seed)
         arrays = ArrayRecord({f"param_{i:03d}": Array(a) for i, a in enumerate(initial)})
+        optimizer = ServerOptimizer(
+            arrays, learning_rate=training.server_learning_rate, momentum=training.server_momentum
+        )
         for round_number in range(1, self.plan.training.rounds + 1):
             header = self._header(round_number, "model")
 
@@ -118,7 +122,7 @@ class Coordinator:
             outcome = self._round(node_ids, round_number, "model", MODEL_TASK, content_for)
             good = self._valid(outcome, lambda c, ref=arrays: check_update(c, ref))
             self._require_quorum(outcome, good)
-            arrays = fedavg([reply.content for reply in good])
+            arrays = optimizer.step(round_number, [reply.message for reply in good])
         return arrays
 
     # ---- curve round ---------------------------------------------------------------

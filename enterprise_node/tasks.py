@@ -103,7 +103,8 @@ def run_model_task(
         secure_rng=OPACUS_SECURE_RNG,
     )
     out = {f"param_{i:03d}": a for i, a in enumerate(update.arrays)}
-    metrics = {"num-examples": float(update.num_examples), "train-loss": float(update.mean_loss)}
+    # Only the example count leaves (FedAvg weight); the local loss is a raw statistic.
+    metrics = {"num-examples": float(update.num_examples)}
     return TaskResult(arrays=out, metrics=metrics, receipt=receipt)
 
 

@@ -39,21 +39,30 @@ _DIGEST_DOMAIN = b"fedrisk-model-arrays-v1\x00"
 
 
 class HazardNet(nn.Module):
-    """MLP input_width -> hidden_units (ReLU) -> one hazard logit per interval."""
+    """Logistic hazard per interval: logit h_j(x) = baseline_j(x) + risk(x).
+
+    ``baseline`` is linear in the inputs, one output per interval: through the segment and
+    equipment-class one-hots it gives each its own baseline hazard shape, and lets the
+    covariates' effects vary over time. ``risk`` is a scalar score shared by every
+    interval (an MLP over ``hidden_units``, linear when empty): a covariate effect that
+    holds at all ages is learnt once from all intervals' data, not once per interval,
+    which matters under DP-SGD where every extra free parameter adds noise.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
         width = spec.input_width
+        self.baseline = nn.Linear(width, spec.time_grid.n_intervals)
+        layers: list[nn.Module] = []
         for hidden in spec.hidden_units:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
-        layers.append(nn.Linear(width, spec.time_grid.n_intervals))
-        self.net = nn.Sequential(*layers)
+        layers.append(nn.Linear(width, 1))
+        self.risk = nn.Sequential(*layers)
         self.n_intervals = spec.time_grid.n_intervals
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.baseline(x) + self.risk(x)
 
 
 def hazard_nll(

@@ -22,13 +22,16 @@ __all__ = ["TrainingSettings", "RecordPrivacy", "PrivacySettings", "TrainingPlan
 
 
 class TrainingSettings(StrictModel):
-    """Federated training of the hazard model: FedAvg rounds of local DP-SGD."""
+    """Federated training of the hazard model: rounds of local DP-SGD, combined by FedAvgM
+    (FedAvg with server momentum, Hsu et al. 2019; momentum 0 is plain FedAvg)."""
 
     rounds: int = Field(5, ge=1, le=1000)
     local_epochs: float = Field(1.0, gt=0, le=100)
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(0.01, gt=0)
     optimizer: Literal["sgd", "adam"] = "adam"
+    server_learning_rate: float = Field(1.0, gt=0)
+    server_momentum: float = Field(0.5, ge=0, lt=1)
     seed: int = 0
 
 
