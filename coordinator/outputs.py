@@ -49,6 +49,7 @@ def write_outputs(
         "run_id": request.run_id,
         "status": "completed",
         "plan_digest": plan.digest,
+        "record_dp": plan.privacy.record.enabled,
         "model_spec_digest": plan.model_spec.digest,
         "model_digest": model_digest(params),
         "nodes": nodes,

@@ -68,6 +68,11 @@ class PrivacyCap(StrictModel):
     epsilon: float = Field(gt=0)
     delta: float = Field(gt=0, lt=1)
     accountant: Literal["rdp"] = "rdp"
+    allow_non_private: bool = Field(
+        False,
+        description="serve plans with record-level DP off (synthetic benchmarks only); "
+        "such results carry no privacy guarantee and are marked so",
+    )
 
 
 class NodeSettings(StrictModel):

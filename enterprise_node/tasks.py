@@ -8,6 +8,7 @@ then hand back the result. Nothing leaves on refusal or error but the status its
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.curve_release import histogram_sensitivity, release_counts
 from enterprise_node.runtime import NodeRuntime
-from enterprise_node.training import OPACUS_SECURE_RNG, train_dp
+from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
 from models.features import encode_units
 from models.histogram import unit_histograms
 from protocols.errors import (
@@ -51,11 +52,19 @@ def parse_plan(header: TaskHeader) -> TrainingPlan:
     return plan
 
 
-def _require_record_dp(plan: TrainingPlan) -> None:
-    if not plan.privacy.record.enabled:
-        raise ConfigError(
-            "task refused: the plan turns record-level DP off; this node only serves DP tasks"
+def _record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
+    """True for a DP task; False only when the plan turns DP off AND node.yaml allows it."""
+    if plan.privacy.record.enabled:
+        return True
+    if runtime.config.privacy.allow_non_private:
+        warnings.warn(
+            "serving a NON-PRIVATE task (record-level DP off, allowed by node.yaml)",
+            stacklevel=2,
         )
+        return False
+    raise ConfigError(
+        "task refused: the plan turns record-level DP off; this node only serves DP tasks"
+    )
 
 
 def _receipt(
@@ -84,11 +93,16 @@ def run_model_task(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, arrays: list[np.ndarray]
 ) -> TaskResult:
     """One round of local DP-SGD on the global model; noise calibrated for the whole run."""
-    _require_record_dp(plan)
     spec, record = plan.model_spec, plan.privacy.record
     units = encode_units(runtime.units(spec).frame, spec)
     if len(units) == 0:
         raise ConfigError("task refused: no valid units to train on")
+    if not _record_dp_required(runtime, plan):
+        plain = train_plain(arrays, units, spec, plan.training, seed=plan.training.seed)
+        return TaskResult(
+            arrays={f"param_{i:03d}": a for i, a in enumerate(plain.arrays)},
+            metrics={"num-examples": float(plain.num_examples)},
+        )
     noise = plan_noise(plan, len(units))
     spend = noise.model_spend(header.run_id, header.round)
     runtime.guard.check([spend])
@@ -110,12 +124,16 @@ def run_model_task(
 
 def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
     """Noised exit (and entry) histograms per segment and interval, for the life table."""
-    _require_record_dp(plan)
     if not plan.curve_release:
         raise ConfigError("task refused: the plan does not include a curve release")
     spec = plan.model_spec
     frame = runtime.units(spec).frame
     counts = unit_histograms(frame, spec)
+    if not _record_dp_required(runtime, plan):
+        exact = {"exits": counts.exits, "survivors": counts.survivors}
+        if counts.entries is not None:
+            exact["entries"] = counts.entries
+        return TaskResult(arrays=exact, metrics={"noise-std": 0.0})
     spend = plan_noise(plan, len(frame)).curve_spend(header.run_id, header.round)
     runtime.guard.check([spend])
     noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
