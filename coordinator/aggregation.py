@@ -6,6 +6,8 @@ rejected, not averaged: a hostile or broken node must not corrupt the model.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp.strategy import FedAvgM
@@ -21,18 +23,26 @@ def check_update(content: RecordDict, reference: ArrayRecord) -> str | None:
     """None if ``content`` is a well-formed update of ``reference``; else what is wrong."""
     if ARRAYS_KEY not in content.array_records or METRICS_KEY not in content.metric_records:
         return "reply lacks arrays or metrics"
+    if len(content.array_records) != 1 or len(content.metric_records) != 1:
+        # FedAvg needs exactly one of each; an extra record would abort the whole round
+        return "reply holds extra array or metric records"
     arrays = content[ARRAYS_KEY]
-    if sorted(arrays) != sorted(reference):
-        return "reply arrays do not match the model's parameters"
+    if list(arrays) != list(reference):
+        # FedAvgM pairs arrays by position: names must come in the model's order
+        return "reply arrays do not match the model's parameters (names and order)"
     for name in reference:
         got, want = arrays[name].numpy(), reference[name].numpy()
         if got.shape != want.shape:
             return f"parameter {name}: shape {got.shape}, expected {want.shape}"
         if not np.all(np.isfinite(got)):
             return f"parameter {name}: non-finite values"
-    weight = content[METRICS_KEY].get(WEIGHT_KEY)
-    if not isinstance(weight, (int, float)) or not weight > 0:
-        return f"metric {WEIGHT_KEY} missing or not positive"
+    metrics = content[METRICS_KEY]
+    if list(metrics) != [WEIGHT_KEY]:
+        # FedAvg needs the same metric keys in every reply; one odd key aborts the round
+        return f"reply metrics must be exactly [{WEIGHT_KEY!r}], got {sorted(metrics)}"
+    weight = metrics[WEIGHT_KEY]
+    if not isinstance(weight, (int, float)) or not (weight > 0 and math.isfinite(weight)):
+        return f"metric {WEIGHT_KEY} missing, not positive or not finite"
     return None
 
 

@@ -9,8 +9,6 @@ stops exactly the processes it started (by process group) whatever happens.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ import httpx
 
 from coordinator.config import CoordinatorConfig
 from coordinator.flower_env import flower_env, free_port, write_connection
+from coordinator.processes import stop_tree
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
 from enterprise_node.config import load_node_config
@@ -206,19 +205,6 @@ def _follow(
         time.sleep(0.5)
 
 
-def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop ``process`` and its process group (which we created), by PID."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=grace)
+def _stop(process: subprocess.Popen) -> None:
+    """Stop ``process`` and everything it started (by PID), if it is still running."""
+    stop_tree(process)

@@ -85,8 +85,11 @@ def run_round(
     replies = list(grid.send_and_receive(messages, timeout=timeout))
     outcome = RoundOutcome(round=round_number, task=task)
     answered: set[int] = set()
+    asked = set(node_ids)
     for reply in replies:
         node_id = reply.metadata.src_node_id
+        if node_id not in asked or node_id in answered:
+            continue  # a stray or duplicate reply must not count (twice) toward quorum
         answered.add(node_id)
         _classify(reply, node_id, outcome)
     for node_id in node_ids:

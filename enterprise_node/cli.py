@@ -1,4 +1,4 @@
-"""`fedrisk-node`: the enterprise's command line (init, check; join, status, ledger, approve later).
+"""`fedrisk-node`: the enterprise's command line (init, check, status; join, ledger, approve later).
 
 Commands stay thin and call the modules that do the work. :func:`main` is the only place
 that catches :class:`FedriskError`: it prints the message and advice to stderr and exits
@@ -8,7 +8,7 @@ Example (doctest)::
 
     >>> from enterprise_node.cli import build_app
     >>> sorted(command.name for command in build_app().registered_commands)
-    ['check', 'init']
+    ['check', 'init', 'status']
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rich.console import Console
 from enterprise_node.check import load_model_spec, run_check
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.pseudonym import load_or_create_site_secret
+from enterprise_node.status import show_status
 from protocols.atomic import atomic_write_text
 from protocols.errors import ConfigError, FedriskError
 from protocols.exit_codes import ExitCode
@@ -98,6 +99,15 @@ def _check_command(
     run_check(node_config, model_spec, console=Console(), json_path=json_path)
 
 
+def _status_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+) -> None:
+    """Show the privacy budget spent and left, and what has left the site."""
+    show_status(load_node_config(config), Console())
+
+
 def build_app() -> typer.Typer:
     """The typer app with every command registered (no error handling here: see main)."""
     app = typer.Typer(
@@ -109,6 +119,7 @@ def build_app() -> typer.Typer:
     )
     app.command("init")(_init_command)
     app.command("check")(_check_command)
+    app.command("status")(_status_command)
     return app
 
 

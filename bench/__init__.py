@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (utility, privacy, speed): ``python -m bench.<name>``."""

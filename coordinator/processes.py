@@ -1,0 +1,85 @@
+"""Stopping exactly the processes fedrisk started: a process, its group and descendants.
+
+Flower's SuperLink starts its helpers (SuperExec, the simulation runtime, Ray) in new
+sessions, so killing the SuperLink's process group is not enough. The descendants are
+collected from /proc (by parent PID) before anything is signalled, then stopped
+gracefully, then killed if they linger. Only PIDs descended from ours are touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["descendants", "stop_tree"]
+
+
+def _parents() -> dict[int, int]:
+    """PID -> parent PID for every process visible in /proc."""
+    table: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name (field 2) may contain spaces: split after its closing ')'
+        fields = stat[stat.rfind(")") + 2 :].split()
+        table[int(entry.name)] = int(fields[1])
+    return table
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of ``pid`` (children first found, then theirs)."""
+    parents = _parents()
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(") ")[1][0] != "Z"  # a zombie is already dead
+    except (OSError, IndexError):
+        return False
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM ``process`` and every descendant, wait up to ``grace``, then SIGKILL."""
+    tree = [process.pid, *descendants(process.pid)]
+    _signal(tree, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()
+        if not any(_alive(pid) for pid in tree):
+            break
+        time.sleep(0.2)
+    _signal([pid for pid in tree if _alive(pid)], signal.SIGKILL)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass

@@ -1,0 +1,47 @@
+"""`fedrisk-node status`: the node's privacy budget and what has left the site."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from enterprise_node.budget import BudgetGuard
+from enterprise_node.config import NodeConfig
+from enterprise_node.outbox import Outbox
+
+__all__ = ["show_status"]
+
+
+def show_status(config: NodeConfig, console: Console) -> None:
+    """Print spent/remaining record-level epsilon and a summary of the outbox."""
+    guard = BudgetGuard(
+        config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
+    )
+    status = guard.status()
+    console.print(f"[bold]{config.node.name}[/]: state in {config.state_dir}")
+    console.print(
+        f"record-level epsilon spent {status.epsilon_spent:.4f} of cap "
+        f"{status.epsilon_cap:g} (delta {status.delta:g}); remaining "
+        f"{status.epsilon_remaining:.4f}; {status.releases} release(s)"
+    )
+    entries = Outbox(config.state_dir).entries()
+    if not entries:
+        console.print("Nothing has left this site.")
+        return
+    table = Table(title="What left this site (from state/outbox.jsonl)")
+    for column in ("run", "rounds", "sent", "refused/failed", "bytes"):
+        table.add_column(column)
+    runs = Counter(e.run_id for e in entries)
+    for run_id in runs:
+        rows = [e for e in entries if e.run_id == run_id]
+        sent = [e for e in rows if e.status == "ok"]
+        table.add_row(
+            run_id or "-",
+            str(len({e.round for e in rows})),
+            ", ".join(sorted(Counter(e.purpose for e in sent))) or "-",
+            str(len(rows) - len(sent)),
+            str(sum(e.bytes for e in rows)),
+        )
+    console.print(table)

@@ -1,0 +1,21 @@
+"""Shared fixtures for tests that build Flower messages outside a running Flower app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flwr.supercore.task_identity import TaskIdentity
+
+
+@pytest.fixture
+def flower_identity() -> Iterator[None]:
+    """Give this process a Flower task identity (run 7, node 0, task 1), then restore it.
+
+    flwr 1.42's ``Message(content, dst_node_id=..., message_type=...)`` reads the run, node
+    and task ids of the current process; ServerApp/ClientApp set them, unit tests must.
+    """
+    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 7, 0, 1
+    yield
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = saved

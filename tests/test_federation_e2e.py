@@ -1,0 +1,108 @@
+"""End-to-end: real Flower federations (Simulation Engine via a private SuperLink).
+
+Slow (each run starts Ray): marked ``slow``; CI runs them all.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coordinator.cli import load_config_or_default
+from coordinator.config import CoordinatorConfig
+from coordinator.demo import evaluate_run
+from coordinator.federation import run_local_federation
+from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from protocols.errors import RunFailedError
+
+pytestmark = pytest.mark.slow
+
+
+def small_config(*, rounds: int = 2, min_nodes: int = 3) -> CoordinatorConfig:
+    """The packaged plan, shortened for tests."""
+    config = load_config_or_default(None)
+    training = config.plan.training.model_copy(update={"rounds": rounds, "local_epochs": 1})
+    plan = config.plan.model_copy(update={"training": training})
+    federation = config.federation.model_copy(update={"min_nodes": min_nodes})
+    return config.model_copy(update={"plan": plan, "federation": federation})
+
+
+def make_federation(root: Path, n: int, *, caps: dict[int, float] | None = None) -> FederationManifest:
+    """Factory: ``n`` synthetic enterprises; ``caps`` sets the epsilon cap of some (1-based)."""
+    spec = load_config_or_default(None).plan.model_spec
+    manifest = generate_federation(
+        root, spec, SyntheticConfig(n_enterprises=n, min_units=1500, max_units=2500, seed=3)
+    )
+    for index, cap in (caps or {}).items():
+        path = manifest.node_configs[index - 1]
+        data = yaml.safe_load(path.read_text())
+        data["privacy"]["epsilon"] = cap
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return manifest
+
+
+def federate(manifest: FederationManifest, config: CoordinatorConfig, run_dir: Path, home: Path):
+    return run_local_federation(list(manifest.node_configs), config, run_dir, flwr_home=home)
+
+
+def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
+    # Prepare
+    manifest = make_federation(tmp_path / "fed", 4)
+    config = small_config()
+    # Execute
+    result = federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
+    evaluation = evaluate_run(
+        result.run_dir, list(manifest.node_configs), manifest.truth_path,
+        manifest.holdout_path, config,
+    )
+    # Assert: a broken pipeline (swapped cells, wrong segment, biased at-risk sets, noise
+    # 10x too large) lands far above these bounds; this federation's own noise does not
+    assert result.summary["status"] == "completed"
+    assert len(result.summary["nodes"]) == 4
+    for row in evaluation["curve_errors"]:
+        assert row["vs_truth"] < 0.06, row
+        assert row["vs_pooled"] < 0.05, row
+    for name in ("curves.json", "curves.csv", "curves.png", "global_model.npz", "summary.json"):
+        assert (result.run_dir / name).exists(), name
+    assert all(eps <= 2.0 + 1e-6 for eps in evaluation["epsilon_per_node"].values())
+
+
+def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path) -> None:
+    # Prepare: 4 nodes, the 4th with a cap below one run's cost; quorum is 3
+    manifest = make_federation(tmp_path / "fed", 4, caps={4: 0.3})
+    config = small_config(min_nodes=3)
+    # Execute: two runs; every run starts fresh node processes (a restart of each node)
+    first = federate(manifest, config, tmp_path / "run1", tmp_path / "flwr").summary
+    second = federate(manifest, config, tmp_path / "run2", tmp_path / "flwr").summary
+    # Assert: the small-cap node refused every round of both runs, with its reason
+    refusals = [r for rnd in first["rounds"] for r in rnd["refused"]]
+    assert {r["node"] for r in refusals} == {"enterprise-04"}
+    assert len(refusals) == config.plan.training.rounds + 1
+    assert all("cap of 0.3" in r["reason"] for r in refusals)
+    # ... and the others' lifetime spend carried over from disk into the second run
+    for node, after_first in first["privacy"]["nodes"].items():
+        after_second = second["privacy"]["nodes"][node]
+        assert after_second["epsilon_total"] > after_first["epsilon_total"] * 1.3, node
+        assert after_second["epsilon_run"] == pytest.approx(after_first["epsilon_run"], rel=1e-6)
+    state = json.loads(
+        (manifest.enterprise_dirs[0] / "state" / "accountant.json").read_text()
+    )
+    assert len(state["entries"]) == 2 * (config.plan.training.rounds + 1)
+
+
+def test_round_below_quorum_releases_nothing_and_fails_loudly(tmp_path: Path) -> None:
+    # Prepare: 3 nodes, quorum 3, one refuses
+    manifest = make_federation(tmp_path / "fed", 3, caps={2: 0.3})
+    config = small_config(min_nodes=3)
+    # Execute
+    with pytest.raises(RunFailedError, match=r"round 1 \(model\): 2 good repl"):
+        federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
+    # Assert: a failed summary, no model and no curves
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "cap of 0.3" in summary["error"]
+    assert not (tmp_path / "run" / "global_model.npz").exists()
+    assert not (tmp_path / "run" / "curves.json").exists()
