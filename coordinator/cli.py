@@ -63,8 +63,12 @@ def _synth(
         out,
         spec,
         SyntheticConfig(
-            n_enterprises=enterprises, min_units=min_units, max_units=max_units, seed=seed,
-            delayed_entry=delayed_entry, parquet_every=parquet_every,
+            n_enterprises=enterprises,
+            min_units=min_units,
+            max_units=max_units,
+            seed=seed,
+            delayed_entry=delayed_entry,
+            parquet_every=parquet_every,
         ),
     )
     _console.print(f"Wrote {len(manifest.node_configs)} enterprises under {out}")
@@ -79,16 +83,14 @@ def _federate(
     """Run a federation of local enterprise folders through Flower on this machine."""
     cfg = load_config_or_default(config)
     printer = ProgressPrinter(_console, cfg.plan.training.rounds + int(cfg.plan.curve_release))
-    result = run_local_federation(
-        node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer
-    )
+    result = run_local_federation(node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer)
     _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
 
 
 def _demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for data and outputs.")] = Path(
-        "demo-out"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for data and outputs.")
+    ] = Path("demo-out"),
     enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic factories.")] = 0,
     config: ConfigOption = None,
@@ -97,8 +99,12 @@ def _demo(
     from coordinator.demo import run_demo
 
     run_demo(
-        out, load_config_or_default(config), enterprises=enterprises, seed=seed,
-        flwr_home=_flwr_home(), console=_console,
+        out,
+        load_config_or_default(config),
+        enterprises=enterprises,
+        seed=seed,
+        flwr_home=_flwr_home(),
+        console=_console,
     )
 
 

@@ -47,7 +47,12 @@ def _fresh_factories(path: Path) -> None:
 
 
 def run_demo(
-    out: Path, config: CoordinatorConfig, *, enterprises: int, seed: int, flwr_home: Path,
+    out: Path,
+    config: CoordinatorConfig,
+    *,
+    enterprises: int,
+    seed: int,
+    flwr_home: Path,
     console: Console,
 ) -> dict:
     """Generate, federate, evaluate, print; returns the evaluation written to evaluation.json."""
@@ -56,7 +61,8 @@ def run_demo(
     _fresh_factories(factories)
     console.rule("1. synthetic factories")
     manifest = generate_federation(
-        factories, config.plan.model_spec,
+        factories,
+        config.plan.model_spec,
         SyntheticConfig(n_enterprises=enterprises, seed=seed, parquet_every=4),
     )
     console.print(f"{len(manifest.node_configs)} enterprises under {factories}")
@@ -67,17 +73,25 @@ def run_demo(
     )
     console.rule("3. judged against the truth")
     evaluation = evaluate_run(
-        result.run_dir, list(manifest.node_configs), manifest.truth_path,
-        manifest.holdout_path, config,
+        result.run_dir,
+        list(manifest.node_configs),
+        manifest.truth_path,
+        manifest.holdout_path,
+        config,
     )
     atomic_write_json(result.run_dir / "evaluation.json", evaluation)
     _print(console, evaluation)
-    console.print(f"Outputs: {result.run_dir} (curves.json/csv/png, global_model.npz, summary.json)")
+    console.print(
+        f"Outputs: {result.run_dir} (curves.json/csv/png, global_model.npz, summary.json)"
+    )
     return evaluation
 
 
 def evaluate_run(
-    run_dir: Path, node_configs: list[Path], truth_path: Path, holdout_path: Path,
+    run_dir: Path,
+    node_configs: list[Path],
+    truth_path: Path,
+    holdout_path: Path,
     config: CoordinatorConfig,
 ) -> dict:
     """Curve errors, model scores (federated DP vs central non-private) and epsilon per node."""
@@ -119,12 +133,19 @@ def _print(console: Console, evaluation: dict) -> None:
     models = Table(title="Failure-risk model on a held-out population")
     for column in ("model", "C-index (td)", "integrated Brier"):
         models.add_column(column)
-    for name, key in (("federated, DP-SGD", "federated_dp"), ("central, non-private", "central_nonprivate")):
+    for name, key in (
+        ("federated, DP-SGD", "federated_dp"),
+        ("central, non-private", "central_nonprivate"),
+    ):
         score = evaluation[key]
         models.add_row(name, f"{score['c_index']:.4f}", f"{score['ibs']:.4f}")
     console.print(models)
     eps = Table(title="Record-level epsilon per node")
-    for column in ("node", f"this run (delta {evaluation['delta']:g})", "lifetime (at its cap's delta)"):
+    for column in (
+        "node",
+        f"this run (delta {evaluation['delta']:g})",
+        "lifetime (at its cap's delta)",
+    ):
         eps.add_column(column)
     for node, value in evaluation["epsilon_per_node"].items():
         eps.add_row(node, f"{value:.3f}", f"{evaluation['epsilon_total_per_node'][node]:.3f}")

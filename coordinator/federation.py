@@ -113,14 +113,25 @@ def run_local_federation(
 def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     log = open(run_dir / "superlink.log", "ab")  # noqa: SIM115 - closed with the process
     cmd = [
-        _bin("flower-superlink"), "--insecure", "--simulation",
-        "--isolation", "subprocess",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--control-api-address", f"127.0.0.1:{free_port()}",
+        _bin("flower-superlink"),
+        "--insecure",
+        "--simulation",
+        "--isolation",
+        "subprocess",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--control-api-address",
+        f"127.0.0.1:{free_port()}",
         "--disable-runtime-dependency-installation",
     ]
     return subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
 
@@ -140,21 +151,38 @@ def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -
 
 
 def _submit_and_follow(
-    request: RunRequest, request_path: Path, manifest: Path, n_nodes: int, client_cpus: float,
-    env: dict[str, str], store: RunStore, progress: ProgressFn | None,
+    request: RunRequest,
+    request_path: Path,
+    manifest: Path,
+    n_nodes: int,
+    client_cpus: float,
+    env: dict[str, str],
+    store: RunStore,
+    progress: ProgressFn | None,
 ) -> None:
     run_config = f"run-request='{request_path}' node-manifest='{manifest}'"
     federation_config = f"num-supernodes={n_nodes} client-resources-num-cpus={client_cpus:g}"
     cmd = [
-        _bin("flwr"), "run", str(app_dir()), "fedrisk-local",
-        "--run-config", run_config, "--federation-config", federation_config, "--stream",
+        _bin("flwr"),
+        "run",
+        str(app_dir()),
+        "fedrisk-local",
+        "--run-config",
+        run_config,
+        "--federation-config",
+        federation_config,
+        "--stream",
     ]
     log_path = store.dir / "flwr-run.log"
     plan = request.config.plan
     budget = (plan.training.rounds + 2) * request.config.federation.round_timeout_s + 300
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:

@@ -35,7 +35,8 @@ def write_outputs(
     plan = request.config.plan
     params = [arrays[name].numpy() for name in sorted(arrays)]
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"param_{i:03d}": p for i, p in enumerate(params)})
+    named: dict[str, np.ndarray] = {f"param_{i:03d}": p for i, p in enumerate(params)}
+    np.savez(buffer, **named)  # type: ignore[arg-type]
     atomic_write_bytes(store.dir / MODEL_FILE, buffer.getvalue())
     store.write_json("model_spec.json", json.loads(plan.model_spec.model_dump_json()))
     outputs = [MODEL_FILE, "model_spec.json"]

@@ -45,7 +45,12 @@ class PrivacyLedgerView:
         if not rows:
             return 0.0
         spends = [
-            Spend(r.receipt.noise_multiplier, r.receipt.sample_rate, r.receipt.steps, r.receipt.mechanism)
+            Spend(
+                r.receipt.noise_multiplier,
+                r.receipt.sample_rate,
+                r.receipt.steps,
+                r.receipt.mechanism,
+            )
             for r in rows
         ]
         return rdp_epsilon(spends, self.run_delta)

@@ -8,6 +8,7 @@ gracefully, then killed if they linger. Only PIDs descended from ours are touche
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,10 +63,8 @@ def _alive(pid: int) -> bool:
 
 def _signal(pids: list[int], sig: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
@@ -79,7 +78,5 @@ def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
             break
         time.sleep(0.2)
     _signal([pid for pid in tree if _alive(pid)], signal.SIGKILL)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass

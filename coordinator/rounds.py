@@ -58,8 +58,12 @@ class RoundOutcome:
             "round": self.round,
             "task": self.task,
             "ok": [r.node_name or str(r.node_id) for r in self.ok],
-            "refused": [{"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.refused],
-            "failed": [{"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.failed],
+            "refused": [
+                {"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.refused
+            ],
+            "failed": [
+                {"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.failed
+            ],
             "seconds": round(self.seconds, 3),
         }
 
@@ -96,17 +100,21 @@ def run_round(
         if node_id not in answered:
             outcome.failed.append(NodeProblem(node_id, "", f"no reply within {timeout:g} s"))
     return RoundOutcome(
-        round=outcome.round, task=task, ok=outcome.ok, refused=outcome.refused,
-        failed=outcome.failed, seconds=time.monotonic() - start,
+        round=outcome.round,
+        task=task,
+        ok=outcome.ok,
+        refused=outcome.refused,
+        failed=outcome.failed,
+        seconds=time.monotonic() - start,
     )
 
 
 def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
     if reply.has_error():
-        outcome.failed.append(NodeProblem(node_id, "", _first_line(reply.error.reason)))
+        outcome.failed.append(NodeProblem(node_id, "", _first_line(reply.error.reason or "error reply")))
         return
     try:
-        status = ReplyStatus.from_record(reply.content[STATUS_KEY])
+        status = ReplyStatus.from_record(reply.content.config_records[STATUS_KEY])
     except (KeyError, ValueError, TypeError) as err:
         outcome.failed.append(NodeProblem(node_id, "", f"malformed reply: {err}"))
         return
@@ -115,7 +123,7 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
     elif status.status == "ok":
         try:
             receipt = (
-                PrivacyReceipt.from_record(reply.content[PRIVACY_KEY])
+                PrivacyReceipt.from_record(reply.content.config_records[PRIVACY_KEY])
                 if PRIVACY_KEY in reply.content.config_records
                 else None
             )
@@ -124,7 +132,9 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
             return
         outcome.ok.append(NodeReply(node_id, status.node_name, reply, receipt))
     else:
-        outcome.failed.append(NodeProblem(node_id, status.node_name, status.reason or status.status))
+        outcome.failed.append(
+            NodeProblem(node_id, status.node_name, status.reason or status.status)
+        )
 
 
 def _first_line(text: str) -> str:

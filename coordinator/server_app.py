@@ -17,13 +17,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.curves import check_counts, estimate_curves, sum_counts
-from models.histogram import ExitCounts
 from coordinator.outputs import write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
 from models.hazard import init_arrays
+from models.histogram import ExitCounts
 from protocols.errors import FedriskError, RunFailedError
 from protocols.messages import ARRAYS_KEY, CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader
 
@@ -56,16 +56,24 @@ class Coordinator:
     def run(self) -> None:
         start = time.monotonic()
         self.store.event(
-            "run_start", run_id=self.request.run_id, plan_digest=self.plan.digest,
-            rounds=self.plan.training.rounds, expected_nodes=self.request.expected_nodes,
+            "run_start",
+            run_id=self.request.run_id,
+            plan_digest=self.plan.digest,
+            rounds=self.plan.training.rounds,
+            expected_nodes=self.request.expected_nodes,
         )
         try:
             node_ids = self._wait_for_nodes()
             arrays = self._train(node_ids)
             curves = self._curves(node_ids) if self.plan.curve_release else []
             write_outputs(
-                self.store, self.request, arrays=arrays, curves=curves, rounds=self.rounds,
-                privacy=self.privacy, seconds=time.monotonic() - start,
+                self.store,
+                self.request,
+                arrays=arrays,
+                curves=curves,
+                rounds=self.rounds,
+                privacy=self.privacy,
+                seconds=time.monotonic() - start,
             )
         except FedriskError as err:
             self._fail(err, time.monotonic() - start)
@@ -137,7 +145,8 @@ class Coordinator:
         spec = self.plan.model_spec
         good = self._valid(outcome, lambda c: _check_reply_counts(spec, c))
         self._require_quorum(outcome, good)
-        total = sum_counts(spec, [_reply_counts(reply.content) for reply in good])
+        parts = [_reply_counts(reply.content) for reply in good]
+        total = sum_counts(spec, [p for p in parts if p is not None])
         return estimate_curves(total, censor_weight=self.config.curves.censor_weight)
 
     # ---- helpers -------------------------------------------------------------------
@@ -156,8 +165,12 @@ class Coordinator:
     def _round(self, node_ids, round_number, task, message_type, content_for) -> RoundOutcome:
         self.store.event("round_start", round=round_number, task=task, nodes=len(node_ids))
         outcome = run_round(
-            self.grid, node_ids, round_number=round_number, task=task,
-            message_type=message_type, content_for=content_for,
+            self.grid,
+            node_ids,
+            round_number=round_number,
+            task=task,
+            message_type=message_type,
+            content_for=content_for,
             timeout=self.config.federation.round_timeout_s,
         )
         return outcome
@@ -176,7 +189,9 @@ class Coordinator:
             self.privacy.record(outcome.round, outcome.task, reply)
         self.rounds.append(outcome)
         self.store.event(
-            "round_end", **outcome.summary(), epsilon_max=self.privacy.max_epsilon_total(),
+            "round_end",
+            **outcome.summary(),
+            epsilon_max=self.privacy.max_epsilon_total(),
         )
         return good
 
@@ -209,4 +224,6 @@ def _reply_counts(content: RecordDict) -> ExitCounts | None:
 
 def _check_reply_counts(spec, content: RecordDict) -> str | None:
     counts = _reply_counts(content)
-    return "reply lacks exit or survivor histograms" if counts is None else check_counts(spec, counts)
+    return (
+        "reply lacks exit or survivor histograms" if counts is None else check_counts(spec, counts)
+    )

@@ -48,7 +48,7 @@ def model_task(msg: Message, context: Context) -> Message:
 
     def handle(runtime: NodeRuntime, header: TaskHeader, message: Message) -> TaskResult:
         plan = parse_plan(header)
-        record = message.content[ARRAYS_KEY]
+        record = message.content.array_records[ARRAYS_KEY]
         arrays = [record[name].numpy() for name in sorted(record)]
         return run_model_task(runtime, header, plan, arrays)
 
@@ -70,7 +70,7 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
     header: TaskHeader | None = None
     try:
         runtime = load_runtime(dict(context.node_config), dict(context.run_config))
-        header = TaskHeader.from_record(msg.content[TASK_KEY])
+        header = TaskHeader.from_record(msg.content.config_records[TASK_KEY])
         result = handler(runtime, header, msg)
         status = ReplyStatus("ok", node_name=runtime.config.node.name)
     except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
@@ -97,8 +97,11 @@ def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:
 
 
 def _record_outbox(
-    runtime: NodeRuntime, header: TaskHeader | None, status: ReplyStatus,
-    result: TaskResult, purpose: str,
+    runtime: NodeRuntime,
+    header: TaskHeader | None,
+    status: ReplyStatus,
+    result: TaskResult,
+    purpose: str,
 ) -> None:
     sent = result.arrays if status.status == "ok" else {}
     meta = {"status": status.status, "reason": status.reason, "metrics": result.metrics}

@@ -1,7 +1,8 @@
 """The curve task at a node: exit histogram + discrete Gaussian noise from a secure source.
 
-One equipment unit changes exactly one cell of the exit-or-survivor histogram by 1 (and,
-with delayed entry, one cell of the entry histogram by 1): L2 sensitivity 1, or sqrt(2) for both. Noise
+One equipment unit changes exactly one cell of the exit-or-survivor histogram by 1
+(and, with delayed entry, one cell of the entry histogram by 1): L2 sensitivity 1, or
+sqrt(2) for both. Noise
 is the discrete Gaussian sampled by OpenDP from OpenSSL's CSPRNG; its Renyi DP equals the
 continuous Gaussian's (Canonne, Kamath, Steinke 2020), so the RDP accountant applies.
 """

@@ -33,8 +33,13 @@ class NoisePlan:
 
     def model_spend(self, run_id: str = "", round_number: int = 0) -> Spend:
         return Spend(
-            self.model_noise_multiplier, self.sample_rate, self.steps_per_round,
-            MODEL_MECHANISM, run_id, round_number, "model",
+            self.model_noise_multiplier,
+            self.sample_rate,
+            self.steps_per_round,
+            MODEL_MECHANISM,
+            run_id,
+            round_number,
+            "model",
         )
 
     def curve_spend(self, run_id: str = "", round_number: int = 0) -> Spend:
@@ -64,15 +69,24 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
     curve_sigma = None
     if plan.curve_release:
         curve_sigma = calibrate_noise_multiplier(
-            target_epsilon=record.curve_epsilon, target_delta=record.delta,
-            sample_rate=1.0, steps=1,
+            target_epsilon=record.curve_epsilon,
+            target_delta=record.delta,
+            sample_rate=1.0,
+            steps=1,
         )
         fixed = (Spend(curve_sigma, 1.0, 1, CURVE_MECHANISM),)
     model_sigma = calibrate_noise_multiplier(
-        target_epsilon=record.epsilon, target_delta=record.delta,
-        sample_rate=sample_rate, steps=steps * plan.training.rounds, composed_with=fixed,
+        target_epsilon=record.epsilon,
+        target_delta=record.delta,
+        sample_rate=sample_rate,
+        steps=steps * plan.training.rounds,
+        composed_with=fixed,
     )
     return NoisePlan(
-        model_noise_multiplier=model_sigma, sample_rate=sample_rate, steps_per_round=steps,
-        rounds=plan.training.rounds, curve_noise_multiplier=curve_sigma, delta=record.delta,
+        model_noise_multiplier=model_sigma,
+        sample_rate=sample_rate,
+        steps_per_round=steps,
+        rounds=plan.training.rounds,
+        curve_noise_multiplier=curve_sigma,
+        delta=record.delta,
     )

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from enterprise_node.noise_plan import plan_noise
 from enterprise_node.curve_release import histogram_sensitivity, release_counts
+from enterprise_node.noise_plan import plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
 from models.features import encode_units
 from models.histogram import unit_histograms
+from protocols.accounting import Spend, rdp_epsilon
 from protocols.errors import (
     BudgetExceededError,
     ConfigError,
     DataRefusedError,
     FedriskError,
 )
-from protocols.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 
@@ -68,7 +68,12 @@ def _record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
 
 
 def _receipt(
-    runtime: NodeRuntime, spend: Spend, *, sensitivity: float, clip: float, total: float,
+    runtime: NodeRuntime,
+    spend: Spend,
+    *,
+    sensitivity: float,
+    clip: float,
+    total: float,
     secure_rng: bool,
 ) -> PrivacyReceipt:
     guard = runtime.guard
@@ -107,13 +112,21 @@ def run_model_task(
     spend = noise.model_spend(header.run_id, header.round)
     runtime.guard.check([spend])
     update = train_dp(
-        arrays, units, spec, plan.training,
-        noise_multiplier=spend.noise_multiplier, max_grad_norm=record.max_grad_norm,
+        arrays,
+        units,
+        spec,
+        plan.training,
+        noise_multiplier=spend.noise_multiplier,
+        max_grad_norm=record.max_grad_norm,
         seed=plan.training.seed * 100_003 + header.round,
     )
     total = runtime.guard.charge([spend])
     receipt = _receipt(
-        runtime, spend, sensitivity=1.0, clip=record.max_grad_norm, total=total,
+        runtime,
+        spend,
+        sensitivity=1.0,
+        clip=record.max_grad_norm,
+        total=total,
         secure_rng=OPACUS_SECURE_RNG,
     )
     out = {f"param_{i:03d}": a for i, a in enumerate(update.arrays)}
@@ -139,7 +152,11 @@ def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan)
     noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
     total = runtime.guard.charge([spend])
     receipt = _receipt(
-        runtime, spend, sensitivity=histogram_sensitivity(counts), clip=0.0, total=total,
+        runtime,
+        spend,
+        sensitivity=histogram_sensitivity(counts),
+        clip=0.0,
+        total=total,
         secure_rng=True,
     )
     arrays = {"exits": noisy.exits, "survivors": noisy.survivors}

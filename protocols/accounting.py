@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
@@ -47,7 +46,9 @@ def rdp_epsilon(spends: list[Spend], delta: float) -> float:
         return 0.0
     total = np.zeros(len(RDP_ORDERS))
     for s in spends:
-        total += s.steps * np.asarray(_rdp_per_step(float(s.sample_rate), float(s.noise_multiplier)))
+        total += s.steps * np.asarray(
+            _rdp_per_step(float(s.sample_rate), float(s.noise_multiplier))
+        )
     epsilon, _ = get_privacy_spent(orders=RDP_ORDERS, rdp=total, delta=delta)
     return float(epsilon)
 
@@ -55,9 +56,7 @@ def rdp_epsilon(spends: list[Spend], delta: float) -> float:
 @lru_cache(maxsize=4096)
 def _rdp_per_step(sample_rate: float, noise_multiplier: float) -> tuple[float, ...]:
     """RDP of one step of the subsampled Gaussian at every order (cached: it is pure)."""
-    rdp = compute_rdp(
-        q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=RDP_ORDERS
-    )
+    rdp = compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=RDP_ORDERS)
     return tuple(float(v) for v in np.atleast_1d(rdp))
 
 

@@ -40,7 +40,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 def parse_model(model: type[M], data: Any, source: str) -> M:
     """Validate ``data`` as ``model``; raise ConfigError naming ``source`` and the keys."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -60,5 +62,7 @@ def load_yaml_model(model: type[M], path: Path) -> M:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(
+            f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}"
+        ) from None
     return parse_model(model, data if data is not None else {}, str(path))

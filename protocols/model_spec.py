@@ -122,8 +122,8 @@ class ModelSpec(StrictModel):
     @property
     def input_width(self) -> int:
         """Width of the encoded input: segment + class one-hots, then the features."""
-        return len(self.segments) + len(self.equipment_classes) + sum(
-            f.width for f in self.features
+        return (
+            len(self.segments) + len(self.equipment_classes) + sum(f.width for f in self.features)
         )
 
     @cached_property

@@ -19,7 +19,9 @@ def dp_sgd(sigma: float = 1.0, q: float = 0.05, steps: int = 100) -> Spend:
 
 def test_rdp_known_answer_from_opacus() -> None:
     # RDP, sigma 1.5, q 0.04, 2,250 steps, delta 1e-5 -> epsilon 7.3291 (Opacus's test)
-    assert rdp_epsilon([Spend(1.5, 0.04, 2250, "dp_sgd")], 1e-5) == pytest.approx(7.329111, abs=1e-5)
+    assert rdp_epsilon([Spend(1.5, 0.04, 2250, "dp_sgd")], 1e-5) == pytest.approx(
+        7.329111, abs=1e-5
+    )
 
 
 def test_composing_k_times_equals_one_spend_with_k_steps() -> None:
@@ -41,7 +43,9 @@ def test_mixed_history_matches_an_opacus_accountant() -> None:
 
 @pytest.mark.parametrize("target", [0.5, 1.0, 2.0])
 def test_calibration_hits_target_from_below(target: float) -> None:
-    sigma = calibrate_noise_multiplier(target_epsilon=target, target_delta=1e-6, sample_rate=0.04, steps=250)
+    sigma = calibrate_noise_multiplier(
+        target_epsilon=target, target_delta=1e-6, sample_rate=0.04, steps=250
+    )
     achieved = rdp_epsilon([Spend(sigma, 0.04, 250, "dp_sgd")], 1e-6)
     assert target * 0.99 <= achieved <= target
 

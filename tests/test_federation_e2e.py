@@ -30,7 +30,9 @@ def small_config(*, rounds: int = 2, min_nodes: int = 3) -> CoordinatorConfig:
     return config.model_copy(update={"plan": plan, "federation": federation})
 
 
-def make_federation(root: Path, n: int, *, caps: dict[int, float] | None = None) -> FederationManifest:
+def make_federation(
+    root: Path, n: int, *, caps: dict[int, float] | None = None
+) -> FederationManifest:
     """Factory: ``n`` synthetic enterprises; ``caps`` sets the epsilon cap of some (1-based)."""
     spec = load_config_or_default(None).plan.model_spec
     manifest = generate_federation(
@@ -55,8 +57,11 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
     # Execute
     result = federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
     evaluation = evaluate_run(
-        result.run_dir, list(manifest.node_configs), manifest.truth_path,
-        manifest.holdout_path, config,
+        result.run_dir,
+        list(manifest.node_configs),
+        manifest.truth_path,
+        manifest.holdout_path,
+        config,
     )
     # Assert: a broken pipeline (swapped cells, wrong segment, biased at-risk sets, noise
     # 10x too large) lands far above these bounds; this federation's own noise does not
@@ -87,9 +92,7 @@ def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path)
         after_second = second["privacy"]["nodes"][node]
         assert after_second["epsilon_total"] > after_first["epsilon_total"] * 1.3, node
         assert after_second["epsilon_run"] == pytest.approx(after_first["epsilon_run"], rel=1e-6)
-    state = json.loads(
-        (manifest.enterprise_dirs[0] / "state" / "accountant.json").read_text()
-    )
+    state = json.loads((manifest.enterprise_dirs[0] / "state" / "accountant.json").read_text())
     assert len(state["entries"]) == 2 * (config.plan.training.rounds + 1)
 
 

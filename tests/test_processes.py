@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from coordinator.processes import descendants, stop_tree
 
 CHILD = (
     "import subprocess, sys, time\n"
-    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+    "                 start_new_session=True)\n"
     "time.sleep(60)\n"
 )
 
@@ -29,7 +31,7 @@ def test_stop_tree_stops_detached_grandchildren() -> None:
     time.sleep(0.3)
     for pid in tree:
         try:
-            state = open(f"/proc/{pid}/stat").read().split(") ")[1][0]
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
         except FileNotFoundError:
             continue
         assert state == "Z", f"pid {pid} still running"
