@@ -34,8 +34,12 @@ from protocols.atomic import atomic_write_json
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 
-#: Epochs of the non-private central baseline (a strong reference, not a matched budget).
-CENTRAL_EPOCHS = 10
+#: Training of the non-private central baseline: a strong reference (near the oracle's
+#: C-index on the demo federation), not a matched budget. Tuned on pooled synthetic data:
+#: 20 epochs of Adam at lr 0.1 with batch 256 beat 10 epochs and smaller learning rates.
+CENTRAL_EPOCHS = 20
+CENTRAL_BATCH_SIZE = 256
+CENTRAL_LEARNING_RATE = 0.1
 
 
 def _fresh_factories(path: Path) -> None:
@@ -104,8 +108,11 @@ def evaluate_run(
     holdout = pd.read_csv(holdout_path)
     federated = score_arrays(load_global_model(run_dir), holdout, spec)
     start = time.monotonic()
+    central_settings = config.plan.training.model_copy(
+        update={"batch_size": CENTRAL_BATCH_SIZE, "learning_rate": CENTRAL_LEARNING_RATE}
+    )
     central_model = train_central(
-        frame, spec, config.plan.training, epochs=CENTRAL_EPOCHS, seed=config.plan.training.seed
+        frame, spec, central_settings, epochs=CENTRAL_EPOCHS, seed=config.plan.training.seed
     )
     central = score_model(central_model, holdout, spec)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""The fedrisk Flower ServerApp: model rounds (FedAvg of DP-SGD updates), then the curve round.
+"""The fedrisk Flower ServerApp: model rounds (FedAvgM of DP-SGD updates), then the curve round.
 
 The ServerApp reads its run request (see ``coordinator/run_request.py``), drives the
 rounds through Flower's Grid, and writes outputs to the run directory. A round with
@@ -8,6 +8,7 @@ an error: a run never "finishes" with an untrained model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -77,6 +78,9 @@ class Coordinator:
             )
         except FedriskError as err:
             self._fail(err, time.monotonic() - start)
+            raise
+        except Exception as err:  # a bug must still leave a failed summary, never silence
+            self._fail(RunFailedError(f"coordinator error: {type(err).__name__}: {err}"), 0.0)
             raise
         self.store.event("run_end", status="completed", seconds=time.monotonic() - start)
 
@@ -151,8 +155,6 @@ class Coordinator:
 
     # ---- helpers -------------------------------------------------------------------
     def _header(self, round_number: int, kind: str) -> TaskHeader:
-        import hashlib
-
         plan_json = self.plan.canonical_json()
         return TaskHeader(
             run_id=self.request.run_id,
