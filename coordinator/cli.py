@@ -2,7 +2,7 @@
 
 Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
 folders through Flower on this machine), ``demo`` (both, then judge the result).
-:func:`main` is the one place that catches :class:`FedriskError` and maps it to an exit code.
+Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
     >>> sorted(c.name for c in build_app().registered_commands)
@@ -11,7 +11,6 @@ folders through Flower on this machine), ``demo`` (both, then judge the result).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -23,8 +22,7 @@ from rich.console import Console
 from coordinator.config import CoordinatorConfig, load_coordinator_config
 from coordinator.federation import run_local_federation
 from coordinator.progress import ProgressPrinter
-from protocols.errors import FedriskError
-from protocols.exit_codes import ExitCode
+from protocols.cli import run_cli
 
 __all__ = ["build_app", "main", "load_config_or_default"]
 
@@ -129,18 +127,8 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: run the app; map FedriskError to its exit code, Ctrl-C to 130."""
-    app = build_app()
-    try:
-        app(args=None if argv is None else list(argv), prog_name="fedrisk-coordinator")
-    except FedriskError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if err.advice:
-            print(f"advice: {err.advice}", file=sys.stderr)
-        raise SystemExit(int(err.exit_code)) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+    """Console entry point (errors mapped to exit codes in ``protocols.cli.run_cli``)."""
+    run_cli(build_app(), "fedrisk-coordinator", argv)
 
 
 if __name__ == "__main__":

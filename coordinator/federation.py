@@ -111,7 +111,6 @@ def run_local_federation(
 
 
 def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    log = open(run_dir / "superlink.log", "ab")  # noqa: SIM115 - closed with the process
     cmd = [
         _bin("flower-superlink"),
         "--insecure",
@@ -126,14 +125,20 @@ def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subproces
         f"127.0.0.1:{free_port()}",
         "--disable-runtime-dependency-installation",
     ]
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return _spawn(cmd, env, run_dir / "superlink.log")
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ``cmd`` in its own session, output appended to ``log_path``."""
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -176,19 +181,11 @@ def _submit_and_follow(
     log_path = store.dir / "flwr-run.log"
     plan = request.config.plan
     budget = (plan.training.rounds + 2) * request.config.federation.round_timeout_s + 300
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            _follow(process, store, progress, deadline=time.monotonic() + budget)
-        finally:
-            _stop(process)
+    process = _spawn(cmd, env, log_path)
+    try:
+        _follow(process, store, progress, deadline=time.monotonic() + budget)
+    finally:
+        _stop(process)
     events = store.read_events()
     end = next((e for e in reversed(events) if e.get("event") == "run_end"), None)
     if end is None:

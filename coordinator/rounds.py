@@ -111,7 +111,9 @@ def run_round(
 
 def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
     if reply.has_error():
-        outcome.failed.append(NodeProblem(node_id, "", _first_line(reply.error.reason or "error reply")))
+        outcome.failed.append(
+            NodeProblem(node_id, "", _first_line(reply.error.reason or "error reply"))
+        )
         return
     try:
         status = ReplyStatus.from_record(reply.content.config_records[STATUS_KEY])

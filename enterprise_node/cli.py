@@ -1,8 +1,8 @@
 """`fedrisk-node`: the enterprise's command line (init, check, status; join, ledger, approve later).
 
-Commands stay thin and call the modules that do the work. :func:`main` is the only place
-that catches :class:`FedriskError`: it prints the message and advice to stderr and exits
-with the error's code (protocols/exit_codes.py); Ctrl-C exits with 130.
+Commands stay thin and call the modules that do the work. :func:`main` hands the app to
+:func:`protocols.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
+the message and advice to stderr and exits with the error's code; Ctrl-C exits with 130.
 
 Example (doctest)::
 
@@ -13,7 +13,6 @@ Example (doctest)::
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -27,8 +26,8 @@ from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
 from protocols.atomic import atomic_write_text
-from protocols.errors import ConfigError, FedriskError
-from protocols.exit_codes import ExitCode
+from protocols.cli import run_cli
+from protocols.errors import ConfigError
 
 __all__ = ["build_app", "main", "init_node", "node_template"]
 
@@ -124,18 +123,8 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: run the app; map FedriskError to its exit code, Ctrl-C to 130."""
-    app = build_app()
-    try:
-        app(args=None if argv is None else list(argv), prog_name="fedrisk-node")
-    except FedriskError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if err.advice:
-            print(f"advice: {err.advice}", file=sys.stderr)
-        raise SystemExit(int(err.exit_code)) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+    """Console entry point (errors mapped to exit codes in ``protocols.cli.run_cli``)."""
+    run_cli(build_app(), "fedrisk-node", argv)
 
 
 if __name__ == "__main__":

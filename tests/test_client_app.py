@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from node_site import COORDINATOR_YAML, NodeSite
 
 import enterprise_node.client_app as client_app
 from coordinator.aggregation import check_update
@@ -30,7 +31,6 @@ from enterprise_node.outbox import Outbox, payload_digest
 from models.defects import plant_defects
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
-from node_site import COORDINATOR_YAML, NodeSite
 from protocols.accounting import rdp_epsilon
 from protocols.messages import (
     ARRAYS_KEY,
@@ -140,7 +140,8 @@ def test_good_curve_task_replies_ok_with_noised_histograms_and_receipt(
     expected = {"exits": (S, J, 2), "survivors": (S,)} | ({"entries": (S, J)} if entry_age else {})
     assert {name: a.shape for name, a in arrays.items()} == expected
     assert all(np.issubdtype(a.dtype, np.integer) for a in arrays.values())
-    exact = unit_histograms(ingest(load_node_config(node_yaml), plan.model_spec).frame, plan.model_spec)
+    spec = plan.model_spec
+    exact = unit_histograms(ingest(load_node_config(node_yaml), spec).frame, spec)
     assert not np.array_equal(arrays["exits"], exact.exits), "histogram left without noise"
     # a receipt for one discrete Gaussian release, charged to the node's accountant
     receipt = PrivacyReceipt.from_record(reply.content[PRIVACY_KEY])

@@ -1,0 +1,28 @@
+"""The one place each fedrisk CLI catches FedriskError and maps it to its exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from protocols.errors import FedriskError
+from protocols.exit_codes import ExitCode
+
+__all__ = ["run_cli"]
+
+
+def run_cli(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> None:
+    """Run ``app``; a FedriskError prints its message and advice and exits with its code,
+    Ctrl-C exits 130. Anything else is a bug and keeps its traceback."""
+    try:
+        app(args=None if argv is None else list(argv), prog_name=prog_name)
+    except FedriskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.advice:
+            print(f"advice: {err.advice}", file=sys.stderr)
+        raise SystemExit(int(err.exit_code)) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
