@@ -26,7 +26,7 @@ def check_update(content: RecordDict, reference: ArrayRecord) -> str | None:
     if len(content.array_records) != 1 or len(content.metric_records) != 1:
         # FedAvg needs exactly one of each; an extra record would abort the whole round
         return "reply holds extra array or metric records"
-    arrays = content[ARRAYS_KEY]
+    arrays = content.array_records[ARRAYS_KEY]
     if list(arrays) != list(reference):
         # FedAvgM pairs arrays by position: names must come in the model's order
         return "reply arrays do not match the model's parameters (names and order)"
@@ -36,7 +36,7 @@ def check_update(content: RecordDict, reference: ArrayRecord) -> str | None:
             return f"parameter {name}: shape {got.shape}, expected {want.shape}"
         if not np.all(np.isfinite(got)):
             return f"parameter {name}: non-finite values"
-    metrics = content[METRICS_KEY]
+    metrics = content.metric_records[METRICS_KEY]
     if list(metrics) != [WEIGHT_KEY]:
         # FedAvg needs the same metric keys in every reply; one odd key aborts the round
         return f"reply metrics must be exactly [{WEIGHT_KEY!r}], got {sorted(metrics)}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
 from typing import Annotated, Literal
 
 import numpy as np
@@ -126,7 +125,7 @@ class ModelSpec(StrictModel):
             len(self.segments) + len(self.equipment_classes) + sum(f.width for f in self.features)
         )
 
-    @cached_property
+    @property
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form; plans and ledgers name the spec by it."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -19,3 +19,20 @@ def flower_identity() -> Iterator[None]:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 7, 0, 1
     yield
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = saved
+
+
+def grid20_spec():
+    """The demo model spec on a fixed grid of 20 six-month intervals to 120 months.
+
+    Tests that hard-code grid facts (interval indices, per-interval hazards) use this,
+    so that tuning the published grid in configs/coordinator.yaml cannot break them.
+    """
+    from pathlib import Path
+
+    from coordinator.config import load_coordinator_config
+    from protocols.model_spec import TimeGrid
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
+    spec = load_coordinator_config(config).plan.model_spec
+    grid = TimeGrid(unit="months", edges=tuple(float(6 * k) for k in range(21)))
+    return spec.model_copy(update={"time_grid": grid})

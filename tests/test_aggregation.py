@@ -27,7 +27,10 @@ def as_record(params: dict[str, np.ndarray]) -> ArrayRecord:
 
 
 def reply(
-    params: dict[str, np.ndarray], weight: object = 100.0, *, node_id: int = 1,
+    params: dict[str, np.ndarray],
+    weight: object = 100.0,
+    *,
+    node_id: int = 1,
     metrics: dict | None = None,
 ) -> Message:
     """A node's reply, built the way Flower builds it: Message(content, reply_to=task)."""
@@ -47,6 +50,7 @@ def numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
 
 
 # ---- check_update -----------------------------------------------------------------------
+
 
 def test_good_update_passes_and_reply_comes_from_the_node() -> None:
     # Prepare
@@ -122,7 +126,8 @@ def test_check_update_rejects_bad_weight(weight: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "metrics", [{}, {"examples": 100.0}, {WEIGHT_KEY: 100.0, "train-loss": 0.3}],
+    "metrics",
+    [{}, {"examples": 100.0}, {WEIGHT_KEY: 100.0, "train-loss": 0.3}],
     ids=["empty", "misnamed", "extra-key"],
 )
 def test_check_update_rejects_missing_or_extra_metrics(metrics: dict) -> None:
@@ -139,10 +144,14 @@ def test_check_update_rejects_replies_without_arrays_or_metrics() -> None:
     no_arrays = RecordDict({METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0})})
     no_metrics = RecordDict({ARRAYS_KEY: as_record(model(1))})
     arrays_as_config = RecordDict(
-        {ARRAYS_KEY: ConfigRecord({"param_000": 1.0}), METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0})}
+        {
+            ARRAYS_KEY: ConfigRecord({"param_000": 1.0}),
+            METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0}),
+        }
     )
+    reference = as_record(model(0))
     # Execute
-    problems = [check_update(c, as_record(model(0))) for c in (no_arrays, no_metrics, arrays_as_config)]
+    problems = [check_update(c, reference) for c in (no_arrays, no_metrics, arrays_as_config)]
     # Assert
     assert problems == ["reply lacks arrays or metrics"] * 3
 
@@ -159,6 +168,7 @@ def test_check_update_rejects_an_extra_array_record() -> None:
 
 # ---- ServerOptimizer --------------------------------------------------------------------
 
+
 def weighted_mean(updates: list[dict], weights: list[float]) -> dict[str, np.ndarray]:
     total = sum(weights)
     return {
@@ -173,8 +183,15 @@ def test_momentum_zero_is_the_example_weighted_mean() -> None:
     updates, weights = [model(1), model(2), model(3)], [100.0, 300.0, 50.0]
     optimizer = ServerOptimizer(as_record(initial), learning_rate=1.0, momentum=0.0)
     # Execute
-    new = numpy(optimizer.step(1, [reply(u, w, node_id=i + 1) for i, (u, w) in
-                                   enumerate(zip(updates, weights, strict=True))]))
+    new = numpy(
+        optimizer.step(
+            1,
+            [
+                reply(u, w, node_id=i + 1)
+                for i, (u, w) in enumerate(zip(updates, weights, strict=True))
+            ],
+        )
+    )
     # Assert: not the unweighted mean, exactly the weighted one
     expected = weighted_mean(updates, weights)
     assert list(new) == list(SHAPES)
@@ -204,7 +221,8 @@ def test_fedavgm_matches_a_hand_computation_over_two_rounds() -> None:
         np.testing.assert_allclose(x1[name], hand_x1, rtol=0, atol=1e-12)
         np.testing.assert_allclose(x2[name], hand_x2, rtol=0, atol=1e-12)
     # and momentum made a difference in round 2
-    assert not np.allclose(x2["param_000"], x1["param_000"] - lr * (x1["param_000"] - a2["param_000"]))
+    without_momentum = x1["param_000"] - lr * (x1["param_000"] - a2["param_000"])
+    assert not np.allclose(x2["param_000"], without_momentum)
 
 
 def test_checked_replies_always_aggregate() -> None:

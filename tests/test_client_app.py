@@ -57,12 +57,20 @@ def plan() -> TrainingPlan:
     return load_coordinator_config(COORDINATOR_YAML).plan
 
 
-def header_for(plan: TrainingPlan, kind: str, *, round_number: int = 1,
-               plan_json: str | None = None, digest: str | None = None) -> TaskHeader:
+def header_for(
+    plan: TrainingPlan,
+    kind: str,
+    *,
+    round_number: int = 1,
+    plan_json: str | None = None,
+    digest: str | None = None,
+) -> TaskHeader:
     """Factory: the header the coordinator sends (plan as canonical JSON plus its digest)."""
     text = plan.canonical_json()
     return TaskHeader(
-        run_id="run-test", round=round_number, kind=kind,
+        run_id="run-test",
+        round=round_number,
+        kind=kind,
         plan_json=text if plan_json is None else plan_json,
         plan_digest=digest or hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
@@ -83,13 +91,17 @@ def model_message(header: TaskHeader, plan: TrainingPlan) -> Message:
 def context_for(node_yaml: Path) -> Context:
     """A SuperNode's context: node config names node.yaml (as `--node-config` would)."""
     return Context(
-        run_id=7, node_id=NODE_ID, node_config={"node-config": str(node_yaml)},
-        state=RecordDict(), run_config={},
+        run_id=7,
+        node_id=NODE_ID,
+        node_config={"node-config": str(node_yaml)},
+        state=RecordDict(),
+        run_config={},
     )
 
 
-def site(root: Path, *, n_rows: int = 40, entry_age: bool = False,
-         privacy: dict | None = None) -> Path:
+def site(
+    root: Path, *, n_rows: int = 40, entry_age: bool = False, privacy: dict | None = None
+) -> Path:
     """Factory: a site's data file and node.yaml in ``root``; returns node.yaml."""
     node = NodeSite(root)
     node.write_data(n_rows)
@@ -103,8 +115,9 @@ def status_of(reply: Message) -> ReplyStatus:
 
 def guard_of(node_yaml: Path) -> BudgetGuard:
     config = load_node_config(node_yaml)
-    return BudgetGuard(config.state_dir, epsilon_cap=config.privacy.epsilon,
-                       delta=config.privacy.delta)
+    return BudgetGuard(
+        config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
+    )
 
 
 def outbox_of(node_yaml: Path) -> Outbox:
@@ -121,6 +134,7 @@ def assert_status_only(reply: Message, node_yaml: Path, status: str) -> None:
 
 
 # ---- a good curve task --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("entry_age", [False, True])
 def test_good_curve_task_replies_ok_with_noised_histograms_and_receipt(
@@ -186,6 +200,7 @@ def test_good_model_task_returns_an_update_the_coordinator_accepts(
 
 # ---- refusals and errors ------------------------------------------------------------------
 
+
 def test_cap_too_small_refuses_naming_the_cap_and_sends_nothing(
     tmp_path: Path, plan: TrainingPlan
 ) -> None:
@@ -226,8 +241,9 @@ def test_data_refused_by_validation_replies_refused_without_data_values(
     node = NodeSite(tmp_path)
     data = node.write_data(200)
     node_yaml = node.write_config(max_bad_fraction=0.01)
-    planted = plant_defects(data, ["negative_duration", "unknown_segment", "failed_not_binary"],
-                            rate=0.01, seed=3)
+    planted = plant_defects(
+        data, ["negative_duration", "unknown_segment", "failed_not_binary"], rate=0.01, seed=3
+    )
     assert len(planted) == 6
     # Execute
     reply = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
@@ -243,7 +259,9 @@ def test_data_refused_by_validation_replies_refused_without_data_values(
 
 
 def test_unexpected_exception_becomes_an_error_reply_without_traceback(
-    tmp_path: Path, plan: TrainingPlan, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    plan: TrainingPlan,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Prepare: a failure deep in the task whose message carries data values
@@ -283,8 +301,7 @@ def test_corrupt_accountant_is_an_error_not_a_reset(tmp_path: Path, plan: Traini
 
 def test_node_without_node_yaml_replies_error(tmp_path: Path, plan: TrainingPlan) -> None:
     # Prepare
-    context = Context(run_id=7, node_id=NODE_ID, node_config={}, state=RecordDict(),
-                      run_config={})
+    context = Context(run_id=7, node_id=NODE_ID, node_config={}, state=RecordDict(), run_config={})
     # Execute
     reply = curve_task(curve_message(header_for(plan, "curve")), context)
     # Assert
@@ -315,8 +332,9 @@ def test_plan_not_in_canonical_form_is_refused(tmp_path: Path, plan: TrainingPla
     # Prepare: same plan, pretty-printed, with a digest that matches the pretty text
     node_yaml = site(tmp_path)
     pretty = json.dumps(json.loads(plan.canonical_json()), indent=2)
-    header = header_for(plan, "curve", plan_json=pretty,
-                        digest=hashlib.sha256(pretty.encode("utf-8")).hexdigest())
+    header = header_for(
+        plan, "curve", plan_json=pretty, digest=hashlib.sha256(pretty.encode("utf-8")).hexdigest()
+    )
     # Execute
     reply = curve_task(curve_message(header), context_for(node_yaml))
     # Assert
@@ -325,6 +343,7 @@ def test_plan_not_in_canonical_form_is_refused(tmp_path: Path, plan: TrainingPla
 
 
 # ---- the accountant is charged before the reply, and persists -----------------------------
+
 
 def test_spend_is_recorded_before_the_reply_and_persists(
     tmp_path: Path, plan: TrainingPlan, monkeypatch: pytest.MonkeyPatch
@@ -364,8 +383,9 @@ def test_second_release_is_composed_with_the_first(tmp_path: Path, plan: Trainin
     first = curve_task(message, context_for(node_yaml))
     second = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
     # Assert
-    totals = [PrivacyReceipt.from_record(r.content[PRIVACY_KEY]).epsilon_total
-              for r in (first, second)]
+    totals = [
+        PrivacyReceipt.from_record(r.content[PRIVACY_KEY]).epsilon_total for r in (first, second)
+    ]
     spend = plan_noise(plan, 40).curve_spend()
     assert totals[0] == pytest.approx(rdp_epsilon([spend], 1e-5))
     assert totals[1] == pytest.approx(rdp_epsilon([spend, spend], 1e-5))

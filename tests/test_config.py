@@ -41,12 +41,17 @@ def plan_digest(tmp_path: Path, document: dict) -> str:
 
 # ---- strictness -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("source", "loader", "section", "key_path"),
     [
         (COORDINATOR_YAML, load_coordinator_config, ("plan", "training"), "plan.training.momentum"),
-        (COORDINATOR_YAML, load_coordinator_config, ("plan", "privacy", "record"),
-         "plan.privacy.record.epsilon_total"),
+        (
+            COORDINATOR_YAML,
+            load_coordinator_config,
+            ("plan", "privacy", "record"),
+            "plan.privacy.record.epsilon_total",
+        ),
         (COORDINATOR_YAML, load_coordinator_config, (), "telemetry"),
         (NODE_YAML, load_node_config, ("privacy",), "privacy.budget"),
         (NODE_YAML, load_node_config, ("data", "columns"), "data.columns.serial_no"),
@@ -103,7 +108,11 @@ def test_bad_yaml_position_is_the_offending_line(tmp_path: Path) -> None:
     ],
 )
 def test_wrong_type_names_the_key(
-    tmp_path: Path, source: Path, loader: Loader, section: tuple[str, ...], key: str,
+    tmp_path: Path,
+    source: Path,
+    loader: Loader,
+    section: tuple[str, ...],
+    key: str,
     value: object,
 ) -> None:
     # Prepare
@@ -153,6 +162,7 @@ def test_node_paths_resolve_against_the_yaml_directory(tmp_path: Path) -> None:
 
 # ---- shipped files ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("example", "template"),
     [
@@ -171,13 +181,16 @@ def test_shipped_configs_load() -> None:
     node = load_node_config(NODE_YAML)
     # Assert: the values the docs promise
     assert coordinator.plan.model_spec.segments == (
-        "semiconductor_fab", "nev_battery", "industrial_robot",
+        "semiconductor_fab",
+        "nev_battery",
+        "industrial_robot",
     )
     assert coordinator.plan.model_spec.time_grid.horizon == 120
     assert node.data.max_bad_fraction == 0.01
 
 
 # ---- plan digest ------------------------------------------------------------------------
+
 
 def test_plan_digest_is_sha256_of_canonical_json() -> None:
     # Prepare
@@ -208,7 +221,11 @@ def test_plan_digest_is_stable_across_processes_and_key_order(tmp_path: Path) ->
     # Execute
     here = load_coordinator_config(COORDINATOR_YAML).plan.digest
     elsewhere = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout.strip()
     # Assert

@@ -36,7 +36,11 @@ def federation_frames(
 ) -> list[pd.DataFrame]:
     """Factory: a small synthetic federation, every node ingested to canonical units."""
     config = SyntheticConfig(
-        n_enterprises=n, min_units=300, max_units=600, holdout_units=10, seed=seed,
+        n_enterprises=n,
+        min_units=300,
+        max_units=600,
+        holdout_units=10,
+        seed=seed,
         delayed_entry=delayed_entry,
     )
     manifest = generate_federation(root, spec, config)
@@ -49,9 +53,7 @@ def frames(tmp_path_factory: pytest.TempPathFactory, spec: ModelSpec) -> list[pd
 
 
 @pytest.fixture(scope="module")
-def mixed_frames(
-    tmp_path_factory: pytest.TempPathFactory, spec: ModelSpec
-) -> list[pd.DataFrame]:
+def mixed_frames(tmp_path_factory: pytest.TempPathFactory, spec: ModelSpec) -> list[pd.DataFrame]:
     """Two nodes with delayed entry (entry_age) and two without."""
     late = federation_frames(
         tmp_path_factory.mktemp("late"), spec, n=2, seed=12, delayed_entry=True
@@ -74,8 +76,9 @@ def pooled_km(
     """
     durations = pooled["duration"].to_numpy(dtype=float)
     beyond = durations > edges[-1]
-    j = pd.cut(np.minimum(durations, edges[-1]), edges, right=True, include_lowest=True,
-               labels=False).astype(int)
+    j = pd.cut(
+        np.minimum(durations, edges[-1]), edges, right=True, include_lowest=True, labels=False
+    ).astype(int)
     event = (pooled["failed"].to_numpy() == 1) & ~beyond
     censored_in_grid = ~event & ~beyond
     ages = np.nan_to_num(pooled["entry_age"].to_numpy(dtype=float), nan=0.0)
@@ -112,8 +115,7 @@ def assert_equals_pooled_lifelines(
         units = pooled[pooled["segment"] == curve.segment]
         reference = pooled_km(units, edges, censor_weight=censor_weight, entry=entry)
         s_ref = reference.survival_function_at_times(edges).to_numpy()
-        np.testing.assert_allclose(curve.survival, s_ref, rtol=0, atol=1e-9,
-                                   err_msg=curve.segment)
+        np.testing.assert_allclose(curve.survival, s_ref, rtol=0, atol=1e-9, err_msg=curve.segment)
         np.testing.assert_allclose(curve.failure, 1.0 - s_ref, rtol=0, atol=1e-9)
         assert curve.n_units == len(units)
         assert curve.n_failures == int(
@@ -157,6 +159,7 @@ def test_mixed_entry_federation_equals_pooled_lifelines_with_entry(
 
 
 # ---- summing ------------------------------------------------------------------------------
+
 
 def counts_of(spec: ModelSpec, seed: int, *, entries: bool) -> ExitCounts:
     """Factory: random integer histograms of the spec's shapes."""
@@ -205,6 +208,7 @@ def test_sum_without_any_entries_has_none(spec: ModelSpec) -> None:
 
 # ---- check_counts ------------------------------------------------------------------------
 
+
 def test_check_counts_accepts_the_published_shapes(spec: ModelSpec) -> None:
     # Execute / Assert
     assert check_counts(spec, counts_of(spec, 1, entries=True)) is None
@@ -229,8 +233,17 @@ def _replace(counts: ExitCounts, **arrays: object) -> ExitCounts:
         (lambda c: {"survivors": c.survivors + 0.5}, "survivors: expected integer counts"),
         (lambda c: {"entries": c.entries.astype(np.float32)}, "entries: expected integer counts"),
     ],
-    ids=["exits-intervals", "exits-status", "exits-missing", "survivors-shape",
-         "survivors-missing", "entries-shape", "exits-float", "survivors-float", "entries-float"],
+    ids=[
+        "exits-intervals",
+        "exits-status",
+        "exits-missing",
+        "survivors-shape",
+        "survivors-missing",
+        "entries-shape",
+        "exits-float",
+        "survivors-float",
+        "entries-float",
+    ],
 )
 def test_check_counts_rejects_bad_shapes_and_dtypes(spec: ModelSpec, change, message: str) -> None:
     # Prepare

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import grid20_spec
 from opacus import GradSampleModule
 
-from coordinator.config import load_coordinator_config
 from models.features import encode_units
 from models.hazard import (
     HazardNet,
@@ -31,7 +31,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    return load_coordinator_config(CONFIG).plan.model_spec
+    return grid20_spec()
 
 
 def unit_table(**columns: list) -> pd.DataFrame:

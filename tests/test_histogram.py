@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import grid20_spec
 
-from coordinator.config import load_coordinator_config
 from models.histogram import (
     entry_histogram,
     entry_interval_index,
@@ -22,7 +22,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    return load_coordinator_config(CONFIG).plan.model_spec
+    return grid20_spec()
 
 
 def make_units(spec: ModelSpec, n: int, *, seed: int, with_entry: bool) -> pd.DataFrame:

@@ -48,8 +48,13 @@ RECORDS = [
     ReplyStatus("ok", node_name="enterprise-01"),
     ReplyStatus("refused", reason="task refused: above this node's cap of 1"),
     make_receipt(),
-    make_receipt(mechanism="discrete_gaussian_histogram", sample_rate=1.0, steps=1,
-                 sensitivity=2**0.5, secure_rng=True),
+    make_receipt(
+        mechanism="discrete_gaussian_histogram",
+        sample_rate=1.0,
+        steps=1,
+        sensitivity=2**0.5,
+        secure_rng=True,
+    ),
 ]
 
 

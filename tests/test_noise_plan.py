@@ -20,8 +20,9 @@ def plan() -> TrainingPlan:
     return load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan
 
 
-def with_changes(plan: TrainingPlan, *, training: dict | None = None,
-                 record: dict | None = None, **top: object) -> TrainingPlan:
+def with_changes(
+    plan: TrainingPlan, *, training: dict | None = None, record: dict | None = None, **top: object
+) -> TrainingPlan:
     """Factory: the demo plan with some settings changed (re-validated)."""
     data = plan.model_dump()
     data["training"] |= training or {}

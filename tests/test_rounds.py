@@ -22,9 +22,19 @@ pytestmark = pytest.mark.usefixtures("flower_identity")
 Answer = Callable[[Message], list[Message]]
 
 RECEIPT = PrivacyReceipt(
-    unit="record", mechanism="discrete_gaussian_histogram", noise_multiplier=2.5,
-    sample_rate=1.0, steps=1, max_grad_norm=0.0, sensitivity=1.0, epsilon_task=1.0,
-    epsilon_total=1.0, epsilon_cap=5.0, delta=1e-6, accountant="rdp", secure_rng=True,
+    unit="record",
+    mechanism="discrete_gaussian_histogram",
+    noise_multiplier=2.5,
+    sample_rate=1.0,
+    steps=1,
+    max_grad_norm=0.0,
+    sensitivity=1.0,
+    epsilon_task=1.0,
+    epsilon_total=1.0,
+    epsilon_cap=5.0,
+    delta=1e-6,
+    accountant="rdp",
+    secure_rng=True,
 )
 
 
@@ -45,14 +55,16 @@ def ok_without_receipt(msg: Message) -> list[Message]:
 
 
 def refused(msg: Message) -> list[Message]:
-    status = ReplyStatus("refused", reason="task refused: above this node's cap of 1",
-                         node_name="site-refuses")
+    status = ReplyStatus(
+        "refused", reason="task refused: above this node's cap of 1", node_name="site-refuses"
+    )
     return [Message(content(status), reply_to=msg)]
 
 
 def node_error(msg: Message) -> list[Message]:
-    status = ReplyStatus("error", reason="internal error at the node: KeyError",
-                         node_name="site-broken")
+    status = ReplyStatus(
+        "error", reason="internal error at the node: KeyError", node_name="site-broken"
+    )
     return [Message(content(status), reply_to=msg)]
 
 
@@ -71,8 +83,12 @@ def status_without_status_key(msg: Message) -> list[Message]:
 
 def bad_receipt(msg: Message) -> list[Message]:
     receipt = ConfigRecord({"unit": "record", "mechanism": "dp_sgd"})
-    return [Message(content(ReplyStatus("ok", node_name="site-receipt"),
-                            **{PRIVACY_KEY: receipt}), reply_to=msg)]
+    return [
+        Message(
+            content(ReplyStatus("ok", node_name="site-receipt"), **{PRIVACY_KEY: receipt}),
+            reply_to=msg,
+        )
+    ]
 
 
 def unknown_status(msg: Message) -> list[Message]:
@@ -109,7 +125,11 @@ class FakeGrid:
 def play(answers: dict[int, Answer], *, timeout: float = 30.0) -> tuple[RoundOutcome, FakeGrid]:
     grid = FakeGrid(answers)
     outcome = run_round(
-        grid, list(answers), round_number=4, task="curve", message_type=CURVE_TASK,
+        grid,
+        list(answers),
+        round_number=4,
+        task="curve",
+        message_type=CURVE_TASK,
         content_for=lambda nid: RecordDict({TASK_KEY: ConfigRecord({"for": nid})}),
         timeout=timeout,
     )
@@ -123,8 +143,15 @@ def node_ids(outcome: RoundOutcome) -> list[int]:
 def test_every_kind_of_reply_lands_in_its_list_with_its_reason() -> None:
     # Prepare
     answers: dict[int, Answer] = {
-        11: ok, 12: ok_without_receipt, 13: refused, 14: node_error, 15: flower_error,
-        16: no_status, 17: status_without_status_key, 18: bad_receipt, 19: unknown_status,
+        11: ok,
+        12: ok_without_receipt,
+        13: refused,
+        14: node_error,
+        15: flower_error,
+        16: no_status,
+        17: status_without_status_key,
+        18: bad_receipt,
+        19: unknown_status,
         20: silent,
     }
     # Execute

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import grid20_spec
 from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 
 import models.synthetic
-from coordinator.config import load_coordinator_config
 from enterprise_node.config import NodeConfig, load_node_config
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from models.synthetic_truth import (
@@ -45,7 +45,7 @@ SHARED = SyntheticConfig(
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    return load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan.model_spec
+    return grid20_spec()
 
 
 @pytest.fixture(scope="module")
