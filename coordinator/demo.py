@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,7 @@ from coordinator.federation import run_local_federation
 from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
 from models.central import train_central
+from models.curves import plot_curves
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
 
@@ -84,6 +86,7 @@ def run_demo(
         config,
     )
     atomic_write_json(result.run_dir / "evaluation.json", evaluation)
+    _plot_against_truth(result.run_dir, manifest.truth_path)
     _print(console, evaluation)
     console.print(
         f"Outputs: {result.run_dir} (curves.json/csv/png, global_model.npz, summary.json)"
@@ -128,6 +131,17 @@ def evaluate_run(
         "refusals": summary["refusals"],
         "run_seconds": summary["seconds"],
     }
+
+
+def _plot_against_truth(run_dir: Path, truth_path: Path) -> None:
+    """curves_vs_truth.png: the released curves with the federation's true F(t) overlaid."""
+    import json
+
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))["segments"]
+    overlay = {name: np.asarray(seg["F_federation"], dtype=float) for name, seg in truth.items()}
+    plot_curves(
+        run_dir / "curves_vs_truth.png", load_curves(run_dir / "curves.json"), truth=overlay
+    )
 
 
 def _print(console: Console, evaluation: dict) -> None:
