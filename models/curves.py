@@ -176,12 +176,13 @@ def plot_curves(
 
 
 def _draw_panel(ax: Any, curve: RiskCurve, truth: np.ndarray | None) -> None:
-    ax.step(curve.edges, curve.failure, where="post", color="C0", label="estimate")
+    # The life table estimates F at the grid edges; between edges it is drawn linearly
+    # (the actuarial convention of failures spread evenly over an interval).
+    ax.plot(curve.edges, curve.failure, "o-", markersize=3, color="C0", label="estimate")
     ax.fill_between(
         curve.edges,
         curve.failure_lower,
         curve.failure_upper,
-        step="post",
         color="C0",
         alpha=0.25,
         label="95 % band",
