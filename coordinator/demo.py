@@ -89,7 +89,8 @@ def run_demo(
     _plot_against_truth(result.run_dir, manifest.truth_path)
     _print(console, evaluation)
     console.print(
-        f"Outputs: {result.run_dir} (curves.json/csv/png, global_model.npz, summary.json)"
+        f"Outputs: {result.run_dir} (curves.json/csv/png, curves_vs_truth.png, "
+        "global_model.npz, summary.json, evaluation.json)"
     )
     return evaluation
 
