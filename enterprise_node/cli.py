@@ -75,10 +75,6 @@ def _init_command(
 
 
 def _check_command(
-    spec: Annotated[
-        Path,
-        typer.Option("--spec", "-s", help="coordinator.yaml, or a YAML/JSON with a model_spec."),
-    ],
     data: Annotated[
         Path | None, typer.Argument(help="Data file (CSV/Parquet); overrides data.path.")
     ] = None,
@@ -88,14 +84,33 @@ def _check_command(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            "-s",
+            help="The federation's coordinator.yaml or model spec (default: packaged demo spec).",
+        ),
+    ] = None,
 ) -> None:
     """Validate and rate the site's data against the model spec. Sends nothing."""
     node_config = load_node_config(config)
     if data is not None:
         source = node_config.data.model_copy(update={"path": str(data.resolve())})
         node_config = node_config.model_copy(update={"data": source})
-    model_spec = load_model_spec(spec)
-    run_check(node_config, model_spec, console=Console(), json_path=json_path)
+    console = Console()
+    if spec is None:
+        console.print(
+            "[yellow]No --spec given: checking against the packaged demo model spec; pass "
+            "your federation's coordinator.yaml or published spec with --spec.[/]"
+        )
+        with resources.as_file(
+            resources.files("coordinator.templates").joinpath("coordinator.yaml")
+        ) as default:
+            model_spec = load_model_spec(default)
+    else:
+        model_spec = load_model_spec(spec)
+    run_check(node_config, model_spec, console=console, json_path=json_path)
 
 
 def _status_command(

@@ -87,6 +87,17 @@ def test_check_accepts_a_good_file(site, capsys):
     assert "grade A" in out
 
 
+def test_check_without_spec_uses_the_packaged_demo_spec_and_says_so(site, capsys):
+    # Prepare
+    site.build(30)
+    # Execute
+    code, out, err = _run(["check", "--config", str(site.root / "node.yaml")], capsys)
+    # Assert
+    assert code == 0, err
+    assert "packaged demo model spec" in " ".join(out.split())
+    assert "accepted: 30" in out
+
+
 def test_check_data_argument_overrides_data_path_and_writes_json(site, tmp_path, capsys):
     # Prepare: node.yaml points elsewhere; DATA names the real file
     site.write_data(20, bad={(4, "segment"): "mining"}, name="other.csv")
