@@ -25,6 +25,11 @@ class CurveSettings(StrictModel):
     censor_weight: float = Field(
         0.5, ge=0, le=1, description="0.5 = actuarial life table; 0 = Kaplan-Meier on the grid"
     )
+    min_enterprises: int = Field(3, ge=1, description="publish a segment only with this many")
+    min_failures: float = Field(10.0, ge=0, description="... and this many (noisy) failures")
+    min_units_per_enterprise: float = Field(
+        20.0, ge=0, description="noised units an enterprise needs in a segment to count for it"
+    )
 
 
 class CoordinatorConfig(StrictModel):

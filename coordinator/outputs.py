@@ -9,6 +9,7 @@ import numpy as np
 from flwr.app import ArrayRecord
 
 from coordinator.privacy_summary import PrivacyLedgerView
+from coordinator.publication import withheld_summary
 from coordinator.rounds import RoundOutcome
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
@@ -40,10 +41,11 @@ def write_outputs(
     atomic_write_bytes(store.dir / MODEL_FILE, buffer.getvalue())
     store.write_json("model_spec.json", json.loads(plan.model_spec.model_dump_json()))
     outputs = [MODEL_FILE, "model_spec.json"]
-    if curves:
-        store.write_json("curves.json", curves_to_json(curves))
-        write_curves_csv(store.dir / "curves.csv", curves)
-        plot_curves(store.dir / "curves.png", curves)
+    published = [c for c in curves if c.published]
+    if published:
+        store.write_json("curves.json", curves_to_json(published))
+        write_curves_csv(store.dir / "curves.csv", published)
+        plot_curves(store.dir / "curves.png", published)
         outputs += ["curves.json", "curves.csv", "curves.png"]
     nodes = sorted({r.node_name or str(r.node_id) for o in rounds for r in o.ok})
     summary = {
@@ -58,6 +60,8 @@ def write_outputs(
         "refusals": sum(len(o.refused) for o in rounds),
         "failures": sum(len(o.failed) for o in rounds),
         "privacy": privacy.summary(),
+        "published_segments": [c.segment for c in published],
+        "withheld_segments": withheld_summary(curves),
         "outputs": outputs,
         "seconds": round(seconds, 3),
     }

@@ -20,9 +20,11 @@ from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.curves import check_counts, estimate_curves, sum_counts
 from coordinator.outputs import write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
+from coordinator.publication import apply_publication_rules, segment_contributors
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
+from models.curves import RiskCurve
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
 from protocols.errors import FedriskError, RunFailedError
@@ -138,7 +140,7 @@ class Coordinator:
         return arrays
 
     # ---- curve round ---------------------------------------------------------------
-    def _curves(self, node_ids: list[int]) -> list:
+    def _curves(self, node_ids: list[int]) -> list[RiskCurve]:
         round_number = self.plan.training.rounds + 1
         header = self._header(round_number, "curve")
 
@@ -149,9 +151,16 @@ class Coordinator:
         spec = self.plan.model_spec
         good = self._valid(outcome, lambda c: _check_reply_counts(spec, c))
         self._require_quorum(outcome, good)
-        parts = [_reply_counts(reply.content) for reply in good]
-        total = sum_counts(spec, [p for p in parts if p is not None])
-        return estimate_curves(total, censor_weight=self.config.curves.censor_weight)
+        parts = [p for p in (_reply_counts(reply.content) for reply in good) if p is not None]
+        settings = self.config.curves
+        curves = estimate_curves(sum_counts(spec, parts), censor_weight=settings.censor_weight)
+        contributors = segment_contributors(parts, min_units=settings.min_units_per_enterprise)
+        return apply_publication_rules(
+            curves,
+            contributors,
+            min_enterprises=settings.min_enterprises,
+            min_failures=settings.min_failures,
+        )
 
     # ---- helpers -------------------------------------------------------------------
     def _header(self, round_number: int, kind: str) -> TaskHeader:

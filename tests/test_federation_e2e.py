@@ -21,13 +21,16 @@ from protocols.errors import RunFailedError
 pytestmark = pytest.mark.slow
 
 
-def small_config(*, rounds: int = 2, min_nodes: int = 3) -> CoordinatorConfig:
+def small_config(
+    *, rounds: int = 2, min_nodes: int = 3, min_enterprises: int = 3
+) -> CoordinatorConfig:
     """The packaged plan, shortened for tests."""
     config = load_config_or_default(None)
     training = config.plan.training.model_copy(update={"rounds": rounds, "local_epochs": 1})
     plan = config.plan.model_copy(update={"training": training})
     federation = config.federation.model_copy(update={"min_nodes": min_nodes})
-    return config.model_copy(update={"plan": plan, "federation": federation})
+    curves = config.curves.model_copy(update={"min_enterprises": min_enterprises})
+    return config.model_copy(update={"plan": plan, "federation": federation, "curves": curves})
 
 
 def make_federation(
@@ -73,12 +76,14 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
     for name in ("curves.json", "curves.csv", "curves.png", "global_model.npz", "summary.json"):
         assert (result.run_dir / name).exists(), name
     assert all(eps <= 2.0 + 1e-6 for eps in evaluation["epsilon_per_node"].values())
+    assert result.summary["withheld_segments"] == []
+    assert len(result.summary["published_segments"]) == 3
 
 
 def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path) -> None:
-    # Prepare: 4 nodes, the 4th with a cap below one run's cost; quorum is 3
+    # Prepare: 4 nodes, the 4th with a cap below one run's cost; quorum is 3; curves need 4
     manifest = make_federation(tmp_path / "fed", 4, caps={4: 0.3})
-    config = small_config(min_nodes=3)
+    config = small_config(min_nodes=3, min_enterprises=4)
     # Execute: two runs; every run starts fresh node processes (a restart of each node)
     first = federate(manifest, config, tmp_path / "run1", tmp_path / "flwr").summary
     second = federate(manifest, config, tmp_path / "run2", tmp_path / "flwr").summary
@@ -87,6 +92,11 @@ def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path)
     assert {r["node"] for r in refusals} == {"enterprise-04"}
     assert len(refusals) == config.plan.training.rounds + 1
     assert all("cap of 0.3" in r["reason"] for r in refusals)
+    # ... so only 3 enterprises stand behind each segment: every curve is withheld, and said so
+    assert [w["reason"] for w in first["withheld_segments"]] == [
+        "3 enterprise(s) contributed, fewer than 4"
+    ] * 3
+    assert not (tmp_path / "run1" / "curves.json").exists()
     # ... and the others' lifetime spend carried over from disk into the second run
     for node, after_first in first["privacy"]["nodes"].items():
         after_second = second["privacy"]["nodes"][node]
