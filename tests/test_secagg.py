@@ -1,0 +1,309 @@
+"""Secure aggregation: exact sums with dropouts, nothing below threshold, masks that hide.
+
+Reference answers: plain numpy sums of the inputs; RFC 8439 (A.1) for the ChaCha20 stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+from scipy import stats
+
+from protocols.errors import ConfigError
+from protocols.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
+from protocols.quantization import (
+    FixedPointCodec,
+    IntegerCodec,
+    QuantizationRangeError,
+    to_signed,
+)
+from protocols.secagg import SecAggClient
+from protocols.secagg_messages import EncryptedShare, SecAggConfig, SecAggError, UnmaskRequest
+from protocols.secagg_server import SecAggServer, simulate_round
+
+ROUND = "run-1/round-3"
+
+
+def counts(n_nodes: int, length: int, bound: int, seed: int = 0) -> dict[int, np.ndarray]:
+    """Factory: per-node signed integer vectors in [-bound, bound], node ids 11, 12, ..."""
+    rng = np.random.default_rng(seed)
+    return {11 + i: rng.integers(-bound, bound + 1, length) for i in range(n_nodes)}
+
+
+def staged(config: SecAggConfig, node_ids: list[int]):
+    """Factory: clients and server after key advertisement and share routing."""
+    clients = {i: SecAggClient(config, i, ROUND) for i in node_ids}
+    server = SecAggServer(config, ROUND)
+    directory = server.collect_public_keys(c.advertise_keys() for c in clients.values())
+    inbox = server.route_shares({i: c.share_keys(directory) for i, c in clients.items()})
+    return clients, server, inbox
+
+
+def test_five_nodes_threshold_three_give_the_exact_integer_sum() -> None:
+    # Prepare: large signed counts (two's complement) near the declared bound
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=200)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=5, bound=10**15)
+    values = counts(5, 200, 10**15)
+    # Execute
+    field_sum = simulate_round(
+        config, {i: codec.encode(v) for i, v in values.items()}, round_id=ROUND
+    )
+    # Assert
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), sum(values.values()))
+
+
+def test_a_node_dropping_after_key_sharing_leaves_the_exact_survivor_sum() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=50)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=5, bound=50_000)
+    values = counts(5, 50, 50_000, seed=1)
+    # Execute: node 13 shared its keys, then never sent its masked input
+    field_sum = simulate_round(
+        config,
+        {i: codec.encode(v) for i, v in values.items()},
+        round_id=ROUND,
+        drop_after_sharing={13},
+    )
+    # Assert
+    expected = sum(v for i, v in values.items() if i != 13)
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), expected)
+    assert not np.array_equal(codec.decode_sum(field_sum), sum(values.values()))
+
+
+def test_three_of_five_dropping_releases_nothing() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=10)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=5, bound=100)
+    vectors = {i: codec.encode(v) for i, v in counts(5, 10, 100).items()}
+    # Execute / Assert: the server refuses to go on with 2 masked inputs
+    with pytest.raises(SecAggError, match="only 2 masked inputs arrived .*releases nothing"):
+        simulate_round(config, vectors, round_id=ROUND, drop_after_sharing={11, 12, 13})
+
+
+def test_survivors_reveal_nothing_below_threshold() -> None:
+    # Prepare: two survivors sent masked inputs, three dropped
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3, 4, 5])
+    zero = np.zeros(4, dtype=np.uint64)
+    for i in (1, 2):
+        clients[i].masked_input(zero, inbox[i])
+    request = UnmaskRequest(survivors=frozenset({1, 2}), dropped=frozenset({3, 4, 5}))
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="only 2 survivors .*nothing revealed"):
+        clients[1].unmask_response(request)
+
+
+def test_too_few_unmask_responses_release_nothing() -> None:
+    # Prepare: all 5 sent masked inputs, only 2 answer the unmask request
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=4)
+    clients, server, inbox = staged(config, [1, 2, 3, 4, 5])
+    zero = np.zeros(4, dtype=np.uint64)
+    request = server.collect_masked_inputs(
+        {i: c.masked_input(zero, inbox[i]) for i, c in clients.items()}
+    )
+    responses = [clients[i].unmask_response(request) for i in (1, 2)]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="only 2 unmask responses arrived"):
+        server.unmask(responses)
+
+
+def test_float_updates_sum_within_quantisation_error() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=300)
+    codec = FixedPointCodec(modulus_bits=64, num_nodes=5, bound=2.0, scale=2.0**20)
+    rng = np.random.default_rng(2)
+    updates = {i: rng.uniform(-2.0, 2.0, 300) for i in range(1, 6)}
+    # Execute
+    field_sum = simulate_round(
+        config, {i: codec.encode(u) for i, u in updates.items()}, round_id=ROUND
+    )
+    # Assert: each value is off by <= 1/(2 scale), so the sum by <= 5/(2 scale)
+    error = np.abs(codec.decode_sum(field_sum) - sum(updates.values()))
+    assert error.max() <= 5 * 0.5 / codec.scale
+    assert error.max() > 0  # the bound is not vacuous: quantisation did happen
+
+
+def test_out_of_range_float_is_an_error_naming_index_and_range() -> None:
+    # Prepare
+    codec = FixedPointCodec(modulus_bits=64, num_nodes=5, bound=1.0, scale=1e6)
+    update = np.array([0.1, -1.0, 1.0, 1.0000001, 0.0])
+    # Execute / Assert
+    with pytest.raises(QuantizationRangeError, match=r"index 3 .*outside .*\[-1.0, 1.0\]"):
+        codec.encode(update)
+    with pytest.raises(QuantizationRangeError, match="index 1 is nan"):
+        codec.encode(np.array([0.0, np.nan]))
+
+
+def test_large_count_out_of_range_is_an_error_not_a_wrap() -> None:
+    # Prepare
+    codec = IntegerCodec(modulus_bits=32, num_nodes=8, bound=2**27)
+    histogram = np.array([5, -3, 2**27, -(2**27), 0, 0, 0, 2**27 + 1])
+    # Execute / Assert
+    with pytest.raises(QuantizationRangeError, match=r"index 7 .*\[-134217728, 134217728\]"):
+        codec.encode(histogram)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: IntegerCodec(modulus_bits=32, num_nodes=50, bound=2**26), "may wrap: 50 nodes"),
+        (
+            lambda: FixedPointCodec(modulus_bits=64, num_nodes=5, bound=10.0, scale=2.0**60),
+            "exceeds 2\\^52",
+        ),
+        (lambda: FixedPointCodec(modulus_bits=32, num_nodes=8, bound=1.0, scale=2.0**28), "wrap"),
+    ],
+)
+def test_configuration_that_could_wrap_is_refused_at_setup(make, match: str) -> None:
+    # Execute / Assert
+    with pytest.raises(ConfigError, match=match):
+        make()
+
+
+def test_sum_at_the_edge_of_the_no_wrap_bound_is_exact() -> None:
+    # Prepare: 3 * 10922 = 32766 < 2^15 in a 16-bit field, both signs
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=2, modulus_bits=16)
+    codec = IntegerCodec(modulus_bits=16, num_nodes=3, bound=10922)
+    vectors = {i: codec.encode(np.array([10922, -10922])) for i in (1, 2, 3)}
+    # Execute
+    field_sum = simulate_round(config, vectors, round_id=ROUND)
+    # Assert
+    assert field_sum.max() < 2**16
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), [32766, -32766])
+    with pytest.raises(ConfigError, match="may wrap"):
+        IntegerCodec(modulus_bits=16, num_nodes=3, bound=10923)
+
+
+def test_what_the_server_receives_is_uniform_and_uncorrelated_with_the_input() -> None:
+    # Prepare: strongly structured plaintext (a ramp) over a long vector
+    length = 20_000
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=length)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=5, bound=10**9)
+    ramp = np.linspace(-(10**9), 10**9, length).astype(np.int64)
+    plain = {i: np.roll(ramp, 1000 * i) for i in range(1, 6)}
+    clients, server, inbox = staged(config, list(plain))
+    # Execute
+    received = {i: c.masked_input(codec.encode(plain[i]), inbox[i]) for i, c in clients.items()}
+    request = server.collect_masked_inputs(received)
+    field_sum = server.unmask(clients[i].unmask_response(request) for i in sorted(clients))
+    # Assert: each masked vector looks uniform on [0, 2^64) and is uncorrelated with its input
+    for i, masked in received.items():
+        unit = masked.astype(np.float64) / 2.0**64
+        assert stats.kstest(unit, "uniform").statistic < 0.02
+        assert abs(np.corrcoef(unit, plain[i])[0, 1]) < 0.05
+        assert not np.any(masked == codec.encode(plain[i]))
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), sum(plain.values()))
+
+
+def test_chacha20_mask_stream_matches_rfc8439_known_answer() -> None:
+    # Execute: all-zero key, zero nonce, counter 0 (RFC 8439, appendix A.1, test vector 1)
+    mask = expand_mask(bytes(32), 2, 64)
+    # Assert
+    expected = np.frombuffer(bytes.fromhex("76b8e0ada0f13d90405d6ae55386bd28"), dtype="<u8")
+    np.testing.assert_array_equal(mask, expected)
+    assert expand_mask(bytes(32), 2, 32).max() < 2**32
+
+
+def test_keys_equal_in_their_low_32_bits_give_unrelated_masks() -> None:
+    # Prepare: key_b differs from key_a only in words 1 and 2, by the same XOR, so both
+    # share their low 32 bits and the XOR of their 32-bit words (Flower's seed fold)
+    rng = np.random.default_rng(3)
+    key_a = bytearray(rng.bytes(32))
+    key_b = bytearray(key_a)
+    for pos in range(4, 12):
+        key_b[pos] ^= 0xA5
+    key_a, key_b = bytes(key_a), bytes(key_b)
+    assert key_a[:4] == key_b[:4] and key_a != key_b
+    # Execute
+    flower_a, flower_b = (pseudo_rand_gen(k, 2**32, [(5000,)])[0] for k in (key_a, key_b))
+    ours_a, ours_b = (
+        expand_mask(derive_key(k, label=LABEL_PAIRWISE_MASK, round_id=ROUND), 5000, 64)
+        for k in (key_a, key_b)
+    )
+    # Assert: Flower's masks collide, ours are unrelated
+    np.testing.assert_array_equal(flower_a, flower_b)
+    assert not np.any(ours_a == ours_b)
+    unit_a, unit_b = (m.astype(np.float64) / 2.0**64 for m in (ours_a, ours_b))
+    assert abs(np.corrcoef(unit_a, unit_b)[0, 1]) < 0.05
+
+
+def test_masks_are_separated_by_round_and_label() -> None:
+    # Prepare
+    secret = bytes(range(32))
+    # Execute
+    masks = [
+        expand_mask(derive_key(secret, label=label, round_id=r), 64, 64)
+        for label, r in [(b"a", "r1"), (b"a", "r2"), (b"b", "r1")]
+    ]
+    # Assert
+    assert not np.any(masks[0] == masks[1]) and not np.any(masks[0] == masks[2])
+    np.testing.assert_array_equal(
+        masks[0], expand_mask(derive_key(secret, label=b"a", round_id="r1"), 64, 64)
+    )
+
+
+@pytest.mark.parametrize("field", ["ciphertext", "nonce"])
+def test_tampered_encrypted_share_fails_decryption(field: str) -> None:
+    # Prepare: flip one bit of the share node 1 sent to node 2
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3])
+    share = inbox[2][1]
+    raw = bytearray(getattr(share, field))
+    raw[0] ^= 0x01
+    kwargs = {"src": share.src, "dst": share.dst, "nonce": share.nonce}
+    kwargs |= {"ciphertext": share.ciphertext, field: bytes(raw)}
+    inbox[2][1] = EncryptedShare(**kwargs)
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="share from node 1 failed authentication"):
+        clients[2].masked_input(np.zeros(4, dtype=np.uint64), inbox[2])
+
+
+def test_share_replayed_in_another_round_fails_decryption() -> None:
+    # Prepare: node 2 of round B receives node 1's share from round A
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    _, _, inbox_a = staged(config, [1, 2, 3])
+    clients_b, _, inbox_b = staged(config, [1, 2, 3])
+    inbox_b[2][1] = inbox_a[2][1]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="failed authentication"):
+        clients_b[2].masked_input(np.zeros(4, dtype=np.uint64), inbox_b[2])
+
+
+def test_a_node_never_reveals_both_kinds_of_share_for_one_peer() -> None:
+    # Prepare: node 1 already gave the self-mask seed share of node 2 (a survivor)
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3, 4, 5])
+    clients[1].masked_input(np.zeros(4, dtype=np.uint64), inbox[1])
+    everyone = frozenset({1, 2, 3, 4, 5})
+    first = clients[1].unmask_response(UnmaskRequest(everyone, frozenset()))
+    # Execute / Assert: a later request calling node 2 dropped is refused
+    with pytest.raises(SecAggError, match=r"refusing to reveal both .*node\(s\) \[2\]"):
+        clients[1].unmask_response(UnmaskRequest(everyone - {2}, frozenset({2})))
+    with pytest.raises(SecAggError, match="both as survivors and as dropped"):
+        clients[1].unmask_response(UnmaskRequest(everyone, frozenset({3})))
+    assert set(first.seed_shares) == everyone and not first.key_shares
+
+
+def test_stages_out_of_order_are_refused() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    client = SecAggClient(config, 1, ROUND)
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="stage 'masked' called after 'new'"):
+        client.masked_input(np.zeros(4, dtype=np.uint64), {})
+
+
+@pytest.mark.parametrize(("nodes", "threshold"), [(5, 2), (5, 6), (2, 2)])
+def test_threshold_must_be_a_strict_majority(nodes: int, threshold: int) -> None:
+    # Execute / Assert
+    with pytest.raises(ConfigError, match="threshold|needs >= 3 nodes"):
+        SecAggConfig(num_nodes=nodes, threshold=threshold, vector_length=1)
+
+
+def test_twos_complement_reading_of_field_elements() -> None:
+    # Execute / Assert: known answers at the edges of a 16-bit and a 64-bit field
+    field16 = np.array([0, 1, 2**15 - 1, 2**15, 2**16 - 1], dtype=np.uint64)
+    np.testing.assert_array_equal(to_signed(field16, 16), [0, 1, 32767, -32768, -1])
+    field64 = np.array([2**63, 2**64 - 1], dtype=np.uint64)
+    np.testing.assert_array_equal(to_signed(field64, 64), [-(2**63), -1])
