@@ -16,6 +16,12 @@ Round: (1) ``advertise_keys``; (2) ``share_keys``: Shamir shares (threshold t) o
 self-mask seed b_u and of the mask private key s_u, encrypted to each peer; (3)
 ``masked_input``: y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv);
 (4) ``unmask_response``: shares of b_u for survivors, of s_v for dropped nodes.
+
+Between stages a Flower ClientApp process ends, so the client is saved in
+``context.state``: ``to_config_record`` / ``from_config_record`` (``state_dict`` /
+``from_state_dict``). The record holds private keys and the self-mask seed: it must
+stay on the node. Compatibility rule: state keys are never removed and their meanings
+never change; ``STATE_FORMAT`` names the layout.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -34,12 +41,14 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
+from flwr.app import ConfigRecord
 from flwr.common.secure_aggregation.crypto.shamir import create_shares
 from flwr.common.secure_aggregation.secaggplus_utils import (
     share_keys_plaintext_concat,
     share_keys_plaintext_separate,
 )
 
+from protocols.errors import ConfigError
 from protocols.masking import (
     LABEL_PAIRWISE_MASK,
     LABEL_SELF_MASK,
@@ -56,10 +65,18 @@ from protocols.secagg_messages import (
     SecAggError,
     UnmaskRequest,
     UnmaskResponse,
+    WireDict,
+    check_keys,
+    key_directory_from_dict,
+    key_directory_to_dict,
+    read_value,
 )
 
 __all__ = [
+    "STATE_FORMAT",
     "SecAggClient",
+    "from_config_record",
+    "to_config_record",
     "pair_context",
     "pairwise_mask",
     "self_mask",
@@ -106,6 +123,32 @@ def self_mask(seed: bytes, node_id: int, round_id: str, config: SecAggConfig) ->
     return expand_mask(key, config.vector_length, config.modulus_bits)
 
 
+STATE_FORMAT = "fedrisk/secagg/client-state/v1"
+_STAGES = ("new", "advertised", "shared", "masked", "unmasked")
+_STATE_KEYS = {
+    "format": "str",
+    "num_nodes": "int",
+    "threshold": "int",
+    "vector_length": "int",
+    "modulus_bits": "int",
+    "node_id": "int",
+    "round_id": "str",
+    "stage": "str",
+    "encryption_private_key": "bytes",
+    "mask_private_key": "bytes",
+    "self_mask_seed": "bytes",
+    "peer_node_ids": "list[int]",
+    "peer_encryption_keys": "list[bytes]",
+    "peer_mask_keys": "list[bytes]",
+    "held_node_ids": "list[int]",
+    "held_seed_shares": "list[bytes]",
+    "held_key_shares": "list[bytes]",
+    "revealed_seed_node_ids": "list[int]",
+    "revealed_key_node_ids": "list[int]",
+}
+_WHAT = "secure-aggregation client state"
+
+
 @dataclass(frozen=True)
 class _HeldShares:
     seed_share: bytes
@@ -124,6 +167,83 @@ class SecAggClient:
         self._peers: dict[int, PublicKeys] = {}
         self._held: dict[int, _HeldShares] = {}
         self._revealed: dict[int, str] = {}
+
+    def state_dict(self) -> WireDict:
+        """Everything the next stage needs, as a flat ConfigRecord-compatible dict.
+
+        Secret: it holds both private keys, the self-mask seed and the held shares.
+        """
+        held = sorted(self._held.items())
+        peers = {f"peer_{k}": v for k, v in key_directory_to_dict(self._peers).items()}
+        return {
+            "format": STATE_FORMAT,
+            "num_nodes": self.config.num_nodes,
+            "threshold": self.config.threshold,
+            "vector_length": self.config.vector_length,
+            "modulus_bits": self.config.modulus_bits,
+            "node_id": self.node_id,
+            "round_id": self.round_id,
+            "stage": self._stage,
+            "encryption_private_key": raw_private(self._enc_key),
+            "mask_private_key": raw_private(self._mask_key),
+            "self_mask_seed": self._seed,
+            **peers,
+            "held_node_ids": [p for p, _ in held],
+            "held_seed_shares": [h.seed_share for _, h in held],
+            "held_key_shares": [h.key_share for _, h in held],
+            "revealed_seed_node_ids": sorted(p for p, k in self._revealed.items() if k == "seed"),
+            "revealed_key_node_ids": sorted(p for p, k in self._revealed.items() if k == "key"),
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: Mapping[str, Any], *, round_id: str) -> SecAggClient:
+        """Rebuild a client saved by ``state_dict`` for round ``round_id``.
+
+        Every key is validated (the missing or malformed one is named) and so is the
+        state's consistency; a state saved in another round is refused.
+        """
+        check_keys(d, _STATE_KEYS, _WHAT)
+        if d["format"] != STATE_FORMAT:
+            raise SecAggError(f"{_WHAT}: key 'format' is {d['format']!r}, not {STATE_FORMAT!r}")
+        if d["round_id"] != round_id:
+            raise SecAggError(
+                f"{_WHAT}: saved in round {d['round_id']!r}, refused for round {round_id!r}"
+            )
+        client = cls.__new__(cls)
+        client.config, client.node_id, client.round_id = _state_config(d), d["node_id"], round_id
+        client._stage = _state_stage(d)
+        client._enc_key = _state_private_key(d, "encryption_private_key")
+        client._mask_key = _state_private_key(d, "mask_private_key")
+        client._seed = _state_seed(d)
+        client._peers = key_directory_from_dict(
+            {k.removeprefix("peer_"): d[k] for k in _STATE_KEYS if k.startswith("peer_")},
+            what=f"{_WHAT} (peer_* keys)",
+        )
+        client._held = _state_held(d)
+        client._revealed = _state_revealed(d)
+        client._check_restored()
+        return client
+
+    def _check_restored(self) -> None:
+        """The restored fields agree with each other and with the stage."""
+        if not 0 <= self.node_id < 2**64:
+            raise SecAggError(f"{_WHAT}: key 'node_id' is outside [0, 2^64)")
+        started = _STAGES.index(self._stage) >= _STAGES.index("shared")
+        if started:
+            self._check_public_keys(self._peers)
+        if bool(self._peers) != started or (self.node_id in self._held) != started:
+            raise SecAggError(
+                f"{_WHAT}: key 'stage' is {self._stage!r} but peer_node_ids/held_node_ids "
+                "do not match it"
+            )
+        if not self._held.keys() <= self._peers.keys():
+            raise SecAggError(f"{_WHAT}: key 'held_node_ids' names nodes that are not peers")
+        if not self._revealed.keys() <= self._held.keys() or (
+            self._revealed and self._stage != "unmasked"
+        ):
+            raise SecAggError(
+                f"{_WHAT}: keys 'revealed_*_node_ids' name shares not held or not yet revealed"
+            )
 
     def _advance(self, expected: str, nxt: str) -> None:
         if self._stage != expected:
@@ -270,3 +390,66 @@ class SecAggClient:
                 f"node {self.node_id}: only {len(survivors)} survivors "
                 f"(threshold {self.config.threshold}); nothing revealed"
             )
+
+
+def to_config_record(client: SecAggClient) -> ConfigRecord:
+    """The client's state as a Flower ConfigRecord (for ``context.state``; never sent)."""
+    return ConfigRecord(client.state_dict())
+
+
+def from_config_record(record: ConfigRecord, *, round_id: str) -> SecAggClient:
+    """The client saved by ``to_config_record``, for round ``round_id``."""
+    return SecAggClient.from_state_dict(dict(record), round_id=round_id)
+
+
+def _state_config(d: Mapping[str, Any]) -> SecAggConfig:
+    keys = ("num_nodes", "threshold", "vector_length", "modulus_bits")
+    try:
+        return SecAggConfig(**{k: d[k] for k in keys})
+    except ConfigError as error:
+        raise SecAggError(f"{_WHAT}: keys {list(keys)} are not a valid config: {error}") from None
+
+
+def _state_stage(d: Mapping[str, Any]) -> str:
+    stage: str = d["stage"]
+    if stage not in _STAGES:
+        raise SecAggError(f"{_WHAT}: key 'stage' is {stage!r}, not one of {list(_STAGES)}")
+    return stage
+
+
+def _state_private_key(d: Mapping[str, Any], key: str) -> X25519PrivateKey:
+    raw: bytes = d[key]
+    if len(raw) != 32:
+        raise SecAggError(f"{_WHAT}: key '{key}' needs 32 bytes, got {len(raw)}")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def _state_seed(d: Mapping[str, Any]) -> bytes:
+    seed: bytes = d["self_mask_seed"]
+    if len(seed) != 32:
+        raise SecAggError(f"{_WHAT}: key 'self_mask_seed' needs 32 bytes, got {len(seed)}")
+    return seed
+
+
+def _state_held(d: Mapping[str, Any]) -> dict[int, _HeldShares]:
+    ids: list[int] = read_value(d, "held_node_ids", "list[int]", _WHAT)
+    seeds: list[bytes] = read_value(d, "held_seed_shares", "list[bytes]", _WHAT)
+    keys: list[bytes] = read_value(d, "held_key_shares", "list[bytes]", _WHAT)
+    if len(set(ids)) != len(ids) or not len(ids) == len(seeds) == len(keys):
+        raise SecAggError(
+            f"{_WHAT}: keys 'held_node_ids', 'held_seed_shares', 'held_key_shares' "
+            f"have repeated ids or differ in length ({len(ids)}, {len(seeds)}, {len(keys)})"
+        )
+    return {i: _HeldShares(s, k) for i, s, k in zip(ids, seeds, keys, strict=True)}
+
+
+def _state_revealed(d: Mapping[str, Any]) -> dict[int, str]:
+    seed: list[int] = read_value(d, "revealed_seed_node_ids", "list[int]", _WHAT)
+    key: list[int] = read_value(d, "revealed_key_node_ids", "list[int]", _WHAT)
+    both = sorted(set(seed) & set(key))
+    if both:
+        raise SecAggError(
+            f"{_WHAT}: keys 'revealed_seed_node_ids' and 'revealed_key_node_ids' "
+            f"both name node(s) {both}"
+        )
+    return {p: "seed" for p in seed} | {p: "key" for p in key}

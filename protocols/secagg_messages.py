@@ -1,12 +1,19 @@
 """The messages of fedrisk's secure-aggregation round, and its configuration and error.
 
 Compatibility rule: fields are never removed and their meanings never change, because
-these records travel between node and coordinator versions.
+these records travel between node and coordinator versions. The same holds for the keys of
+their wire dicts (``*_to_dict`` / ``*_from_dict``): flat dicts of int, str, bytes and lists
+of them, so that they fit a Flower ``ConfigRecord``; every reader validates each key and
+names the missing or malformed one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from flwr.app.typing import ConfigRecordValues
 
 from protocols.errors import ConfigError, RunFailedError
 
@@ -17,7 +24,27 @@ __all__ = [
     "EncryptedShare",
     "UnmaskRequest",
     "UnmaskResponse",
+    "WireDict",
+    "read_value",
+    "check_keys",
+    "public_keys_to_dict",
+    "public_keys_from_dict",
+    "key_directory_to_dict",
+    "key_directory_from_dict",
+    "encrypted_shares_to_dict",
+    "encrypted_shares_from_dict",
+    "unmask_request_to_dict",
+    "unmask_request_from_dict",
+    "unmask_response_to_dict",
+    "unmask_response_from_dict",
 ]
+
+WireDict = dict[str, ConfigRecordValues]
+"""A flat, ConfigRecord-compatible dict (``flwr.app.ConfigRecord(d)`` accepts it); fedrisk
+uses only int, str, bytes, list[int] and list[bytes] values."""
+
+_KEY_BYTES = 32  # raw X25519 keys
+_NONCE_BYTES = 12  # ChaCha20-Poly1305
 
 
 class SecAggError(RunFailedError):
@@ -93,3 +120,214 @@ class UnmaskResponse:
     node_id: int
     seed_shares: dict[int, bytes]
     key_shares: dict[int, bytes]
+
+
+def check_keys(d: Mapping[str, object], schema: Mapping[str, str], what: str) -> None:
+    """Validate ``d`` against ``schema`` (key -> kind): names the first missing or
+    mistyped key, or every unknown one (a record from elsewhere)."""
+    missing = [k for k in schema if k not in d]
+    if missing:
+        raise SecAggError(f"{what}: key '{missing[0]}' is missing")
+    unknown = sorted(set(d) - set(schema))
+    if unknown:
+        raise SecAggError(f"{what}: unknown keys {unknown}")
+    for key, kind in schema.items():
+        read_value(d, key, kind, what)
+
+
+def read_value(d: Mapping[str, object], key: str, kind: str, what: str) -> Any:
+    """``d[key]`` checked to be ``kind`` (int, str, bytes, list[int] or list[bytes])."""
+    if key not in d:
+        raise SecAggError(f"{what}: key '{key}' is missing")
+    value = d[key]
+    item = kind.removeprefix("list[").removesuffix("]")
+    if item != kind:
+        if not isinstance(value, list | tuple) or not all(_is(v, item) for v in value):
+            raise SecAggError(f"{what}: key '{key}' must be {kind}, got {_describe(value)}")
+        return list(value)
+    if not _is(value, kind):
+        raise SecAggError(f"{what}: key '{key}' must be {kind}, got {_describe(value)}")
+    return value
+
+
+def _is(value: object, kind: str) -> bool:
+    types = {"int": int, "str": str, "bytes": bytes}
+    return isinstance(value, types[kind]) and not isinstance(value, bool)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return f"{type(value).__name__} of {sorted({type(v).__name__ for v in value})}"
+    return type(value).__name__
+
+
+def _node_id(d: Mapping[str, object], key: str, what: str) -> int:
+    value: int = read_value(d, key, "int", what)
+    if not 0 <= value < 2**64:
+        raise SecAggError(f"{what}: key '{key}' is outside [0, 2^64)")
+    return value
+
+
+def _node_ids(d: Mapping[str, object], key: str, what: str) -> list[int]:
+    ids: list[int] = read_value(d, key, "list[int]", what)
+    if len(set(ids)) != len(ids) or any(not 0 <= i < 2**64 for i in ids):
+        raise SecAggError(f"{what}: key '{key}' has repeated node ids or ids outside [0, 2^64)")
+    return ids
+
+
+def _sized(d: Mapping[str, object], key: str, size: int, what: str) -> bytes:
+    value: bytes = read_value(d, key, "bytes", what)
+    if len(value) != size:
+        raise SecAggError(f"{what}: key '{key}' needs {size} bytes, got {len(value)}")
+    return value
+
+
+def _byte_strings(d: Mapping[str, object], key: str, size: int | None, what: str) -> list[bytes]:
+    values: list[bytes] = read_value(d, key, "list[bytes]", what)
+    if size is not None and any(len(v) != size for v in values):
+        raise SecAggError(f"{what}: key '{key}' needs {size}-byte values")
+    return values
+
+
+def _parallel(what: str, **columns: list[Any]) -> None:
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise SecAggError(f"{what}: keys {sorted(lengths)} differ in length {lengths}")
+
+
+def public_keys_to_dict(keys: PublicKeys) -> WireDict:
+    """Stage 1 wire form of one node's advertisement."""
+    return {
+        "node_id": keys.node_id,
+        "encryption_key": keys.encryption_key,
+        "mask_key": keys.mask_key,
+    }
+
+
+def public_keys_from_dict(d: Mapping[str, object]) -> PublicKeys:
+    """Inverse of ``public_keys_to_dict``; keys must be 32 raw bytes."""
+    what = "public keys"
+    check_keys(d, {"node_id": "int", "encryption_key": "bytes", "mask_key": "bytes"}, what)
+    return PublicKeys(
+        _node_id(d, "node_id", what),
+        _sized(d, "encryption_key", _KEY_BYTES, what),
+        _sized(d, "mask_key", _KEY_BYTES, what),
+    )
+
+
+_DIRECTORY_KEYS = {
+    "node_ids": "list[int]",
+    "encryption_keys": "list[bytes]",
+    "mask_keys": "list[bytes]",
+}
+
+
+def key_directory_to_dict(directory: Mapping[int, PublicKeys]) -> WireDict:
+    """Stage 1 broadcast (node id -> PublicKeys) as parallel lists."""
+    items = sorted(directory.items())
+    if any(i != pk.node_id for i, pk in items):
+        raise SecAggError("key directory: an entry is filed under another node's id")
+    return {
+        "node_ids": [i for i, _ in items],
+        "encryption_keys": [pk.encryption_key for _, pk in items],
+        "mask_keys": [pk.mask_key for _, pk in items],
+    }
+
+
+def key_directory_from_dict(
+    d: Mapping[str, object], what: str = "key directory"
+) -> dict[int, PublicKeys]:
+    """Inverse of ``key_directory_to_dict``; keys must be 32 raw bytes."""
+    check_keys(d, _DIRECTORY_KEYS, what)
+    ids = _node_ids(d, "node_ids", what)
+    enc = _byte_strings(d, "encryption_keys", _KEY_BYTES, what)
+    mask = _byte_strings(d, "mask_keys", _KEY_BYTES, what)
+    _parallel(what, node_ids=ids, encryption_keys=enc, mask_keys=mask)
+    return {i: PublicKeys(i, e, m) for i, e, m in zip(ids, enc, mask, strict=True)}
+
+
+_SHARE_KEYS = {
+    "keys": "list[int]",
+    "src": "list[int]",
+    "dst": "list[int]",
+    "nonce": "list[bytes]",
+    "ciphertext": "list[bytes]",
+}
+
+
+def encrypted_shares_to_dict(shares: Mapping[int, EncryptedShare]) -> WireDict:
+    """Stage 2 shares, filed by receiver (outgoing) or by sender (inbox), as parallel lists."""
+    items = sorted(shares.items())
+    return {
+        "keys": [k for k, _ in items],
+        "src": [s.src for _, s in items],
+        "dst": [s.dst for _, s in items],
+        "nonce": [s.nonce for _, s in items],
+        "ciphertext": [s.ciphertext for _, s in items],
+    }
+
+
+def encrypted_shares_from_dict(d: Mapping[str, object]) -> dict[int, EncryptedShare]:
+    """Inverse of ``encrypted_shares_to_dict``; each share is filed under its src or dst."""
+    what = "encrypted shares"
+    check_keys(d, _SHARE_KEYS, what)
+    keys = _node_ids(d, "keys", what)
+    src: list[int] = read_value(d, "src", "list[int]", what)
+    dst: list[int] = read_value(d, "dst", "list[int]", what)
+    nonce = _byte_strings(d, "nonce", _NONCE_BYTES, what)
+    cipher = _byte_strings(d, "ciphertext", None, what)
+    _parallel(what, keys=keys, src=src, dst=dst, nonce=nonce, ciphertext=cipher)
+    if any(k not in (s, t) for k, s, t in zip(keys, src, dst, strict=True)):
+        raise SecAggError(f"{what}: key 'keys' files a share under neither its src nor its dst")
+    return {
+        k: EncryptedShare(s, t, n, c)
+        for k, s, t, n, c in zip(keys, src, dst, nonce, cipher, strict=True)
+    }
+
+
+def unmask_request_to_dict(request: UnmaskRequest) -> WireDict:
+    """Stage 4 request as two sorted id lists."""
+    return {"survivors": sorted(request.survivors), "dropped": sorted(request.dropped)}
+
+
+def unmask_request_from_dict(d: Mapping[str, object]) -> UnmaskRequest:
+    """Inverse of ``unmask_request_to_dict`` (the overlap check is the node's own)."""
+    what = "unmask request"
+    check_keys(d, {"survivors": "list[int]", "dropped": "list[int]"}, what)
+    survivors, dropped = (_node_ids(d, k, what) for k in ("survivors", "dropped"))
+    return UnmaskRequest(frozenset(survivors), frozenset(dropped))
+
+
+_RESPONSE_KEYS = {
+    "node_id": "int",
+    "seed_share_ids": "list[int]",
+    "seed_shares": "list[bytes]",
+    "key_share_ids": "list[int]",
+    "key_shares": "list[bytes]",
+}
+
+
+def unmask_response_to_dict(response: UnmaskResponse) -> WireDict:
+    """Stage 4 response as id lists parallel to share lists."""
+    seeds, keys = sorted(response.seed_shares.items()), sorted(response.key_shares.items())
+    return {
+        "node_id": response.node_id,
+        "seed_share_ids": [i for i, _ in seeds],
+        "seed_shares": [s for _, s in seeds],
+        "key_share_ids": [i for i, _ in keys],
+        "key_shares": [s for _, s in keys],
+    }
+
+
+def unmask_response_from_dict(d: Mapping[str, object]) -> UnmaskResponse:
+    """Inverse of ``unmask_response_to_dict``."""
+    what = "unmask response"
+    check_keys(d, _RESPONSE_KEYS, what)
+    node_id = _node_id(d, "node_id", what)
+    seed_ids, key_ids = (_node_ids(d, k, what) for k in ("seed_share_ids", "key_share_ids"))
+    seeds, keys = (_byte_strings(d, k, None, what) for k in ("seed_shares", "key_shares"))
+    _parallel(what, seed_share_ids=seed_ids, seed_shares=seeds)
+    _parallel(what, key_share_ids=key_ids, key_shares=keys)
+    return UnmaskResponse(
+        node_id, dict(zip(seed_ids, seeds, strict=True)), dict(zip(key_ids, keys, strict=True))
+    )

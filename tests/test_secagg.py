@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flwr.app import ConfigRecord
 from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+from flwr.common.serde import config_record_from_proto, config_record_to_proto
 from scipy import stats
 
 from protocols.errors import ConfigError
@@ -18,8 +20,23 @@ from protocols.quantization import (
     QuantizationRangeError,
     to_signed,
 )
-from protocols.secagg import SecAggClient
-from protocols.secagg_messages import EncryptedShare, SecAggConfig, SecAggError, UnmaskRequest
+from protocols.secagg import SecAggClient, from_config_record, to_config_record
+from protocols.secagg_messages import (
+    EncryptedShare,
+    SecAggConfig,
+    SecAggError,
+    UnmaskRequest,
+    encrypted_shares_from_dict,
+    encrypted_shares_to_dict,
+    key_directory_from_dict,
+    key_directory_to_dict,
+    public_keys_from_dict,
+    public_keys_to_dict,
+    unmask_request_from_dict,
+    unmask_request_to_dict,
+    unmask_response_from_dict,
+    unmask_response_to_dict,
+)
 from protocols.secagg_server import SecAggServer, simulate_round
 
 ROUND = "run-1/round-3"
@@ -307,3 +324,221 @@ def test_twos_complement_reading_of_field_elements() -> None:
     np.testing.assert_array_equal(to_signed(field16, 16), [0, 1, 32767, -32768, -1])
     field64 = np.array([2**63, 2**64 - 1], dtype=np.uint64)
     np.testing.assert_array_equal(to_signed(field64, 64), [-(2**63), -1])
+
+
+def through_flower(d: dict) -> dict:
+    """What survives a ConfigRecord's trip through Flower's protobuf (context.state, messages)."""
+    return dict(config_record_from_proto(config_record_to_proto(ConfigRecord(d))))
+
+
+def reborn(client: SecAggClient) -> SecAggClient:
+    """A fresh process: the client saved to a ConfigRecord and rebuilt from it."""
+    record = config_record_from_proto(config_record_to_proto(to_config_record(client)))
+    return from_config_record(record, round_id=ROUND)
+
+
+@pytest.mark.parametrize("dropped", [set(), {13}])
+def test_round_with_clients_rebuilt_between_every_stage_gives_the_exact_sum(dropped) -> None:
+    # Prepare: every message crosses the wire as a ConfigRecord dict, every client is
+    # rebuilt from its saved state before each stage
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=40)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=5, bound=10**12)
+    values = counts(5, 40, 10**12, seed=4)
+    server = SecAggServer(config, ROUND)
+    saved = {i: to_config_record(SecAggClient(config, i, ROUND)) for i in values}
+
+    def stage(i: int, run):
+        client = from_config_record(through_flower(dict(saved[i])), round_id=ROUND)
+        out = run(client)
+        saved[i] = to_config_record(client)
+        return through_flower(out)
+
+    # Execute
+    adverts = {i: stage(i, lambda c: public_keys_to_dict(c.advertise_keys())) for i in values}
+    directory = through_flower(
+        key_directory_to_dict(
+            server.collect_public_keys(public_keys_from_dict(a) for a in adverts.values())
+        )
+    )
+    outgoing = {
+        i: stage(
+            i, lambda c: encrypted_shares_to_dict(c.share_keys(key_directory_from_dict(directory)))
+        )
+        for i in values
+    }
+    inbox = server.route_shares({i: encrypted_shares_from_dict(o) for i, o in outgoing.items()})
+    wired_inbox = {i: through_flower(encrypted_shares_to_dict(s)) for i, s in inbox.items()}
+    masked = {}
+    for i in sorted(set(values) - dropped):
+        client = from_config_record(through_flower(dict(saved[i])), round_id=ROUND)
+        masked[i] = client.masked_input(
+            codec.encode(values[i]), encrypted_shares_from_dict(wired_inbox[i])
+        )
+        saved[i] = to_config_record(client)
+    request = through_flower(unmask_request_to_dict(server.collect_masked_inputs(masked)))
+    responses = [
+        stage(
+            i,
+            lambda c: unmask_response_to_dict(c.unmask_response(unmask_request_from_dict(request))),
+        )
+        for i in sorted(masked)
+    ]
+    field_sum = server.unmask(unmask_response_from_dict(r) for r in responses)
+    # Assert
+    expected = sum(v for i, v in values.items() if i not in dropped)
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), expected)
+    assert all(dict(saved[i])["stage"] == "unmasked" for i in masked)
+
+
+def test_missing_state_key_is_named() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    state = SecAggClient(config, 1, ROUND).state_dict()
+    del state["self_mask_seed"]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="key 'self_mask_seed' is missing"):
+        SecAggClient.from_state_dict(state, round_id=ROUND)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("held_seed_shares", [1], r"key 'held_seed_shares' must be list\[bytes\], got list"),
+        ("node_id", True, "key 'node_id' must be int, got bool"),
+        ("mask_private_key", bytes(31), "key 'mask_private_key' needs 32 bytes, got 31"),
+        ("stage", "done", "key 'stage' is 'done', not one of"),
+        ("threshold", 1, r"keys \['num_nodes', 'threshold'.* not a valid config"),
+        ("format", "other/v9", "key 'format' is 'other/v9'"),
+        ("revealed_key_node_ids", [2], "revealed_seed_node_ids' and 'revealed_key_node_ids' both"),
+        ("extra", 1, r"unknown keys \['extra'\]"),
+    ],
+)
+def test_malformed_state_key_is_named(key: str, value: object, match: str) -> None:
+    # Prepare: a node that revealed node 2's seed share
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3])
+    clients[1].masked_input(np.zeros(4, dtype=np.uint64), inbox[1])
+    clients[1].unmask_response(UnmaskRequest(frozenset({1, 2}), frozenset({3})))
+    state = clients[1].state_dict()
+    assert state["revealed_seed_node_ids"] == [1, 2]
+    state[key] = value
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=match):
+        SecAggClient.from_state_dict(state, round_id=ROUND)
+
+
+def test_state_whose_keys_do_not_match_its_advertised_keys_is_refused() -> None:
+    # Prepare: node 1's state with node 2's mask private key swapped in
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, _ = staged(config, [1, 2, 3])
+    state = clients[1].state_dict()
+    state["mask_private_key"] = clients[2].state_dict()["mask_private_key"]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="own public keys missing or altered"):
+        SecAggClient.from_state_dict(state, round_id=ROUND)
+
+
+def test_state_saved_in_another_round_is_refused() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, _ = staged(config, [1, 2, 3])
+    record = to_config_record(clients[1])
+    # Execute / Assert
+    with pytest.raises(
+        SecAggError, match="saved in round 'run-1/round-3', refused for round 'run-1/round-4'"
+    ):
+        from_config_record(record, round_id="run-1/round-4")
+    assert from_config_record(record, round_id=ROUND).state_dict() == clients[1].state_dict()
+
+
+def test_never_both_shares_survives_a_save_and_restore() -> None:
+    # Prepare: node 1 reveals node 2's seed share, then its process ends
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3, 4, 5])
+    clients[1].masked_input(np.zeros(4, dtype=np.uint64), inbox[1])
+    everyone = frozenset({1, 2, 3, 4, 5})
+    clients[1].unmask_response(UnmaskRequest(everyone, frozenset()))
+    restored = reborn(clients[1])
+    # Execute / Assert: the restored node refuses node 2's key share
+    with pytest.raises(SecAggError, match=r"refusing to reveal both .*node\(s\) \[2\]"):
+        restored.unmask_response(UnmaskRequest(everyone - {2}, frozenset({2})))
+    again = restored.unmask_response(UnmaskRequest(everyone, frozenset()))
+    assert again.seed_shares.keys() == everyone
+
+
+def test_wire_messages_round_trip_through_config_records() -> None:
+    # Prepare
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, inbox = staged(config, [1, 2, 3])
+    keys = SecAggClient(config, 7, ROUND).advertise_keys()
+    directory = {i: SecAggClient(config, i, ROUND).advertise_keys() for i in (4, 5, 6)}
+    request = UnmaskRequest(frozenset({1, 2}), frozenset({3}))
+    for i in (1, 2):
+        clients[i].masked_input(np.zeros(4, dtype=np.uint64), inbox[i])
+    response = clients[1].unmask_response(request)
+    # Execute / Assert
+    assert key_directory_from_dict(through_flower(key_directory_to_dict(directory))) == directory
+    assert public_keys_from_dict(through_flower(public_keys_to_dict(keys))) == keys
+    assert (
+        encrypted_shares_from_dict(through_flower(encrypted_shares_to_dict(inbox[2]))) == inbox[2]
+    )
+    assert unmask_request_from_dict(through_flower(unmask_request_to_dict(request))) == request
+    assert unmask_response_from_dict(through_flower(unmask_response_to_dict(response))) == response
+    assert response.key_shares.keys() == {3} and response.seed_shares.keys() == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("read", "wire", "match"),
+    [
+        (
+            public_keys_from_dict,
+            {"node_id": 1, "encryption_key": bytes(32)},
+            "key 'mask_key' is missing",
+        ),
+        (
+            public_keys_from_dict,
+            {"node_id": 1, "encryption_key": bytes(31), "mask_key": bytes(32)},
+            "key 'encryption_key' needs 32 bytes",
+        ),
+        (
+            encrypted_shares_from_dict,
+            {"keys": [2], "src": [1], "dst": [2], "nonce": [bytes(11)], "ciphertext": [b"x"]},
+            "key 'nonce' needs 12-byte values",
+        ),
+        (
+            encrypted_shares_from_dict,
+            {"keys": [3], "src": [1], "dst": [2], "nonce": [bytes(12)], "ciphertext": [b"x"]},
+            "files a share under neither its src nor its dst",
+        ),
+        (
+            unmask_request_from_dict,
+            {"survivors": [1, 1], "dropped": []},
+            "key 'survivors' has repeated",
+        ),
+        (
+            unmask_request_from_dict,
+            {"survivors": "1,2", "dropped": []},
+            "key 'survivors' must be list",
+        ),
+        (
+            unmask_response_from_dict,
+            {
+                "node_id": 1,
+                "seed_share_ids": [1, 2],
+                "seed_shares": [b"a"],
+                "key_share_ids": [],
+                "key_shares": [],
+            },
+            "seed_share_ids.* differ in length",
+        ),
+        (
+            key_directory_from_dict,
+            {"node_ids": [1], "encryption_keys": [bytes(32)]},
+            "key 'mask_keys' is missing",
+        ),
+    ],
+)
+def test_malformed_wire_message_is_refused_naming_the_key(read, wire: dict, match: str) -> None:
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=match):
+        read(wire)
