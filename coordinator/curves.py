@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.bands import band_survival_var
 from models.curves import RiskCurve
 from models.histogram import ExitCounts
 from models.life_table import life_table
@@ -80,8 +81,23 @@ def sum_counts(spec: ModelSpec, parts: list[ExitCounts]) -> HistogramSum:
     return total
 
 
-def estimate_curves(total: HistogramSum, *, censor_weight: float) -> list[RiskCurve]:
-    """One life-table curve per segment from the summed histograms."""
+def estimate_curves(
+    total: HistogramSum,
+    *,
+    censor_weight: float,
+    cell_noise_var: float = 0.0,
+    entry_noise_var: float | None = None,
+    implicit_entry_noise_var: float = 0.0,
+) -> list[RiskCurve]:
+    """One life-table curve per segment from the summed histograms.
+
+    ``cell_noise_var`` is the total DP-noise variance in each summed exit/survivor cell
+    (sum over nodes of each node's noise std^2); when > 0 the bands add its delta-method
+    variance to Greenwood's (:mod:`models.bands`). With entries: ``entry_noise_var`` is
+    the variance of each summed entry cell (default ``cell_noise_var``) and
+    ``implicit_entry_noise_var`` the part of ``cell_noise_var`` from nodes that sent no
+    entry histogram (their noisy totals are their entries at interval 0).
+    """
     edges = np.asarray(total.spec.time_grid.edges, dtype=float)
     entries = total.entries
     curves = []
@@ -94,5 +110,14 @@ def estimate_curves(total: HistogramSum, *, censor_weight: float) -> list[RiskCu
             censor_weight=censor_weight,
             edges=edges,
         )
-        curves.append(RiskCurve.from_life_table(segment, table))
+        variance = None
+        if cell_noise_var > 0 or (entry_noise_var or 0.0) > 0:
+            variance = band_survival_var(
+                table,
+                cell_noise_var,
+                with_entries=entries is not None,
+                entry_var=entry_noise_var,
+                implicit_var=implicit_entry_noise_var if entries is not None else 0.0,
+            )
+        curves.append(RiskCurve.from_life_table(segment, table, survival_var=variance))
     return curves
