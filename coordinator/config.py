@@ -17,6 +17,9 @@ class FederationSettings(StrictModel):
 
     min_nodes: int = Field(3, ge=1)
     round_timeout_s: float = Field(900.0, gt=0)
+    reconstruction_threshold: int | None = Field(
+        None, ge=2, description="secure aggregation: shares needed to unmask (default: majority)"
+    )
 
 
 class CurveSettings(StrictModel):

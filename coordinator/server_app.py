@@ -24,6 +24,7 @@ from coordinator.publication import apply_publication_rules, segment_contributor
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
+from coordinator.secure_round import run_secure_curve_round
 from models.curves import RiskCurve
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
@@ -141,6 +142,8 @@ class Coordinator:
 
     # ---- curve round ---------------------------------------------------------------
     def _curves(self, node_ids: list[int]) -> list[RiskCurve]:
+        if self.plan.secure_aggregation:
+            return self._secure_curves(node_ids)
         round_number = self.plan.training.rounds + 1
         header = self._header(round_number, "curve")
 
@@ -153,11 +156,57 @@ class Coordinator:
         self._require_quorum(outcome, good)
         parts = [p for p in (_reply_counts(reply.content) for reply in good) if p is not None]
         settings = self.config.curves
-        curves = estimate_curves(sum_counts(spec, parts), censor_weight=settings.censor_weight)
+        cell_var, entry_var, implicit_var = _noise_variances(good, parts)
+        curves = estimate_curves(
+            sum_counts(spec, parts),
+            censor_weight=settings.censor_weight,
+            cell_noise_var=cell_var,
+            entry_noise_var=entry_var,
+            implicit_entry_noise_var=implicit_var,
+        )
         contributors = segment_contributors(parts, min_units=settings.min_units_per_enterprise)
         return apply_publication_rules(
             curves,
             contributors,
+            min_enterprises=settings.min_enterprises,
+            min_failures=settings.min_failures,
+        )
+
+    def _secure_curves(self, node_ids: list[int]) -> list[RiskCurve]:
+        """The curve round through secure aggregation: only the sum is ever unmasked."""
+        round_number = self.plan.training.rounds + 1
+        header = self._header(round_number, "curve")
+        settings = self.config.curves
+
+        released: list[NodeReply] = []
+
+        def exchange(stage, message_type, nodes, content_for) -> dict[int, RecordDict]:
+            outcome = self._round(nodes, round_number, stage, message_type, content_for)
+            good = self._valid(outcome, _no_check)
+            if message_type == CURVE_TASK:
+                released.extend(good)
+            return {reply.node_id: reply.content for reply in good}
+
+        secure = run_secure_curve_round(
+            exchange,
+            node_ids,
+            header=header,
+            spec=self.plan.model_spec,
+            threshold=self.config.federation.reconstruction_threshold,
+            min_units_per_enterprise=settings.min_units_per_enterprise,
+        )
+        self.store.event("secure_sum", survivors=secure.survivors, dropped=secure.dropped)
+        total = sum_counts(self.plan.model_spec, [secure.counts])
+        # only the survivors' noise is in the sum (a dropout's masked input was discarded)
+        survivors = [r for r in released if r.node_id in secure.survivor_ids]
+        curves = estimate_curves(
+            total,
+            censor_weight=settings.censor_weight,
+            cell_noise_var=sum(_noise_std(r) ** 2 for r in survivors),
+        )
+        return apply_publication_rules(
+            curves,
+            secure.contributors,
             min_enterprises=settings.min_enterprises,
             min_failures=settings.min_failures,
         )
@@ -220,6 +269,30 @@ class Coordinator:
                 f"fewer than the minimum of {needed}; nothing from this round is released. "
                 f"Refusals and failures: {reasons or 'none'}"
             )
+
+
+def _noise_std(reply: NodeReply) -> float:
+    """Std of the noise a node added to each released cell (0 without DP)."""
+    receipt = reply.receipt
+    return 0.0 if receipt is None else receipt.noise_multiplier * receipt.sensitivity
+
+
+def _noise_variances(
+    good: list[NodeReply], parts: list[ExitCounts]
+) -> tuple[float, float | None, float]:
+    """Per-cell noise variances of the summed histograms, for the curves' bands:
+    (exit/survivor cells, entry cells or None, implicit entries of nodes without them)."""
+    pairs = list(zip(good, parts, strict=True))
+    cell_var = sum(_noise_std(r) ** 2 for r in good)
+    if not any(p.entries is not None for _, p in pairs):
+        return cell_var, None, 0.0
+    entry_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is not None)
+    implicit_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is None)
+    return cell_var, entry_var, implicit_var
+
+
+def _no_check(_content: RecordDict) -> str | None:
+    return None
 
 
 def _reply_counts(content: RecordDict) -> ExitCounts | None:

@@ -17,6 +17,7 @@ from flwr.clientapp import ClientApp
 
 from enterprise_node.outbox import OutboxEntry, payload_digest
 from enterprise_node.runtime import NodeRuntime, load_runtime
+from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve
 from enterprise_node.tasks import (
     TaskResult,
     parse_plan,
@@ -33,20 +34,25 @@ from protocols.messages import (
     ReplyStatus,
     TaskHeader,
 )
+from protocols.plan import TrainingPlan
+from protocols.secure_curve import SECAGG_KEY
 
 __all__ = ["app"]
 
 app = ClientApp()
 _log = logging.getLogger("fedrisk.node")
 
-Handler = Callable[[NodeRuntime, TaskHeader, Message], TaskResult]
+Handler = Callable[[NodeRuntime, TaskHeader, Message, Context], TaskResult]
+SecureHandler = Callable[[NodeRuntime, TaskHeader, TrainingPlan, Message, Context], TaskResult]
 
 
 @app.train()
 def model_task(msg: Message, context: Context) -> Message:
     """Local DP-SGD on the global model (record-level DP)."""
 
-    def handle(runtime: NodeRuntime, header: TaskHeader, message: Message) -> TaskResult:
+    def handle(
+        runtime: NodeRuntime, header: TaskHeader, message: Message, _context: Context
+    ) -> TaskResult:
         plan = parse_plan(header)
         record = message.content.array_records[ARRAYS_KEY]
         arrays = [record[name].numpy() for name in sorted(record)]
@@ -59,10 +65,42 @@ def model_task(msg: Message, context: Context) -> Message:
 def curve_task(msg: Message, context: Context) -> Message:
     """Noised exit histograms for the industry curves (record-level DP)."""
 
-    def handle(runtime: NodeRuntime, header: TaskHeader, message: Message) -> TaskResult:
-        return run_curve_task(runtime, header, parse_plan(header))
+    def handle(
+        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
+    ) -> TaskResult:
+        plan = parse_plan(header)
+        if SECAGG_KEY in message.content.config_records:
+            return secure_curve(runtime, header, plan, message, context)
+        return run_curve_task(runtime, header, plan)
 
     return _serve(msg, context, handle, purpose="curve-histogram")
+
+
+def _secure_stage(step: SecureHandler) -> Handler:
+    def handle(
+        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
+    ) -> TaskResult:
+        return step(runtime, header, parse_plan(header), message, context)
+
+    return handle
+
+
+@app.query("sa_keys")
+def secagg_keys(msg: Message, context: Context) -> Message:
+    """Secure aggregation, stage 1: public keys for this round."""
+    return _serve(msg, context, _secure_stage(sa_keys), purpose="secagg-keys")
+
+
+@app.query("sa_shares")
+def secagg_shares(msg: Message, context: Context) -> Message:
+    """Secure aggregation, stage 2: encrypted Shamir shares for the peers."""
+    return _serve(msg, context, _secure_stage(sa_shares), purpose="secagg-shares")
+
+
+@app.query("sa_unmask")
+def secagg_unmask(msg: Message, context: Context) -> Message:
+    """Secure aggregation, stage 4: shares to remove the masks."""
+    return _serve(msg, context, _secure_stage(sa_unmask), purpose="secagg-unmask")
 
 
 def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) -> Message:
@@ -71,7 +109,7 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
     try:
         runtime = load_runtime(dict(context.node_config), dict(context.run_config))
         header = TaskHeader.from_record(msg.content.config_records[TASK_KEY])
-        result = handler(runtime, header, msg)
+        result = handler(runtime, header, msg, context)
         status = ReplyStatus("ok", node_name=runtime.config.node.name)
     except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
         _log.exception("task failed at node")
@@ -93,6 +131,8 @@ def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:
         content[METRICS_KEY] = MetricRecord(dict(result.metrics))
         if result.receipt is not None:
             content[PRIVACY_KEY] = result.receipt.to_record()
+        for name, record in result.records.items():
+            content[name] = record
     return content
 
 
@@ -104,7 +144,13 @@ def _record_outbox(
     purpose: str,
 ) -> None:
     sent = result.arrays if status.status == "ok" else {}
-    meta = {"status": status.status, "reason": status.reason, "metrics": result.metrics}
+    meta: dict[str, object] = {
+        "status": status.status,
+        "reason": status.reason,
+        "metrics": result.metrics,
+    }
+    if status.status == "ok" and result.records:
+        meta["records"] = {k: dict(v) for k, v in result.records.items()}
     digest, size = payload_digest(sent, meta)
     runtime.outbox.append(
         OutboxEntry(

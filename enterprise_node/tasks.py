@@ -12,8 +12,9 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from flwr.app import ConfigRecord
 
-from enterprise_node.curve_release import histogram_sensitivity, release_counts
+from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, release_counts
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
@@ -29,7 +30,14 @@ from protocols.errors import (
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 
-__all__ = ["TaskResult", "parse_plan", "run_model_task", "run_curve_task", "safe_reason"]
+__all__ = [
+    "TaskResult",
+    "parse_plan",
+    "run_model_task",
+    "run_curve_task",
+    "noised_curve_counts",
+    "safe_reason",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class TaskResult:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     receipt: PrivacyReceipt | None = None
+    records: dict[str, ConfigRecord] = field(default_factory=dict)
 
 
 def parse_plan(header: TaskHeader) -> TrainingPlan:
@@ -135,18 +144,26 @@ def run_model_task(
     return TaskResult(arrays=out, metrics=metrics, receipt=receipt)
 
 
-def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
-    """Noised exit (and entry) histograms per segment and interval, for the life table."""
+def noised_curve_counts(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, *, allow_entries: bool = True
+) -> tuple[NoisyCounts, PrivacyReceipt | None]:
+    """The node's histograms with its DP noise, the budget charged first (or exact counts
+    when the plan turns DP off and node.yaml allows it; then no receipt)."""
     if not plan.curve_release:
         raise ConfigError("task refused: the plan does not include a curve release")
     spec = plan.model_spec
     frame = runtime.units(spec).frame
     counts = unit_histograms(frame, spec)
+    if counts.entries is not None and not allow_entries:
+        raise ConfigError(
+            "task refused: this node's data has delayed entry (entry_age), which this "
+            "round's secure aggregation does not carry yet"
+        )
     if not _record_dp_required(runtime, plan):
-        exact = {"exits": counts.exits, "survivors": counts.survivors}
-        if counts.entries is not None:
-            exact["entries"] = counts.entries
-        return TaskResult(arrays=exact, metrics={"noise-std": 0.0})
+        exact = NoisyCounts(
+            exits=counts.exits, survivors=counts.survivors, entries=counts.entries, noise_std=0.0
+        )
+        return exact, None
     spend = plan_noise(plan, len(frame)).curve_spend(header.run_id, header.round)
     runtime.guard.check([spend])
     noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
@@ -159,6 +176,12 @@ def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan)
         total=total,
         secure_rng=True,
     )
+    return noisy, receipt
+
+
+def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
+    """Noised exit (and entry) histograms per segment and interval, for the life table."""
+    noisy, receipt = noised_curve_counts(runtime, header, plan)
     arrays = {"exits": noisy.exits, "survivors": noisy.survivors}
     if noisy.entries is not None:
         arrays["entries"] = noisy.entries

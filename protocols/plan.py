@@ -71,6 +71,8 @@ class TrainingPlan(StrictModel):
     training: TrainingSettings = TrainingSettings()
     privacy: PrivacySettings = PrivacySettings()
     curve_release: bool = True
+    #: Curve histograms go through secure aggregation: the coordinator sees only sums.
+    secure_aggregation: bool = False
 
     def canonical_json(self) -> str:
         """Deterministic JSON form (sorted keys, no spaces) that the digest covers."""
