@@ -1,0 +1,92 @@
+"""End-to-end secure aggregation over a real Flower federation (slow).
+
+Record-level DP is off here (nodes opt in for tests) so that the secure sum can be
+checked exactly against the plaintext sum of the survivors' histograms.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from coordinator.cli import load_config_or_default
+from coordinator.config import CoordinatorConfig
+from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
+from coordinator.federation import run_local_federation
+from models.synthetic import SyntheticConfig, generate_federation
+from protocols.errors import RunFailedError
+
+pytestmark = pytest.mark.slow
+
+
+def secure_plain_config(*, threshold: int | None = None) -> CoordinatorConfig:
+    config = load_config_or_default(None)
+    training = config.plan.training.model_copy(update={"rounds": 1, "local_epochs": 1})
+    record = config.plan.privacy.record.model_copy(update={"enabled": False})
+    privacy = config.plan.privacy.model_copy(update={"record": record})
+    plan = config.plan.model_copy(
+        update={"training": training, "privacy": privacy, "secure_aggregation": True}
+    )
+    federation = config.federation.model_copy(
+        update={"min_nodes": 3, "reconstruction_threshold": threshold}
+    )
+    return config.model_copy(update={"plan": plan, "federation": federation})
+
+
+def federation_with_a_dropout(root: Path) -> list[Path]:
+    """Three ordinary sites and one whose data has delayed entry: that node takes part in
+    key sharing, then refuses the secure curve task (entries are not carried yet), so it
+    drops out after key sharing."""
+    spec = load_config_or_default(None).plan.model_spec
+    small = dict(min_units=300, max_units=600, holdout_units=10)
+    plain = generate_federation(root / "a", spec, SyntheticConfig(n_enterprises=3, seed=5, **small))
+    late = generate_federation(
+        root / "b", spec, SyntheticConfig(n_enterprises=1, seed=6, delayed_entry=True, **small)
+    )
+    shutil.move(str(late.enterprise_dirs[0]), str(root / "a" / "enterprise-late"))
+    nodes = [*plain.node_configs, root / "a" / "enterprise-late" / "node.yaml"]
+    for path in nodes:
+        data = yaml.safe_load(path.read_text())
+        data["privacy"]["allow_non_private"] = True
+        if path.parent.name == "enterprise-late":
+            data["node"]["name"] = "enterprise-late"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return nodes
+
+
+def test_dropout_after_key_sharing_leaves_the_exact_survivor_sum(tmp_path: Path) -> None:
+    # Prepare
+    nodes = federation_with_a_dropout(tmp_path)
+    config = secure_plain_config()
+    # Execute
+    result = run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+    # Assert: the late node refused at the masked-input stage and was cancelled out ...
+    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
+    [secure] = [e for e in events if e["event"] == "secure_sum"]
+    assert (secure["survivors"], secure["dropped"]) == (3, 1)
+    # ... and the unmasked curves equal the pooled life table of the three survivors
+    spec = config.plan.model_spec
+    expected = pooled_curves(pooled_frame(nodes[:3], spec), spec, censor_weight=0.5)
+    got = load_curves(tmp_path / "run" / "curves.json")
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_allclose(have.failure, want.failure, atol=1e-12)
+    assert result.summary["status"] == "completed"
+
+
+def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
+    # Prepare: all four must take part to unmask, but one drops after key sharing
+    nodes = federation_with_a_dropout(tmp_path)
+    config = secure_plain_config(threshold=4)
+    # Execute
+    with pytest.raises(RunFailedError, match="releases nothing"):
+        run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+    # Assert
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert not (tmp_path / "run" / "curves.json").exists()
+    assert not (tmp_path / "run" / "global_model.npz").exists()
