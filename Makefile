@@ -40,6 +40,8 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench.spine
+	$(PY) -m bench.coverage
+	$(PY) -m bench.secagg
 
 clean:
 	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache
