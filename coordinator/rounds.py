@@ -112,7 +112,7 @@ def run_round(
 def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
     if reply.has_error():
         outcome.failed.append(
-            NodeProblem(node_id, "", _first_line(reply.error.reason or "error reply"))
+            NodeProblem(node_id, "", _last_line(reply.error.reason or "error reply"))
         )
         return
     try:
@@ -139,6 +139,6 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
         )
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
     lines = [line for line in str(text).splitlines() if line.strip()]
     return (lines[-1] if lines else "error reply")[:300]
