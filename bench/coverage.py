@@ -146,6 +146,30 @@ def _noised(
     )
 
 
+def noised_curves(
+    replicate: Replicate,
+    spec: ModelSpec,
+    *,
+    sigma: float,
+    rng: np.random.Generator,
+    sampler: NoiseSampler = numpy_noise,
+    censor_weight: float = CENSOR_WEIGHT,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One replicate's federated curves with per-node noise ``sigma``: (F, lower, upper),
+    each (segments, edges); the bands include the noise's variance."""
+    noisy = [_noised(c, sigma, sampler, rng) for c in replicate.counts]
+    curves = estimate_curves(
+        sum_counts(spec, noisy),
+        censor_weight=censor_weight,
+        cell_noise_var=len(replicate.counts) * sigma**2,
+    )
+    return (
+        np.array([c.failure for c in curves]),
+        np.array([c.failure_lower for c in curves]),
+        np.array([c.failure_upper for c in curves]),
+    )
+
+
 def coverage_study(
     spec: ModelSpec,
     *,
@@ -165,17 +189,12 @@ def coverage_study(
         rng = np.random.default_rng(seq)
         replicate = draw_replicate(rng, spec, setup)
         for eps in epsilons:
-            sigma = sigmas[eps]
-            noisy = [_noised(c, sigma, sampler, rng) for c in replicate.counts]
-            cell_var = setup.n_enterprises * sigma**2
-            curves = estimate_curves(
-                sum_counts(spec, noisy), censor_weight=CENSOR_WEIGHT, cell_noise_var=cell_var
+            estimate, lower, upper = noised_curves(
+                replicate, spec, sigma=sigmas[eps], rng=rng, sampler=sampler
             )
-            lower = np.array([c.failure_lower for c in curves])
-            upper = np.array([c.failure_upper for c in curves])
             truth = replicate.true_failure
             covered[eps] += (lower <= truth) & (truth <= upper)
-            errors[eps][r] = np.array([c.failure for c in curves]) - truth
+            errors[eps][r] = estimate - truth
             half_widths[eps] += (upper - lower) / 2.0
     return {
         _eps_key(eps): _summary(

@@ -191,7 +191,9 @@ def _curve_rows(table: Table, report: dict[str, Any]) -> None:
         for segment, value in dp.items():
             table.add_row(
                 f"max |F(t) error| vs {reference}, {segment}",
-                _fmt(value, ".4f"), _fmt(plain.get(segment), ".4f"), "",
+                _fmt(value, ".4f"),
+                _fmt(plain.get(segment), ".4f"),
+                "",
             )
 
 
@@ -211,7 +213,9 @@ def _time_rows(table: Table, report: dict[str, Any]) -> None:
     ratio_dp = report["seconds_per_round_ratio_dp_over_plain"]
     table.add_row(
         "s per model round, DP / non-private",
-        "n/a" if ratio_dp is None else f"{ratio_dp:.2f} x", "", "",
+        "n/a" if ratio_dp is None else f"{ratio_dp:.2f} x",
+        "",
+        "",
     )
     table.add_row(
         "s to train the central model", "", "", _fmt(report["seconds_central_training"], ".2f")

@@ -32,19 +32,17 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.coverage import DELTA, SimulationSetup, draw_replicate, node_sigma, numpy_noise
+from bench.coverage import DELTA, SimulationSetup, draw_replicate, node_sigma, noised_curves
 from bench.report import machine_info
 from bench.spine import REPO, _fresh_work_dir, allow_non_private, non_private_config
 from bench.timing import ratio
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
-from coordinator.curves import estimate_curves, sum_counts
 from coordinator.federation import run_local_federation
 from coordinator.progress import ProgressPrinter
 from coordinator.run_store import RunStore
 from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
 from enterprise_node.curve_release import discrete_gaussian
-from models.histogram import ExitCounts
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
 from protocols.errors import FedriskError, RunFailedError
@@ -322,16 +320,6 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def _noised(counts: ExitCounts, sigma: float, rng: np.random.Generator) -> ExitCounts:
-    if sigma == 0:
-        return counts
-    return ExitCounts(
-        exits=counts.exits + numpy_noise(counts.exits.shape, sigma, rng),
-        entries=None,
-        survivors=counts.survivors + numpy_noise(counts.survivors.shape, sigma, rng),
-    )
-
-
 def accuracy_study(
     spec: ModelSpec,
     *,
@@ -350,16 +338,10 @@ def accuracy_study(
         replicate = draw_replicate(rng, spec, setup)
         truth = replicate.true_failure[:, 1:]
         for eps in epsilons:
-            sigma = node_sigma(eps)
-            noisy = [_noised(c, sigma, rng) for c in replicate.counts]
-            curves = estimate_curves(
-                sum_counts(spec, noisy),
-                censor_weight=censor_weight,
-                cell_noise_var=setup.n_enterprises * sigma**2,
+            curves = noised_curves(
+                replicate, spec, sigma=node_sigma(eps), rng=rng, censor_weight=censor_weight
             )
-            estimate = np.array([c.failure for c in curves])[:, 1:]
-            lower = np.array([c.failure_lower for c in curves])[:, 1:]
-            upper = np.array([c.failure_upper for c in curves])[:, 1:]
+            estimate, lower, upper = (band[:, 1:] for band in curves)
             max_errors[eps].append(float(np.abs(estimate - truth).max()))
             covered[eps].append(float(np.mean((lower <= truth) & (truth <= upper))))
     return {

@@ -89,8 +89,12 @@ def _plain_copy(manifest: FederationManifest, target: Path) -> list[Path]:
 
 
 def _federate(
-    label: str, node_configs: list[Path], config: CoordinatorConfig, run_dir: Path,
-    flwr_home: Path, console: Console,
+    label: str,
+    node_configs: list[Path],
+    config: CoordinatorConfig,
+    run_dir: Path,
+    flwr_home: Path,
+    console: Console,
 ) -> FederationResult:
     """One run through Flower; every node must answer every round for a fair comparison."""
     console.rule(f"federation: {label}")
@@ -119,10 +123,13 @@ def _plain_figures(
     errors = curve_errors(load_curves(run.run_dir / "curves.json"), pooled, manifest.truth_path)
     score = score_arrays(load_global_model(run.run_dir), pd.read_csv(manifest.holdout_path), spec)
     return RunFigures(
-        timing=read_round_timing(run.run_dir), c_index=score.c_index, ibs=score.ibs,
+        timing=read_round_timing(run.run_dir),
+        c_index=score.c_index,
+        ibs=score.ibs,
         curve_vs_truth={e.segment: e.vs_truth for e in errors},
         curve_vs_pooled={e.segment: e.vs_pooled for e in errors},
-        epsilon_per_node={}, run_seconds=float(run.summary["seconds"]),
+        epsilon_per_node={},
+        run_seconds=float(run.summary["seconds"]),
     )
 
 
@@ -144,15 +151,24 @@ def _setup(manifest: FederationManifest, config: CoordinatorConfig, seed: int) -
     units = {site["name"]: int(site["n_units"]) for site in truth["enterprises"]}
     plan = config.plan
     return BenchSetup(
-        enterprises=len(units), units_per_enterprise=units, seed=seed,
-        rounds=plan.training.rounds, local_epochs=plan.training.local_epochs,
-        batch_size=plan.training.batch_size, epsilon_target=plan.privacy.record.epsilon,
+        enterprises=len(units),
+        units_per_enterprise=units,
+        seed=seed,
+        rounds=plan.training.rounds,
+        local_epochs=plan.training.local_epochs,
+        batch_size=plan.training.batch_size,
+        epsilon_target=plan.privacy.record.epsilon,
         delta=plan.privacy.record.delta,
     )
 
 
 def run_spine(
-    out: Path, config: CoordinatorConfig, *, enterprises: int, seed: int, flwr_home: Path,
+    out: Path,
+    config: CoordinatorConfig,
+    *,
+    enterprises: int,
+    seed: int,
+    flwr_home: Path,
     console: Console,
 ) -> dict:
     """Generate, run DP and non-private federations, evaluate; write and return spine.json."""
@@ -164,7 +180,8 @@ def run_spine(
     _fresh_work_dir(work)
     console.rule("synthetic federation")
     manifest = generate_federation(
-        work / "factories", config.plan.model_spec,
+        work / "factories",
+        config.plan.model_spec,
         SyntheticConfig(n_enterprises=enterprises, seed=seed, parquet_every=4),
     )
     plain_nodes = _plain_copy(manifest, work / "factories-plain")
@@ -178,8 +195,11 @@ def run_spine(
     )
     console.rule("evaluation")
     evaluation = evaluate_run(
-        dp_run.run_dir, list(manifest.node_configs), manifest.truth_path,
-        manifest.holdout_path, config,
+        dp_run.run_dir,
+        list(manifest.node_configs),
+        manifest.truth_path,
+        manifest.holdout_path,
+        config,
     )
     report = spine_report(
         _setup(manifest, config, seed),
@@ -216,8 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     flwr_home = Path(os.environ.get("FLWR_HOME") or REPO / ".fedrisk" / "flwr-home")
     try:
         run_spine(
-            args.out, load_config_or_default(args.config), enterprises=args.enterprises,
-            seed=args.seed, flwr_home=flwr_home, console=console,
+            args.out,
+            load_config_or_default(args.config),
+            enterprises=args.enterprises,
+            seed=args.seed,
+            flwr_home=flwr_home,
+            console=console,
         )
     except FedriskError as err:
         print(f"error: spine benchmark failed: {err}", file=sys.stderr)
