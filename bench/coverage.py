@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.entry import REPO
 from coordinator.config import load_coordinator_config
 from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.curve_release import discrete_gaussian
@@ -63,7 +64,6 @@ __all__ = [
     "main",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 EPSILONS: tuple[float, ...] = (0.5, 2.0, math.inf)
 DELTA = 1e-6
 CENSOR_WEIGHT = 0.5

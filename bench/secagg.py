@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -33,8 +31,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.coverage import DELTA, SimulationSetup, draw_replicate, node_sigma, noised_curves
+from bench.entry import REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import machine_info
-from bench.spine import REPO, _fresh_work_dir, allow_non_private, non_private_config
+from bench.spine import allow_non_private, non_private_config
 from bench.timing import ratio
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
@@ -45,8 +44,7 @@ from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
 from enterprise_node.curve_release import discrete_gaussian
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
-from protocols.errors import FedriskError, RunFailedError
-from protocols.exit_codes import ExitCode
+from protocols.errors import RunFailedError
 from protocols.model_spec import ModelSpec
 from protocols.quantization import IntegerCodec
 from protocols.secagg_messages import SecAggConfig
@@ -402,7 +400,7 @@ def run_secagg_bench(
     start = time.monotonic()
     out = Path(out).resolve()
     work = out / "secagg-work"
-    _fresh_work_dir(work)
+    fresh_work_dir(work)
     spec = config.plan.model_spec
     small = flower_scale(
         config,
@@ -472,27 +470,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; a FedriskError becomes its message and exit code."""
+    """Run the benchmark; a FedriskError becomes its message, advice and exit code."""
     args = _parser().parse_args(argv)
-    console = Console()
-    flwr_home = Path(os.environ.get("FLWR_HOME") or REPO / ".fedrisk" / "flwr-home")
-    try:
-        run_secagg_bench(
+    return run_bench(
+        "secagg",
+        lambda: run_secagg_bench(
             args.out,
             load_config_or_default(args.config),
             large=args.large,
             replicates=args.replicates,
             seed=args.seed,
-            flwr_home=flwr_home,
-            console=console,
-        )
-    except FedriskError as err:
-        print(f"error: secagg benchmark failed: {err}", file=sys.stderr)
-        return int(err.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
-    return int(ExitCode.SUCCESS)
+            flwr_home=bench_flwr_home(),
+            console=Console(),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ import pandas as pd
 import yaml
 from rich.console import Console
 
+from bench.entry import REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import BenchSetup, RunFigures, machine_info, render_table, spine_report
 from bench.timing import read_round_timing
 from coordinator.cli import load_config_or_default
@@ -42,13 +41,9 @@ from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json, atomic_write_text
-from protocols.errors import ConfigError, FedriskError, RunFailedError
-from protocols.exit_codes import ExitCode
+from protocols.errors import ConfigError, RunFailedError
 
 __all__ = ["REPO", "non_private_config", "allow_non_private", "run_spine", "main"]
-
-REPO = Path(__file__).resolve().parents[1]
-_MARKER = ".fedrisk-bench-work"
 
 
 def non_private_config(config: CoordinatorConfig) -> CoordinatorConfig:
@@ -65,16 +60,6 @@ def allow_non_private(node_yaml: Path) -> None:
     data["privacy"]["allow_non_private"] = True
     header = "# fedrisk bench copy: serves NON-PRIVATE plans (benchmark only)\n"
     atomic_write_text(node_yaml, header + yaml.safe_dump(data, sort_keys=False))
-
-
-def _fresh_work_dir(work: Path) -> None:
-    """Empty ``work`` for this invocation; refuse to delete a directory that is not ours."""
-    if work.exists():
-        if not (work / _MARKER).exists():
-            raise ConfigError(f"{work} exists and is not a fedrisk bench work directory")
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / _MARKER).touch()
 
 
 def _plain_copy(manifest: FederationManifest, target: Path) -> list[Path]:
@@ -177,7 +162,7 @@ def run_spine(
     start = time.monotonic()
     out = Path(out).resolve()
     work = out / "spine-work"
-    _fresh_work_dir(work)
+    fresh_work_dir(work)
     console.rule("synthetic federation")
     manifest = generate_federation(
         work / "factories",
@@ -232,26 +217,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; a FedriskError becomes its message, advice and exit code."""
     args = _parser().parse_args(argv)
-    console = Console()
-    flwr_home = Path(os.environ.get("FLWR_HOME") or REPO / ".fedrisk" / "flwr-home")
-    try:
-        run_spine(
+    return run_bench(
+        "spine",
+        lambda: run_spine(
             args.out,
             load_config_or_default(args.config),
             enterprises=args.enterprises,
             seed=args.seed,
-            flwr_home=flwr_home,
-            console=console,
-        )
-    except FedriskError as err:
-        print(f"error: spine benchmark failed: {err}", file=sys.stderr)
-        if err.advice:
-            print(f"advice: {err.advice}", file=sys.stderr)
-        return int(err.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
-    return int(ExitCode.SUCCESS)
+            flwr_home=bench_flwr_home(),
+            console=Console(),
+        ),
+    )
 
 
 if __name__ == "__main__":

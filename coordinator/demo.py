@@ -33,6 +33,7 @@ from models.central import train_central
 from models.curves import plot_curves
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
+from protocols.errors import ConfigError
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 
@@ -48,7 +49,10 @@ def _fresh_factories(path: Path) -> None:
     """Remove a previous demo's synthetic factories (only if they are ours)."""
     if path.exists():
         if not (path / "ground_truth.json").exists():
-            raise FileExistsError(f"{path} exists and is not a fedrisk synthetic federation")
+            raise ConfigError(
+                f"{path} exists and is not a fedrisk synthetic federation; not deleting it",
+                advice="Choose another --out directory.",
+            )
         shutil.rmtree(path)
 
 

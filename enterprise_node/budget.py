@@ -23,17 +23,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
+from protocols.accounting import Spend, rdp_epsilon
 from protocols.atomic import atomic_write_json
 from protocols.errors import BudgetExceededError, StateError
 
-__all__ = [
-    "Spend",
-    "BudgetStatus",
-    "BudgetGuard",
-    "rdp_epsilon",
-    "calibrate_noise_multiplier",
-]
+__all__ = ["BudgetStatus", "BudgetGuard"]
 
 _VERSION = 1
 

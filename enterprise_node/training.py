@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from opacus import PrivacyEngine
-from opacus.accountants.utils import get_noise_multiplier
 from opacus.data_loader import DPDataLoader
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -42,7 +41,6 @@ __all__ = [
     "OPACUS_SECURE_RNG",
     "LocalUpdate",
     "dp_sgd_schedule",
-    "calibrate_noise_multiplier",
     "train_dp",
     "train_plain",
 ]
@@ -88,36 +86,6 @@ def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, in
     # Round away float noise (0.1 * 1280 / 128 must give 1 step, not 2).
     steps = max(1, math.ceil(round(settings.local_epochs / sample_rate, 9)))
     return sample_rate, steps
-
-
-def calibrate_noise_multiplier(
-    *, target_epsilon: float, target_delta: float, sample_rate: float, steps: int
-) -> float:
-    """Noise multiplier whose RDP epsilon after ``steps`` lies in [0.99 * target, target]."""
-    if not (0.0 < sample_rate <= 1.0) or steps < 1:
-        raise ValueError(f"need 0 < sample_rate <= 1 and steps >= 1, got {sample_rate}, {steps}")
-    if target_epsilon <= 0 or not 0 < target_delta < 1:
-        raise ConfigError(
-            f"privacy target must have epsilon > 0, 0 < delta < 1: "
-            f"got ({target_epsilon}, {target_delta})"
-        )
-    try:
-        with warnings.catch_warnings():  # the bisection probes very large sigmas
-            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            sigma = get_noise_multiplier(
-                target_epsilon=target_epsilon,
-                target_delta=target_delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant="rdp",
-                epsilon_tolerance=0.01 * target_epsilon,
-            )
-    except ValueError as err:
-        raise ConfigError(
-            f"cannot reach epsilon {target_epsilon} with delta {target_delta} "
-            f"in {steps} steps at q={sample_rate:.4g}: {err}"
-        ) from err
-    return float(sigma)
 
 
 def train_dp(

@@ -16,7 +16,6 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import enterprise_node.training as training
 from enterprise_node.training import (
     OPACUS_SECURE_RNG,
-    calibrate_noise_multiplier,
     dp_sgd_schedule,
     train_dp,
     train_plain,
@@ -24,6 +23,7 @@ from enterprise_node.training import (
 from models.central import train_central
 from models.features import EncodedUnits, encode_units
 from models.hazard import HazardNet, arrays_to_state, hazard_nll, init_arrays, survival_curves
+from protocols.accounting import calibrate_noise_multiplier
 from protocols.errors import ConfigError, DataError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
@@ -151,7 +151,7 @@ def test_calibrated_noise_hits_target_epsilon(epsilon: float, q: float, steps: i
 
 
 def test_calibration_refuses_unreachable_target() -> None:
-    with pytest.raises(ConfigError, match="cannot reach epsilon"):
+    with pytest.raises(ValueError, match="cannot reach epsilon"):
         calibrate_noise_multiplier(
             target_epsilon=1e-9, target_delta=1e-12, sample_rate=1.0, steps=10_000
         )
