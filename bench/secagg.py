@@ -49,7 +49,7 @@ from protocols.model_spec import ModelSpec
 from protocols.quantization import IntegerCodec
 from protocols.secagg_messages import SecAggConfig
 from protocols.secagg_server import simulate_round
-from protocols.secure_curve import SecureCurveSettings
+from protocols.secure_curve import curve_vector_length
 
 __all__ = [
     "EPSILONS",
@@ -274,11 +274,8 @@ def flower_scale(
 def inprocess_scale(spec: ModelSpec, *, enterprises: int, seed: int) -> dict[str, Any]:
     """Curve-round compute in one process (no Flower, no network): plain int64 sum,
     ``simulate_round``, and ``simulate_round`` with each node's discrete Gaussian noise."""
-    settings = SecureCurveSettings(
-        "bench:1", 1, enterprises, enterprises // 2 + 1, MODULUS_BITS, VALUE_BOUND, 0.0
-    )
-    length = settings.vector_length(spec)
-    config = SecAggConfig(enterprises, settings.threshold, length, MODULUS_BITS)
+    length = curve_vector_length(spec, with_entries=False)
+    config = SecAggConfig(enterprises, enterprises // 2 + 1, length, MODULUS_BITS)
     codec = IntegerCodec(MODULUS_BITS, enterprises, VALUE_BOUND)
     rng = np.random.default_rng(seed)
     vectors = {i: rng.integers(0, 1000, length) for i in range(1, enterprises + 1)}
@@ -305,7 +302,7 @@ def inprocess_scale(spec: ModelSpec, *, enterprises: int, seed: int) -> dict[str
         "mode": "in-process (protocols.secagg_server.simulate_round), NOT Flower",
         "enterprises": enterprises,
         "vector_length": length,
-        "threshold": settings.threshold,
+        "threshold": config.threshold,
         "curve_round_seconds": seconds,
         "ratio_secagg_over_plain": ratio(seconds["secagg"], seconds["plain"]),
         "ratio_secagg_dp_over_plain": ratio(seconds["secagg_dp"], seconds["plain"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvgM
 
 from protocols.messages import ARRAYS_KEY, METRICS_KEY
@@ -61,6 +61,12 @@ class ServerOptimizer:
             arrayrecord_key=ARRAYS_KEY,
         )
         self._strategy.current_arrays = initial
+
+    def step_to_mean(self, round_number: int, mean_model: ArrayRecord) -> ArrayRecord:
+        """The new global model when only the (securely aggregated) mean model is known:
+        FedAvgM's server step with that mean as the one aggregate."""
+        content = RecordDict({ARRAYS_KEY: mean_model, METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0})})
+        return self.step(round_number, [Message(content, dst_node_id=0, message_type="train")])
 
     def step(self, round_number: int, replies: list[Message]) -> ArrayRecord:
         """The new global model from this round's (already checked) replies."""

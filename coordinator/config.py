@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from protocols.config_file import StrictModel, load_yaml_model
 from protocols.plan import TrainingPlan
 
-__all__ = ["FederationSettings", "CurveSettings", "CoordinatorConfig", "load_coordinator_config"]
+__all__ = [
+    "FederationSettings",
+    "CurveSettings",
+    "EnterpriseBudget",
+    "CoordinatorConfig",
+    "load_coordinator_config",
+]
 
 
 class FederationSettings(StrictModel):
@@ -31,8 +37,18 @@ class CurveSettings(StrictModel):
     min_enterprises: int = Field(3, ge=1, description="publish a segment only with this many")
     min_failures: float = Field(10.0, ge=0, description="... and this many (noisy) failures")
     min_units_per_enterprise: float = Field(
-        20.0, ge=0, description="noised units an enterprise needs in a segment to count for it"
+        20.0,
+        ge=0,
+        description="without secure aggregation: noised units an enterprise needs in a "
+        "segment to count for it (with it, enterprises count for the segments they declare)",
     )
+
+
+class EnterpriseBudget(StrictModel):
+    """The coordinator's cap on enterprise-level privacy loss (DP-FedAvg) in one run."""
+
+    epsilon_cap: float = Field(gt=0)
+    delta: float = Field(1e-5, gt=0, lt=1)
 
 
 class CoordinatorConfig(StrictModel):
@@ -40,7 +56,17 @@ class CoordinatorConfig(StrictModel):
 
     federation: FederationSettings = FederationSettings()
     curves: CurveSettings = CurveSettings()
+    enterprise_budget: EnterpriseBudget | None = None
     plan: TrainingPlan
+
+    @model_validator(mode="after")
+    def _enterprise_dp_needs_a_cap(self) -> CoordinatorConfig:
+        if self.plan.privacy.enterprise is not None and self.enterprise_budget is None:
+            raise ValueError(
+                "plan.privacy.enterprise is set but enterprise_budget (epsilon_cap, delta) "
+                "is not: enterprise-level DP needs a cap"
+            )
+        return self
 
 
 def load_coordinator_config(path: Path) -> CoordinatorConfig:

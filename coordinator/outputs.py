@@ -31,6 +31,7 @@ def write_outputs(
     rounds: list[RoundOutcome],
     privacy: PrivacyLedgerView,
     seconds: float,
+    privacy_notes: dict | None = None,
 ) -> None:
     """Model (npz), curves (JSON, CSV, PNG) and summary.json, each written atomically."""
     plan = request.config.plan
@@ -59,7 +60,7 @@ def write_outputs(
         "rounds": [o.summary() for o in rounds],
         "refusals": sum(len(o.refused) for o in rounds),
         "failures": sum(len(o.failed) for o in rounds),
-        "privacy": privacy.summary(),
+        "privacy": {**privacy.summary(), **(privacy_notes or {})},
         "published_segments": [c.segment for c in published],
         "withheld_segments": withheld_summary(curves),
         "outputs": outputs,

@@ -1,12 +1,13 @@
-"""A securely aggregated curve round: four Flower exchanges, after which the coordinator
-holds only the sum of the nodes' noised histograms.
+"""A securely aggregated round: four Flower exchanges, after which the coordinator holds
+only the sum of the nodes' vectors (noised histograms, or model updates).
 
-Stages (message types ``query.sa_keys``, ``query.sa_shares``, ``query.curve``,
-``query.sa_unmask``): collect public keys, route encrypted Shamir shares, collect masked
-vectors, collect the shares that remove the masks. A node that fails after sharing keys
-is a dropout: its pairwise masks are cancelled from the others' shares, and the sum is
-exactly that of the survivors. Fewer than ``threshold`` at any stage: SecAggError (a
-RunFailedError), and nothing is released. The cryptography lives in protocols/secagg*.py.
+Stages (message types ``query.sa_keys``, ``query.sa_shares``, then the round's own task
+``query.curve`` or ``train``, then ``query.sa_unmask``): collect public keys, route
+encrypted Shamir shares, collect masked vectors, collect the shares that remove the
+masks. A node that fails after sharing keys is a dropout: its pairwise masks are
+cancelled from the others' shares, and the sum is exactly that of the survivors. Fewer
+than ``threshold`` at any stage: SecAggError (a RunFailedError), and nothing is
+released. The cryptography lives in protocols/secagg*.py.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ConfigRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
-from models.histogram import ExitCounts
-from protocols.messages import ARRAYS_KEY, CURVE_TASK, TASK_KEY, TaskHeader
-from protocols.model_spec import ModelSpec
+from protocols.messages import ARRAYS_KEY, TASK_KEY, TaskHeader
 from protocols.quantization import IntegerCodec
 from protocols.secagg_messages import (
     SecAggConfig,
@@ -31,17 +30,12 @@ from protocols.secagg_messages import (
     unmask_response_from_dict,
 )
 from protocols.secagg_server import SecAggServer
-from protocols.secure_curve import (
-    SECAGG_KEY,
-    SECAGG_PAYLOAD_KEY,
-    SecureCurveSettings,
-    decode_curve_vector,
-)
+from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 
-__all__ = ["VALUE_BOUND", "MODULUS_BITS", "SecureSum", "RoundRunner", "run_secure_curve_round"]
+__all__ = ["VALUE_BOUND", "MODULUS_BITS", "SecureTotal", "RoundRunner", "run_secure_round"]
 
-#: Largest |count| a node may put in any cell (noised); with 64-bit arithmetic the sum of
-#: up to 2**22 nodes cannot wrap. A larger value is an error at the node, never a wrap.
+#: Largest |count| a node may put in a curve cell (noised); with 64-bit arithmetic the sum
+#: of up to 2**22 nodes cannot wrap. A larger value is an error at the node, never a wrap.
 VALUE_BOUND = 2**40
 MODULUS_BITS = 64
 
@@ -51,13 +45,13 @@ RoundRunner = Callable[[str, str, list[int], Callable[[int], RecordDict]], dict[
 
 
 @dataclass(frozen=True)
-class SecureSum:
-    """What the round released: summed histograms and contributors per segment."""
+class SecureTotal:
+    """What the round released: the exact integer sum of the survivors' vectors."""
 
-    counts: ExitCounts
-    contributors: np.ndarray
+    total: np.ndarray
     survivor_ids: frozenset[int]
     dropped_ids: frozenset[int]
+    threshold: int
 
     @property
     def survivors(self) -> int:
@@ -72,42 +66,42 @@ def _payload(content: RecordDict) -> dict:
     return dict(content.config_records[SECAGG_PAYLOAD_KEY])
 
 
-def run_secure_curve_round(
+def run_secure_round(
     exchange: RoundRunner,
     node_ids: list[int],
     *,
     header: TaskHeader,
-    spec: ModelSpec,
+    task: tuple[str, str],
+    vector_length: int,
+    bound: int,
     threshold: int | None,
-    min_units_per_enterprise: float,
-) -> SecureSum:
-    """Run the four stages over ``node_ids`` through ``exchange``; return the secure sum."""
+    arrays: ArrayRecord | None = None,
+) -> SecureTotal:
+    """Run the four stages over ``node_ids`` through ``exchange``; return the secure sum.
+
+    ``task`` is (stage name, message type) of the masked-input stage; ``arrays`` (the
+    global model, for model rounds) go with that stage's message.
+    """
     index = {nid: i + 1 for i, nid in enumerate(sorted(node_ids))}
     n = len(index)
     t = threshold if threshold is not None else n // 2 + 1
     round_id = f"{header.run_id}:{header.round}"
 
     def settings(nid: int) -> ConfigRecord:
-        return SecureCurveSettings(
-            round_id=round_id,
-            index=index[nid],
-            num_nodes=n,
-            threshold=t,
-            modulus_bits=MODULUS_BITS,
-            bound=VALUE_BOUND,
-            min_units_per_enterprise=min_units_per_enterprise,
+        return SecureRoundSettings(
+            round_id, index[nid], n, t, MODULUS_BITS, bound, vector_length
         ).to_record()
 
-    def content(nid: int, payload: dict | None = None) -> RecordDict:
+    def content(nid: int, payload: dict | None = None, with_arrays: bool = False) -> RecordDict:
         records = RecordDict({TASK_KEY: header.to_record(), SECAGG_KEY: settings(nid)})
         if payload is not None:
             records[SECAGG_PAYLOAD_KEY] = ConfigRecord(payload)
+        if with_arrays and arrays is not None:
+            records[ARRAYS_KEY] = arrays
         return records
 
-    length = SecureCurveSettings(round_id, 1, n, t, MODULUS_BITS, VALUE_BOUND, 0).vector_length(
-        spec
-    )
-    server = SecAggServer(SecAggConfig(n, t, length, MODULUS_BITS), round_id)
+    codec = IntegerCodec(MODULUS_BITS, n, bound)  # refuses a setting whose sum could wrap
+    server = SecAggServer(SecAggConfig(n, t, vector_length, MODULUS_BITS), round_id)
     keys = exchange("secagg-keys", "query.sa_keys", sorted(index), content)
     directory = server.collect_public_keys(
         [
@@ -129,15 +123,20 @@ def run_secure_curve_round(
     )
     sharers = [nid for nid in shares if index[nid] in inbox]
     masked_replies = exchange(
-        "curve",
-        CURVE_TASK,
+        task[0],
+        task[1],
         sharers,
-        lambda nid: content(nid, encrypted_shares_to_dict(inbox.get(index[nid], {}))),
+        lambda nid: content(
+            nid, encrypted_shares_to_dict(inbox.get(index[nid], {})), with_arrays=True
+        ),
     )
     masked = {}
     for nid, c in masked_replies.items():
-        vector = c.array_records[ARRAYS_KEY]["masked"].numpy()
-        if nid in sharers and vector.dtype == np.uint64 and vector.shape == (length,):
+        record = c.array_records.get(ARRAYS_KEY)
+        if record is None or "masked" not in record:
+            continue
+        vector = record["masked"].numpy()
+        if nid in sharers and vector.dtype == np.uint64 and vector.shape == (vector_length,):
             masked[index[nid]] = vector
     request = server.collect_masked_inputs(masked)
     wire_request = unmask_request_to_dict(request)
@@ -155,11 +154,9 @@ def run_secure_curve_round(
         if (r := unmask_response_from_dict(_payload(c))).node_id == index[nid]
     ]
     field = server.unmask(responses)
-    total = IntegerCodec(MODULUS_BITS, n, VALUE_BOUND).decode_sum(field)
-    counts, contributors = decode_curve_vector(total, spec)
-    return SecureSum(
-        counts,
-        contributors,
+    return SecureTotal(
+        codec.decode_sum(field),
         frozenset(by_index[i] for i in request.survivors),
         frozenset(by_index[i] for i in request.dropped),
+        t,
     )

@@ -4,6 +4,13 @@ The ServerApp reads its run request (see ``coordinator/run_request.py``), drives
 rounds through Flower's Grid, and writes outputs to the run directory. A round with
 fewer good replies than ``federation.min_nodes`` releases nothing and ends the run with
 an error: a run never "finishes" with an untrained model.
+
+With ``plan.secure_aggregation`` every round is a secure round
+(``coordinator/secure_round.py``): the coordinator sees only the sum of the model
+updates and of the noised histograms. With ``plan.privacy.enterprise`` each update is
+clipped and carries an enterprise-level noise share; the coordinator's accountant
+(:class:`protocols.enterprise_accounting.EnterpriseAccountant`) stops training before
+``enterprise_budget.epsilon_cap`` would be passed and keeps the last model.
 """
 
 from __future__ import annotations
@@ -24,12 +31,24 @@ from coordinator.publication import apply_publication_rules, segment_contributor
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
-from coordinator.secure_round import run_secure_curve_round
+from coordinator.secure_round import VALUE_BOUND, SecureTotal, run_secure_round
+from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
 from models.curves import RiskCurve
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
+from protocols.distributed_noise import effective_noise_multiplier
+from protocols.enterprise_accounting import EnterpriseAccountant
 from protocols.errors import FedriskError, RunFailedError
-from protocols.messages import ARRAYS_KEY, CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader
+from protocols.messages import (
+    ARRAYS_KEY,
+    CURVE_TASK,
+    METRICS_KEY,
+    MODEL_TASK,
+    TASK_KEY,
+    TaskHeader,
+)
+from protocols.secure_curve import curve_vector_length, decode_curve_vector
+from protocols.secure_update import decode_mean_update, enterprise_share, flatten, unflatten
 
 __all__ = ["app", "Coordinator"]
 
@@ -55,6 +74,12 @@ class Coordinator:
         self.store = RunStore(Path(request.run_dir))
         self.privacy = PrivacyLedgerView(run_delta=self.plan.privacy.record.delta)
         self.rounds: list[RoundOutcome] = []
+        budget = request.config.enterprise_budget
+        self.enterprise: EnterpriseAccountant | None = None
+        if self.plan.privacy.enterprise is not None and budget is not None:
+            self.enterprise = EnterpriseAccountant(delta=budget.delta, cap=budget.epsilon_cap)
+        #: Extra privacy figures for the run summary (distributed noise, enterprise DP).
+        self.privacy_notes: dict[str, object] = {}
 
     # ---- the run ------------------------------------------------------------------
     def run(self) -> None:
@@ -77,6 +102,7 @@ class Coordinator:
                 curves=curves,
                 rounds=self.rounds,
                 privacy=self.privacy,
+                privacy_notes=self.privacy_notes,
                 seconds=time.monotonic() - start,
             )
         except FedriskError as err:
@@ -96,7 +122,7 @@ class Coordinator:
                 "error": str(err),
                 "plan_digest": self.plan.digest,
                 "rounds": [r.summary() for r in self.rounds],
-                "privacy": self.privacy.summary(),
+                "privacy": {**self.privacy.summary(), **self.privacy_notes},
                 "seconds": round(seconds, 3),
             },
         )
@@ -126,8 +152,16 @@ class Coordinator:
         optimizer = ServerOptimizer(
             arrays, learning_rate=training.server_learning_rate, momentum=training.server_momentum
         )
+        if self.enterprise is not None:
+            self._announce_enterprise_dp(node_ids, arrays)
         for round_number in range(1, self.plan.training.rounds + 1):
             header = self._header(round_number, "model")
+            if self.plan.secure_aggregation:
+                mean = self._secure_model_round(node_ids, round_number, header, arrays)
+                if mean is None:
+                    break  # the enterprise budget stop: keep the last model
+                arrays = optimizer.step_to_mean(round_number, mean)
+                continue
 
             def content_for(
                 _node: int, header: TaskHeader = header, arrays: ArrayRecord = arrays
@@ -139,6 +173,108 @@ class Coordinator:
             self._require_quorum(outcome, good)
             arrays = optimizer.step(round_number, [reply.message for reply in good])
         return arrays
+
+    def _secure_model_round(
+        self, node_ids: list[int], round_number: int, header: TaskHeader, arrays: ArrayRecord
+    ) -> ArrayRecord | None:
+        """One securely aggregated model round: the mean model, or None at the budget stop."""
+        reference = [arrays[name].numpy() for name in arrays]
+        dimension = sum(a.size for a in reference)
+        threshold = self._threshold(len(node_ids))
+        if self.enterprise is not None:
+            planned = enterprise_share(self.plan, n_shares=threshold, dimension=dimension)
+            z = planned.noise.effective_noise_multiplier
+            if not self.enterprise.can_run_round(noise_multiplier=z, sample_rate=1.0):
+                projected = self.enterprise.project(noise_multiplier=z, sample_rate=1.0)
+                self._stop_training(round_number, projected)
+                return None
+        secure = run_secure_round(
+            self._exchange(round_number, []),
+            node_ids,
+            header=header,
+            task=("model", MODEL_TASK),
+            vector_length=dimension,
+            bound=self.plan.secure_update.integer_bound,
+            threshold=self.config.federation.reconstruction_threshold,
+            arrays=arrays,
+        )
+        self._require_secure_quorum(round_number, "model", secure)
+        if self.enterprise is not None:
+            self._charge_enterprise_round(round_number, secure, dimension)
+        mean_update = decode_mean_update(
+            secure.total, secure.survivors, self.plan.secure_update.scale
+        )
+        mean = unflatten(flatten(reference) + mean_update, reference)
+        return ArrayRecord({name: Array(a) for name, a in zip(arrays, mean, strict=True)})
+
+    def _announce_enterprise_dp(self, node_ids: list[int], arrays: ArrayRecord) -> None:
+        """State the expected noise next to the update norm (expensive with few enterprises)."""
+        dimension = sum(arrays[name].numpy().size for name in arrays)
+        threshold = self._threshold(len(node_ids))
+        share = enterprise_share(self.plan, n_shares=threshold, dimension=dimension)
+        assert self.enterprise is not None
+        notes = enterprise_dp_summary(
+            self.plan,
+            share,
+            n_nodes=len(node_ids),
+            dimension=dimension,
+            delta=self.enterprise.delta,
+        )
+        self.privacy_notes["enterprise"] = notes
+        self.store.event("enterprise_dp", **notes)
+        if notes["warning"]:
+            _log.warning("%s", notes["warning"])
+
+    def _stop_training(self, round_number: int, projected: float) -> None:
+        assert self.enterprise is not None
+        spent = self.enterprise.epsilon()
+        self.store.event(
+            "enterprise_budget_stop", round=round_number, epsilon=spent, projected=projected
+        )
+        notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
+        notes["stopped_before_round"] = round_number
+        self.privacy_notes["enterprise"] = notes
+        if round_number == 1:
+            raise RunFailedError(
+                f"enterprise budget: one round would spend epsilon {projected:.4g}, over the "
+                f"cap {self.enterprise.cap:g}; no model round could run"
+            )
+        _log.warning(
+            "enterprise budget stop before round %d: epsilon %.4g, the next round would reach "
+            "%.4g > cap %g; keeping the model of round %d",
+            round_number,
+            spent,
+            projected,
+            self.enterprise.cap,
+            round_number - 1,
+        )
+
+    def _charge_enterprise_round(
+        self, round_number: int, secure: SecureTotal, dimension: int
+    ) -> None:
+        """Account the noise actually in the sum: one share per survivor."""
+        assert self.enterprise is not None
+        share = enterprise_share(self.plan, n_shares=secure.threshold, dimension=dimension)
+        z_actual = effective_noise_multiplier(
+            share.noise.share_sigma,
+            n_shares=secure.survivors,
+            l2_sensitivity=share.l2_sensitivity,
+            l1_sensitivity=share.l2_sensitivity * dimension**0.5,
+            dimension=dimension,
+        )
+        epsilon = self.enterprise.record(
+            noise_multiplier=z_actual, sample_rate=1.0, round_number=round_number
+        )
+        notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
+        notes.update(
+            epsilon=round(epsilon, 6),
+            delta=self.enterprise.delta,
+            epsilon_cap=self.enterprise.cap,
+            rounds_accounted=len(self.enterprise.history),
+            accountant=self.enterprise.state_dict(),
+        )
+        self.privacy_notes["enterprise"] = notes
+        self.store.event("enterprise_epsilon", round=round_number, epsilon=epsilon)
 
     # ---- curve round ---------------------------------------------------------------
     def _curves(self, node_ids: list[int]) -> list[RiskCurve]:
@@ -173,43 +309,74 @@ class Coordinator:
         )
 
     def _secure_curves(self, node_ids: list[int]) -> list[RiskCurve]:
-        """The curve round through secure aggregation: only the sum is ever unmasked."""
+        """The curve round through secure aggregation: only the noised sum is unmasked."""
         round_number = self.plan.training.rounds + 1
         header = self._header(round_number, "curve")
         settings = self.config.curves
-
+        spec = self.plan.model_spec
+        with_entries = self.plan.delayed_entry
         released: list[NodeReply] = []
+        secure = run_secure_round(
+            self._exchange(round_number, released),
+            node_ids,
+            header=header,
+            task=("curve", CURVE_TASK),
+            vector_length=curve_vector_length(spec, with_entries=with_entries),
+            bound=VALUE_BOUND,
+            threshold=self.config.federation.reconstruction_threshold,
+        )
+        self._require_secure_quorum(round_number, "curve", secure)
+        counts, contributors = decode_curve_vector(secure.total, spec, with_entries=with_entries)
+        # only the survivors' noise shares are in the sum (a dropout's input was discarded)
+        survivors = [r for r in released if r.node_id in secure.survivor_ids]
+        noise_var = sum(_metric(r, "noise-std") ** 2 for r in survivors)
+        self.privacy_notes["curve_noise"] = curve_noise_summary(
+            self.plan, [r.receipt for r in survivors if r.receipt is not None], secure
+        )
+        curves = estimate_curves(
+            sum_counts(spec, [counts]),
+            censor_weight=settings.censor_weight,
+            cell_noise_var=noise_var,
+            entry_noise_var=noise_var if with_entries else None,
+        )
+        return apply_publication_rules(
+            curves,
+            contributors,
+            min_enterprises=settings.min_enterprises,
+            min_failures=settings.min_failures,
+        )
+
+    def _exchange(self, round_number: int, released: list[NodeReply]):
+        """One stage of a secure round as a Flower round; masked-input replies are kept in
+        ``released`` (their receipts and noise figures)."""
 
         def exchange(stage, message_type, nodes, content_for) -> dict[int, RecordDict]:
             outcome = self._round(nodes, round_number, stage, message_type, content_for)
             good = self._valid(outcome, _no_check)
-            if message_type == CURVE_TASK:
+            if message_type in (CURVE_TASK, MODEL_TASK):
                 released.extend(good)
             return {reply.node_id: reply.content for reply in good}
 
-        secure = run_secure_curve_round(
-            exchange,
-            node_ids,
-            header=header,
-            spec=self.plan.model_spec,
-            threshold=self.config.federation.reconstruction_threshold,
-            min_units_per_enterprise=settings.min_units_per_enterprise,
+        return exchange
+
+    def _threshold(self, n_nodes: int) -> int:
+        configured = self.config.federation.reconstruction_threshold
+        return configured if configured is not None else n_nodes // 2 + 1
+
+    def _require_secure_quorum(self, round_number: int, task: str, secure: SecureTotal) -> None:
+        self.store.event(
+            "secure_sum",
+            round=round_number,
+            task=task,
+            survivors=secure.survivors,
+            dropped=secure.dropped,
         )
-        self.store.event("secure_sum", survivors=secure.survivors, dropped=secure.dropped)
-        total = sum_counts(self.plan.model_spec, [secure.counts])
-        # only the survivors' noise is in the sum (a dropout's masked input was discarded)
-        survivors = [r for r in released if r.node_id in secure.survivor_ids]
-        curves = estimate_curves(
-            total,
-            censor_weight=settings.censor_weight,
-            cell_noise_var=sum(_noise_std(r) ** 2 for r in survivors),
-        )
-        return apply_publication_rules(
-            curves,
-            secure.contributors,
-            min_enterprises=settings.min_enterprises,
-            min_failures=settings.min_failures,
-        )
+        needed = self.config.federation.min_nodes
+        if secure.survivors < needed:
+            raise RunFailedError(
+                f"round {round_number} ({task}): {secure.survivors} node(s) in the secure sum, "
+                f"fewer than the minimum of {needed}; nothing from this round is released"
+            )
 
     # ---- helpers -------------------------------------------------------------------
     def _header(self, round_number: int, kind: str) -> TaskHeader:
@@ -289,6 +456,12 @@ def _noise_variances(
     entry_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is not None)
     implicit_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is None)
     return cell_var, entry_var, implicit_var
+
+
+def _metric(reply: NodeReply, key: str) -> float:
+    metrics = reply.content.metric_records.get(METRICS_KEY)
+    value = None if metrics is None else metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _no_check(_content: RecordDict) -> str | None:

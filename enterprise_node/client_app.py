@@ -17,7 +17,7 @@ from flwr.clientapp import ClientApp
 
 from enterprise_node.outbox import OutboxEntry, payload_digest
 from enterprise_node.runtime import NodeRuntime, load_runtime
-from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve
+from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve, secure_model
 from enterprise_node.tasks import (
     TaskResult,
     parse_plan,
@@ -25,6 +25,7 @@ from enterprise_node.tasks import (
     run_model_task,
     safe_reason,
 )
+from protocols.errors import ConfigError
 from protocols.messages import (
     ARRAYS_KEY,
     METRICS_KEY,
@@ -35,7 +36,7 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.plan import TrainingPlan
-from protocols.secure_curve import SECAGG_KEY
+from protocols.secure_round import SECAGG_KEY
 
 __all__ = ["app"]
 
@@ -48,12 +49,15 @@ SecureHandler = Callable[[NodeRuntime, TaskHeader, TrainingPlan, Message, Contex
 
 @app.train()
 def model_task(msg: Message, context: Context) -> Message:
-    """Local DP-SGD on the global model (record-level DP)."""
+    """Local DP-SGD on the global model (record-level DP); masked under secure aggregation."""
 
     def handle(
-        runtime: NodeRuntime, header: TaskHeader, message: Message, _context: Context
+        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
     ) -> TaskResult:
         plan = parse_plan(header)
+        if SECAGG_KEY in message.content.config_records:
+            return secure_model(runtime, header, plan, message, context)
+        _refuse_downgrade(plan)
         record = message.content.array_records[ARRAYS_KEY]
         arrays = [record[name].numpy() for name in sorted(record)]
         return run_model_task(runtime, header, plan, arrays)
@@ -71,9 +75,18 @@ def curve_task(msg: Message, context: Context) -> Message:
         plan = parse_plan(header)
         if SECAGG_KEY in message.content.config_records:
             return secure_curve(runtime, header, plan, message, context)
+        _refuse_downgrade(plan)
         return run_curve_task(runtime, header, plan)
 
     return _serve(msg, context, handle, purpose="curve-histogram")
+
+
+def _refuse_downgrade(plan: TrainingPlan) -> None:
+    """A plan that promises secure aggregation is never served in the clear."""
+    if plan.secure_aggregation:
+        raise ConfigError(
+            "task refused: the plan requires secure aggregation, but this task is not secure"
+        )
 
 
 def _secure_stage(step: SecureHandler) -> Handler:

@@ -79,6 +79,11 @@ class NodeSettings(StrictModel):
     """Identity and local state of the node."""
 
     name: str
+    segments: list[str] | None = Field(
+        None,
+        description="industry segments this enterprise declares (public registration); "
+        "under secure aggregation it counts as a contributor to exactly these",
+    )
     state_dir: str = "state"
     site_secret_file: str = "secrets/site_secret.key"
 

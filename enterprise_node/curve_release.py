@@ -17,7 +17,13 @@ import opendp.prelude as dp
 
 from models.histogram import ExitCounts
 
-__all__ = ["NoisyCounts", "discrete_gaussian", "histogram_sensitivity", "release_counts"]
+__all__ = [
+    "NoisyCounts",
+    "discrete_gaussian",
+    "histogram_sensitivity",
+    "add_noise",
+    "release_counts",
+]
 
 dp.enable_features("contrib")
 
@@ -51,7 +57,12 @@ def discrete_gaussian(shape: tuple[int, ...], scale: float) -> np.ndarray:
 
 def release_counts(counts: ExitCounts, *, noise_multiplier: float) -> NoisyCounts:
     """Add discrete Gaussian noise of std ``noise_multiplier`` x sensitivity to every cell."""
-    std = noise_multiplier * histogram_sensitivity(counts)
+    return add_noise(counts, std=noise_multiplier * histogram_sensitivity(counts))
+
+
+def add_noise(counts: ExitCounts, *, std: float) -> NoisyCounts:
+    """Add discrete Gaussian noise of scale ``std`` to every cell (a whole release, or one
+    node's share of a distributed release)."""
     exits = np.asarray(counts.exits, dtype=np.int64) + discrete_gaussian(counts.exits.shape, std)
     survivors = np.asarray(counts.survivors, dtype=np.int64) + discrete_gaussian(
         counts.survivors.shape, std

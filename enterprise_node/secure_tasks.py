@@ -1,23 +1,44 @@
-"""The node's side of a securely aggregated curve round (four Flower messages).
+"""The node's side of a securely aggregated round (four Flower messages).
 
 1. ``sa_keys``: take the round's secure-aggregation settings, make fresh key pairs,
    reply with the public keys. 2. ``sa_shares``: from everyone's public keys, Shamir-
    share the self-mask seed and mask key, reply with the shares encrypted per peer.
-3. ``curve`` (secure): compute the noised histogram as in the plain curve task, encode
-   it, add the masks, reply with the masked vector only. 4. ``sa_unmask``: reveal the
-   shares the coordinator needs to remove masks (never both kinds for one peer).
+3. the round's task, secure: ``curve`` (the histograms with this node's share of the
+   distributed record-level noise) or ``train`` (the model update after local DP-SGD,
+   clipped and with an enterprise-level noise share when the plan asks); encoded, masked,
+   and only the masked vector leaves. 4. ``sa_unmask``: reveal the shares the coordinator
+   needs to remove masks (never both kinds for one peer).
+
+Distributed noise: each node adds a discrete Gaussian share (OpenDP, CSPRNG) sized so
+that the ``threshold`` shares any released sum must hold are as private as the plan asks
+(Kairouz, Liu, Steinke 2021, :mod:`protocols.distributed_noise`); the node charges its
+budget for that worst case. The guarantee assumes an honest-but-curious coordinator and
+peers that add their shares, the threat model of DESIGN.md.
 
 The client's secret state lives in ``context.state`` between messages, never in a reply.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
+from enterprise_node.curve_release import NoisyCounts, add_noise, discrete_gaussian
+from enterprise_node.noise_plan import plan_noise
 from enterprise_node.runtime import NodeRuntime
-from enterprise_node.tasks import TaskResult, noised_curve_counts
+from enterprise_node.tasks import (
+    TaskResult,
+    receipt_for,
+    record_dp_required,
+    run_model_task,
+)
+from models.histogram import unit_histograms, with_explicit_entries
+from protocols.accounting import Spend
+from protocols.distributed_noise import share_for_noise_multiplier
 from protocols.errors import ConfigError
-from protocols.messages import TaskHeader
+from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.quantization import IntegerCodec
 from protocols.secagg import SecAggClient, from_config_record, to_config_record
@@ -30,22 +51,33 @@ from protocols.secagg_messages import (
     unmask_request_from_dict,
     unmask_response_to_dict,
 )
-from protocols.secure_curve import (
-    SECAGG_KEY,
-    SECAGG_PAYLOAD_KEY,
-    STATE_KEY,
-    SecureCurveSettings,
-    curve_vector,
+from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
+from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, STATE_KEY, SecureRoundSettings
+from protocols.secure_update import (
+    check_update_range,
+    clip_l2,
+    enterprise_share,
+    flatten,
+    quantise,
 )
 
-__all__ = ["sa_keys", "sa_shares", "secure_curve", "sa_unmask"]
+__all__ = [
+    "DISTRIBUTED_CURVE_MECHANISM",
+    "sa_keys",
+    "sa_shares",
+    "secure_curve",
+    "secure_model",
+    "sa_unmask",
+]
+
+DISTRIBUTED_CURVE_MECHANISM = "distributed_discrete_gaussian_histogram"
 
 
-def _settings(message: Message) -> SecureCurveSettings:
-    return SecureCurveSettings.from_record(message.content.config_records[SECAGG_KEY])
+def _settings(message: Message) -> SecureRoundSettings:
+    return SecureRoundSettings.from_record(message.content.config_records[SECAGG_KEY])
 
 
-def _restore(context: Context, settings: SecureCurveSettings) -> SecAggClient:
+def _restore(context: Context, settings: SecureRoundSettings) -> SecAggClient:
     if STATE_KEY not in context.state.config_records:
         raise ConfigError("task refused: no secure-aggregation state for this round")
     return from_config_record(context.state.config_records[STATE_KEY], round_id=settings.round_id)
@@ -67,7 +99,7 @@ def sa_keys(
     config = SecAggConfig(
         num_nodes=settings.num_nodes,
         threshold=settings.threshold,
-        vector_length=settings.vector_length(plan.model_spec),
+        vector_length=settings.vector_length,
         modulus_bits=settings.modulus_bits,
     )
     client = SecAggClient(config, settings.index, settings.round_id)
@@ -87,20 +119,148 @@ def sa_shares(
     return TaskResult(records={SECAGG_PAYLOAD_KEY: ConfigRecord(encrypted_shares_to_dict(shares))})
 
 
-def secure_curve(
-    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
-) -> TaskResult:
-    """Stage 3: the noised histogram (budget charged), encoded and masked."""
-    settings = _settings(message)
+def _masked(
+    context: Context, message: Message, settings: SecureRoundSettings, vector: np.ndarray
+) -> np.ndarray:
+    """Encode ``vector`` in the field (range-checked) and add this node's masks."""
     client = _restore(context, settings)
     inbox = encrypted_shares_from_dict(dict(_payload(message)))
-    noisy, receipt = noised_curve_counts(runtime, header, plan, allow_entries=False)
-    vector = curve_vector(noisy.exits, noisy.survivors, settings.min_units_per_enterprise)
     codec = IntegerCodec(settings.modulus_bits, settings.num_nodes, settings.bound)
     masked = client.masked_input(codec.encode(vector), inbox)
     _save(context, client)
-    metrics = {"noise-std": noisy.noise_std}
-    return TaskResult(arrays={"masked": masked}, metrics=metrics, receipt=receipt)
+    return masked
+
+
+def _check_length(settings: SecureRoundSettings, expected: int, what: str) -> None:
+    if settings.vector_length != expected:
+        raise ConfigError(
+            f"task refused: the round's vector length {settings.vector_length} does not fit "
+            f"the plan's {what} ({expected})"
+        )
+
+
+def declared_presence(runtime: NodeRuntime, plan: TrainingPlan) -> np.ndarray:
+    """1 for each plan segment this enterprise declares in node.yaml, else 0."""
+    declared = runtime.config.node.segments
+    if declared is None:
+        raise ConfigError(
+            "task refused: node.yaml declares no segments (node.segments); under secure "
+            "aggregation an enterprise counts as a contributor only to the segments it declares"
+        )
+    unknown = sorted(set(declared) - set(plan.model_spec.segments))
+    if unknown:
+        raise ConfigError(f"task refused: node.segments {unknown} are not in the plan's segments")
+    return np.array([int(s in declared) for s in plan.model_spec.segments], dtype=np.int64)
+
+
+def distributed_curve_counts(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    plan: TrainingPlan,
+    settings: SecureRoundSettings,
+) -> tuple[NoisyCounts, PrivacyReceipt | None]:
+    """The histograms with this node's noise share, its budget charged first for the
+    fewest shares a released sum can hold (the threshold)."""
+    if not plan.curve_release:
+        raise ConfigError("task refused: the plan does not include a curve release")
+    frame = runtime.units(plan.model_spec).frame
+    counts = unit_histograms(frame, plan.model_spec)
+    if plan.delayed_entry:
+        counts = with_explicit_entries(counts)
+    elif counts.entries is not None:
+        raise ConfigError(
+            "task refused: this node's data has delayed entry (entry_age) and the plan does "
+            "not carry entries (plan.delayed_entry: false)"
+        )
+    if not record_dp_required(runtime, plan):
+        exact = NoisyCounts(counts.exits, counts.survivors, counts.entries, noise_std=0.0)
+        return exact, None
+    l2 = math.sqrt(2.0) if plan.delayed_entry else 1.0
+    target = plan_noise(plan, len(frame)).curve_noise_multiplier
+    assert target is not None  # curve_release checked above
+    share = share_for_noise_multiplier(
+        target,
+        n_shares=settings.threshold,
+        l2_sensitivity=l2,
+        l1_sensitivity=l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
+        dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
+    )
+    spend = Spend(
+        share.effective_noise_multiplier,
+        1.0,
+        1,
+        DISTRIBUTED_CURVE_MECHANISM,
+        header.run_id,
+        header.round,
+        "curve",
+    )
+    runtime.guard.check([spend])
+    noisy = add_noise(counts, std=share.share_sigma)
+    total = runtime.guard.charge([spend])
+    receipt = receipt_for(
+        runtime,
+        spend,
+        sensitivity=l2,
+        clip=0.0,
+        total=total,
+        secure_rng=True,
+        noise_shares=settings.threshold,
+        share_std=share.share_sigma,
+    )
+    return noisy, receipt
+
+
+def secure_curve(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
+) -> TaskResult:
+    """Stage 3 of a curve round: histograms + noise share (budget charged), masked."""
+    settings = _settings(message)
+    _check_length(
+        settings,
+        curve_vector_length(plan.model_spec, with_entries=plan.delayed_entry),
+        "curve vector",
+    )
+    present = declared_presence(runtime, plan)
+    noisy, receipt = distributed_curve_counts(runtime, header, plan, settings)
+    masked = _masked(
+        context,
+        message,
+        settings,
+        curve_vector(noisy.exits, noisy.survivors, noisy.entries, present),
+    )
+    return TaskResult(
+        arrays={"masked": masked}, metrics={"noise-std": noisy.noise_std}, receipt=receipt
+    )
+
+
+def secure_model(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
+) -> TaskResult:
+    """Stage 3 of a model round: local DP-SGD (budget charged), then the update, clipped
+    and noised at enterprise level when the plan asks, quantised and masked."""
+    settings = _settings(message)
+    record = message.content.array_records[ARRAYS_KEY]
+    global_arrays = [record[name].numpy() for name in sorted(record)]
+    dimension = sum(a.size for a in global_arrays)
+    _check_length(settings, dimension, "model size")
+    if settings.bound != plan.secure_update.integer_bound:
+        raise ConfigError("task refused: the round's value bound is not the plan's update_bound")
+    trained = run_model_task(runtime, header, plan, global_arrays)
+    update = flatten([trained.arrays[k] for k in sorted(trained.arrays)]) - flatten(global_arrays)
+    scale = plan.secure_update.scale
+    metrics: dict[str, float] = {}
+    enterprise = plan.privacy.enterprise
+    if enterprise is None:
+        vector = quantise(update, scale)
+    else:
+        share = enterprise_share(plan, n_shares=settings.threshold, dimension=dimension)
+        vector = quantise(clip_l2(update, enterprise.clip_norm), scale)
+        vector = vector + discrete_gaussian(vector.shape, share.noise.share_sigma)
+        metrics["enterprise-noise-std"] = share.share_std
+    check_update_range(vector, settings.bound, scale)
+    masked = _masked(context, message, settings, vector)
+    # No example count leaves: under secure aggregation the mean is unweighted.
+    return TaskResult(arrays={"masked": masked}, metrics=metrics, receipt=trained.receipt)
 
 
 def sa_unmask(

@@ -37,6 +37,8 @@ __all__ = [
     "run_curve_task",
     "noised_curve_counts",
     "safe_reason",
+    "receipt_for",
+    "record_dp_required",
 ]
 
 
@@ -61,7 +63,7 @@ def parse_plan(header: TaskHeader) -> TrainingPlan:
     return plan
 
 
-def _record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
+def record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
     """True for a DP task; False only when the plan turns DP off AND node.yaml allows it."""
     if plan.privacy.record.enabled:
         return True
@@ -76,7 +78,7 @@ def _record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
     )
 
 
-def _receipt(
+def receipt_for(
     runtime: NodeRuntime,
     spend: Spend,
     *,
@@ -84,6 +86,8 @@ def _receipt(
     clip: float,
     total: float,
     secure_rng: bool,
+    noise_shares: int = 1,
+    share_std: float = 0.0,
 ) -> PrivacyReceipt:
     guard = runtime.guard
     return PrivacyReceipt(
@@ -100,6 +104,8 @@ def _receipt(
         delta=guard.delta,
         accountant="rdp",
         secure_rng=secure_rng,
+        noise_shares=noise_shares,
+        share_std=share_std,
     )
 
 
@@ -111,7 +117,7 @@ def run_model_task(
     units = encode_units(runtime.units(spec).frame, spec)
     if len(units) == 0:
         raise ConfigError("task refused: no valid units to train on")
-    if not _record_dp_required(runtime, plan):
+    if not record_dp_required(runtime, plan):
         plain = train_plain(arrays, units, spec, plan.training, seed=plan.training.seed)
         return TaskResult(
             arrays={f"param_{i:03d}": a for i, a in enumerate(plain.arrays)},
@@ -130,7 +136,7 @@ def run_model_task(
         seed=plan.training.seed * 100_003 + header.round,
     )
     total = runtime.guard.charge([spend])
-    receipt = _receipt(
+    receipt = receipt_for(
         runtime,
         spend,
         sensitivity=1.0,
@@ -145,7 +151,7 @@ def run_model_task(
 
 
 def noised_curve_counts(
-    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, *, allow_entries: bool = True
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan
 ) -> tuple[NoisyCounts, PrivacyReceipt | None]:
     """The node's histograms with its DP noise, the budget charged first (or exact counts
     when the plan turns DP off and node.yaml allows it; then no receipt)."""
@@ -154,12 +160,7 @@ def noised_curve_counts(
     spec = plan.model_spec
     frame = runtime.units(spec).frame
     counts = unit_histograms(frame, spec)
-    if counts.entries is not None and not allow_entries:
-        raise ConfigError(
-            "task refused: this node's data has delayed entry (entry_age), which this "
-            "round's secure aggregation does not carry yet"
-        )
-    if not _record_dp_required(runtime, plan):
+    if not record_dp_required(runtime, plan):
         exact = NoisyCounts(
             exits=counts.exits, survivors=counts.survivors, entries=counts.entries, noise_std=0.0
         )
@@ -168,7 +169,7 @@ def noised_curve_counts(
     runtime.guard.check([spend])
     noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
     total = runtime.guard.charge([spend])
-    receipt = _receipt(
+    receipt = receipt_for(
         runtime,
         spend,
         sensitivity=histogram_sensitivity(counts),

@@ -24,6 +24,7 @@ __all__ = [
     "entry_histogram",
     "entry_interval_index",
     "unit_histograms",
+    "with_explicit_entries",
 ]
 
 
@@ -120,6 +121,15 @@ def unit_histograms(frame: pd.DataFrame, spec: ModelSpec) -> ExitCounts:
         )
     entries = entry_histogram(seg, entry_idx, n_segments=n_segments, n_intervals=n_intervals)
     return ExitCounts(exits=exits, entries=entries, survivors=survivors)
+
+
+def with_explicit_entries(counts: ExitCounts) -> ExitCounts:
+    """``counts`` with an entry histogram: data without delayed entry enters at interval 0."""
+    if counts.entries is not None:
+        return counts
+    entries = np.zeros(counts.exits.shape[:2], dtype=np.int64)
+    entries[:, 0] = counts.exits.sum(axis=(1, 2)) + counts.survivors
+    return ExitCounts(exits=counts.exits, entries=entries, survivors=counts.survivors)
 
 
 def _segment_index(segments: pd.Series, names: tuple[str, ...]) -> np.ndarray:

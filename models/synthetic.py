@@ -65,6 +65,9 @@ _F_SUPERPOPULATION = (
     " (200,000 draws per segment), frailty averaged exactly"
 )
 
+#: A synthetic enterprise registers (declares in node.yaml) the segments where it runs at
+#: least this many units; real enterprises declare their industries themselves.
+DECLARED_SEGMENT_MIN_UNITS = 20
 _PRIMARY_SHARE = 0.7  # share of an enterprise's units in its primary segment
 _DELAYED_SHARE = 0.3  # with delayed_entry: share of units already in service at start
 _ENTRY_MAX = 0.5  # entry ages ~ U(0, 0.5 horizon)
@@ -398,8 +401,15 @@ def _write_site(
     }
     columns["entry_age"] = names.get("entry_age")
     columns["covariates"] = {f: names[f] for f in spec.feature_names}
+    sizes = units["segment"].value_counts()
+    declared = [seg for seg in spec.segments if sizes.get(seg, 0) >= DECLARED_SEGMENT_MIN_UNITS]
     node = {
-        "node": {"name": name, "state_dir": "state", "site_secret_file": "secrets/site_secret.key"},
+        "node": {
+            "name": name,
+            "segments": declared,
+            "state_dir": "state",
+            "site_secret_file": "secrets/site_secret.key",
+        },
         "data": {
             "path": data_name,
             "format": "parquet" if parquet else "csv",

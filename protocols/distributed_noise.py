@@ -44,6 +44,9 @@ __all__ = [
     "zcdp_to_epsilon",
     "share_sigma",
     "realised_epsilon",
+    "ShareNoise",
+    "share_for_noise_multiplier",
+    "effective_noise_multiplier",
 ]
 
 #: Fedrisk's policy floor on every node's share sigma: above it the tau term is below
@@ -238,6 +241,67 @@ def share_sigma(
     )
 
 
+@dataclass(frozen=True)
+class ShareNoise:
+    """One node's noise share for a secure sum, and what it guarantees.
+
+    ``share_sigma`` is the discrete Gaussian scale each node adds; with ``n_shares``
+    shares the sum is rho-zCDP, i.e. as private as a Gaussian mechanism with noise
+    multiplier ``effective_noise_multiplier`` = 1 / sqrt(2 rho) (its RDP is alpha rho),
+    which is how it composes with the other releases in an RDP accountant.
+    """
+
+    share_sigma: float
+    n_shares: int
+    effective_noise_multiplier: float
+
+
+def effective_noise_multiplier(
+    share: float, *, n_shares: int, l2_sensitivity: float, l1_sensitivity: float, dimension: int
+) -> float:
+    """1 / sqrt(2 rho) of the sum of ``n_shares`` shares of scale ``share`` (KLS 2021)."""
+    zcdp = zcdp_of_sum(
+        sigmas=[share] * n_shares,
+        l2_sensitivity=l2_sensitivity,
+        l1_sensitivity=l1_sensitivity,
+        dimension=dimension,
+    )
+    return 1.0 / math.sqrt(2.0 * zcdp.rho)
+
+
+def share_for_noise_multiplier(
+    noise_multiplier: float,
+    *,
+    n_shares: int,
+    l2_sensitivity: float,
+    l1_sensitivity: float,
+    dimension: int,
+    min_share_sigma: float = MIN_SHARE_SIGMA,
+) -> ShareNoise:
+    """The smallest share (at least ``min_share_sigma``) whose sum over ``n_shares`` nodes
+    is at least as private as a Gaussian mechanism with ``noise_multiplier`` (RDP).
+
+    ``n_shares`` is the fewest shares a released sum can hold (the secure-aggregation
+    threshold), so the guarantee holds whichever nodes drop; more survivors only add noise.
+    """
+    if noise_multiplier <= 0 or n_shares < 1:
+        raise ValueError(
+            f"need noise_multiplier > 0 and n_shares >= 1, got {noise_multiplier}, {n_shares}"
+        )
+
+    def z_eff(share: float) -> float:
+        return effective_noise_multiplier(
+            share,
+            n_shares=n_shares,
+            l2_sensitivity=l2_sensitivity,
+            l1_sensitivity=l1_sensitivity,
+            dimension=dimension,
+        )
+
+    share = max(_smallest_sigma(lambda s: z_eff(s) >= noise_multiplier), min_share_sigma)
+    return ShareNoise(share, n_shares, z_eff(share))
+
+
 def _smallest_sigma(meets_target: Callable[[float], bool]) -> float:
     """Bisection for the smallest sigma >= 1/2 with ``meets_target(sigma)`` (monotone)."""
     low, high = _THEOREM_MIN_SIGMA, 1.0
@@ -245,8 +309,8 @@ def _smallest_sigma(meets_target: Callable[[float], bool]) -> float:
         return low
     while not meets_target(high):
         low, high = high, high * 2.0
-        if high > 1e9:
-            raise ValueError("no share sigma up to 1e9 meets the target epsilon")
+        if high > 1e15:
+            raise ValueError("no share sigma up to 1e15 meets the target")
     while (high - low) / high > 1e-4:
         mid = (low + high) / 2.0
         if meets_target(mid):

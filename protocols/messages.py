@@ -103,7 +103,11 @@ class PrivacyReceipt:
     ``mechanism`` is ``dp_sgd`` (Poisson-subsampled Gaussian: ``noise_multiplier`` =
     noise std / ``max_grad_norm``, ``sample_rate`` q, ``steps``) or
     ``discrete_gaussian_histogram`` (one release, L2 sensitivity ``sensitivity``, noise
-    std = ``noise_multiplier`` x ``sensitivity``, q = 1, steps = 1).
+    std = ``noise_multiplier`` x ``sensitivity``, q = 1, steps = 1), or
+    ``distributed_discrete_gaussian_histogram`` (the node added a share of scale
+    ``share_std`` inside a secure sum of at least ``noise_shares`` shares;
+    ``noise_multiplier`` is the Gaussian multiplier that sum is as private as, by
+    Kairouz-Liu-Steinke 2021, so RDP composition is unchanged).
     ``epsilon_task`` is this task's own epsilon at ``delta``; ``epsilon_total`` the
     node's lifetime spend after it (same accountant, same delta).
     """
@@ -121,6 +125,8 @@ class PrivacyReceipt:
     delta: float
     accountant: str
     secure_rng: bool
+    noise_shares: int = 1
+    share_std: float = 0.0
 
     def to_record(self) -> ConfigRecord:
         return _to_record(self)

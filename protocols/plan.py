@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from protocols.config_file import StrictModel, parse_model
 from protocols.model_spec import ModelSpec
 
-__all__ = ["TrainingSettings", "RecordPrivacy", "PrivacySettings", "TrainingPlan"]
+__all__ = [
+    "TrainingSettings",
+    "RecordPrivacy",
+    "EnterprisePrivacy",
+    "PrivacySettings",
+    "SecureUpdateSettings",
+    "TrainingPlan",
+]
 
 
 class TrainingSettings(StrictModel):
@@ -58,10 +66,42 @@ class RecordPrivacy(StrictModel):
         return self.epsilon * (1.0 - self.curve_share)
 
 
+class EnterprisePrivacy(StrictModel):
+    """Enterprise-level DP-FedAvg (privacy unit = one enterprise's whole contribution).
+
+    Each node clips its model update to L2 norm ``clip_norm`` and adds its share of
+    discrete Gaussian noise inside the secure sum; the shares of ``threshold`` nodes
+    (the fewest a round can release) together carry noise std of at least
+    ``noise_multiplier`` x the clipped update's sensitivity. The coordinator's accountant
+    composes rounds and stops before its cap (coordinator.yaml ``enterprise_budget``).
+    """
+
+    clip_norm: float = Field(1.0, gt=0)
+    noise_multiplier: float = Field(1.0, gt=0)
+
+
 class PrivacySettings(StrictModel):
-    """Privacy settings of a plan, by privacy unit."""
+    """Privacy settings of a plan, by privacy unit (enterprise-level DP is optional)."""
 
     record: RecordPrivacy = RecordPrivacy()
+    enterprise: EnterprisePrivacy | None = None
+
+
+class SecureUpdateSettings(StrictModel):
+    """How model updates are encoded for secure aggregation: fixed point at scale
+    2^``scale_bits``; a coordinate (with noise) beyond +-``update_bound`` is an error at
+    the node, never a clip or a wrap."""
+
+    update_bound: float = Field(16.0, gt=0)
+    scale_bits: int = Field(20, ge=8, le=40)
+
+    @property
+    def scale(self) -> float:
+        return float(2**self.scale_bits)
+
+    @property
+    def integer_bound(self) -> int:
+        return int(math.ceil(self.update_bound * self.scale))
 
 
 class TrainingPlan(StrictModel):
@@ -71,8 +111,23 @@ class TrainingPlan(StrictModel):
     training: TrainingSettings = TrainingSettings()
     privacy: PrivacySettings = PrivacySettings()
     curve_release: bool = True
-    #: Curve histograms go through secure aggregation: the coordinator sees only sums.
+    #: Model updates and curve histograms go through secure aggregation (the coordinator
+    #: sees only sums), and record-level curve noise is added as per-node shares.
     secure_aggregation: bool = False
+    secure_update: SecureUpdateSettings = SecureUpdateSettings()
+    #: Curve histograms carry entry counts (left truncation, ``entry_age``). Needed when
+    #: any node's data has delayed entry; every node then sends entries (sensitivity
+    #: sqrt(2)).
+    delayed_entry: bool = False
+
+    @model_validator(mode="after")
+    def _enterprise_dp_needs_secure_sums(self) -> TrainingPlan:
+        if self.privacy.enterprise is not None and not self.secure_aggregation:
+            raise ValueError(
+                "privacy.enterprise needs secure_aggregation: true (enterprise-level noise "
+                "is added as shares inside the secure sum)"
+            )
+        return self
 
     def canonical_json(self) -> str:
         """Deterministic JSON form (sorted keys, no spaces) that the digest covers."""

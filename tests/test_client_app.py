@@ -54,7 +54,9 @@ S, J = 3, 15  # segments and intervals of configs/coordinator.yaml
 
 @pytest.fixture(scope="module")
 def plan() -> TrainingPlan:
-    return load_coordinator_config(COORDINATOR_YAML).plan
+    """The shipped plan served in the clear (secure rounds: tests/test_secure_tasks.py)."""
+    shipped = load_coordinator_config(COORDINATOR_YAML).plan
+    return shipped.model_copy(update={"secure_aggregation": False})
 
 
 def header_for(
@@ -309,6 +311,27 @@ def test_node_without_node_yaml_replies_error(tmp_path: Path, plan: TrainingPlan
         "error", reason="ConfigError at the node (details in the node's log)"
     )
     assert set(reply.content.keys()) == {STATUS_KEY}
+
+
+@pytest.mark.parametrize("task", ["curve", "model"])
+def test_a_secure_plan_is_never_served_in_the_clear(
+    tmp_path: Path, plan: TrainingPlan, task: str
+) -> None:
+    # Prepare: the plan promises secure aggregation; the message carries no secagg settings
+    node_yaml = site(tmp_path)
+    secure_plan = plan.model_copy(update={"secure_aggregation": True})
+    header = header_for(secure_plan, task)
+    # Execute
+    if task == "curve":
+        reply = curve_task(curve_message(header), context_for(node_yaml))
+    else:
+        reply = model_task(model_message(header, secure_plan), context_for(node_yaml))
+    # Assert: refused, nothing released, nothing spent
+    status = status_of(reply)
+    assert status.status == "refused"
+    assert "requires secure aggregation" in status.reason
+    assert_status_only(reply, node_yaml, "refused")
+    assert guard_of(node_yaml).status().releases == 0
 
 
 def test_tampered_plan_is_refused(tmp_path: Path, plan: TrainingPlan) -> None:

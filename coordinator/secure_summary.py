@@ -1,0 +1,91 @@
+"""Run-summary figures of distributed noise: what was planned, what was really added.
+
+A secure sum holds the noise shares of the nodes that survived to unmasking. Nodes plan
+(and charge) their shares for the fewest a released sum can hold, the threshold t; when
+more survive, the sum carries more noise and the realised epsilon is lower. Both are
+reported, computed with the Kairouz-Liu-Steinke bound (:mod:`protocols.distributed_noise`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from coordinator.secure_round import SecureTotal
+from protocols.distributed_noise import realised_epsilon, zcdp_to_epsilon
+from protocols.messages import PrivacyReceipt
+from protocols.plan import TrainingPlan
+from protocols.secure_curve import noised_length
+from protocols.secure_update import EnterpriseShare
+
+__all__ = ["curve_noise_summary", "enterprise_dp_summary"]
+
+
+def curve_noise_summary(
+    plan: TrainingPlan, receipts: list[PrivacyReceipt], secure: SecureTotal
+) -> dict[str, Any]:
+    """Planned and realised record-level epsilon of the curve release (per node, at the
+    plan's delta), from the survivors' receipts."""
+    if not receipts:
+        return {"distributed": False, "note": "no noise: record-level DP is off"}
+    shares = sorted({r.share_std for r in receipts})
+    summary: dict[str, Any] = {
+        "distributed": True,
+        "mechanism": receipts[0].mechanism,
+        "share_std": shares[0] if len(shares) == 1 else shares,
+        "shares_planned": secure.threshold,
+        "shares_present": secure.survivors,
+        "total_noise_std": round(math.sqrt(sum(r.share_std**2 for r in receipts)), 6),
+        "epsilon_charged_per_node": round(receipts[0].epsilon_task, 6),
+        "delta": plan.privacy.record.delta,
+    }
+    if len(shares) > 1:
+        summary["note"] = "unequal shares: the realised epsilon is not computed"
+        return summary
+    l2 = receipts[0].sensitivity
+    summary["epsilon_realised"] = round(
+        realised_epsilon(
+            [shares[0]] * secure.survivors,
+            l2_sensitivity=l2,
+            l1_sensitivity=l2 * l2,
+            dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
+            delta=plan.privacy.record.delta,
+        ),
+        6,
+    )
+    return summary
+
+
+def enterprise_dp_summary(
+    plan: TrainingPlan, share: EnterpriseShare, *, n_nodes: int, dimension: int, delta: float
+) -> dict[str, Any]:
+    """The enterprise-level DP settings and the expected noise next to the update norm.
+
+    With n nodes each adding a share of std s, the mean update carries noise of std
+    sqrt(n) s / n per coordinate, i.e. a noise vector of norm about sqrt(d n) s / n, to be
+    compared with the clip norm C that bounds each enterprise's update."""
+    enterprise = plan.privacy.enterprise
+    assert enterprise is not None
+    std_mean = math.sqrt(n_nodes) * share.share_std / n_nodes
+    noise_norm = std_mean * math.sqrt(dimension)
+    per_round = zcdp_to_epsilon(1.0 / (2.0 * share.noise.effective_noise_multiplier**2), delta)
+    warning = ""
+    if noise_norm > enterprise.clip_norm:
+        warning = (
+            f"enterprise-level DP with {n_nodes} enterprises: the mean update's noise has "
+            f"norm ~{noise_norm:.3g}, more than the clip norm {enterprise.clip_norm:g} that "
+            "bounds any one update; expect a slow or noisy model. Enterprise-level DP needs "
+            "many enterprises (noise shrinks as 1/sqrt(n))."
+        )
+    return {
+        "clip_norm": enterprise.clip_norm,
+        "noise_multiplier": enterprise.noise_multiplier,
+        "shares_planned": share.noise.n_shares,
+        "share_std": share.share_std,
+        "effective_noise_multiplier": round(share.noise.effective_noise_multiplier, 6),
+        "expected_noise_std_per_coordinate_of_mean": std_mean,
+        "expected_noise_norm_of_mean": noise_norm,
+        "epsilon_one_round": round(per_round, 6),
+        "delta": delta,
+        "warning": warning,
+    }

@@ -1,0 +1,46 @@
+"""What every securely aggregated round carries: its settings and the record keys.
+
+One secure round (keys, shares, masked input, unmask) sums one int64 vector per node.
+The vector's meaning depends on the round: curve histograms
+(:mod:`protocols.secure_curve`) or model updates (:mod:`protocols.secure_update`).
+
+Compatibility rule: keys are never changed in meaning; add new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from flwr.app import ConfigRecord
+
+__all__ = ["SECAGG_KEY", "SECAGG_PAYLOAD_KEY", "STATE_KEY", "SecureRoundSettings"]
+
+SECAGG_KEY = "secagg"
+SECAGG_PAYLOAD_KEY = "secagg-payload"
+STATE_KEY = "fedrisk-secagg-client"
+
+
+@dataclass(frozen=True)
+class SecureRoundSettings:
+    """One secure round: this node's index (1..n), n, the threshold t, the field
+    (2^modulus_bits), the bound on |value| of each integer a node puts in, and the
+    vector length."""
+
+    round_id: str
+    index: int
+    num_nodes: int
+    threshold: int
+    modulus_bits: int
+    bound: int
+    vector_length: int
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord(asdict(self))
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> SecureRoundSettings:
+        data = dict(record)
+        missing = sorted({f for f in cls.__dataclass_fields__} - set(data))
+        if missing:
+            raise ValueError(f"secure-aggregation settings: missing key(s) {missing}")
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
