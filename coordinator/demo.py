@@ -135,6 +135,8 @@ def evaluate_run(
         "delta": config.plan.privacy.record.delta,
         "refusals": summary["refusals"],
         "run_seconds": summary["seconds"],
+        "secure_aggregation": config.plan.secure_aggregation,
+        "curve_noise": summary["privacy"].get("curve_noise"),
     }
 
 
@@ -176,3 +178,13 @@ def _print(console: Console, evaluation: dict) -> None:
     for node, value in evaluation["epsilon_per_node"].items():
         eps.add_row(node, f"{value:.3f}", f"{evaluation['epsilon_total_per_node'][node]:.3f}")
     console.print(eps)
+    noise = evaluation.get("curve_noise") or {}
+    if evaluation.get("secure_aggregation") and "epsilon_realised" in noise:
+        console.print(
+            "Secure aggregation: the coordinator saw only sums of model updates and "
+            f"histograms. Curve noise: {noise['shares_present']} shares of std "
+            f"{noise['share_std']:.2f} (total std {noise['total_noise_std']:.2f}); the curve "
+            f"release's epsilon is {noise['epsilon_charged_per_node']:.3f} as charged (planned "
+            f"for {noise['shares_planned']} shares) and {noise['epsilon_realised']:.3f} with "
+            "the shares present."
+        )

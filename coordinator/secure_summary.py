@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 from coordinator.secure_round import SecureTotal
-from protocols.distributed_noise import realised_epsilon, zcdp_to_epsilon
+from protocols.accounting import Spend, rdp_epsilon
+from protocols.distributed_noise import effective_noise_multiplier, zcdp_to_epsilon
 from protocols.messages import PrivacyReceipt
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import noised_length
@@ -36,24 +37,29 @@ def curve_noise_summary(
         "shares_planned": secure.threshold,
         "shares_present": secure.survivors,
         "total_noise_std": round(math.sqrt(sum(r.share_std**2 for r in receipts)), 6),
-        "epsilon_charged_per_node": round(receipts[0].epsilon_task, 6),
+        "epsilon_charged_per_node": round(
+            max(_curve_epsilon(r.noise_multiplier, plan) for r in receipts), 6
+        ),
         "delta": plan.privacy.record.delta,
     }
     if len(shares) > 1:
         summary["note"] = "unequal shares: the realised epsilon is not computed"
         return summary
     l2 = receipts[0].sensitivity
-    summary["epsilon_realised"] = round(
-        realised_epsilon(
-            [shares[0]] * secure.survivors,
-            l2_sensitivity=l2,
-            l1_sensitivity=l2 * l2,
-            dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
-            delta=plan.privacy.record.delta,
-        ),
-        6,
+    realised = effective_noise_multiplier(
+        shares[0],
+        n_shares=secure.survivors,
+        l2_sensitivity=l2,
+        l1_sensitivity=l2 * l2,
+        dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
     )
+    summary["epsilon_realised"] = round(_curve_epsilon(realised, plan), 6)
     return summary
+
+
+def _curve_epsilon(noise_multiplier: float, plan: TrainingPlan) -> float:
+    """Epsilon of the curve release alone at the plan's delta (the nodes' RDP accountant)."""
+    return rdp_epsilon([Spend(noise_multiplier, 1.0, 1, "curve")], plan.privacy.record.delta)
 
 
 def enterprise_dp_summary(

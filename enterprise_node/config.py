@@ -68,6 +68,12 @@ class PrivacyCap(StrictModel):
     epsilon: float = Field(gt=0)
     delta: float = Field(gt=0, lt=1)
     accountant: Literal["rdp"] = "rdp"
+    distributed_noise: bool = Field(
+        True,
+        description="under secure aggregation, add only a share of the curve noise, counting "
+        "on the shares of the threshold's other nodes (honest-but-curious broker, honest "
+        "peers); false: add the whole noise here, as without secure aggregation",
+    )
     allow_non_private: bool = Field(
         False,
         description="serve plans with record-level DP off (synthetic benchmarks only); "

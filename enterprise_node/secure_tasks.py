@@ -13,7 +13,8 @@ Distributed noise: each node adds a discrete Gaussian share (OpenDP, CSPRNG) siz
 that the ``threshold`` shares any released sum must hold are as private as the plan asks
 (Kairouz, Liu, Steinke 2021, :mod:`protocols.distributed_noise`); the node charges its
 budget for that worst case. The guarantee assumes an honest-but-curious coordinator and
-peers that add their shares, the threat model of DESIGN.md.
+peers that add their shares, the threat model of DESIGN.md; a node that will not count on
+its peers sets ``privacy.distributed_noise: false`` and adds the whole noise itself.
 
 The client's secret state lives in ``context.state`` between messages, never in a reply.
 """
@@ -178,9 +179,11 @@ def distributed_curve_counts(
     l2 = math.sqrt(2.0) if plan.delayed_entry else 1.0
     target = plan_noise(plan, len(frame)).curve_noise_multiplier
     assert target is not None  # curve_release checked above
+    # a node that does not count on its peers' shares adds the whole noise itself
+    n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
     share = share_for_noise_multiplier(
         target,
-        n_shares=settings.threshold,
+        n_shares=n_shares,
         l2_sensitivity=l2,
         l1_sensitivity=l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
         dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
@@ -204,7 +207,7 @@ def distributed_curve_counts(
         clip=0.0,
         total=total,
         secure_rng=True,
-        noise_shares=settings.threshold,
+        noise_shares=n_shares,
         share_std=share.share_sigma,
     )
     return noisy, receipt

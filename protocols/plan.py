@@ -92,7 +92,7 @@ class SecureUpdateSettings(StrictModel):
     2^``scale_bits``; a coordinate (with noise) beyond +-``update_bound`` is an error at
     the node, never a clip or a wrap."""
 
-    update_bound: float = Field(16.0, gt=0)
+    update_bound: float = Field(64.0, gt=0)
     scale_bits: int = Field(20, ge=8, le=40)
 
     @property

@@ -10,16 +10,18 @@ import json
 import shutil
 from pathlib import Path
 
+import dp_accounting
 import numpy as np
 import pytest
 import yaml
 
 from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
+from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
 from coordinator.federation import run_local_federation
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.errors import RunFailedError
+from protocols.plan import EnterprisePrivacy
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +92,31 @@ def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
     assert summary["status"] == "failed"
     assert not (tmp_path / "run" / "curves.json").exists()
     assert not (tmp_path / "run" / "global_model.npz").exists()
+
+
+def test_enterprise_budget_stop_through_flower_keeps_the_last_model(tmp_path: Path) -> None:
+    # Prepare: enterprise-level DP with a cap that admits one round (4.0) but not two (6.6)
+    nodes = federation_with_a_dropout(tmp_path)
+    base = secure_plain_config()
+    training = base.plan.training.model_copy(update={"rounds": 3})
+    privacy = base.plan.privacy.model_copy(
+        update={"enterprise": EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)}
+    )
+    plan = base.plan.model_copy(update={"training": training, "privacy": privacy})
+    config = base.model_copy(
+        update={"plan": plan, "enterprise_budget": EnterpriseBudget(epsilon_cap=5.0)}
+    )
+    # Execute
+    result = run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+    # Assert: one model round ran, the stop came before round 2, the run completed
+    notes = result.summary["privacy"]["enterprise"]
+    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
+    model_sums = [e for e in events if e["event"] == "secure_sum" and e["task"] == "model"]
+    assert result.summary["status"] == "completed"
+    assert len(model_sums) == 1 and notes["stopped_before_round"] == 2
+    rdp = dp_accounting.rdp.RdpAccountant()
+    for z, _q, _round in notes["accountant"]["history"]:
+        rdp.compose(dp_accounting.GaussianDpEvent(z))
+    assert notes["epsilon"] == pytest.approx(rdp.get_epsilon(1e-5), rel=0.01)
+    assert notes["epsilon"] <= 5.0
+    assert (tmp_path / "run" / "global_model.npz").exists()

@@ -25,7 +25,15 @@ from coordinator.outputs import load_global_model
 from enterprise_node.noise_plan import plan_noise
 from models.hazard import init_arrays
 from protocols.errors import RunFailedError
-from protocols.messages import ARRAYS_KEY, MODEL_TASK, TASK_KEY, TaskHeader
+from protocols.messages import (
+    ARRAYS_KEY,
+    CURVE_TASK,
+    MODEL_TASK,
+    PRIVACY_KEY,
+    TASK_KEY,
+    PrivacyReceipt,
+    TaskHeader,
+)
 from protocols.plan import EnterprisePrivacy, TrainingPlan
 from protocols.secure_update import flatten
 
@@ -256,6 +264,32 @@ def test_distributed_curve_noise_is_charged_for_the_threshold_and_reported_as_re
     # ... and the share is no smaller than the central noise spread over 3 shares
     central = plan_noise(config.plan, 400).curve_noise_multiplier
     assert noise["share_std"] * math.sqrt(3) >= central * 0.999
+
+
+def test_a_node_that_does_not_count_on_its_peers_adds_the_whole_noise(tmp_path: Path) -> None:
+    # Prepare: one of four sites sets privacy.distributed_noise: false
+    spec = load_config_or_default(None).plan.model_spec
+    nodes = small_federation(tmp_path / "fed", spec)
+    data = yaml.safe_load(nodes[0].read_text())
+    data["privacy"]["distributed_noise"] = False
+    nodes[0].write_text(yaml.safe_dump(data, sort_keys=False))
+    config = secure_config(record_dp=True)
+    grid = InProcessGrid(nodes)
+    # Execute
+    run_coordinator(grid, config, tmp_path / "run")
+    # Assert: its receipt names one share, as large as the central noise; the others three
+    receipts = {
+        PrivacyReceipt.from_record(m.content.config_records[PRIVACY_KEY]).noise_shares: (
+            PrivacyReceipt.from_record(m.content.config_records[PRIVACY_KEY])
+        )
+        for m in grid.received
+        if m.metadata.message_type == CURVE_TASK
+    }
+    central = plan_noise(config.plan, 400).curve_noise_multiplier
+    assert set(receipts) == {1, 3}
+    assert receipts[1].share_std == pytest.approx(central, rel=1e-3)
+    assert receipts[3].share_std < receipts[1].share_std
+    assert receipts[1].epsilon_task == pytest.approx(receipts[3].epsilon_task, rel=1e-2)
 
 
 def test_a_node_without_declared_segments_refuses_the_secure_curve_task(tmp_path: Path) -> None:
