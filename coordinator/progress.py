@@ -9,6 +9,10 @@ from rich.console import Console
 __all__ = ["ProgressPrinter"]
 
 
+#: Secure-aggregation stages around each round's task: shown only when a node had a problem.
+_SECAGG_STAGES = ("secagg-keys", "secagg-shares", "secagg-unmask")
+
+
 class ProgressPrinter:
     """Turns ``progress.jsonl`` events into readable lines on a rich console."""
 
@@ -27,7 +31,28 @@ class ProgressPrinter:
         elif kind == "nodes_ready":
             self.console.print(f"  {event['nodes']} node(s) connected")
         elif kind == "round_end":
-            self._round(event)
+            if event["task"] not in _SECAGG_STAGES or event["refused"] or event["failed"]:
+                self._round(event)
+        elif kind == "secure_sum":
+            self.console.print(
+                f"    secure sum of {event['survivors']} node(s), {event['dropped']} dropped"
+            )
+        elif kind == "enterprise_dp":
+            self.console.print(
+                f"  enterprise-level DP: clip {event['clip_norm']:g}, noise multiplier "
+                f"{event['noise_multiplier']:g}; expected noise norm of the mean update "
+                f"{event['expected_noise_norm_of_mean']:.3g}"
+            )
+            if event.get("warning"):
+                self.console.print(f"  [yellow]warning:[/] {event['warning']}")
+        elif kind == "enterprise_epsilon":
+            self.console.print(f"    enterprise-level epsilon so far {event['epsilon']:.3f}")
+        elif kind == "enterprise_budget_stop":
+            self.console.print(
+                f"  [yellow]enterprise budget stop[/] before round {event['round']}: epsilon "
+                f"{event['epsilon']:.3f}, the next round would reach {event['projected']:.3f}; "
+                "keeping the last model"
+            )
         elif kind == "run_end" and event.get("status") != "completed":
             self.console.print(f"[red]run failed:[/] {event.get('error', '')}")
 

@@ -1,0 +1,57 @@
+"""The progress printer: one readable line per round; secure stages only when they matter."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from coordinator.progress import ProgressPrinter
+
+
+def stage(task: str, *, failed: list | None = None) -> dict:
+    return {
+        "event": "round_end",
+        "round": 2,
+        "task": task,
+        "ok": ["a", "b", "c"],
+        "refused": [],
+        "failed": failed or [],
+        "seconds": 0.2,
+        "epsilon_max": 0.5,
+    }
+
+
+def printed(*events: dict) -> str:
+    console = Console(record=True, width=200)
+    printer = ProgressPrinter(console, total_rounds=3)
+    for event in events:
+        printer(event)
+    return console.export_text()
+
+
+def test_secure_stages_are_quiet_unless_a_node_had_a_problem() -> None:
+    text = printed(
+        stage("secagg-keys"),
+        stage("secagg-shares", failed=[{"node": "site-9", "reason": "no reply within 9 s"}]),
+        stage("model"),
+        {"event": "secure_sum", "round": 2, "task": "model", "survivors": 3, "dropped": 1},
+    )
+    assert "secagg-keys" not in text
+    assert "secagg-shares" in text and "site-9: no reply within 9 s" in text
+    assert "round 2/3 model" in text
+    assert "secure sum of 3 node(s), 1 dropped" in text
+
+
+def test_enterprise_dp_warning_and_budget_stop_are_shown() -> None:
+    text = printed(
+        {
+            "event": "enterprise_dp",
+            "clip_norm": 0.1,
+            "noise_multiplier": 3.0,
+            "expected_noise_norm_of_mean": 2.5,
+            "warning": "enterprise-level DP with 4 enterprises: too noisy",
+        },
+        {"event": "enterprise_budget_stop", "round": 3, "epsilon": 9.0, "projected": 10.3},
+    )
+    assert "warning: enterprise-level DP with 4 enterprises" in text
+    assert "enterprise budget stop before round 3: epsilon 9.000" in text
+    assert "keeping the last model" in text
