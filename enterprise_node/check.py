@@ -33,6 +33,7 @@ __all__ = [
     "render_check_report",
     "report_to_dict",
     "run_check",
+    "declaration_notes",
 ]
 
 NOTHING_SENT = "Nothing was sent: this check ran locally and shared nothing with anyone."
@@ -137,11 +138,41 @@ def run_check(
     result = load_and_validate(config, spec)
     report = build_check_report(result, spec, max_bad_fraction=config.data.max_bad_fraction)
     render_check_report(report, console)
+    notes = declaration_notes(config.node.segments, report)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
     if json_path is not None:
-        atomic_write_json(json_path, report_to_dict(report))
+        atomic_write_json(json_path, {**report_to_dict(report), "declaration_notes": notes})
         console.print(f"Report written to {json_path}")
     refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction)
     return report
+
+
+def declaration_notes(declared: list[str] | None, report: CheckReport) -> list[str]:
+    """How node.segments (the segments the enterprise declares) fits the data and the spec."""
+    if declared is None:
+        return [
+            "node.yaml declares no segments (node.segments): under secure aggregation this "
+            "node refuses curve rounds until it does"
+        ]
+    units = {s.segment: s.units for s in report.segments}
+    notes = [
+        f"declared segment {name!r} is not in the model spec"
+        for name in declared
+        if name not in units
+    ]
+    notes += [
+        f"declared segment {name!r} has no accepted units"
+        for name in declared
+        if units.get(name) == 0
+    ]
+    notes += [
+        f"{count} unit(s) in undeclared segment {name!r}: they enter the sums, but this "
+        "enterprise is not counted as a contributor there"
+        for name, count in units.items()
+        if count and name not in declared
+    ]
+    return notes
 
 
 def render_check_report(report: CheckReport, console: Console) -> None:

@@ -273,3 +273,23 @@ def test_subprocess_exit_code_of_a_refused_file(site):
     assert done.returncode == 12, done.stderr
     assert "1 of 10 rows failed validation" in done.stderr
     assert NOTHING_SENT in done.stdout
+
+
+def test_declaration_notes_compare_node_segments_with_the_data_and_spec() -> None:
+    from enterprise_node.check import SegmentSummary, declaration_notes
+
+    class Report:  # only .segments is read
+        segments = (
+            SegmentSummary("semiconductor_fab", 50, 3),
+            SegmentSummary("nev_battery", 0, 0),
+            SegmentSummary("industrial_robot", 7, 1),
+        )
+
+    assert "declares no segments" in declaration_notes(None, Report())[0]  # type: ignore[arg-type]
+    notes = declaration_notes(["semiconductor_fab", "nev_battery", "ships"], Report())  # type: ignore[arg-type]
+    assert notes == [
+        "declared segment 'ships' is not in the model spec",
+        "declared segment 'nev_battery' has no accepted units",
+        "7 unit(s) in undeclared segment 'industrial_robot': they enter the sums, but this "
+        "enterprise is not counted as a contributor there",
+    ]
