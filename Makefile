@@ -11,9 +11,19 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup demo test test-quick lint bench clean
+.PHONY: setup protos demo test test-quick lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) protos
+
+# gRPC stubs of the ledger service, generated from protocols/ledger_service.proto by
+# grpcio-tools; never edited by hand, never committed.
+PROTO := protocols/ledger_service.proto
+PROTO_STUBS := protocols/ledger_service_pb2.py protocols/ledger_service_pb2_grpc.py \
+	protocols/ledger_service_pb2.pyi
+protos: $(PROTO_STUBS)
+
+$(PROTO_STUBS) &: $(PROTO) $(STAMP)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO)
 
 # torch is installed FIRST, pinned to the CPU wheel on this machine: installing flwr or
 # opacus into a venv without torch would resolve to a multi-GB CUDA build (STACK.md).
@@ -44,4 +54,4 @@ bench: setup
 	$(PY) -m bench.secagg
 
 clean:
-	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache $(PROTO_STUBS)

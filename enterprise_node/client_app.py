@@ -15,7 +15,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from enterprise_node.outbox import OutboxEntry, payload_digest
+from enterprise_node.outbox import OutboxEntry
 from enterprise_node.runtime import NodeRuntime, load_runtime
 from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve, secure_model
 from enterprise_node.tasks import (
@@ -36,6 +36,7 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.plan import TrainingPlan
+from protocols.reply_digest import reply_digest
 from protocols.secure_round import SECAGG_KEY
 
 __all__ = ["app"]
@@ -131,7 +132,7 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
         result, status = TaskResult(), ReplyStatus(kind, reason=reason, node_name=name)
     reply = _reply_content(result, status)
     if runtime is not None:
-        _record_outbox(runtime, header, status, result, purpose)
+        _record_outbox(runtime, header, status, reply, purpose)
     return Message(reply, reply_to=msg)
 
 
@@ -153,18 +154,12 @@ def _record_outbox(
     runtime: NodeRuntime,
     header: TaskHeader | None,
     status: ReplyStatus,
-    result: TaskResult,
+    reply: RecordDict,
     purpose: str,
 ) -> None:
-    sent = result.arrays if status.status == "ok" else {}
-    meta: dict[str, object] = {
-        "status": status.status,
-        "reason": status.reason,
-        "metrics": result.metrics,
-    }
-    if status.status == "ok" and result.records:
-        meta["records"] = {k: dict(v) for k, v in result.records.items()}
-    digest, size = payload_digest(sent, meta)
+    """Record what is about to leave, under the digest the coordinator will compute too."""
+    digest, size = reply_digest(reply)
+    arrays = reply.array_records.get(ARRAYS_KEY)
     runtime.outbox.append(
         OutboxEntry(
             time=time.time(),
@@ -175,6 +170,6 @@ def _record_outbox(
             purpose=purpose if status.status == "ok" else "status-only",
             sha256=digest,
             bytes=size,
-            arrays=tuple(sorted(sent)),
+            arrays=tuple(sorted(arrays)) if arrays is not None else (),
         )
     )

@@ -1,21 +1,20 @@
 """The node's record of every message that left the site: digest, size, purpose.
 
 Appended (one JSON line, flushed and fsynced) just before a reply is handed to Flower,
-so enterprise IT can see exactly what left: never raw data, only what the reply held.
+so enterprise IT can see exactly what left: never raw data, only the reply's digest
+(:func:`protocols.reply_digest.reply_digest`, the one the coordinator computes on receipt),
+size and purpose.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-__all__ = ["OutboxEntry", "Outbox", "payload_digest"]
+__all__ = ["OutboxEntry", "Outbox"]
 
 
 @dataclass(frozen=True)
@@ -31,19 +30,6 @@ class OutboxEntry:
     sha256: str
     bytes: int
     arrays: tuple[str, ...]
-
-
-def payload_digest(arrays: dict[str, np.ndarray], meta: dict) -> tuple[str, int]:
-    """SHA-256 and size of a reply's arrays (name-sorted) plus its metadata as JSON."""
-    digest = hashlib.sha256()
-    size = 0
-    for name in sorted(arrays):
-        data = np.ascontiguousarray(arrays[name]).tobytes()
-        digest.update(name.encode() + b"\0" + data)
-        size += len(data)
-    meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode()
-    digest.update(meta_bytes)
-    return digest.hexdigest(), size + len(meta_bytes)
 
 
 class Outbox:

@@ -27,7 +27,7 @@ from enterprise_node.client_app import curve_task, model_task
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from enterprise_node.noise_plan import plan_noise
-from enterprise_node.outbox import Outbox, payload_digest
+from enterprise_node.outbox import Outbox
 from models.defects import plant_defects
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
@@ -45,6 +45,7 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.plan import TrainingPlan
+from protocols.reply_digest import reply_digest
 
 pytestmark = pytest.mark.usefixtures("flower_identity")
 
@@ -131,8 +132,7 @@ def assert_status_only(reply: Message, node_yaml: Path, status: str) -> None:
     assert set(reply.content.keys()) == {STATUS_KEY}
     [entry] = outbox_of(node_yaml).entries()
     assert (entry.status, entry.purpose, entry.arrays) == (status, "status-only", ())
-    meta = {"status": status, "reason": status_of(reply).reason, "metrics": {}}
-    assert entry.sha256 == payload_digest({}, meta)[0]
+    assert entry.sha256 == reply_digest(reply.content)[0]
 
 
 # ---- a good curve task --------------------------------------------------------------------
@@ -177,8 +177,7 @@ def test_good_curve_task_replies_ok_with_noised_histograms_and_receipt(
     assert (entry.run_id, entry.round, entry.task) == ("run-test", 11, "curve")
     assert (entry.status, entry.purpose) == ("ok", "curve-histogram")
     assert entry.arrays == tuple(sorted(expected))
-    meta = {"status": "ok", "reason": "", "metrics": metrics}
-    assert (entry.sha256, entry.bytes) == payload_digest(arrays, meta)
+    assert (entry.sha256, entry.bytes) == reply_digest(reply.content)
 
 
 def test_good_model_task_returns_an_update_the_coordinator_accepts(
