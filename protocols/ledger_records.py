@@ -1,0 +1,331 @@
+"""The typed, versioned records of the coordinator's and the nodes' ledgers.
+
+Compatibility rule: auditors replay old ledgers, so a record's fields are never removed
+and their meanings never change; a new field is added only with a default (old bodies
+still parse), and then the record's VERSION goes up. A reader refuses a body of a newer
+version than it knows, and any key it does not know, rather than guess.
+
+Privacy parameters follow :mod:`protocols.accounting`: a release is a Gaussian mechanism
+(or a secure sum of discrete Gaussian noise shares) run ``steps`` times, with
+``noise_multiplier`` z = noise std / L2 sensitivity and Poisson ``sample_rate`` q (1.0
+when every unit takes part); epsilons are (epsilon, delta)-DP at ``delta``, composed
+under RDP. ``unit`` is the protected unit: "record" (one row of a site's data) or
+"enterprise" (a whole site's contribution). Node ids are pseudonymous. Hashes are hex
+SHA-256.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, is_dataclass
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from protocols.ledger import Entry, LedgerError
+
+__all__ = [
+    "RecordError",
+    "LedgerRecord",
+    "NodeReason",
+    "RunStarted",
+    "RoundRecorded",
+    "ReleaseAccounted",
+    "OutputsPublished",
+    "RunEnded",
+    "MessageSent",
+    "PrivacySpent",
+    "TaskRefused",
+    "PlanApproved",
+    "InclusionChecked",
+    "RECORD_TYPES",
+    "record_class",
+    "record_from_entry",
+]
+
+Unit = Literal["record", "enterprise"]
+R = TypeVar("R", bound="LedgerRecord")
+
+
+class RecordError(LedgerError):
+    """A record body is missing a key, has an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class NodeReason:
+    """A node (pseudonymous id) and why it refused or failed a task."""
+
+    node: str
+    reason: str
+
+
+def _to_json(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(value: Any, hint: Any, where: str) -> Any:
+    """``value`` decoded as type ``hint``; RecordError names ``where`` if it does not fit."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _from_json(value, next(a for a in args if a is not type(None)), where)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise RecordError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin is tuple and isinstance(value, list):
+        return tuple(_from_json(item, args[0], f"{where}[{i}]") for i, item in enumerate(value))
+    if hint is NodeReason and isinstance(value, dict):
+        return NodeReason(**_check_keys(NodeReason, value, where))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise RecordError(f"{where} must be {hint}, got {value!r}")
+
+
+def _check_keys(cls: type, body: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Decode ``body`` into ``cls``'s field values, naming a missing or unknown key."""
+    known = {f.name: f for f in fields(cls)}
+    required = [n for n, f in known.items() if f.default is MISSING]
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise RecordError(f"{what} misses key(s) {', '.join(map(repr, missing))}")
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise RecordError(f"{what} has unknown key(s) {', '.join(map(repr, unknown))}")
+    hints = get_type_hints(cls)
+    return {name: _from_json(value, hints[name], f"{what}.{name}") for name, value in body.items()}
+
+
+class LedgerRecord:
+    """Base of the record types: ``KIND`` names the record, ``VERSION`` its field set."""
+
+    KIND: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body stored in the ledger entry (tuples become lists)."""
+        body = _to_json(self)
+        assert isinstance(body, dict)
+        return body
+
+    @classmethod
+    def from_body(cls: type[R], body: Mapping[str, Any]) -> R:
+        """Parse and type-check a body; RecordError names a missing or unknown key."""
+        return cls(**_check_keys(cls, body, f"{cls.KIND} record"))
+
+
+# -- coordinator ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStarted(LedgerRecord):
+    """A run began under a plan. ``plan_digest``, ``config_sha256`` and
+    ``model_spec_digest`` are hashes of the approved plan, the coordinator config and the
+    model spec; ``record_epsilon`` / ``record_delta`` the record-level target;
+    ``enterprise_epsilon_cap`` / ``enterprise_delta`` the enterprise-level cap (None
+    without enterprise DP); ``expected_nodes`` how many nodes were invited."""
+
+    KIND: ClassVar[str] = "run_started"
+    run_id: str
+    plan_digest: str
+    config_sha256: str
+    model_spec_digest: str
+    record_epsilon: float
+    record_delta: float
+    enterprise_epsilon_cap: float | None
+    enterprise_delta: float | None
+    expected_nodes: int
+    secure_aggregation: bool
+
+
+@dataclass(frozen=True)
+class RoundRecorded(LedgerRecord):
+    """One round of ``task`` ("model" or "curve"): the nodes whose replies were used
+    (``participants``), refused, failed, or ``dropped`` out of a secure round after
+    sharing keys; ``seconds`` of wall time."""
+
+    KIND: ClassVar[str] = "round_recorded"
+    run_id: str
+    round: int
+    task: str
+    participants: tuple[str, ...]
+    refused: tuple[NodeReason, ...]
+    failed: tuple[NodeReason, ...]
+    dropped: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReleaseAccounted(LedgerRecord):
+    """The coordinator's claim for one node's release in a round. ``mechanism`` as in
+    the accountant (e.g. "dp_sgd", "discrete_gaussian_histogram"); ``noise_multiplier``
+    z = noise std / ``sensitivity`` (the L2 sensitivity, e.g. the clip norm C);
+    ``noise_shares`` the number of noise shares summed (1 for central noise, the
+    threshold t for distributed noise); ``epsilon_claimed`` this release's epsilon alone,
+    ``epsilon_total_claimed`` the node's composed epsilon so far for ``unit``, against
+    ``epsilon_cap``, all at ``delta``; ``message_sha256`` the reply digest, equal to the
+    node's MessageSent.sha256, which ties the two ledgers together."""
+
+    KIND: ClassVar[str] = "release_accounted"
+    run_id: str
+    round: int
+    task: str
+    node: str
+    unit: Unit
+    mechanism: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    sensitivity: float
+    noise_shares: int
+    epsilon_claimed: float
+    epsilon_total_claimed: float
+    epsilon_cap: float
+    delta: float
+    message_sha256: str
+
+
+@dataclass(frozen=True)
+class OutputsPublished(LedgerRecord):
+    """The run's outputs: model and curve file hashes (``curves_sha256`` None without a
+    curve release), and the segments whose curves were published or withheld."""
+
+    KIND: ClassVar[str] = "outputs_published"
+    run_id: str
+    model_sha256: str
+    curves_sha256: str | None
+    published_segments: tuple[str, ...]
+    withheld_segments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunEnded(LedgerRecord):
+    """A run ended with ``status`` (e.g. "completed", "failed", "budget_stop"); ``error``
+    is the failure message, None on success."""
+
+    KIND: ClassVar[str] = "run_ended"
+    run_id: str
+    status: str
+    error: str | None
+
+
+# -- node ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageSent(LedgerRecord):
+    """A reply that left the site: its ``purpose``, ``status``, digest (``sha256``, the
+    reply digest the coordinator computes on receipt) and size in ``bytes``."""
+
+    KIND: ClassVar[str] = "message_sent"
+    run_id: str
+    round: int
+    task: str
+    purpose: str
+    status: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PrivacySpent(LedgerRecord):
+    """The node's own accounting of one release (fields as in ReleaseAccounted):
+    ``epsilon_task`` this release alone, ``epsilon_total`` composed over the node's
+    lifetime for ``unit``, ``epsilon_remaining`` = ``epsilon_cap`` - ``epsilon_total``,
+    all at ``delta``."""
+
+    KIND: ClassVar[str] = "privacy_spent"
+    run_id: str
+    round: int
+    task: str
+    unit: Unit
+    mechanism: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    sensitivity: float
+    noise_shares: int
+    epsilon_task: float
+    epsilon_total: float
+    epsilon_remaining: float
+    epsilon_cap: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class TaskRefused(LedgerRecord):
+    """The node refused a task (budget cap, unapproved plan, bad data) and said why."""
+
+    KIND: ClassVar[str] = "task_refused"
+    run_id: str
+    round: int
+    task: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanApproved(LedgerRecord):
+    """The site approved the plan with digest ``plan_digest``; ``approved_by`` names who."""
+
+    KIND: ClassVar[str] = "plan_approved"
+    plan_digest: str
+    approved_by: str
+    note: str
+
+
+@dataclass(frozen=True)
+class InclusionChecked(LedgerRecord):
+    """The node checked that its entries ``checked_seqs`` of the coordinator's ledger are
+    included in the coordinator's signed tree of ``coordinator_tree_size`` entries with
+    root ``coordinator_root_hash``; ``ok`` is the verdict, ``detail`` what failed if any."""
+
+    KIND: ClassVar[str] = "inclusion_checked"
+    run_id: str
+    coordinator_tree_size: int
+    coordinator_root_hash: str
+    checked_seqs: tuple[int, ...]
+    ok: bool
+    detail: str
+
+
+#: Every record type by its KIND.
+RECORD_TYPES: dict[str, type[LedgerRecord]] = {
+    cls.KIND: cls
+    for cls in (
+        RunStarted,
+        RoundRecorded,
+        ReleaseAccounted,
+        OutputsPublished,
+        RunEnded,
+        MessageSent,
+        PrivacySpent,
+        TaskRefused,
+        PlanApproved,
+        InclusionChecked,
+    )
+}
+
+
+def record_class(kind: str) -> type[LedgerRecord]:
+    """The record type named ``kind``; RecordError lists the known kinds otherwise."""
+    try:
+        return RECORD_TYPES[kind]
+    except KeyError:
+        raise RecordError(f"unknown record kind {kind!r}; known: {sorted(RECORD_TYPES)}") from None
+
+
+def record_from_entry(entry: Entry) -> LedgerRecord:
+    """The typed record in a ledger entry, refusing versions newer than this code reads."""
+    cls = record_class(entry.kind)
+    if not 1 <= entry.version <= cls.VERSION:
+        raise RecordError(
+            f"entry {entry.seq}: {entry.kind} version {entry.version}, this fedrisk reads "
+            f"versions 1..{cls.VERSION}"
+        )
+    return cls.from_body(entry.body)
