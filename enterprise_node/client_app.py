@@ -7,6 +7,7 @@ the node in its outbox, and logs details locally.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from enterprise_node.node_ledger import NodeLedger, node_key_id
 from enterprise_node.outbox import OutboxEntry
 from enterprise_node.runtime import NodeRuntime, load_runtime
 from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve, secure_model
@@ -32,6 +34,7 @@ from protocols.messages import (
     PRIVACY_KEY,
     STATUS_KEY,
     TASK_KEY,
+    PrivacyReceipt,
     ReplyStatus,
     TaskHeader,
 )
@@ -130,9 +133,11 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
         kind, reason = safe_reason(err)
         name = runtime.config.node.name if runtime else ""
         result, status = TaskResult(), ReplyStatus(kind, reason=reason, node_name=name)
+    if runtime is None:
+        return Message(_reply_content(result, status), reply_to=msg)
+    status = dataclasses.replace(status, node_key=node_key_id(runtime.config))
     reply = _reply_content(result, status)
-    if runtime is not None:
-        _record_outbox(runtime, header, status, reply, purpose)
+    _record_sent(runtime, header, status, reply, result.receipt, purpose)
     return Message(reply, reply_to=msg)
 
 
@@ -150,16 +155,19 @@ def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:
     return content
 
 
-def _record_outbox(
+def _record_sent(
     runtime: NodeRuntime,
     header: TaskHeader | None,
     status: ReplyStatus,
     reply: RecordDict,
+    receipt: PrivacyReceipt | None,
     purpose: str,
 ) -> None:
-    """Record what is about to leave, under the digest the coordinator will compute too."""
+    """Record what is about to leave, in the outbox and the signed ledger, under the
+    digest the coordinator computes on receipt."""
     digest, size = reply_digest(reply)
     arrays = reply.array_records.get(ARRAYS_KEY)
+    purpose = purpose if status.status == "ok" else "status-only"
     runtime.outbox.append(
         OutboxEntry(
             time=time.time(),
@@ -167,9 +175,12 @@ def _record_outbox(
             round=header.round if header else 0,
             task=header.kind if header else "",
             status=status.status,
-            purpose=purpose if status.status == "ok" else "status-only",
+            purpose=purpose,
             sha256=digest,
             bytes=size,
             arrays=tuple(sorted(arrays)) if arrays is not None else (),
         )
+    )
+    NodeLedger(runtime.config).record_reply(
+        header, status, purpose=purpose, sha256=digest, size=size, receipt=receipt
     )

@@ -92,6 +92,10 @@ class NodeSettings(StrictModel):
     )
     state_dir: str = "state"
     site_secret_file: str = "secrets/site_secret.key"
+    ledger_key_file: str = Field(
+        "secrets/ledger_key.pem",
+        description="Ed25519 key that signs the node's ledger (made on first use, 0600)",
+    )
 
 
 class NodeConfig(StrictModel):

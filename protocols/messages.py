@@ -82,11 +82,13 @@ class TaskHeader:
 @dataclass(frozen=True)
 class ReplyStatus:
     """Outcome at the node: ``ok``, ``refused`` (a policy said no; ``reason`` says why),
-    or ``error`` (the node failed; ``reason`` is a sanitised message, never raw data)."""
+    or ``error`` (the node failed; ``reason`` is a sanitised message, never raw data).
+    ``node_key`` is the node's pseudonymous id (its ledger key id), which ledgers use."""
 
     status: str
     reason: str = ""
     node_name: str = ""
+    node_key: str = ""
 
     def to_record(self) -> ConfigRecord:
         return _to_record(self)

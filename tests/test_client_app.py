@@ -7,6 +7,7 @@ exactly what left, and the accountant is charged before the reply exists.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,12 +27,14 @@ from enterprise_node.budget import BudgetGuard
 from enterprise_node.client_app import curve_task, model_task
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
+from enterprise_node.node_ledger import node_key
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
 from models.defects import plant_defects
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
 from protocols.accounting import rdp_epsilon
+from protocols.ledger import read_ledger, verify_ledger
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -46,6 +49,7 @@ from protocols.messages import (
 )
 from protocols.plan import TrainingPlan
 from protocols.reply_digest import reply_digest
+from protocols.signing import key_id
 
 pytestmark = pytest.mark.usefixtures("flower_identity")
 
@@ -113,7 +117,9 @@ def site(
 
 
 def status_of(reply: Message) -> ReplyStatus:
-    return ReplyStatus.from_record(reply.content[STATUS_KEY])
+    """The reply's status without the node's key id (checked on its own below)."""
+    status = ReplyStatus.from_record(reply.content[STATUS_KEY])
+    return dataclasses.replace(status, node_key="")
 
 
 def guard_of(node_yaml: Path) -> BudgetGuard:
@@ -413,3 +419,26 @@ def test_second_release_is_composed_with_the_first(tmp_path: Path, plan: Trainin
     assert totals[1] == pytest.approx(rdp_epsilon([spend, spend], 1e-5))
     assert totals[1] > totals[0]
     assert guard_of(node_yaml).status().releases == 2
+
+
+def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(
+    tmp_path: Path, plan: TrainingPlan
+) -> None:
+    # Prepare
+    node_yaml = site(tmp_path)
+    # Execute: one good curve task, one refused (tampered) task
+    good = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
+    bad_header = header_for(plan, "curve", digest="0" * 64)
+    curve_task(curve_message(bad_header), context_for(node_yaml))
+    # Assert: the reply names the node by its ledger key id; the ledger verifies and holds
+    # the spend, the message (same digest as the outbox) and the refusal
+    config = load_node_config(node_yaml)
+    key = node_key(config)
+    node_id = ReplyStatus.from_record(good.content[STATUS_KEY]).node_key
+    assert node_id == key_id(key.public_key())
+    directory = config.state_dir / "ledger"
+    assert verify_ledger(directory, key.public_key(), ledger_id=node_id).ok
+    kinds = [e.kind for e in read_ledger(directory).entries()]
+    assert kinds == ["privacy_spent", "message_sent", "task_refused", "message_sent"]
+    sent = [e.body["sha256"] for e in read_ledger(directory).entries() if e.kind == "message_sent"]
+    assert sent == [entry.sha256 for entry in outbox_of(node_yaml).entries()]
