@@ -21,13 +21,18 @@ from typing import Any
 import httpx
 
 from coordinator.config import CoordinatorConfig
+from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port, write_connection
+from coordinator.ledger_service import serve_ledger
 from coordinator.processes import stop_tree
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
 from enterprise_node.config import load_node_config
+from enterprise_node.inclusion import check_inclusion
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, RunFailedError
+from protocols.ledger_client import LedgerClient
+from protocols.signing import load_public_key
 
 __all__ = ["FederationResult", "app_dir", "run_local_federation"]
 
@@ -66,8 +71,14 @@ def run_local_federation(
     flwr_home: Path,
     progress: ProgressFn | None = None,
     client_cpus: float = 1.0,
+    coordinator_dir: Path | None = None,
 ) -> FederationResult:
     """Run one federated run over ``node_configs`` and return its summary.
+
+    The coordinator's signed ledger and key live in ``coordinator_dir`` (default: a
+    ``coordinator`` folder beside the run directory, shared by runs there). After a
+    completed run each node checks, over the ledger's gRPC service, that the coordinator's
+    ledger includes its messages, and records the check in its own ledger.
 
     Raises RunFailedError if the run fails (with the ServerApp's reason when it left
     one) and ConfigError for a bad node.yaml (checked before anything starts).
@@ -86,11 +97,15 @@ def run_local_federation(
         (run_dir / stale).unlink(missing_ok=True)
     manifest = run_dir / "node_manifest.json"
     atomic_write_json(manifest, [str(p) for p in node_configs])
+    state = Path(coordinator_dir or run_dir.parent / "coordinator").resolve()
+    key_path, _public = coordinator_key_paths(state)
     request = RunRequest(
         run_id=uuid.uuid4().hex[:12],
         run_dir=str(run_dir),
         config=config,
         expected_nodes=len(node_configs),
+        ledger_dir=str(state / "ledger"),
+        ledger_key=str(key_path),
     )
     request_path = run_dir / "run_request.json"
     write_run_request(request_path, request)
@@ -107,7 +122,31 @@ def run_local_federation(
     finally:
         _stop(superlink)
     summary = json.loads(store.summary_path.read_text(encoding="utf-8"))
+    summary["inclusion_checks"] = check_nodes_inclusion(node_configs, state, request.run_id)
+    store.write_json("summary.json", summary)
     return FederationResult(run_dir=run_dir, summary=summary)
+
+
+def check_nodes_inclusion(
+    node_configs: list[Path], coordinator_dir: Path, run_id: str
+) -> dict[str, str]:
+    """Serve the coordinator's ledger on loopback; each node checks its messages are in it.
+
+    Returns each node's verdict by name ("ok: ..." or "FAILED: ..."), as in its ledger.
+    """
+    _private, public = coordinator_key_paths(coordinator_dir)
+    server = serve_ledger(coordinator_dir / "ledger")
+    verdicts = {}
+    try:
+        with LedgerClient(server.address, load_public_key(public)) as client:
+            for path in node_configs:
+                config = load_node_config(path)
+                verdict = check_inclusion(config, client, run_id)
+                word = "ok" if verdict.ok else "FAILED"
+                verdicts[config.node.name] = f"{word}: {verdict.detail}"
+    finally:
+        server.stop()
+    return verdicts
 
 
 def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:

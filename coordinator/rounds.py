@@ -15,6 +15,7 @@ from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from protocols.messages import PRIVACY_KEY, STATUS_KEY, PrivacyReceipt, ReplyStatus
+from protocols.reply_digest import reply_digest
 
 __all__ = ["NodeReply", "NodeProblem", "RoundOutcome", "run_round"]
 
@@ -27,6 +28,8 @@ class NodeReply:
     node_name: str
     message: Message
     receipt: PrivacyReceipt | None
+    node_key: str = ""
+    sha256: str = ""
 
     @property
     def content(self) -> RecordDict:
@@ -40,6 +43,8 @@ class NodeProblem:
     node_id: int
     node_name: str
     reason: str
+    node_key: str = ""
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,15 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
             NodeProblem(node_id, "", _last_line(reply.error.reason or "error reply"))
         )
         return
+    digest = reply_digest(reply.content)[0]
     try:
         status = ReplyStatus.from_record(reply.content.config_records[STATUS_KEY])
     except (KeyError, ValueError, TypeError) as err:
-        outcome.failed.append(NodeProblem(node_id, "", f"malformed reply: {err}"))
+        outcome.failed.append(NodeProblem(node_id, "", f"malformed reply: {err}", sha256=digest))
         return
+    name, key = status.node_name, status.node_key
     if status.status == "refused":
-        outcome.refused.append(NodeProblem(node_id, status.node_name, status.reason))
+        outcome.refused.append(NodeProblem(node_id, name, status.reason, key, digest))
     elif status.status == "ok":
         try:
             receipt = (
@@ -130,12 +137,12 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
                 else None
             )
         except (ValueError, TypeError) as err:
-            outcome.failed.append(NodeProblem(node_id, status.node_name, f"bad receipt: {err}"))
+            outcome.failed.append(NodeProblem(node_id, name, f"bad receipt: {err}", key, digest))
             return
-        outcome.ok.append(NodeReply(node_id, status.node_name, reply, receipt))
+        outcome.ok.append(NodeReply(node_id, name, reply, receipt, key, digest))
     else:
         outcome.failed.append(
-            NodeProblem(node_id, status.node_name, status.reason or status.status)
+            NodeProblem(node_id, name, status.reason or status.status, key, digest)
         )
 
 

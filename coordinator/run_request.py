@@ -26,6 +26,9 @@ class RunRequest(StrictModel):
     config: CoordinatorConfig
     expected_nodes: int = Field(ge=1)
     node_wait_timeout_s: float = Field(120.0, gt=0)
+    #: The coordinator's ledger and its signing key (None: no ledger, for unit tests).
+    ledger_dir: str | None = None
+    ledger_key: str | None = None
 
 
 def write_run_request(path: Path, request: RunRequest) -> None:

@@ -24,8 +24,9 @@ from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from coordinator.aggregation import ServerOptimizer, check_update
+from coordinator.coordinator_ledger import CoordinatorLedger
 from coordinator.curves import check_counts, estimate_curves, sum_counts
-from coordinator.outputs import write_outputs
+from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
@@ -36,6 +37,7 @@ from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summar
 from models.curves import RiskCurve
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
+from protocols.accounting import Spend, rdp_epsilon
 from protocols.distributed_noise import effective_noise_multiplier
 from protocols.enterprise_accounting import EnterpriseAccountant
 from protocols.errors import FedriskError, RunFailedError
@@ -80,6 +82,9 @@ class Coordinator:
             self.enterprise = EnterpriseAccountant(delta=budget.delta, cap=budget.epsilon_cap)
         #: Extra privacy figures for the run summary (distributed noise, enterprise DP).
         self.privacy_notes: dict[str, object] = {}
+        self.ledger = CoordinatorLedger.open(request)
+        #: Flower node id -> the node's pseudonymous id (its ledger key id).
+        self.node_keys: dict[int, str] = {}
 
     # ---- the run ------------------------------------------------------------------
     def run(self) -> None:
@@ -91,6 +96,8 @@ class Coordinator:
             rounds=self.plan.training.rounds,
             expected_nodes=self.request.expected_nodes,
         )
+        if self.ledger is not None:
+            self.ledger.run_started(self.request)
         try:
             node_ids = self._wait_for_nodes()
             arrays = self._train(node_ids)
@@ -105,6 +112,7 @@ class Coordinator:
                 privacy_notes=self.privacy_notes,
                 seconds=time.monotonic() - start,
             )
+            self._ledger_outputs(curves)
         except FedriskError as err:
             self._fail(err, time.monotonic() - start)
             raise
@@ -112,6 +120,19 @@ class Coordinator:
             self._fail(RunFailedError(f"coordinator error: {type(err).__name__}: {err}"), 0.0)
             raise
         self.store.event("run_end", status="completed", seconds=time.monotonic() - start)
+        if self.ledger is not None:
+            self.ledger.run_ended("completed", None)
+
+    def _ledger_outputs(self, curves: list[RiskCurve]) -> None:
+        if self.ledger is None:
+            return
+        curves_path = self.store.dir / "curves.json"
+        self.ledger.outputs(
+            self.store.dir / MODEL_FILE,
+            curves_path if curves_path.exists() else None,
+            [c.segment for c in curves if c.published],
+            [c.segment for c in curves if not c.published],
+        )
 
     def _fail(self, err: FedriskError, seconds: float) -> None:
         self.store.write_json(
@@ -127,6 +148,8 @@ class Coordinator:
             },
         )
         self.store.event("run_end", status="failed", error=str(err), seconds=seconds)
+        if self.ledger is not None:
+            self.ledger.run_ended("failed", str(err))
 
     def _wait_for_nodes(self) -> list[int]:
         deadline = time.monotonic() + self.request.node_wait_timeout_s
@@ -265,6 +288,19 @@ class Coordinator:
         epsilon = self.enterprise.record(
             noise_multiplier=z_actual, sample_rate=1.0, round_number=round_number
         )
+        if self.ledger is not None:
+            self.ledger.enterprise_round(
+                round_number,
+                noise_multiplier=z_actual,
+                clip_norm=self.plan.privacy.enterprise.clip_norm,  # type: ignore[union-attr]
+                shares=secure.survivors,
+                epsilon_round=rdp_epsilon(
+                    [Spend(z_actual, 1.0, 1, "enterprise")], self.enterprise.delta
+                ),
+                epsilon_total=epsilon,
+                cap=self.enterprise.cap,
+                delta=self.enterprise.delta,
+            )
         notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
         notes.update(
             epsilon=round(epsilon, 6),
@@ -359,6 +395,9 @@ class Coordinator:
 
         return exchange
 
+    def _pseudonym(self, node_id: int) -> str:
+        return self.node_keys.get(node_id, f"flower-node-{node_id}")
+
     def _threshold(self, n_nodes: int) -> int:
         configured = self.config.federation.reconstruction_threshold
         return configured if configured is not None else n_nodes // 2 + 1
@@ -371,6 +410,13 @@ class Coordinator:
             survivors=secure.survivors,
             dropped=secure.dropped,
         )
+        if self.ledger is not None:
+            self.ledger.secure_sum(
+                round_number,
+                task,
+                [self._pseudonym(n) for n in sorted(secure.survivor_ids)],
+                [self._pseudonym(n) for n in sorted(secure.dropped_ids)],
+            )
         needed = self.config.federation.min_nodes
         if secure.survivors < needed:
             raise RunFailedError(
@@ -411,10 +457,20 @@ class Coordinator:
                 good.append(reply)
             else:
                 outcome.ok.remove(reply)
-                outcome.failed.append(NodeProblem(reply.node_id, reply.node_name, problem))
+                outcome.failed.append(
+                    NodeProblem(
+                        reply.node_id, reply.node_name, problem, reply.node_key, reply.sha256
+                    )
+                )
         for reply in good:
             self.privacy.record(outcome.round, outcome.task, reply)
+        answers: list[NodeReply | NodeProblem] = [*outcome.ok, *outcome.refused, *outcome.failed]
+        for answer in answers:
+            if answer.node_key:
+                self.node_keys[answer.node_id] = answer.node_key
         self.rounds.append(outcome)
+        if self.ledger is not None:
+            self.ledger.round(outcome)
         self.store.event(
             "round_end",
             **outcome.summary(),

@@ -30,6 +30,7 @@ __all__ = [
     "RunStarted",
     "RoundRecorded",
     "ReleaseAccounted",
+    "MessageReceived",
     "OutputsPublished",
     "RunEnded",
     "MessageSent",
@@ -192,6 +193,23 @@ class ReleaseAccounted(LedgerRecord):
 
 
 @dataclass(frozen=True)
+class MessageReceived(LedgerRecord):
+    """A reply the coordinator received from ``node`` (pseudonymous id) in a round's
+    ``task`` exchange, how the coordinator classified it (``status``: "ok" = used,
+    "refused", "failed" = an error reply or one that failed the coordinator's checks) and
+    its reply digest ``sha256``: the counterpart of the node's MessageSent, so an auditor
+    can match the two ledgers message by message."""
+
+    KIND: ClassVar[str] = "message_received"
+    run_id: str
+    round: int
+    task: str
+    node: str
+    status: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class OutputsPublished(LedgerRecord):
     """The run's outputs: model and curve file hashes (``curves_sha256`` None without a
     curve release), and the segments whose curves were published or withheld."""
@@ -301,6 +319,7 @@ RECORD_TYPES: dict[str, type[LedgerRecord]] = {
         RunStarted,
         RoundRecorded,
         ReleaseAccounted,
+        MessageReceived,
         OutputsPublished,
         RunEnded,
         MessageSent,

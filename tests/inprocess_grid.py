@@ -15,6 +15,7 @@ from flwr.app import Context, Message, RecordDict
 
 import enterprise_node.client_app as client_app
 from coordinator.config import CoordinatorConfig
+from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.run_request import RunRequest
 from coordinator.server_app import Coordinator
 from models.synthetic import SyntheticConfig, generate_federation
@@ -56,14 +57,25 @@ class InProcessGrid:
         return replies
 
 
-def run_coordinator(grid: InProcessGrid, config: CoordinatorConfig, run_dir: Path) -> None:
-    """One whole run of the real Coordinator over ``grid``."""
+def run_coordinator(
+    grid: InProcessGrid,
+    config: CoordinatorConfig,
+    run_dir: Path,
+    *,
+    coordinator_dir: Path | None = None,
+    run_id: str = "inproc",
+) -> None:
+    """One whole run of the real Coordinator over ``grid`` (with its signed ledger in
+    ``coordinator_dir`` when given)."""
+    key = None if coordinator_dir is None else coordinator_key_paths(coordinator_dir)[0]
     request = RunRequest(
-        run_id="inproc",
+        run_id=run_id,
         run_dir=str(run_dir),
         config=config,
         expected_nodes=len(grid.contexts),
         node_wait_timeout_s=1.0,
+        ledger_dir=None if coordinator_dir is None else str(coordinator_dir / "ledger"),
+        ledger_key=None if key is None else str(key),
     )
     Coordinator(grid, request).run()  # type: ignore[arg-type]
 

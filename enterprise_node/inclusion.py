@@ -1,0 +1,65 @@
+"""After a run, a node checks that the coordinator's signed ledger includes its messages.
+
+The node fetches the coordinator's latest signed tree head (checked against the
+coordinator's public key), finds the coordinator's MessageReceived entry for every message
+its own ledger says it sent in the run, proves each one included by an RFC 9162 inclusion
+proof, and records the verdict (InclusionChecked) in its own ledger. A message with no
+entry, or a failed proof, makes the check fail and says which.
+"""
+
+from __future__ import annotations
+
+from enterprise_node.config import NodeConfig
+from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
+from protocols.errors import StateError
+from protocols.ledger import read_ledger
+from protocols.ledger_client import LedgerClient
+from protocols.ledger_records import InclusionChecked
+
+__all__ = ["sent_digests", "check_inclusion"]
+
+
+def sent_digests(config: NodeConfig, run_id: str) -> set[str]:
+    """Digests of the messages this node's ledger says it sent in ``run_id``."""
+    contents = read_ledger(config.state_dir / LEDGER_DIR)
+    return {
+        e.body["sha256"]
+        for e in contents.entries()
+        if e.kind == "message_sent" and e.body.get("run_id") == run_id
+    }
+
+
+def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> InclusionChecked:
+    """Check, record in the node's ledger, and return the verdict."""
+    me = node_key_id(config)
+    head = client.tree_head()
+    sent = sent_digests(config, run_id)
+    seqs: list[int] = []
+    problems: list[str] = []
+    found: set[str] = set()
+    for entry in client.entries(0, head.tree_size):
+        body = entry.body
+        if entry.kind != "message_received" or body.get("node") != me:
+            continue
+        if body.get("run_id") != run_id or body.get("sha256") not in sent:
+            continue
+        try:
+            client.check_included(entry, head)
+        except StateError as err:
+            problems.append(f"entry {entry.seq}: {err}")
+            continue
+        seqs.append(entry.seq)
+        found.add(body["sha256"])
+    missing = sent - found
+    if missing:
+        problems.append(f"{len(missing)} sent message(s) have no entry in the coordinator's ledger")
+    verdict = InclusionChecked(
+        run_id=run_id,
+        coordinator_tree_size=head.tree_size,
+        coordinator_root_hash=head.root_hash,
+        checked_seqs=tuple(seqs),
+        ok=not problems,
+        detail="; ".join(problems) or f"{len(seqs)} message(s) included",
+    )
+    NodeLedger(config).append([verdict])
+    return verdict
