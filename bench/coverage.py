@@ -10,9 +10,14 @@ noise per epsilon), so each epsilon gets ``--replicates`` independent replicates
 is covered when the band holds the federation's own true F(t_j) (``F_federation``: the
 mean of the drawn units' true F_i(t_j)); t_0 = 0 is left out (F = 0 exactly).
 
-Noise: per node, per cell, std sigma = calibrate_noise_multiplier(epsilon, delta 1e-6,
-q = 1, one step) x sensitivity 1: OpenDP's discrete Gaussian (the product's sampler) by
-default, or rounded normal draws from numpy with ``--noise numpy`` (faster).
+Noise (``--noise-model``): ``distributed`` (the default, what a secure-aggregation run
+does) gives each node, per cell, a share of scale
+``protocols.distributed_noise.share_for_noise_multiplier(z, n_shares = n // 2 + 1, ...)``,
+z = calibrate_noise_multiplier(epsilon, delta 1e-6, q = 1, one step), floored at
+MIN_SHARE_SIGMA = 2; ``central`` (a plain run) gives each node std z itself. Either way the
+sum holds n per-node draws and the band uses their variance n sigma^2. Draws are OpenDP's
+discrete Gaussian (the product's sampler) by default, or rounded normal draws from numpy
+with ``--noise numpy`` (faster).
 
 Reading the figures: the band's variance (Greenwood) is that of the estimate around the
 *population* F, sampling units i.i.d.; ``F_federation`` is conditional on the drawn units'
@@ -24,7 +29,8 @@ than the spread of F_hat - F_federation (``mean_band_halfwidth_over_1_96_sd``) a
 is ~0.001 in F, about 0.1-0.3 of the estimate's sd.
 
     python -m bench.coverage [--replicates 200] [--enterprises 8] [--min-units 2000]
-        [--max-units 5000] [--seed 0] [--noise opendp|numpy] [--out bench/out]
+        [--max-units 5000] [--seed 0] [--noise opendp|numpy]
+        [--noise-model distributed|central] [--out bench/out]
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ from models.synthetic import _draw_cell, _segment_counts  # the generator's exac
 from models.synthetic_truth import draw_frailty, draw_profiles, segment_truths
 from protocols.accounting import calibrate_noise_multiplier
 from protocols.atomic import atomic_write_json
+from protocols.distributed_noise import share_for_noise_multiplier
 from protocols.model_spec import ModelSpec
+from protocols.secure_curve import noised_length
 
 __all__ = [
     "EPSILONS",
@@ -60,6 +68,9 @@ __all__ = [
     "Replicate",
     "draw_replicate",
     "node_sigma",
+    "NOISE_MODELS",
+    "share_sigma",
+    "per_node_sigma",
     "coverage_study",
     "main",
 ]
@@ -68,6 +79,20 @@ EPSILONS: tuple[float, ...] = (0.5, 2.0, math.inf)
 DELTA = 1e-6
 CENSOR_WEIGHT = 0.5
 _FRAILTY_VARIANCE = 0.3
+#: how a node's curve noise is drawn: a share of a secure sum, or the whole of it (plain run)
+NOISE_MODELS: tuple[str, ...] = ("distributed", "central")
+#: coverage.json's "method" per noise model
+_METHODS = {
+    "distributed": (
+        "distributed: each node adds a share of scale node_sigma (share_for_noise_multiplier"
+        " of the central multiplier for the n // 2 + 1 threshold, floored at 2); band variance"
+        " n node_sigma^2 (a secure-aggregation run)"
+    ),
+    "central": (
+        "central: each node adds std node_sigma = the central multiplier; band variance"
+        " n node_sigma^2 (a plain run, no secure aggregation)"
+    ),
+}
 
 NoiseSampler = Callable[[tuple[int, ...], float, np.random.Generator], np.ndarray]
 
@@ -97,6 +122,38 @@ def node_sigma(epsilon: float) -> float:
     return calibrate_noise_multiplier(
         target_epsilon=epsilon, target_delta=DELTA, sample_rate=1.0, steps=1
     )
+
+
+def share_sigma(
+    epsilon: float, spec: ModelSpec, *, n_nodes: int, threshold: int | None = None
+) -> float:
+    """Each node's noise share under secure aggregation at curve ``epsilon`` (0 at infinity).
+
+    As ``enterprise_node.secure_tasks`` plans it: the shares of ``threshold`` nodes (default
+    the majority n // 2 + 1, the fewest a sum can hold) are as private as one Gaussian of
+    multiplier ``node_sigma(epsilon)``, and no share is below MIN_SHARE_SIGMA.
+    """
+    if math.isinf(epsilon):
+        return 0.0
+    share = share_for_noise_multiplier(
+        node_sigma(epsilon),
+        n_shares=threshold if threshold is not None else n_nodes // 2 + 1,
+        l2_sensitivity=1.0,
+        l1_sensitivity=1.0,
+        dimension=noised_length(spec, with_entries=False),
+    )
+    return share.share_sigma
+
+
+def per_node_sigma(
+    epsilon: float, spec: ModelSpec, *, n_nodes: int, noise_model: str = "distributed"
+) -> float:
+    """The noise std one node adds per cell under ``noise_model`` (see NOISE_MODELS)."""
+    if noise_model == "distributed":
+        return share_sigma(epsilon, spec, n_nodes=n_nodes)
+    if noise_model == "central":
+        return node_sigma(epsilon)
+    raise ValueError(f"unknown noise model {noise_model!r}; expected one of {NOISE_MODELS}")
 
 
 def draw_replicate(rng: np.random.Generator, spec: ModelSpec, setup: SimulationSetup) -> Replicate:
@@ -178,10 +235,15 @@ def coverage_study(
     epsilons: Sequence[float] = EPSILONS,
     seed: int = 0,
     sampler: NoiseSampler = numpy_noise,
+    noise_model: str = "distributed",
 ) -> dict[str, dict[str, Any]]:
-    """Coverage figures per epsilon: overall mean/min/max, per segment and point, bias."""
+    """Coverage figures per epsilon: overall mean/min/max, per segment and point, bias;
+    each node's noise as ``noise_model`` draws it (see NOISE_MODELS)."""
     n_seg, n_edges = len(spec.segments), spec.time_grid.n_intervals + 1
-    sigmas = {eps: node_sigma(eps) for eps in epsilons}
+    n_nodes = setup.n_enterprises
+    sigmas = {
+        eps: per_node_sigma(eps, spec, n_nodes=n_nodes, noise_model=noise_model) for eps in epsilons
+    }
     covered = {eps: np.zeros((n_seg, n_edges)) for eps in epsilons}
     errors = {eps: np.zeros((replicates, n_seg, n_edges)) for eps in epsilons}
     half_widths = {eps: np.zeros((n_seg, n_edges)) for eps in epsilons}
@@ -203,8 +265,9 @@ def coverage_study(
             errors[eps][:, :, 1:],
             half_widths[eps][:, 1:] / replicates,
             sigmas[eps],
-            setup.n_enterprises,
+            n_nodes,
         )
+        | {"central_noise_multiplier": node_sigma(eps)}
         for eps in epsilons
     }
 
@@ -275,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-units", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", choices=("opendp", "numpy"), default="opendp")
+    parser.add_argument("--noise-model", choices=NOISE_MODELS, default="distributed")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     args = parser.parse_args(argv)
     spec = load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan.model_spec
@@ -282,7 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampler = opendp_noise if args.noise == "opendp" else numpy_noise
     started = time.perf_counter()
     results = coverage_study(
-        spec, replicates=args.replicates, setup=setup, seed=args.seed, sampler=sampler
+        spec,
+        replicates=args.replicates,
+        setup=setup,
+        seed=args.seed,
+        sampler=sampler,
+        noise_model=args.noise_model,
     )
     seconds = time.perf_counter() - started
     report = {
@@ -297,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "delta": DELTA,
             "delayed_entry": False,
         },
+        "method": _METHODS[args.noise_model],
         "noise": (
             "OpenDP discrete Gaussian per node and cell"
             if args.noise == "opendp"

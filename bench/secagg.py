@@ -1,13 +1,19 @@
-"""Cost of secure aggregation and accuracy of the curves under record-level DP.
+"""Cost of secure aggregation (with and without DP) and accuracy of the curves under it.
 
-One invocation measures, on the same synthetic data and machine: the curve round's wall
-seconds through Flower for a plain run (no secure aggregation, no DP), secure aggregation
-without DP and secure aggregation with DP (the packaged plan), for 8 and for 50
-enterprises (the 50 in process, through ``protocols.secagg_server.simulate_round``, when
-``--large inprocess`` or when the Flower run fails); the bytes each node sent in the curve
-round (from its ``state/outbox.jsonl``); and, by simulation (bench/coverage.py's pieces),
-the curves' max |F error| against the truth and the bands' coverage per epsilon. Writes
-``bench/out/secagg.json``.
+One invocation measures, on the same synthetic data and machine, through real Flower:
+seconds per model round and per curve round for a plain run (no secure aggregation, no
+DP), secure aggregation without DP, secure aggregation with record DP (the packaged plan)
+and that plus enterprise-level DP, for 8 and for 50 enterprises (the 50 timed in process,
+curve round only, through ``protocols.secagg_server.simulate_round`` when ``--large
+inprocess`` or when their Flower run fails); the bytes each node sent per model round and
+in the curve round (from its ``state/outbox.jsonl``); and, by simulation (bench/coverage.py's
+pieces, with the distributed noise shares a secure run adds), the curves' max |F error|
+against the truth and the bands' coverage per epsilon. Writes ``bench/out/secagg.json``.
+
+A round's seconds run from its first stage's ``round_start`` to its ``secure_sum`` (secure
+runs: keys, shares, masked input, unmask, then the coordinator's unmasking) or its
+``round_end`` (plain runs: one exchange). Model round 1 pays for Ray start-up, so the
+model-round figure is the mean of rounds 2..R.
 
     python -m bench.secagg [--replicates 200] [--large flower|inprocess] [--seed 0] [--out DIR]
 """
@@ -30,13 +36,20 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.coverage import DELTA, SimulationSetup, draw_replicate, node_sigma, noised_curves
+from bench.coverage import (
+    DELTA,
+    SimulationSetup,
+    draw_replicate,
+    node_sigma,
+    noised_curves,
+    share_sigma,
+)
 from bench.entry import REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import machine_info
 from bench.spine import allow_non_private, non_private_config
 from bench.timing import ratio
 from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
+from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.federation import run_local_federation
 from coordinator.progress import ProgressPrinter
 from coordinator.run_store import RunStore
@@ -46,6 +59,7 @@ from models.synthetic import FederationManifest, SyntheticConfig, generate_feder
 from protocols.atomic import atomic_write_json
 from protocols.errors import RunFailedError
 from protocols.model_spec import ModelSpec
+from protocols.plan import EnterprisePrivacy
 from protocols.quantization import IntegerCodec
 from protocols.secagg_messages import SecAggConfig
 from protocols.secagg_server import simulate_round
@@ -53,14 +67,20 @@ from protocols.secure_curve import curve_vector_length
 
 __all__ = [
     "EPSILONS",
-    "CURVE_STAGES",
+    "MODEL_ROUNDS",
+    "ENTERPRISE_DP",
+    "ENTERPRISE_BUDGET",
     "Variant",
     "VARIANTS",
+    "RoundSeconds",
     "VariantFigures",
-    "curve_round_seconds",
-    "curve_round_wall_seconds",
-    "curve_bytes_by_purpose",
+    "round_wall_seconds",
+    "round_exchange_seconds",
+    "round_seconds",
+    "round_bytes_by_purpose",
     "mean_bytes_per_node",
+    "bytes_per_node_round",
+    "ratios_over_plain",
     "variant_config",
     "flower_scale",
     "inprocess_scale",
@@ -70,75 +90,117 @@ __all__ = [
 ]
 
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, math.inf)
-#: round_end tasks of a curve round: the plain round is "curve", a secure one all four.
-CURVE_STAGES: tuple[str, ...] = ("secagg-keys", "secagg-shares", "curve", "secagg-unmask")
-_MODEL_ROUNDS = 2
+#: model rounds per run: round 1 carries Ray start-up, rounds 2..3 give the mean
+MODEL_ROUNDS = 3
+#: the enterprise-level DP of the fourth variant (DP-FedAvg, clip 1, z = 1)
+ENTERPRISE_DP = EnterprisePrivacy(clip_norm=1.0, noise_multiplier=1.0)
+#: a cap no benchmark run reaches, so the enterprise variant never stops early
+ENTERPRISE_BUDGET = EnterpriseBudget(epsilon_cap=1000.0, delta=1e-5)
+_ROUND_EVENTS = ("round_start", "round_end", "secure_sum")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of the curve round."""
+    """One configuration of a run: secure aggregation, record DP, enterprise DP."""
 
     label: str
     secure: bool
     dp: bool
+    enterprise_dp: bool = False
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("plain", secure=False, dp=False),
     Variant("secagg", secure=True, dp=False),
     Variant("secagg_dp", secure=True, dp=True),
+    Variant("secagg_dp_enterprise", secure=True, dp=True, enterprise_dp=True),
 )
 
 
 @dataclass(frozen=True)
-class VariantFigures:
-    """A variant's curve-round seconds and the mean bytes a node sent in it, by purpose."""
+class RoundSeconds:
+    """A run's round seconds at the coordinator.
 
-    curve_round_seconds: float | None
-    curve_round_wall_seconds: float | None
-    bytes_per_node: dict[str, float]
+    Wall seconds (``model_round``, ``curve_round``, ``first_model_round``): first stage
+    sent -> sum known (see :func:`round_wall_seconds`). Exchange seconds: the sum of the
+    round's stages' ``round_end`` seconds (tasks sent -> last reply), i.e. wall minus the
+    coordinator's own work between and after the stages. Model figures are means over
+    rounds 2..R, ``model_rounds_counted`` of them; None when a round is missing.
+    """
+
+    first_model_round: float | None
+    model_round: float | None
+    model_round_exchange: float | None
+    model_rounds_counted: int
+    curve_round: float | None
+    curve_round_exchange: float | None
+
+
+@dataclass(frozen=True)
+class VariantFigures:
+    """One run's round seconds and the mean bytes a node sent per round, by purpose."""
+
+    seconds: RoundSeconds
+    model_round_bytes: dict[str, float]
+    curve_round_bytes: dict[str, float]
     run_seconds: float | None
 
 
-def curve_round_seconds(events: Iterable[Mapping[str, Any]], curve_round: int) -> float | None:
-    """Sum of the ``round_end`` seconds of round ``curve_round``'s curve stages (None: none)."""
-    seconds = [
-        float(e["seconds"])
-        for e in events
-        if e.get("event") == "round_end"
-        and e.get("round") == curve_round
-        and e.get("task") in CURVE_STAGES
-    ]
-    return sum(seconds) if seconds else None
+def _round_events(events: Iterable[Mapping[str, Any]], round_number: int) -> list[Mapping]:
+    return [e for e in events if e.get("event") in _ROUND_EVENTS and e.get("round") == round_number]
 
 
-def curve_round_wall_seconds(events: Iterable[Mapping[str, Any]], curve_round: int) -> float | None:
-    """Wall seconds from the curve round's first ``round_start`` to its sum: the
-    ``secure_sum`` event when there is one (so the coordinator's unmasking between and after
-    the stages counts), else the last curve stage's ``round_end``. None: no such round."""
-    stages = [
-        e
-        for e in events
-        if e.get("event") in ("round_start", "round_end")
-        and e.get("round") == curve_round
-        and e.get("task") in CURVE_STAGES
-    ]
-    starts = [float(e["time"]) for e in stages if e["event"] == "round_start"]
-    ends = [float(e["time"]) for e in stages if e["event"] == "round_end"]
-    ends += [float(e["time"]) for e in events if e.get("event") == "secure_sum"]
+def round_wall_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
+    """Wall seconds of round ``round_number``: its first ``round_start`` to its
+    ``secure_sum`` when it has one (so the coordinator's unmasking counts), else to its last
+    ``round_end``. None: no such round."""
+    mine = _round_events(events, round_number)
+    starts = [float(e["time"]) for e in mine if e["event"] == "round_start"]
+    ends = [float(e["time"]) for e in mine if e["event"] == "secure_sum"]
+    ends = ends or [float(e["time"]) for e in mine if e["event"] == "round_end"]
     if not starts or not ends:
         return None
     return max(ends) - min(starts)
 
 
-def curve_bytes_by_purpose(
-    entries: Iterable[Mapping[str, Any]], curve_round: int
+def round_exchange_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
+    """Sum of round ``round_number``'s ``round_end`` seconds, its Flower exchanges (None: none)."""
+    seconds = [
+        float(e["seconds"])
+        for e in _round_events(events, round_number)
+        if e["event"] == "round_end"
+    ]
+    return sum(seconds) if seconds else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return fmean(present) if present else None
+
+
+def round_seconds(events: Sequence[Mapping[str, Any]], model_rounds: int) -> RoundSeconds:
+    """The run's round seconds; its curve round is number ``model_rounds + 1``."""
+    later = range(2, model_rounds + 1)
+    walls = [round_wall_seconds(events, n) for n in later]
+    curve = model_rounds + 1
+    return RoundSeconds(
+        first_model_round=round_wall_seconds(events, 1),
+        model_round=_mean(walls),
+        model_round_exchange=_mean(round_exchange_seconds(events, n) for n in later),
+        model_rounds_counted=sum(w is not None for w in walls),
+        curve_round=round_wall_seconds(events, curve),
+        curve_round_exchange=round_exchange_seconds(events, curve),
+    )
+
+
+def round_bytes_by_purpose(
+    entries: Iterable[Mapping[str, Any]], round_number: int
 ) -> dict[str, int]:
-    """Bytes one node sent in round ``curve_round`` (its outbox rows), by purpose, plus total."""
+    """Bytes one node sent in round ``round_number`` (its ok outbox rows), by purpose, plus
+    total; a secure round's four stages are all numbered as the round."""
     by_purpose: dict[str, int] = {}
     for entry in entries:
-        if entry.get("round") == curve_round and entry.get("status") == "ok":
+        if entry.get("round") == round_number and entry.get("status") == "ok":
             purpose = str(entry["purpose"])
             by_purpose[purpose] = by_purpose.get(purpose, 0) + int(entry["bytes"])
     by_purpose["total"] = sum(by_purpose.values())
@@ -153,14 +215,37 @@ def mean_bytes_per_node(per_node: Sequence[Mapping[str, int]]) -> dict[str, floa
     return {k: fmean(node.get(k, 0) for node in per_node) for k in keys}
 
 
+def bytes_per_node_round(
+    outboxes: Sequence[Sequence[Mapping[str, Any]]], rounds: Iterable[int]
+) -> dict[str, float]:
+    """Mean bytes one node sent in one of ``rounds``, by purpose: over nodes and rounds."""
+    numbers = list(rounds)
+    return mean_bytes_per_node(
+        [round_bytes_by_purpose(rows, n) for rows in outboxes for n in numbers]
+    )
+
+
+def ratios_over_plain(values: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Each non-plain variant's value divided by the plain one's (None when missing)."""
+    plain = values.get("plain")
+    return {label: ratio(v, plain) for label, v in values.items() if label != "plain"}
+
+
 def variant_config(config: CoordinatorConfig, variant: Variant, rounds: int) -> CoordinatorConfig:
-    """``config`` with ``rounds`` model rounds, secure aggregation and record DP as ``variant``."""
+    """``config`` with ``rounds`` model rounds and secure aggregation, record DP and
+    enterprise DP as ``variant`` says (validated, so a bad combination fails here)."""
     if not variant.dp:
         config = non_private_config(config)
     plan = config.plan
     training = plan.training.model_copy(update={"rounds": rounds})
-    plan = plan.model_copy(update={"training": training, "secure_aggregation": variant.secure})
-    return config.model_copy(update={"plan": plan})
+    enterprise = ENTERPRISE_DP if variant.enterprise_dp else None
+    privacy = plan.privacy.model_copy(update={"enterprise": enterprise})
+    plan = plan.model_copy(
+        update={"training": training, "secure_aggregation": variant.secure, "privacy": privacy}
+    )
+    budget = ENTERPRISE_BUDGET if variant.enterprise_dp else None
+    updated = config.model_copy(update={"plan": plan, "enterprise_budget": budget})
+    return CoordinatorConfig.model_validate(updated.model_dump())
 
 
 def _copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool) -> list[Path]:
@@ -194,14 +279,12 @@ def _run_variant(
     """One Flower run of ``variant`` on fresh copies of the enterprises."""
     console.rule(f"{len(manifest.enterprise_dirs)} enterprises: {variant.label}")
     nodes = _copy_nodes(manifest, work / f"nodes-{variant.label}", non_private=not variant.dp)
-    run_config = variant_config(config, variant, _MODEL_ROUNDS)
-    total = _MODEL_ROUNDS + 1
     result = run_local_federation(
         nodes,
-        run_config,
+        variant_config(config, variant, MODEL_ROUNDS),
         work / f"run-{variant.label}",
         flwr_home=flwr_home,
-        progress=ProgressPrinter(console, total),
+        progress=ProgressPrinter(console, MODEL_ROUNDS + 1),
     )
     summary = result.summary
     if summary.get("refusals") or summary.get("failures"):
@@ -209,30 +292,34 @@ def _run_variant(
             f"{variant.label}: {summary.get('refusals')} refusal(s), "
             f"{summary.get('failures')} failure(s); see {result.run_dir}"
         )
-    curve_round = _MODEL_ROUNDS + 1
-    events = RunStore(result.run_dir).read_events()
-    per_node = [curve_bytes_by_purpose(_outbox_rows(n), curve_round) for n in nodes]
+    outboxes = [_outbox_rows(n) for n in nodes]
     return VariantFigures(
-        curve_round_seconds=curve_round_seconds(events, curve_round),
-        curve_round_wall_seconds=curve_round_wall_seconds(events, curve_round),
-        bytes_per_node=mean_bytes_per_node(per_node),
+        seconds=round_seconds(RunStore(result.run_dir).read_events(), MODEL_ROUNDS),
+        model_round_bytes=bytes_per_node_round(outboxes, range(1, MODEL_ROUNDS + 1)),
+        curve_round_bytes=bytes_per_node_round(outboxes, [MODEL_ROUNDS + 1]),
         run_seconds=float(summary["seconds"]) if "seconds" in summary else None,
     )
 
 
 def _scale_figures(figures: Mapping[str, VariantFigures]) -> dict[str, Any]:
-    plain = figures["plain"].curve_round_seconds
-    wall = figures["plain"].curve_round_wall_seconds
+    """The scale's JSON: seconds per round by variant, their ratios to plain, bytes."""
+    model = {k: f.seconds.model_round for k, f in figures.items()}
+    curve = {k: f.seconds.curve_round for k, f in figures.items()}
+    model_x = {k: f.seconds.model_round_exchange for k, f in figures.items()}
+    curve_x = {k: f.seconds.curve_round_exchange for k, f in figures.items()}
     return {
-        "curve_round_seconds": {k: f.curve_round_seconds for k, f in figures.items()},
-        "ratio_secagg_over_plain": ratio(figures["secagg"].curve_round_seconds, plain),
-        "ratio_secagg_dp_over_plain": ratio(figures["secagg_dp"].curve_round_seconds, plain),
-        "curve_round_wall_seconds": {k: f.curve_round_wall_seconds for k, f in figures.items()},
-        "ratio_wall_secagg_over_plain": ratio(figures["secagg"].curve_round_wall_seconds, wall),
-        "ratio_wall_secagg_dp_over_plain": ratio(
-            figures["secagg_dp"].curve_round_wall_seconds, wall
-        ),
-        "bytes_per_node": {k: f.bytes_per_node for k, f in figures.items()},
+        "seconds_per_model_round": model,
+        "seconds_per_curve_round": curve,
+        "ratio_over_plain": {
+            "model_round": ratios_over_plain(model),
+            "curve_round": ratios_over_plain(curve),
+        },
+        "exchange_seconds_per_model_round": model_x,
+        "exchange_seconds_per_curve_round": curve_x,
+        "first_model_round_seconds": {k: f.seconds.first_model_round for k, f in figures.items()},
+        "model_rounds_counted": {k: f.seconds.model_rounds_counted for k, f in figures.items()},
+        "bytes_per_node_per_model_round": {k: f.model_round_bytes for k, f in figures.items()},
+        "bytes_per_node_per_curve_round": {k: f.curve_round_bytes for k, f in figures.items()},
         "run_seconds": {k: f.run_seconds for k, f in figures.items()},
     }
 
@@ -247,7 +334,7 @@ def flower_scale(
     flwr_home: Path,
     console: Console,
 ) -> dict[str, Any]:
-    """The three variants through Flower on one synthetic federation of ``enterprises``."""
+    """Every variant through Flower on one synthetic federation of ``enterprises``."""
     manifest = generate_federation(
         work / "factories",
         config.plan.model_spec,
@@ -266,20 +353,23 @@ def flower_scale(
         "mode": "flower",
         "enterprises": enterprises,
         "units_per_enterprise": list(units),
-        "model_rounds": _MODEL_ROUNDS,
+        "model_rounds": MODEL_ROUNDS,
         **_scale_figures(figures),
     }
 
 
-def inprocess_scale(spec: ModelSpec, *, enterprises: int, seed: int) -> dict[str, Any]:
+def inprocess_scale(
+    spec: ModelSpec, *, enterprises: int, seed: int, curve_epsilon: float = 1.0
+) -> dict[str, Any]:
     """Curve-round compute in one process (no Flower, no network): plain int64 sum,
-    ``simulate_round``, and ``simulate_round`` with each node's discrete Gaussian noise."""
+    ``simulate_round``, and ``simulate_round`` with each node's discrete Gaussian share
+    (the share for ``curve_epsilon``)."""
     length = curve_vector_length(spec, with_entries=False)
     config = SecAggConfig(enterprises, enterprises // 2 + 1, length, MODULUS_BITS)
     codec = IntegerCodec(MODULUS_BITS, enterprises, VALUE_BOUND)
     rng = np.random.default_rng(seed)
     vectors = {i: rng.integers(0, 1000, length) for i in range(1, enterprises + 1)}
-    sigma = node_sigma(2.0)
+    sigma = share_sigma(curve_epsilon, spec, n_nodes=enterprises)
 
     def plain() -> None:
         np.sum(np.stack(list(vectors.values())), axis=0)
@@ -293,7 +383,7 @@ def inprocess_scale(spec: ModelSpec, *, enterprises: int, seed: int) -> dict[str
         )
         assert np.array_equal(codec.decode_sum(field), np.sum(np.stack(list(noised.values())), 0))
 
-    seconds = {
+    seconds: dict[str, float | None] = {
         "plain": _timed(plain),
         "secagg": _timed(lambda: secure(False)),
         "secagg_dp": _timed(lambda: secure(True)),
@@ -303,9 +393,9 @@ def inprocess_scale(spec: ModelSpec, *, enterprises: int, seed: int) -> dict[str
         "enterprises": enterprises,
         "vector_length": length,
         "threshold": config.threshold,
-        "curve_round_seconds": seconds,
-        "ratio_secagg_over_plain": ratio(seconds["secagg"], seconds["plain"]),
-        "ratio_secagg_dp_over_plain": ratio(seconds["secagg_dp"], seconds["plain"]),
+        "share_sigma": sigma,
+        "seconds_per_curve_round": seconds,
+        "ratio_over_plain": {"curve_round": ratios_over_plain(seconds)},
     }
 
 
@@ -324,8 +414,12 @@ def accuracy_study(
     seed: int = 0,
     censor_weight: float = 0.5,
 ) -> dict[str, dict[str, float]]:
-    """Per epsilon: max |F_hat - F_federation| over segments and t_1..t_J (mean and max
-    over replicates) and the share of those points inside the 95 % band."""
+    """Per epsilon, with the noise of a secure run (each of the ``setup.n_enterprises``
+    nodes adds a share of scale ``share_sigma``, the band's noise variance is
+    n share_sigma^2): max |F_hat - F_federation| over segments and t_1..t_J (mean, p90
+    and max over replicates) and the share of those points inside the 95 % band."""
+    n_nodes = setup.n_enterprises
+    shares = {eps: share_sigma(eps, spec, n_nodes=n_nodes) for eps in epsilons}
     max_errors: dict[float, list[float]] = {eps: [] for eps in epsilons}
     covered: dict[float, list[float]] = {eps: [] for eps in epsilons}
     for seq in np.random.SeedSequence(seed).spawn(replicates):
@@ -334,17 +428,19 @@ def accuracy_study(
         truth = replicate.true_failure[:, 1:]
         for eps in epsilons:
             curves = noised_curves(
-                replicate, spec, sigma=node_sigma(eps), rng=rng, censor_weight=censor_weight
+                replicate, spec, sigma=shares[eps], rng=rng, censor_weight=censor_weight
             )
             estimate, lower, upper = (band[:, 1:] for band in curves)
             max_errors[eps].append(float(np.abs(estimate - truth).max()))
             covered[eps].append(float(np.mean((lower <= truth) & (truth <= upper))))
     return {
         _eps_key(eps): {
-            "node_sigma": node_sigma(eps),
+            "central_noise_multiplier": node_sigma(eps),
+            "share_sigma": shares[eps],
+            "total_noise_std": math.sqrt(n_nodes) * shares[eps],
             "max_abs_error_mean": fmean(max_errors[eps]),
-            "max_abs_error_max": max(max_errors[eps]),
             "max_abs_error_p90": float(np.percentile(max_errors[eps], 90)),
+            "max_abs_error_max": max(max_errors[eps]),
             # the spine's acceptance bound (max |F error| <= 0.03 in every segment)
             "share_of_replicates_within_0_03": fmean(e <= 0.03 for e in max_errors[eps]),
             "coverage_mean": fmean(covered[eps]),
@@ -353,34 +449,76 @@ def accuracy_study(
     }
 
 
+def _accuracy_scale(
+    spec: ModelSpec, setup: SimulationSetup, *, replicates: int, seed: int
+) -> dict[str, Any]:
+    return {
+        "setup": asdict(setup),
+        "threshold": setup.n_enterprises // 2 + 1,
+        "epsilons": accuracy_study(spec, replicates=replicates, setup=setup, seed=seed),
+    }
+
+
 def _eps_key(epsilon: float) -> str:
     return "inf" if math.isinf(epsilon) else repr(float(epsilon))
 
 
 def _table(report: dict[str, Any]) -> Table:
-    table = Table(title="secure aggregation: curve round cost and accuracy")
+    table = Table(title="secure aggregation: round cost and curve accuracy")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name in ("enterprises_8", "enterprises_50"):
         scale = report[name]
-        for label, seconds in scale["curve_round_seconds"].items():
-            table.add_row(f"{name} ({scale['mode'][:10]}) {label} s", _fmt(seconds))
-        table.add_row(f"{name} secagg / plain", _fmt(scale["ratio_secagg_over_plain"]))
-        table.add_row(f"{name} secagg+DP / plain", _fmt(scale["ratio_secagg_dp_over_plain"]))
-        for label, seconds in scale.get("curve_round_wall_seconds", {}).items():
-            table.add_row(f"{name} {label} wall s (incl. unmask)", _fmt(seconds))
-        for label, by_purpose in scale.get("bytes_per_node", {}).items():
-            table.add_row(f"{name} {label} bytes/node", _fmt(by_purpose.get("total")))
-    for eps, fig in report["accuracy"]["epsilons"].items():
-        table.add_row(
-            f"eps {eps}: max|F err| mean / coverage",
-            f"{fig['max_abs_error_mean']:.4f} / {fig['coverage_mean']:.3f}",
-        )
+        for kind in ("model", "curve"):
+            ratios = scale["ratio_over_plain"].get(f"{kind}_round", {})
+            for label, seconds in scale.get(f"seconds_per_{kind}_round", {}).items():
+                versus = f" (x{_fmt(ratios[label])} plain)" if label in ratios else ""
+                table.add_row(f"{name} {label} s/{kind} round", _fmt(seconds) + versus)
+            for label, by_purpose in scale.get(f"bytes_per_node_per_{kind}_round", {}).items():
+                table.add_row(
+                    f"{name} {label} bytes/node/{kind} round", _fmt(by_purpose.get("total"))
+                )
+    for name, study in report["accuracy"]["by_scale"].items():
+        for eps, fig in study["epsilons"].items():
+            table.add_row(
+                f"{name} eps {eps}: noise std, max|F err| mean, coverage",
+                f"{fig['total_noise_std']:.2f}, {fig['max_abs_error_mean']:.4f},"
+                f" {fig['coverage_mean']:.3f}",
+            )
     return table
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.3f}"
+
+
+def _large_scale(
+    config: CoordinatorConfig,
+    work: Path,
+    *,
+    large: str,
+    seed: int,
+    flwr_home: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """50 enterprises through Flower, or in process when asked or when Flower fails."""
+    try:
+        if large != "flower":
+            raise RunFailedError("in-process requested")
+        return flower_scale(
+            config,
+            work,
+            enterprises=50,
+            units=(100, 200),
+            seed=seed,
+            flwr_home=flwr_home,
+            console=console,
+        )
+    except RunFailedError as err:
+        console.print(f"50 enterprises through Flower: {err}; timing in process instead")
+        spec, epsilon = config.plan.model_spec, config.plan.privacy.record.curve_epsilon
+        figures = inprocess_scale(spec, enterprises=50, seed=seed, curve_epsilon=epsilon)
+        return {**figures, "flower_error": str(err)}
 
 
 def run_secagg_bench(
@@ -408,45 +546,50 @@ def run_secagg_bench(
         flwr_home=flwr_home,
         console=console,
     )
-    big: dict[str, Any]
-    try:
-        if large != "flower":
-            raise RunFailedError("in-process requested")
-        big = flower_scale(
-            config,
-            work / "n50",
-            enterprises=50,
-            units=(100, 200),
-            seed=seed,
-            flwr_home=flwr_home,
-            console=console,
-        )
-    except RunFailedError as err:
-        console.print(f"50 enterprises through Flower: {err}; timing in process instead")
-        big = {**inprocess_scale(spec, enterprises=50, seed=seed), "flower_error": str(err)}
+    big = _large_scale(
+        config, work / "n50", large=large, seed=seed, flwr_home=flwr_home, console=console
+    )
     console.rule("accuracy by simulation")
-    setup = SimulationSetup()
+    setups = {
+        "enterprises_8": SimulationSetup(8, 2000, 5000),
+        "enterprises_50": SimulationSetup(50, 100, 200),
+    }
     report = {
         "benchmark": "secagg",
-        "schema_version": 1,
+        "schema_version": 2,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": seed,
         "machine": machine_info(),
-        "curve_round": (
-            "curve_round_seconds: sum of the curve stages' round_end seconds (tasks sent -> last"
-            " reply); curve_round_wall_seconds: first stage sent -> sum known (secure_sum),"
-            " which adds the coordinator's unmasking between and after the stages"
+        "variants": {v.label: asdict(v) for v in VARIANTS},
+        "enterprise_dp": {**ENTERPRISE_DP.model_dump(), **ENTERPRISE_BUDGET.model_dump()},
+        "round_seconds": (
+            "seconds_per_*_round: wall seconds from the round's first round_start to its"
+            " secure_sum (secure: keys, shares, masked input, unmask and the coordinator's"
+            " unmasking) or its round_end (plain: one exchange); model rounds: mean of rounds"
+            f" 2..{MODEL_ROUNDS} (round 1 carries Ray start-up); exchange_seconds_*: the sum"
+            " of the round's round_end seconds (tasks sent -> last reply per stage)"
         ),
-        "bytes": "mean per node of state/outbox.jsonl bytes in the curve round, by purpose",
+        "bytes": (
+            "mean per node of state/outbox.jsonl bytes (ok replies) in one round, by purpose;"
+            f" model rounds averaged over rounds 1..{MODEL_ROUNDS}"
+        ),
         "enterprises_8": small,
         "enterprises_50": big,
         "accuracy": {
-            "method": "bench.coverage replicates (numpy rounded-normal noise per node/cell)",
+            "method": (
+                "bench.coverage replicates; distributed noise as a secure run adds it: each"
+                " node adds a share of scale share_sigma = share_for_noise_multiplier("
+                "central_noise_multiplier, n_shares = n // 2 + 1), floored at 2, per cell"
+                " (numpy rounded normal); total noise std sqrt(n) share_sigma; band noise"
+                " variance n share_sigma^2"
+            ),
             "replicates": replicates,
-            "setup": asdict(setup),
             "delta": DELTA,
             "target": "F_federation at t_1..t_J, all segments",
-            "epsilons": accuracy_study(spec, replicates=replicates, setup=setup, seed=seed),
+            "by_scale": {
+                name: _accuracy_scale(spec, setup, replicates=replicates, seed=seed)
+                for name, setup in setups.items()
+            },
         },
         "wall_seconds_total": round(time.monotonic() - start, 1),
     }

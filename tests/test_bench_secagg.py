@@ -1,5 +1,6 @@
-"""The secure-aggregation benchmark's pure parts: curve-round seconds from progress events,
-bytes per node from outboxes, variant configs, the in-process timing and the accuracy study.
+"""The secure-aggregation benchmark's pure parts: round seconds from progress events, bytes
+per node and round from outboxes, variant configs, the in-process timing and the accuracy
+study with distributed noise shares.
 
 No federation is run here (that is ``python -m bench.secagg``).
 """
@@ -8,97 +9,136 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.coverage import SimulationSetup
+from bench.coverage import SimulationSetup, node_sigma, share_sigma
 from bench.secagg import (
+    ENTERPRISE_BUDGET,
+    ENTERPRISE_DP,
     VARIANTS,
     accuracy_study,
-    curve_bytes_by_purpose,
-    curve_round_seconds,
-    curve_round_wall_seconds,
+    bytes_per_node_round,
     inprocess_scale,
     mean_bytes_per_node,
+    ratios_over_plain,
+    round_bytes_by_purpose,
+    round_exchange_seconds,
+    round_seconds,
+    round_wall_seconds,
     variant_config,
 )
 from coordinator.cli import load_config_or_default
 from coordinator.config import load_coordinator_config
 
 SPEC = load_coordinator_config(Path("configs/coordinator.yaml")).plan.model_spec
+SECURE_STAGES = ("secagg-keys", "secagg-shares", "{task}", "secagg-unmask")
 
 
-def secure_events() -> list[dict]:
-    """Factory: two model rounds, then a secure curve round 3 in four stages."""
-    events: list[dict] = [{"event": "run_start"}]
-    for number in (1, 2):
-        events.append({"event": "round_end", "round": number, "task": "model", "seconds": 9.0})
-    clock = 1000.0
-    for task, seconds in [
-        ("secagg-keys", 0.5),
-        ("secagg-shares", 0.25),
-        ("curve", 1.0),
-        ("secagg-unmask", 0.125),
-    ]:
-        events.append({"event": "round_start", "round": 3, "task": task, "time": clock})
-        clock += seconds
-        events.append(
-            {"event": "round_end", "round": 3, "task": task, "seconds": seconds, "time": clock}
-        )
-        clock += 2.0  # the coordinator's work between stages
-    events.append({"event": "secure_sum", "survivors": 8, "dropped": 0, "time": clock + 4.0})
-    events.append({"event": "run_end", "status": "completed", "seconds": 30.0})
+def event(kind: str, number: int, time: float, **fields: Any) -> dict:
+    """Factory: one progress event of round ``number``."""
+    return {"event": kind, "round": number, "time": time, **fields}
+
+
+def secure_round(number: int, task: str, start: float, stage_seconds: float) -> list[dict]:
+    """Factory: one secure round's events from ``start``: four stages of ``stage_seconds``
+    with 1 s of coordinator work after each, then the secure sum 2 s after the last gap."""
+    events: list[dict] = []
+    clock = start
+    for stage in SECURE_STAGES:
+        name = stage.format(task=task)
+        events.append(event("round_start", number, clock, task=name))
+        clock += stage_seconds
+        events.append(event("round_end", number, clock, task=name, seconds=stage_seconds))
+        clock += 1.0
+    events.append(event("secure_sum", number, clock + 2.0, task=task, survivors=8, dropped=0))
+    return events
+
+
+def secure_run() -> list[dict]:
+    """Factory: 3 secure model rounds (stages of 5, 1, 2 s) and the secure curve round 4
+    (stages of 0.5 s), with enterprise-epsilon events that carry a round too."""
+    events: list[dict] = [{"event": "run_start", "time": 0.0}]
+    for number, stage in [(1, 5.0), (2, 1.0), (3, 2.0)]:
+        events += secure_round(number, "model", 100.0 * number, stage)
+        events.append(event("enterprise_epsilon", number, 999.0, epsilon=1.0))
+    events += secure_round(4, "curve", 500.0, 0.5)
+    events.append({"event": "run_end", "status": "completed", "time": 600.0})
+    return events
+
+
+def plain_run() -> list[dict]:
+    """Factory: 3 plain model rounds (4, 3, 5 s) and a plain curve round 4 (0.75 s)."""
+    events: list[dict] = []
+    for number, seconds in [(1, 4.0), (2, 3.0), (3, 5.0), (4, 0.75)]:
+        task, start = ("curve" if number == 4 else "model"), 10.0 * number
+        events.append(event("round_start", number, start, task=task))
+        events.append(event("round_end", number, start + seconds, task=task, seconds=seconds))
     return events
 
 
 def outbox_row(round_: int, purpose: str, size: int, status: str = "ok") -> dict:
     """Factory: one outbox.jsonl row."""
-    return {"round": round_, "purpose": purpose, "bytes": size, "status": status, "task": "curve"}
+    return {"round": round_, "purpose": purpose, "bytes": size, "status": status, "task": "x"}
 
 
-def test_curve_round_seconds_sums_the_four_secure_stages_only() -> None:
+def test_round_wall_seconds_of_a_secure_round_runs_to_its_secure_sum() -> None:
+    # Prepare: 4 stages of 1 s, 4 gaps of 1 s, 2 s more to the sum
+    events = secure_run()
+    # Execute / Assert
+    assert round_wall_seconds(events, 2) == pytest.approx(4 * 1.0 + 4 * 1.0 + 2.0)
+    assert round_wall_seconds(events, 4) == pytest.approx(4 * 0.5 + 4 * 1.0 + 2.0)
+    assert round_wall_seconds(events, 5) is None
+
+
+def test_round_wall_seconds_of_a_plain_round_ends_at_its_round_end() -> None:
     # Prepare
-    events = secure_events()
-    # Execute
-    seconds = curve_round_seconds(events, curve_round=3)
-    # Assert: 0.5 + 0.25 + 1.0 + 0.125, model rounds and round_start ignored
-    assert seconds == pytest.approx(1.875)
+    events = plain_run()
+    # Execute / Assert
+    assert round_wall_seconds(events, 3) == pytest.approx(5.0)
+    assert round_wall_seconds(events, 4) == pytest.approx(0.75)
 
 
-def test_curve_round_wall_seconds_runs_from_the_first_stage_to_the_secure_sum() -> None:
-    # Prepare: stages 1.875 s, 3 gaps of 2 s, last gap 2 s + 4 s to the secure sum
-    events = secure_events()
+def test_round_exchange_seconds_sums_only_that_rounds_stages() -> None:
+    # Prepare
+    events = secure_run()
+    # Execute / Assert
+    assert round_exchange_seconds(events, 3) == pytest.approx(4 * 2.0)
+    assert round_exchange_seconds(events, 4) == pytest.approx(4 * 0.5)
+    assert round_exchange_seconds(events, 9) is None
+
+
+def test_round_seconds_of_a_secure_run_leave_round_1_out_of_the_model_mean() -> None:
+    # Prepare
+    events = secure_run()
     # Execute
-    wall = curve_round_wall_seconds(events, curve_round=3)
+    seconds = round_seconds(events, model_rounds=3)
+    # Assert: round 2 is 4 + 4 + 2 = 10 s, round 3 is 8 + 4 + 2 = 14 s; round 1 (26 s) apart
+    assert seconds.model_round == pytest.approx(12.0)
+    assert seconds.model_rounds_counted == 2
+    assert seconds.first_model_round == pytest.approx(20.0 + 4.0 + 2.0)
+    assert seconds.model_round_exchange == pytest.approx((4.0 + 8.0) / 2)
+    assert seconds.curve_round == pytest.approx(8.0)
+    assert seconds.curve_round_exchange == pytest.approx(2.0)
+
+
+def test_round_seconds_of_a_plain_run_and_of_a_run_that_stopped_early() -> None:
+    # Prepare: the plain run; a run with model round 1 only
+    plain = plain_run()
+    short = secure_round(1, "model", 0.0, 1.0)
+    # Execute
+    seconds = round_seconds(plain, model_rounds=3)
+    stopped = round_seconds(short, model_rounds=3)
     # Assert
-    assert wall == pytest.approx(1.875 + 4 * 2.0 + 4.0)
+    assert seconds.model_round == pytest.approx(4.0)
+    assert seconds.curve_round == pytest.approx(0.75)
+    assert stopped.model_round is None
+    assert stopped.model_rounds_counted == 0
+    assert stopped.curve_round is None
 
 
-def test_curve_round_wall_seconds_of_a_plain_run_ends_at_its_round_end() -> None:
-    # Prepare
-    events = [
-        {"event": "round_end", "round": 1, "task": "model", "seconds": 4.0, "time": 10.0},
-        {"event": "round_start", "round": 2, "task": "curve", "time": 11.0},
-        {"event": "round_end", "round": 2, "task": "curve", "seconds": 0.75, "time": 11.75},
-        {"event": "run_end", "status": "completed", "time": 20.0},
-    ]
-    # Execute / Assert
-    assert curve_round_wall_seconds(events, curve_round=2) == pytest.approx(0.75)
-    assert curve_round_wall_seconds(events, curve_round=3) is None
-
-
-def test_curve_round_seconds_of_a_plain_run_and_of_a_missing_round() -> None:
-    # Prepare
-    events = [
-        {"event": "round_end", "round": 1, "task": "model", "seconds": 4.0},
-        {"event": "round_end", "round": 2, "task": "curve", "seconds": 0.75},
-    ]
-    # Execute / Assert
-    assert curve_round_seconds(events, curve_round=2) == pytest.approx(0.75)
-    assert curve_round_seconds(events, curve_round=3) is None
-
-
-def test_curve_bytes_by_purpose_counts_only_ok_replies_of_the_curve_round() -> None:
+def test_round_bytes_by_purpose_counts_only_ok_replies_of_the_round() -> None:
     # Prepare
     rows = [
         outbox_row(1, "model-update", 5000),
@@ -109,7 +149,7 @@ def test_curve_bytes_by_purpose_counts_only_ok_replies_of_the_curve_round() -> N
         outbox_row(3, "status-only", 60, status="refused"),
     ]
     # Execute
-    by_purpose = curve_bytes_by_purpose(rows, curve_round=3)
+    by_purpose = round_bytes_by_purpose(rows, 3)
     # Assert
     assert by_purpose == {
         "secagg-keys": 200,
@@ -130,21 +170,58 @@ def test_mean_bytes_per_node_counts_a_missing_purpose_as_zero() -> None:
     assert mean_bytes_per_node([]) == {}
 
 
-def test_variant_configs_set_rounds_secure_aggregation_and_record_dp() -> None:
+def test_bytes_per_node_round_averages_over_nodes_and_rounds() -> None:
+    # Prepare: node A sends 100 + 10 in round 1 and 300 + 10 in round 2; node B 200 in
+    # round 1 and nothing in round 2 (counts as 0); round 3 is the curve round
+    node_a = [
+        outbox_row(1, "model-update", 100),
+        outbox_row(1, "secagg-keys", 10),
+        outbox_row(2, "model-update", 300),
+        outbox_row(2, "secagg-keys", 10),
+        outbox_row(3, "curve-histogram", 7),
+    ]
+    node_b = [outbox_row(1, "model-update", 200)]
+    # Execute
+    model = bytes_per_node_round([node_a, node_b], [1, 2])
+    curve = bytes_per_node_round([node_a, node_b], [3])
+    # Assert
+    assert model == {"model-update": 150.0, "secagg-keys": 5.0, "total": 155.0}
+    assert curve == {"curve-histogram": 3.5, "total": 3.5}
+
+
+def test_ratios_over_plain_divide_by_the_plain_value_and_keep_missing_ones() -> None:
+    # Prepare
+    values = {"plain": 2.0, "secagg": 5.0, "secagg_dp": None}
+    # Execute / Assert
+    assert ratios_over_plain(values) == {"secagg": 2.5, "secagg_dp": None}
+    assert ratios_over_plain({"plain": None, "secagg": 5.0}) == {"secagg": None}
+
+
+def test_variant_configs_set_rounds_secure_aggregation_record_and_enterprise_dp() -> None:
     # Prepare
     config = load_config_or_default(None)
     # Execute
-    configs = {v.label: variant_config(config, v, rounds=2) for v in VARIANTS}
+    configs = {v.label: variant_config(config, v, rounds=3) for v in VARIANTS}
     # Assert
     flags = {
-        label: (c.plan.training.rounds, c.plan.secure_aggregation, c.plan.privacy.record.enabled)
+        label: (
+            c.plan.training.rounds,
+            c.plan.secure_aggregation,
+            c.plan.privacy.record.enabled,
+            c.plan.privacy.enterprise is not None,
+            c.enterprise_budget is not None,
+        )
         for label, c in configs.items()
     }
     assert flags == {
-        "plain": (2, False, False),
-        "secagg": (2, True, False),
-        "secagg_dp": (2, True, True),
+        "plain": (3, False, False, False, False),
+        "secagg": (3, True, False, False, False),
+        "secagg_dp": (3, True, True, False, False),
+        "secagg_dp_enterprise": (3, True, True, True, True),
     }
+    enterprise = configs["secagg_dp_enterprise"]
+    assert enterprise.plan.privacy.enterprise == ENTERPRISE_DP
+    assert enterprise.enterprise_budget == ENTERPRISE_BUDGET
     assert all(c.plan.model_spec == config.plan.model_spec for c in configs.values())
 
 
@@ -155,22 +232,28 @@ def test_inprocess_scale_times_an_exact_secure_sum() -> None:
     expected_length = len(SPEC.segments) * (2 * SPEC.time_grid.n_intervals + 2)
     assert figures["vector_length"] == expected_length
     assert figures["threshold"] == 3
+    assert figures["share_sigma"] == share_sigma(1.0, SPEC, n_nodes=5)
     assert "NOT Flower" in figures["mode"]
-    assert set(figures["curve_round_seconds"]) == {"plain", "secagg", "secagg_dp"}
-    assert figures["ratio_secagg_over_plain"] > 1.0
+    assert set(figures["seconds_per_curve_round"]) == {"plain", "secagg", "secagg_dp"}
+    assert figures["ratio_over_plain"]["curve_round"]["secagg"] > 1.0
 
 
-def test_accuracy_study_noise_raises_the_error_and_is_reproducible() -> None:
-    # Prepare
+def test_accuracy_study_uses_the_distributed_shares_and_is_reproducible() -> None:
+    # Prepare: 3 nodes, threshold 2
     setup = SimulationSetup(n_enterprises=3, min_units=300, max_units=400)
     # Execute
-    first = accuracy_study(SPEC, replicates=6, setup=setup, epsilons=(0.5, math.inf), seed=3)
-    again = accuracy_study(SPEC, replicates=6, setup=setup, epsilons=(0.5, math.inf), seed=3)
+    first = accuracy_study(SPEC, replicates=3, setup=setup, epsilons=(0.5, math.inf), seed=3)
+    again = accuracy_study(SPEC, replicates=3, setup=setup, epsilons=(0.5, math.inf), seed=3)
     # Assert
     assert first == again
     assert set(first) == {"0.5", "inf"}
-    assert first["inf"]["node_sigma"] == 0.0
-    assert first["0.5"]["max_abs_error_mean"] > first["inf"]["max_abs_error_mean"]
+    noisy, exact = first["0.5"], first["inf"]
+    assert noisy["central_noise_multiplier"] == node_sigma(0.5)
+    assert noisy["share_sigma"] == share_sigma(0.5, SPEC, n_nodes=3)
+    assert noisy["total_noise_std"] == pytest.approx(math.sqrt(3) * noisy["share_sigma"])
+    assert (exact["share_sigma"], exact["total_noise_std"]) == (0.0, 0.0)
+    assert noisy["max_abs_error_mean"] > exact["max_abs_error_mean"]
     for figures in first.values():
         assert 0.0 <= figures["coverage_mean"] <= 1.0
         assert figures["max_abs_error_mean"] <= figures["max_abs_error_max"]
+        assert 0.0 <= figures["share_of_replicates_within_0_03"] <= 1.0
