@@ -1,4 +1,5 @@
-"""`fedrisk-node`: the enterprise's command line (init, check, status; join, ledger, approve later).
+"""`fedrisk-node`: the enterprise's command line (init, check, status, ledger; join and
+approve later).
 
 Commands stay thin and call the modules that do the work. :func:`main` hands the app to
 :func:`protocols.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
@@ -8,7 +9,7 @@ Example (doctest)::
 
     >>> from enterprise_node.cli import build_app
     >>> sorted(command.name for command in build_app().registered_commands)
-    ['check', 'init', 'status']
+    ['check', 'init', 'ledger', 'status']
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from rich.console import Console
 
 from enterprise_node.check import load_model_spec, run_check
 from enterprise_node.config import NodeConfig, load_node_config
+from enterprise_node.ledger_view import show_ledger
+from enterprise_node.node_ledger import node_key, node_key_id, public_key_path
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
 from protocols.atomic import atomic_write_text
@@ -53,6 +56,7 @@ def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
     config = load_node_config(node_yaml)
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     load_or_create_site_secret(config.site_secret_path)
+    node_key(config)  # the ledger signing key (kept if it exists)
     return config
 
 
@@ -68,6 +72,11 @@ def _init_command(
     console.print(f"Wrote {Path(config.base_dir) / 'node.yaml'}")
     console.print(f"Site secret: {config.site_secret_path} (mode 0600; back it up, never share it)")
     console.print(f"State directory: {config.state_dir}")
+    ledger_key = config.resolve(config.node.ledger_key_file)
+    console.print(
+        f"Ledger key: {ledger_key} (0600); give auditors {public_key_path(ledger_key)}; "
+        f"node id {node_key_id(config)}"
+    )
     console.print(
         "Next: set data.path and data.columns in node.yaml, then run "
         "`fedrisk-node check --config node.yaml --spec coordinator.yaml`."
@@ -122,6 +131,16 @@ def _status_command(
     show_status(load_node_config(config), Console())
 
 
+def _ledger_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+    last: Annotated[int, typer.Option("--last", help="How many recent entries to show.")] = 20,
+) -> None:
+    """Verify the node's signed ledger and show what left the site, spends and refusals."""
+    show_ledger(load_node_config(config), Console(), last=last)
+
+
 def build_app() -> typer.Typer:
     """The typer app with every command registered (no error handling here: see main)."""
     app = typer.Typer(
@@ -134,6 +153,7 @@ def build_app() -> typer.Typer:
     app.command("init")(_init_command)
     app.command("check")(_check_command)
     app.command("status")(_status_command)
+    app.command("ledger")(_ledger_command)
     return app
 
 

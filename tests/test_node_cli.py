@@ -293,3 +293,46 @@ def test_declaration_notes_compare_node_segments_with_the_data_and_spec() -> Non
         "7 unit(s) in undeclared segment 'industrial_robot': they enter the sums, but this "
         "enterprise is not counted as a contributor there",
     ]
+
+
+# --- ledger -------------------------------------------------------------------------------
+
+
+def test_init_makes_the_ledger_key_and_ledger_shows_and_verifies_entries(tmp_path, capsys):
+    # Prepare: a node with two ledger entries
+    from enterprise_node.config import load_node_config
+    from enterprise_node.node_ledger import NodeLedger
+    from protocols.ledger_records import TaskRefused
+
+    _run(["init", str(tmp_path)], capsys)
+    key = tmp_path / "secrets" / "ledger_key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (tmp_path / "secrets" / "ledger_key.pub.pem").exists()
+    config = load_node_config(tmp_path / "node.yaml")
+    NodeLedger(config).append([TaskRefused("run-1", 1, "model", "over the cap")])
+    NodeLedger(config).append([TaskRefused("run-1", 2, "model", "over the cap again")])
+    # Execute
+    code, out, _ = _run(["ledger", "--config", str(tmp_path / "node.yaml")], capsys)
+    # Assert
+    flat = " ".join(out.split())  # rich wraps long lines
+    assert code == 0
+    assert "2 entries, 2 signed" in flat and "over the cap again" in flat
+
+
+def test_a_tampered_node_ledger_exits_40_naming_the_problem(tmp_path, capsys):
+    # Prepare
+    from enterprise_node.config import load_node_config
+    from enterprise_node.node_ledger import NodeLedger
+    from protocols.ledger_records import TaskRefused
+
+    _run(["init", str(tmp_path)], capsys)
+    config = load_node_config(tmp_path / "node.yaml")
+    NodeLedger(config).append([TaskRefused("run-1", 1, "model", "over the cap")])
+    entries = config.state_dir / "ledger" / "entries.jsonl"
+    entries.write_text(entries.read_text().replace("over the cap", "no reason"))
+    # Execute
+    code, out, err = _run(["ledger", "--config", str(tmp_path / "node.yaml")], capsys)
+    # Assert
+    assert code == ExitCode.STATE_ERROR
+    assert "differs from what was signed" in " ".join(out.split())
+    assert "fails verification" in err
