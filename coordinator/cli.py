@@ -1,12 +1,13 @@
 """`fedrisk-coordinator`: the broker's command line.
 
 Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
-folders through Flower on this machine), ``demo`` (both, then judge the result).
+folders through Flower on this machine), ``demo`` (both, then judge the result),
+``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes).
 Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
     >>> sorted(c.name for c in build_app().registered_commands)
-    ['demo', 'federate', 'synth']
+    ['demo', 'federate', 'serve-ledger', 'synth']
 """
 
 from __future__ import annotations
@@ -77,12 +78,42 @@ def _federate(
     node_configs: Annotated[list[Path], typer.Argument(help="node.yaml of each enterprise.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for outputs.")],
     config: ConfigOption = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Coordinator ledger and key (default: 'coordinator' beside --out)."),
+    ] = None,
 ) -> None:
     """Run a federation of local enterprise folders through Flower on this machine."""
     cfg = load_config_or_default(config)
     printer = ProgressPrinter(_console, cfg.plan.training.rounds + int(cfg.plan.curve_release))
-    result = run_local_federation(node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer)
+    result = run_local_federation(
+        node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer, coordinator_dir=state
+    )
     _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
+    for node, verdict in result.summary.get("inclusion_checks", {}).items():
+        _console.print(f"  ledger inclusion check, {node}: {verdict}")
+
+
+def _serve_ledger(
+    state: Annotated[Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).")],
+    port: Annotated[int, typer.Option(help="Loopback port (0: any free port).")] = 0,
+) -> None:
+    """Serve the coordinator's signed ledger over gRPC on loopback until Ctrl-C."""
+    import time
+
+    from coordinator.ledger_service import serve_ledger
+    from protocols.errors import ConfigError
+
+    ledger = state / "ledger"
+    if not (ledger / "tree_heads.jsonl").exists():
+        raise ConfigError(f"{ledger}: no signed ledger here")
+    server = serve_ledger(ledger, port=port)
+    typer.echo(f"ledger service at {server.address}: {ledger} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()
 
 
 def _demo(
@@ -123,6 +154,7 @@ def build_app() -> typer.Typer:
     app.command("synth")(_synth)
     app.command("federate")(_federate)
     app.command("demo")(_demo)
+    app.command("serve-ledger")(_serve_ledger)
     return app
 
 

@@ -56,6 +56,18 @@ def _fresh_factories(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _fresh_coordinator(path: Path) -> None:
+    """Remove a previous demo's coordinator ledger and key (only if they are ours): the
+    demo builds a new world each time, whose node ledgers would not match the old one."""
+    if path.exists():
+        if {p.name for p in path.iterdir()} - {"ledger", "keys"}:
+            raise ConfigError(
+                f"{path} holds more than a demo coordinator's ledger and keys; not deleting it",
+                advice="Choose another --out directory.",
+            )
+        shutil.rmtree(path)
+
+
 def run_demo(
     out: Path,
     config: CoordinatorConfig,
@@ -69,6 +81,7 @@ def run_demo(
     out = Path(out).resolve()
     factories = out / "factories"
     _fresh_factories(factories)
+    _fresh_coordinator(out / "coordinator")
     console.rule("1. synthetic factories")
     manifest = generate_federation(
         factories,

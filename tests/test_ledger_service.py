@@ -79,3 +79,28 @@ def test_a_proof_beyond_the_signed_tree_is_out_of_range(served) -> None:
         with pytest.raises(grpc.RpcError) as err:
             client.entries(0, head.tree_size + 5)
         assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def test_serve_ledger_command_serves_until_stopped(tmp_path: Path) -> None:
+    # Prepare: a coordinator state dir with a signed ledger
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    _ledger, key = a_ledger(tmp_path / "state" / "ledger", 3)
+    cmd = [sys.executable, "-m", "coordinator.cli", "serve-ledger", str(tmp_path / "state")]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        # Execute: read the address it prints, then ask it for its head
+        line = process.stdout.readline() if process.stdout else ""
+        address = re.search(r"at (127\.0\.0\.1:\d+)", line)
+        assert address, line
+        with LedgerClient(address.group(1), key.public_key()) as client:
+            head = client.tree_head()
+        # Assert
+        assert head.tree_size == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
