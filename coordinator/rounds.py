@@ -58,6 +58,11 @@ class RoundOutcome:
     failed: list[NodeProblem] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def problems(self) -> list[NodeProblem]:
+        """Refusals and failures together."""
+        return [*self.refused, *self.failed]
+
     def summary(self) -> dict:
         return {
             "round": self.round,

@@ -419,9 +419,11 @@ class Coordinator:
             )
         needed = self.config.federation.min_nodes
         if secure.survivors < needed:
+            problems = [p for o in self.rounds if o.round == round_number for p in o.problems]
             raise RunFailedError(
                 f"round {round_number} ({task}): {secure.survivors} node(s) in the secure sum, "
-                f"fewer than the minimum of {needed}; nothing from this round is released"
+                f"fewer than the minimum of {needed}; nothing from this round is released. "
+                f"Refusals and failures: {_reasons(problems)}"
             )
 
     # ---- helpers -------------------------------------------------------------------
@@ -481,16 +483,10 @@ class Coordinator:
     def _require_quorum(self, outcome: RoundOutcome, good: list[NodeReply]) -> None:
         needed = self.config.federation.min_nodes
         if len(good) < needed:
-            by_reason: dict[str, list[str]] = {}
-            for p in outcome.refused + outcome.failed:
-                by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
-            reasons = "; ".join(
-                f"{reason} ({len(nodes)} node(s))" for reason, nodes in by_reason.items()
-            )
             raise RunFailedError(
                 f"round {outcome.round} ({outcome.task}): {len(good)} good repl(ies), "
                 f"fewer than the minimum of {needed}; nothing from this round is released. "
-                f"Refusals and failures: {reasons or 'none'}"
+                f"Refusals and failures: {_reasons(outcome.problems)}"
             )
 
 
@@ -512,6 +508,15 @@ def _noise_variances(
     entry_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is not None)
     implicit_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is None)
     return cell_var, entry_var, implicit_var
+
+
+def _reasons(problems: list[NodeProblem]) -> str:
+    """Refusal and failure reasons, each with how many nodes gave it."""
+    by_reason: dict[str, list[str]] = {}
+    for p in problems:
+        by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
+    text = "; ".join(f"{reason} ({len(nodes)} node(s))" for reason, nodes in by_reason.items())
+    return text or "none"
 
 
 def _metric(reply: NodeReply, key: str) -> float:

@@ -112,7 +112,7 @@ def test_round_below_quorum_releases_nothing_and_fails_loudly(tmp_path: Path) ->
     manifest = make_federation(tmp_path / "fed", 3, caps={2: 0.3})
     config = small_config(min_nodes=3)
     # Execute
-    with pytest.raises(RunFailedError, match=r"round 1 \(model\): 2 good repl"):
+    with pytest.raises(RunFailedError, match=r"round 1 \(model\): 2 node\(s\) in the secure sum"):
         federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
     # Assert: a failed summary, no model and no curves
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
