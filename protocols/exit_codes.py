@@ -8,7 +8,9 @@ __all__ = ["ExitCode", "EXIT_CODE_HELP"]
 
 
 class ExitCode(IntEnum):
-    """Process exit codes shared by ``fedrisk-node`` and ``fedrisk-coordinator``."""
+    """Process exit codes shared by ``fedrisk-node``, ``fedrisk-coordinator`` and
+    ``fedrisk-audit``. An audit failing in several classes exits with the first of, in
+    priority order: 50 (ledger invalid), 52 (cap exceeded), 51 (epsilon), 53 (cross-check)."""
 
     SUCCESS = 0
     GENERIC_ERROR = 1
@@ -19,6 +21,10 @@ class ExitCode(IntEnum):
     BUDGET_EXCEEDED = 20
     RUN_FAILED = 30
     STATE_ERROR = 40
+    AUDIT_LEDGER_INVALID = 50
+    AUDIT_EPSILON_MISMATCH = 51
+    AUDIT_CAP_EXCEEDED = 52
+    AUDIT_CROSS_CHECK_FAILED = 53
     INTERRUPTED = 130
 
 
@@ -32,5 +38,17 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.BUDGET_EXCEEDED: "The task would pass the node's privacy cap; it was refused.",
     ExitCode.RUN_FAILED: "The federated run failed (too few nodes, failed rounds).",
     ExitCode.STATE_ERROR: "On-disk state (accountant, ledger) is missing or corrupt.",
+    ExitCode.AUDIT_LEDGER_INVALID: (
+        "Audit failed: a ledger's signatures, Merkle proofs, structure or records do not verify."
+    ),
+    ExitCode.AUDIT_EPSILON_MISMATCH: (
+        "Audit failed: a claimed epsilon understates the one recomputed with dp-accounting."
+    ),
+    ExitCode.AUDIT_CAP_EXCEEDED: (
+        "Audit failed: recomputed epsilon exceeds a node's cap or a run's planned budget."
+    ),
+    ExitCode.AUDIT_CROSS_CHECK_FAILED: (
+        "Audit failed: node ledgers and the coordinator's ledger disagree."
+    ),
     ExitCode.INTERRUPTED: "Interrupted by the user (Ctrl-C).",
 }

@@ -1,0 +1,24 @@
+"""Errors of ``fedrisk-audit``: part of the one fedrisk hierarchy (:mod:`protocols.errors`).
+
+An audit that runs and finds problems is not an error (it returns findings and an exit
+code); these are for audits that cannot run: wrong usage, unreadable inputs. A key file
+that cannot be read raises :class:`protocols.signing.SigningKeyError` (exit 10) and an
+unreadable ledger file :class:`protocols.errors.StateError` (exit 40).
+"""
+
+from __future__ import annotations
+
+from protocols.errors import FedriskError
+from protocols.exit_codes import ExitCode
+
+__all__ = ["AuditUsageError"]
+
+
+class AuditUsageError(FedriskError):
+    """The command line names no ledger, a directory that is not a ledger, or no key."""
+
+    exit_code = ExitCode.USAGE_ERROR
+    advice = (
+        "Pass ledger directories (each with entries.jsonl and tree_heads.jsonl) and the "
+        "owners' public keys (--keys); see `fedrisk-audit verify --help`."
+    )
