@@ -52,6 +52,7 @@ bench: setup
 	$(PY) -m bench.spine
 	$(PY) -m bench.coverage
 	$(PY) -m bench.secagg
+	$(PY) -m bench.ledger
 
 clean:
 	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache $(PROTO_STUBS)

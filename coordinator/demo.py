@@ -33,7 +33,7 @@ from models.central import train_central
 from models.curves import plot_curves
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, StateError
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 
@@ -102,14 +102,59 @@ def run_demo(
         manifest.holdout_path,
         config,
     )
-    atomic_write_json(result.run_dir / "evaluation.json", evaluation)
     _plot_against_truth(result.run_dir, manifest.truth_path)
     _print(console, evaluation)
+    console.rule("4. audited from the ledgers")
+    evaluation["audit"] = _audit(out, list(manifest.node_configs), console)
+    atomic_write_json(result.run_dir / "evaluation.json", evaluation)
     console.print(
         f"Outputs: {result.run_dir} (curves.json/csv/png, curves_vs_truth.png, "
-        "global_model.npz, summary.json, evaluation.json)"
+        "global_model.npz, summary.json, evaluation.json); audit report in "
+        f"{out / 'audit'}"
     )
+    if evaluation["audit"]["verdict"] != "PASS":
+        raise StateError(
+            f"the audit of the demo's ledgers failed: {evaluation['audit']['errors']} error(s); "
+            f"see {out / 'audit' / 'audit.md'}"
+        )
     return evaluation
+
+
+def _audit(out: Path, node_configs: list[Path], console: Console) -> dict:
+    """`fedrisk-audit verify` on the demo's ledgers (the coordinator's and every node's),
+    from the public keys only; the reports go to ``out``/audit."""
+    from auditor.report import write_reports
+    from auditor.verify import audit
+    from coordinator.coordinator_ledger import coordinator_key_paths
+    from enterprise_node.config import load_node_config
+    from enterprise_node.node_ledger import LEDGER_DIR, public_key_path
+
+    ledgers, keys = (
+        [out / "coordinator" / "ledger"],
+        [coordinator_key_paths(out / "coordinator")[1]],
+    )
+    for path in node_configs:
+        config = load_node_config(path)
+        ledgers.append(config.state_dir / LEDGER_DIR)
+        keys.append(public_key_path(config.resolve(config.node.ledger_key_file)))
+    result = audit(ledgers, keys)
+    reports = write_reports(result, out / "audit")
+    colour = "green" if result.verdict == "PASS" else "red"
+    console.print(
+        f"[{colour}]Audit {result.verdict}[/]: {len(ledgers)} ledgers verified from public keys; "
+        f"{len(result.errors)} error(s), {len(result.warnings)} warning(s); claimed vs "
+        f"recomputed (dp-accounting) epsilon, largest relative difference "
+        f"{result.largest_relative_difference:.2e}. Same as: fedrisk-audit verify "
+        f"{out / 'coordinator' / 'ledger'} {out}/factories/*/state/ledger --keys ..."
+    )
+    return {
+        "verdict": result.verdict,
+        "exit_code": int(result.exit_code),
+        "errors": len(result.errors),
+        "warnings": len(result.warnings),
+        "largest_relative_difference": result.largest_relative_difference,
+        "reports": [str(p) for p in reports],
+    }
 
 
 def evaluate_run(
