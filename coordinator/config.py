@@ -24,8 +24,28 @@ class FederationSettings(StrictModel):
     min_nodes: int = Field(3, ge=1)
     round_timeout_s: float = Field(900.0, gt=0)
     reconstruction_threshold: int | None = Field(
-        None, ge=2, description="secure aggregation: shares needed to unmask (default: majority)"
+        None,
+        ge=2,
+        description="secure aggregation: shares needed to unmask (default: a strict majority "
+        "of num_shares, or of the nodes)",
     )
+    num_shares: int | None = Field(
+        None,
+        ge=3,
+        description="secure aggregation (SecAgg+, Bell et al. 2020): how many nodes, itself "
+        "included, each node shares keys with and masks against, on a public ring graph; "
+        "null or >= the round's nodes: every node",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_is_a_majority_of_num_shares(self) -> FederationSettings:
+        k, t = self.num_shares, self.reconstruction_threshold
+        if k is not None and t is not None and not k // 2 < t <= k:
+            raise ValueError(
+                f"reconstruction_threshold {t} must be in ({k // 2}, {k}] for num_shares {k} "
+                "(a strict majority of each neighbourhood)"
+            )
+        return self
 
 
 class CurveSettings(StrictModel):

@@ -8,6 +8,10 @@ masks. A node that fails after sharing keys is a dropout: its pairwise masks are
 cancelled from the others' shares, and the sum is exactly that of the survivors. Fewer
 than ``threshold`` at any stage: SecAggError (a RunFailedError), and nothing is
 released. The cryptography lives in protocols/secagg*.py.
+
+With ``num_shares`` = k < n (SecAgg+, Bell et al. 2020) each node shares with and masks
+against only its k-node neighbourhood (``SecAggConfig.neighbours``) and receives only its
+neighbours' public keys; a num_shares of n or more is the complete graph (SecAgg).
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from protocols.secagg_messages import (
 from protocols.secagg_server import SecAggServer
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 
-__all__ = ["VALUE_BOUND", "MODULUS_BITS", "SecureTotal", "RoundRunner", "run_secure_round"]
+__all__ = [
+    "VALUE_BOUND",
+    "MODULUS_BITS",
+    "SecureTotal",
+    "RoundRunner",
+    "run_secure_round",
+    "round_num_shares",
+    "round_threshold",
+]
 
 #: Largest |count| a node may put in a curve cell (noised); with 64-bit arithmetic the sum
 #: of up to 2**22 nodes cannot wrap. A larger value is an error at the node, never a wrap.
@@ -62,6 +74,22 @@ class SecureTotal:
         return len(self.dropped_ids)
 
 
+def round_num_shares(n_nodes: int, num_shares: int | None) -> int | None:
+    """The neighbourhood size a round of ``n_nodes`` uses: None (every node) when
+    ``num_shares`` is unset or at least ``n_nodes``."""
+    return num_shares if num_shares is not None and num_shares < n_nodes else None
+
+
+def round_threshold(n_nodes: int, *, threshold: int | None, num_shares: int | None) -> int:
+    """t: the configured threshold, else a strict majority of the neighbourhood,
+    k // 2 + 1 (k = n_nodes for the complete graph). It is also the fewest inputs a
+    released sum can hold (the coordinator aborts below t survivors)."""
+    if threshold is not None:
+        return threshold
+    k = round_num_shares(n_nodes, num_shares)
+    return (n_nodes if k is None else k) // 2 + 1
+
+
 def _payload(content: RecordDict) -> dict:
     return dict(content.config_records[SECAGG_PAYLOAD_KEY])
 
@@ -75,21 +103,24 @@ def run_secure_round(
     vector_length: int,
     bound: int,
     threshold: int | None,
+    num_shares: int | None = None,
     arrays: ArrayRecord | None = None,
 ) -> SecureTotal:
     """Run the four stages over ``node_ids`` through ``exchange``; return the secure sum.
 
     ``task`` is (stage name, message type) of the masked-input stage; ``arrays`` (the
-    global model, for model rounds) go with that stage's message.
+    global model, for model rounds) go with that stage's message. ``threshold`` None is
+    a strict majority of the neighbourhood (``round_threshold``).
     """
     index = {nid: i + 1 for i, nid in enumerate(sorted(node_ids))}
     n = len(index)
-    t = threshold if threshold is not None else n // 2 + 1
+    k = round_num_shares(n, num_shares)
+    t = round_threshold(n, threshold=threshold, num_shares=num_shares)
     round_id = f"{header.run_id}:{header.round}"
 
     def settings(nid: int) -> ConfigRecord:
         return SecureRoundSettings(
-            round_id, index[nid], n, t, MODULUS_BITS, bound, vector_length
+            round_id, index[nid], n, t, MODULUS_BITS, bound, vector_length, k
         ).to_record()
 
     def content(nid: int, payload: dict | None = None, with_arrays: bool = False) -> RecordDict:
@@ -101,7 +132,7 @@ def run_secure_round(
         return records
 
     codec = IntegerCodec(MODULUS_BITS, n, bound)  # refuses a setting whose sum could wrap
-    server = SecAggServer(SecAggConfig(n, t, vector_length, MODULUS_BITS), round_id)
+    server = SecAggServer(SecAggConfig(n, t, vector_length, MODULUS_BITS, k), round_id)
     keys = exchange("secagg-keys", "query.sa_keys", sorted(index), content)
     directory = server.collect_public_keys(
         [
@@ -110,13 +141,12 @@ def run_secure_round(
             if (pk := public_keys_from_dict(_payload(c))).node_id == index[nid]
         ]
     )
-    wire_directory = key_directory_to_dict(directory)
     holders = [nid for nid in keys if index[nid] in directory]
     shares = exchange(
         "secagg-shares",
         "query.sa_shares",
         holders,
-        lambda nid: content(nid, wire_directory),
+        lambda nid: content(nid, key_directory_to_dict(server.directory_for(index[nid]))),
     )
     inbox = server.route_shares(
         {index[nid]: encrypted_shares_from_dict(_payload(c)) for nid, c in shares.items()}

@@ -32,7 +32,12 @@ from coordinator.publication import apply_publication_rules, segment_contributor
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
-from coordinator.secure_round import VALUE_BOUND, SecureTotal, run_secure_round
+from coordinator.secure_round import (
+    VALUE_BOUND,
+    SecureTotal,
+    round_threshold,
+    run_secure_round,
+)
 from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
 from models.curves import RiskCurve
 from models.hazard import init_arrays
@@ -219,6 +224,7 @@ class Coordinator:
             vector_length=dimension,
             bound=self.plan.secure_update.integer_bound,
             threshold=self.config.federation.reconstruction_threshold,
+            num_shares=self.config.federation.num_shares,
             arrays=arrays,
         )
         self._require_secure_quorum(round_number, "model", secure)
@@ -360,6 +366,7 @@ class Coordinator:
             vector_length=curve_vector_length(spec, with_entries=with_entries),
             bound=VALUE_BOUND,
             threshold=self.config.federation.reconstruction_threshold,
+            num_shares=self.config.federation.num_shares,
         )
         self._require_secure_quorum(round_number, "curve", secure)
         counts, contributors = decode_curve_vector(secure.total, spec, with_entries=with_entries)
@@ -399,8 +406,12 @@ class Coordinator:
         return self.node_keys.get(node_id, f"flower-node-{node_id}")
 
     def _threshold(self, n_nodes: int) -> int:
-        configured = self.config.federation.reconstruction_threshold
-        return configured if configured is not None else n_nodes // 2 + 1
+        federation = self.config.federation
+        return round_threshold(
+            n_nodes,
+            threshold=federation.reconstruction_threshold,
+            num_shares=federation.num_shares,
+        )
 
     def _require_secure_quorum(self, round_number: int, task: str, secure: SecureTotal) -> None:
         self.store.event(

@@ -102,6 +102,7 @@ def sa_keys(
         threshold=settings.threshold,
         vector_length=settings.vector_length,
         modulus_bits=settings.modulus_bits,
+        num_shares=settings.num_shares,
     )
     client = SecAggClient(config, settings.index, settings.round_id)
     keys = client.advertise_keys()

@@ -16,18 +16,22 @@ Round: (1) ``advertise_keys``; (2) ``share_keys``: Shamir shares (threshold t) o
 self-mask seed b_u and of the mask private key s_u, encrypted to each peer; (3)
 ``masked_input``: y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv);
 (4) ``unmask_response``: shares of b_u for survivors, of s_v for dropped nodes.
+The peers v are u's neighbourhood N(u): every node (SecAgg), or with ``num_shares`` = k
+the k nodes of a public graph around u (SecAgg+, Bell et al., CCS 2020; the graph is
+``SecAggConfig.neighbours``), so shares, masks and reveals all stay within N(u).
 
 Between stages a Flower ClientApp process ends, so the client is saved in
 ``context.state``: ``to_config_record`` / ``from_config_record`` (``state_dict`` /
 ``from_state_dict``). The record holds private keys and the self-mask seed: it must
 stay on the node. Compatibility rule: state keys are never removed and their meanings
-never change; ``STATE_FORMAT`` names the layout.
+never change; ``STATE_FORMAT`` names the layout. ``num_shares`` is optional (absent:
+the complete graph, the layout before SecAgg+); ``peer_*`` hold the keys of N(u).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +150,7 @@ _STATE_KEYS = {
     "revealed_seed_node_ids": "list[int]",
     "revealed_key_node_ids": "list[int]",
 }
+_OPTIONAL_STATE_KEYS = {"num_shares": "int"}
 _WHAT = "secure-aggregation client state"
 
 
@@ -159,6 +164,7 @@ class SecAggClient:
     """One node's side of one round; stages must be called in order, each once."""
 
     def __init__(self, config: SecAggConfig, node_id: int, round_id: str) -> None:
+        config.check_node(node_id)
         self.config, self.node_id, self.round_id = config, node_id, round_id
         self._enc_key = X25519PrivateKey.generate()
         self._mask_key = X25519PrivateKey.generate()
@@ -193,6 +199,7 @@ class SecAggClient:
             "held_key_shares": [h.key_share for _, h in held],
             "revealed_seed_node_ids": sorted(p for p, k in self._revealed.items() if k == "seed"),
             "revealed_key_node_ids": sorted(p for p, k in self._revealed.items() if k == "key"),
+            **({} if self.config.num_shares is None else {"num_shares": self.config.num_shares}),
         }
 
     @classmethod
@@ -202,7 +209,7 @@ class SecAggClient:
         Every key is validated (the missing or malformed one is named) and so is the
         state's consistency; a state saved in another round is refused.
         """
-        check_keys(d, _STATE_KEYS, _WHAT)
+        check_keys(d, _STATE_KEYS, _WHAT, _OPTIONAL_STATE_KEYS)
         if d["format"] != STATE_FORMAT:
             raise SecAggError(f"{_WHAT}: key 'format' is {d['format']!r}, not {STATE_FORMAT!r}")
         if d["round_id"] != round_id:
@@ -228,6 +235,9 @@ class SecAggClient:
         """The restored fields agree with each other and with the stage."""
         if not 0 <= self.node_id < 2**64:
             raise SecAggError(f"{_WHAT}: key 'node_id' is outside [0, 2^64)")
+        self.config.check_node(self.node_id)
+        if self._neighbours(self._peers) != self._peers.keys():
+            raise SecAggError(f"{_WHAT}: key 'peer_node_ids' names nodes outside the neighbourhood")
         started = _STAGES.index(self._stage) >= _STAGES.index("shared")
         if started:
             self._check_public_keys(self._peers)
@@ -256,11 +266,12 @@ class SecAggClient:
         return PublicKeys(self.node_id, raw_public(self._enc_key), raw_public(self._mask_key))
 
     def share_keys(self, all_public: Mapping[int, PublicKeys]) -> dict[int, EncryptedShare]:
-        """Stage 2: check the advertised keys, then encrypt one pair of shares to each peer."""
+        """Stage 2: check the advertised keys, then encrypt one pair of shares to each
+        neighbour that advertised (entries outside the neighbourhood are ignored)."""
         self._advance("advertised", "shared")
         self._check_public_keys(all_public)
-        self._peers = dict(all_public)
-        ids = sorted(all_public)
+        self._peers = {p: all_public[p] for p in sorted(self._neighbours(all_public))}
+        ids = sorted(self._peers)
         seed_shares = create_shares(self._seed, self.config.threshold, len(ids))
         key_shares = create_shares(raw_private(self._mask_key), self.config.threshold, len(ids))
         out: dict[int, EncryptedShare] = {}
@@ -303,12 +314,14 @@ class SecAggClient:
         return masked
 
     def unmask_response(self, request: UnmaskRequest) -> UnmaskResponse:
-        """Stage 4: seed shares of survivors, key shares of dropped nodes; never both for a peer."""
+        """Stage 4: seed shares of survivors, key shares of dropped nodes, among its
+        neighbours only (the request may name every node); never both for a peer."""
         if self._stage not in ("masked", "unmasked"):
             raise SecAggError(f"node {self.node_id}: unmask requested before masked input")
         self._stage = "unmasked"
         self._check_request(request)
-        wanted = {p: "seed" for p in request.survivors} | {p: "key" for p in request.dropped}
+        survivors, dropped = self._neighbours(request.survivors), self._neighbours(request.dropped)
+        wanted = {p: "seed" for p in survivors} | {p: "key" for p in dropped}
         clash = sorted(p for p, kind in wanted.items() if self._revealed.get(p, kind) != kind)
         if clash:
             raise SecAggError(
@@ -318,9 +331,12 @@ class SecAggClient:
         self._revealed.update(wanted)
         return UnmaskResponse(
             self.node_id,
-            seed_shares={p: self._held[p].seed_share for p in sorted(request.survivors)},
-            key_shares={p: self._held[p].key_share for p in sorted(request.dropped)},
+            seed_shares={p: self._held[p].seed_share for p in sorted(survivors)},
+            key_shares={p: self._held[p].key_share for p in sorted(dropped)},
         )
+
+    def _neighbours(self, among: Iterable[int]) -> frozenset[int]:
+        return self.config.neighbours(self.node_id, among)
 
     def _channel_key(self, peer: int) -> bytes:
         secret = agree(self._enc_key, self._peers[peer].encryption_key)
@@ -357,9 +373,13 @@ class SecAggClient:
         mine = PublicKeys(self.node_id, raw_public(self._enc_key), raw_public(self._mask_key))
         if all_public.get(self.node_id) != mine:
             raise SecAggError(f"node {self.node_id}: own public keys missing or altered")
-        if len(all_public) < self.config.threshold:
+        count = len(self._neighbours(all_public))
+        if count < self.config.threshold:
+            scope = (
+                "" if self.config.num_shares is None else f" in node {self.node_id}'s neighbourhood"
+            )
             raise SecAggError(
-                f"only {len(all_public)} nodes advertised keys (threshold {self.config.threshold})"
+                f"only {count} nodes{scope} advertised keys (threshold {self.config.threshold})"
             )
         keys = [k for pk in all_public.values() for k in (pk.encryption_key, pk.mask_key)]
         if len(set(keys)) != len(keys) or any(pk.node_id != i for i, pk in all_public.items()):
@@ -381,13 +401,24 @@ class SecAggClient:
                 f"node {self.node_id}: nodes {sorted(survivors & dropped)} "
                 "are listed both as survivors and as dropped"
             )
-        if self.node_id not in survivors or not (survivors | dropped) <= self._held.keys():
+        named = survivors | dropped
+        if self.config.num_shares is None:
+            outside: list[int] = []  # the complete graph: every named node is a neighbour
+        else:
+            outside = sorted(p for p in named if not 1 <= p <= self.config.num_nodes)
+        if (
+            self.node_id not in survivors
+            or outside
+            or not self._neighbours(named) <= self._held.keys()
+        ):
             raise SecAggError(
                 f"node {self.node_id}: unmask request names nodes it holds no shares of"
             )
-        if len(survivors) < self.config.threshold:
+        count = len(self._neighbours(survivors))
+        if count < self.config.threshold:
+            scope = "" if self.config.num_shares is None else " among its neighbours"
             raise SecAggError(
-                f"node {self.node_id}: only {len(survivors)} survivors "
+                f"node {self.node_id}: only {count} survivors{scope} "
                 f"(threshold {self.config.threshold}); nothing revealed"
             )
 
@@ -403,9 +434,9 @@ def from_config_record(record: ConfigRecord, *, round_id: str) -> SecAggClient:
 
 
 def _state_config(d: Mapping[str, Any]) -> SecAggConfig:
-    keys = ("num_nodes", "threshold", "vector_length", "modulus_bits")
+    keys = ("num_nodes", "threshold", "vector_length", "modulus_bits", "num_shares")
     try:
-        return SecAggConfig(**{k: d[k] for k in keys})
+        return SecAggConfig(**{k: d[k] for k in keys if k in d})
     except ConfigError as error:
         raise SecAggError(f"{_WHAT}: keys {list(keys)} are not a valid config: {error}") from None
 

@@ -9,7 +9,7 @@ names the missing or malformed one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,29 +55,82 @@ class SecAggError(RunFailedError):
 
 @dataclass(frozen=True)
 class SecAggConfig:
-    """One round: ``threshold`` of the ``num_nodes`` shares reconstruct a secret.
+    """One round: ``threshold`` of the shares a node hands out reconstruct its secrets.
 
-    Every node shares with every other node (complete graph). ``threshold`` must be a
-    strict majority so that no two disjoint survivor sets can each reach it.
+    ``num_shares`` (k) is SecAgg+ (Bell et al., CCS 2020, "Secure Single-Server Aggregation
+    with (Poly)Logarithmic Overhead"): each node shares keys with, and masks against, only
+    its neighbourhood, k nodes of a public graph including itself, so its cost grows with
+    k, not with ``num_nodes`` (n). ``None`` is the complete graph of SecAgg (Bonawitz et
+    al. 2017): every node that advertised keys, whatever its id. With k set, node ids are
+    the positions 1..n of the graph (see ``neighbours``); k == n is the complete graph.
+
+    ``threshold`` (t) must be a strict majority of the neighbourhood, k // 2 < t <= k
+    (n for ``None``): no two disjoint sets of a node's neighbours can each reach t, so the
+    coordinator cannot gather t shares of both its self-mask seed and its mask key.
+    Privacy holds against the coordinator together with fewer than t members of any one
+    neighbourhood (with the complete graph: fewer than t nodes in all).
     """
 
     num_nodes: int
     threshold: int
     vector_length: int
     modulus_bits: int = 64
+    num_shares: int | None = None
 
     def __post_init__(self) -> None:
-        if self.num_nodes < 3:
-            raise ConfigError(f"secure aggregation needs >= 3 nodes, got {self.num_nodes}")
-        if not self.num_nodes // 2 < self.threshold <= self.num_nodes:
+        n, k, t = self.num_nodes, self.num_shares, self.threshold
+        if n < 3:
+            raise ConfigError(f"secure aggregation needs >= 3 nodes, got {n}")
+        if k is not None and not 3 <= k <= n:
+            raise ConfigError(f"num_shares {k} must be in [3, {n}] for {n} nodes (null: all)")
+        size = n if k is None else k
+        if not size // 2 < t <= size:
+            scope = f"{n} nodes" if k is None else f"num_shares {k} ({n} nodes)"
             raise ConfigError(
-                f"reconstruction threshold {self.threshold} must be in "
-                f"({self.num_nodes // 2}, {self.num_nodes}] for {self.num_nodes} nodes"
+                f"reconstruction threshold {t} must be in ({size // 2}, {size}] for {scope}"
             )
         if self.vector_length < 1:
             raise ConfigError(f"vector_length must be >= 1, got {self.vector_length}")
         if not 8 <= self.modulus_bits <= 64:
             raise ConfigError(f"modulus_bits must be in [8, 64], got {self.modulus_bits}")
+
+    def neighbours(self, node: int, among: Iterable[int]) -> frozenset[int]:
+        """The members of ``among`` in the closed neighbourhood N(node) (node included).
+
+        Complete graph (``num_shares`` None): N(node) is every node. Otherwise the Harary
+        graph H(k-1, n) on positions 0..n-1 (= node ids 1..n), a circulant ring (Harary
+        1962; Bell et al. 2020 use a k-regular graph of this degree): with h = (k-1) // 2,
+        p ~ q when their ring distance is 1..h; for even k (odd degree k-1) also the
+        opposite node, p ~ p + n/2 mod n for even n, and for odd n, with m = (n-1) // 2,
+        p ~ p + m for 0 <= p <= m (one node, position m, then has k + 1 members). The
+        graph is symmetric, so pairwise masks pair up, and k == n gives the complete graph.
+        """
+        if self.num_shares is None:
+            return frozenset(among)
+        return _harary_neighbourhood(node, self.num_nodes, self.num_shares).intersection(among)
+
+    def check_node(self, node: int) -> None:
+        """A node id must be a graph position 1..n when ``num_shares`` is set."""
+        if self.num_shares is not None and not 1 <= node <= self.num_nodes:
+            raise SecAggError(
+                f"node id {node} is not a position 1..{self.num_nodes} of the "
+                f"num_shares={self.num_shares} graph"
+            )
+
+
+def _harary_neighbourhood(node: int, n: int, k: int) -> frozenset[int]:
+    """N(node) in H(k-1, n), as node ids 1..n (the rule in ``SecAggConfig.neighbours``)."""
+    if not 1 <= node <= n:
+        raise SecAggError(f"node id {node} is not a position 1..{n} of the num_shares={k} graph")
+    p, h = node - 1, (k - 1) // 2
+    positions = {(p + offset) % n for offset in range(-h, h + 1)}
+    if k % 2 == 0:
+        if n % 2 == 0:
+            positions.add((p + n // 2) % n)
+        else:
+            m = (n - 1) // 2
+            positions |= {p + m} if p < m else {p - m} if p > m else {0, n - 1}
+    return frozenset(q + 1 for q in positions)
 
 
 @dataclass(frozen=True)
@@ -122,16 +175,23 @@ class UnmaskResponse:
     key_shares: dict[int, bytes]
 
 
-def check_keys(d: Mapping[str, object], schema: Mapping[str, str], what: str) -> None:
-    """Validate ``d`` against ``schema`` (key -> kind): names the first missing or
-    mistyped key, or every unknown one (a record from elsewhere)."""
+def check_keys(
+    d: Mapping[str, object],
+    schema: Mapping[str, str],
+    what: str,
+    optional: Mapping[str, str] | None = None,
+) -> None:
+    """Validate ``d`` against ``schema`` (key -> kind) and the ``optional`` keys (checked
+    when present): names the first missing or mistyped key, or every unknown one (a
+    record from elsewhere)."""
+    optional = optional or {}
     missing = [k for k in schema if k not in d]
     if missing:
         raise SecAggError(f"{what}: key '{missing[0]}' is missing")
-    unknown = sorted(set(d) - set(schema))
+    unknown = sorted(set(d) - set(schema) - set(optional))
     if unknown:
         raise SecAggError(f"{what}: unknown keys {unknown}")
-    for key, kind in schema.items():
+    for key, kind in {**schema, **{k: v for k, v in optional.items() if k in d}}.items():
         read_value(d, key, kind, what)
 
 

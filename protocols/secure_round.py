@@ -23,8 +23,12 @@ STATE_KEY = "fedrisk-secagg-client"
 @dataclass(frozen=True)
 class SecureRoundSettings:
     """One secure round: this node's index (1..n), n, the threshold t, the field
-    (2^modulus_bits), the bound on |value| of each integer a node puts in, and the
-    vector length."""
+    (2^modulus_bits), the bound on |value| of each integer a node puts in, the vector
+    length, and ``num_shares`` (SecAgg+ neighbourhood size k; None: every node).
+
+    ``num_shares`` was added later: a record without it means None, and None is left
+    out of the record (a ConfigRecord holds no None).
+    """
 
     round_id: str
     index: int
@@ -33,14 +37,20 @@ class SecureRoundSettings:
     modulus_bits: int
     bound: int
     vector_length: int
+    num_shares: int | None = None
 
     def to_record(self) -> ConfigRecord:
-        return ConfigRecord(asdict(self))
+        return ConfigRecord({k: v for k, v in asdict(self).items() if v is not None})
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> SecureRoundSettings:
         data = dict(record)
-        missing = sorted({f for f in cls.__dataclass_fields__} - set(data))
+        required = {f for f in cls.__dataclass_fields__} - set(_OPTIONAL)
+        missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"secure-aggregation settings: missing key(s) {missing}")
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        present = [k for k in cls.__dataclass_fields__ if k in data]
+        return cls(**{k: data[k] for k in present})  # type: ignore[arg-type]
+
+
+_OPTIONAL = ("num_shares",)

@@ -5,15 +5,23 @@ Reference answers: plain numpy sums of the inputs; RFC 8439 (A.1) for the ChaCha
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
 from flwr.common.serde import config_record_from_proto, config_record_to_proto
+from inprocess_grid import InProcessGrid, run_coordinator, small_federation
+from pydantic import ValidationError
 from scipy import stats
 
+from coordinator.cli import load_config_or_default
+from coordinator.config import FederationSettings
+from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
 from protocols.errors import ConfigError
 from protocols.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
+from protocols.messages import ARRAYS_KEY, MODEL_TASK, TaskHeader
 from protocols.quantization import (
     FixedPointCodec,
     IntegerCodec,
@@ -38,6 +46,7 @@ from protocols.secagg_messages import (
     unmask_response_to_dict,
 )
 from protocols.secagg_server import SecAggServer, simulate_round
+from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 
 ROUND = "run-1/round-3"
 
@@ -542,3 +551,393 @@ def test_malformed_wire_message_is_refused_naming_the_key(read, wire: dict, matc
     # Execute / Assert
     with pytest.raises(SecAggError, match=match):
         read(wire)
+
+
+# ---- SecAgg+ neighbourhoods (num_shares; Bell et al., CCS 2020) ---------------------
+
+
+def ring(n: int = 12, k: int | None = 5, t: int = 3, length: int = 30) -> SecAggConfig:
+    """Factory: a SecAgg+ config over node ids 1..n (k None: the complete graph)."""
+    return SecAggConfig(num_nodes=n, threshold=t, vector_length=length, num_shares=k)
+
+
+def positions(n: int, length: int, bound: int, seed: int = 0) -> dict[int, np.ndarray]:
+    """Factory: per-node signed integer vectors for node ids 1..n (the graph positions)."""
+    rng = np.random.default_rng(seed)
+    return {i: rng.integers(-bound, bound + 1, length) for i in range(1, n + 1)}
+
+
+def shared(config: SecAggConfig) -> tuple[SecAggServer, dict[int, dict[int, EncryptedShare]]]:
+    """Factory: the server after key advertisement, and every node's encrypted shares
+    (node ids 1..n, each given its part of the directory), not yet routed."""
+    clients = {i: SecAggClient(config, i, ROUND) for i in range(1, config.num_nodes + 1)}
+    server = SecAggServer(config, ROUND)
+    server.collect_public_keys(c.advertise_keys() for c in clients.values())
+    return server, {i: c.share_keys(server.directory_for(i)) for i, c in clients.items()}
+
+
+def share_bytes(config: SecAggConfig) -> dict[int, int]:
+    """Bytes of encrypted shares (nonce + ciphertext) each node sends."""
+    return {
+        i: sum(len(s.nonce) + len(s.ciphertext) for s in out.values())
+        for i, out in shared(config)[1].items()
+    }
+
+
+def test_neighbourhoods_follow_the_documented_ring_rule() -> None:
+    # Execute / Assert: known answers, odd k (h = 2 each side) and even k (h = 1 + opposite)
+    everyone = range(1, 13)
+    assert ring(12, 5).neighbours(1, everyone) == {11, 12, 1, 2, 3}
+    assert ring(12, 4).neighbours(1, everyone) == {12, 1, 2, 7}
+    assert ring(11, 4).neighbours(6, range(1, 12)) == {5, 6, 7, 1, 11}  # odd n: position m
+    assert ring(12, 5).neighbours(1, {2, 6, 12}) == {2, 12}
+
+
+@pytest.mark.parametrize(("n", "k"), [(12, 5), (12, 4), (11, 4), (11, 6), (9, 3), (7, 7)])
+def test_neighbourhoods_are_symmetric_and_of_size_k(n: int, k: int) -> None:
+    # Prepare
+    config = ring(n, k, k // 2 + 1)
+    # Execute
+    hood = {i: config.neighbours(i, range(1, n + 1)) for i in range(1, n + 1)}
+    # Assert: v in N(u) iff u in N(v); |N(u)| = k, except one node for even k and odd n
+    assert all(u in hood[v] for u in hood for v in hood[u])
+    sizes = sorted(len(h) for h in hood.values())
+    assert sizes == ([k] * (n - 1) + [k + 1] if k % 2 == 0 and n % 2 and k < n else [k] * n)
+
+
+def test_twelve_nodes_five_shares_threshold_three_give_the_exact_sum() -> None:
+    # Prepare
+    config = ring(12, 5, 3, length=100)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=12, bound=10**12)
+    values = positions(12, 100, 10**12)
+    # Execute
+    field_sum = simulate_round(
+        config, {i: codec.encode(v) for i, v in values.items()}, round_id=ROUND
+    )
+    # Assert
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), sum(values.values()))
+
+
+@pytest.mark.parametrize("dropped", [{4}, {4, 5}, {1, 7}, {12, 2}])
+def test_one_or_two_dropouts_leave_the_exact_survivor_sum(dropped: set[int]) -> None:
+    # Prepare
+    config = ring(12, 5, 3)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=12, bound=50_000)
+    values = positions(12, 30, 50_000, seed=1)
+    # Execute
+    field_sum = simulate_round(
+        config,
+        {i: codec.encode(v) for i, v in values.items()},
+        round_id=ROUND,
+        drop_after_sharing=dropped,
+    )
+    # Assert
+    expected = sum(v for i, v in values.items() if i not in dropped)
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), expected)
+
+
+def test_a_node_left_with_fewer_than_t_surviving_neighbours_releases_nothing() -> None:
+    # Prepare: 2, 4 and 5 drop; survivor 3 keeps {1, 3} of {1..5}, dropped 4 keeps {3, 6}
+    config = ring(12, 5, 3, length=4)
+    clients, server, inbox = staged(config, list(range(1, 13)))
+    zero = np.zeros(4, dtype=np.uint64)
+    masked = {i: c.masked_input(zero, inbox[i]) for i, c in clients.items() if i not in (2, 4, 5)}
+    # Execute / Assert: refused before any unmask request, so no share is revealed
+    with pytest.raises(
+        SecAggError,
+        match=r"threshold 3 .* node\(s\) \[3, 4\] \(node 3: 2, node 4: 2\).*releases nothing",
+    ):
+        server.collect_masked_inputs(masked)
+    with pytest.raises(SecAggError, match="unmask called before"):
+        server.unmask([])
+
+
+def test_survivors_split_into_parts_of_the_graph_release_nothing() -> None:
+    # Prepare: 3, 4, 9 and 10 drop; every node keeps >= 3 surviving neighbours, but the
+    # survivors fall apart into 5..8 and 11, 12, 1, 2 (each part's sum would be exposed)
+    config = ring(12, 5, 3, length=4)
+    clients, server, inbox = staged(config, list(range(1, 13)))
+    zero = np.zeros(4, dtype=np.uint64)
+    masked = {
+        i: c.masked_input(zero, inbox[i]) for i, c in clients.items() if i not in (3, 4, 9, 10)
+    }
+    # Execute / Assert
+    with pytest.raises(
+        SecAggError, match=r"split into 2 parts .* \[\[1, 2, 11, 12\], \[5, 6, 7, 8\]\]"
+    ):
+        server.collect_masked_inputs(masked)
+
+
+def test_a_share_routed_to_a_non_neighbour_is_refused() -> None:
+    # Prepare: node 1 (neighbours 11, 12, 2, 3) also addresses a share to node 6
+    server, outgoing = shared(ring(12, 5, 3))
+    forged = outgoing[1][2]
+    outgoing[1][6] = EncryptedShare(1, 6, forged.nonce, forged.ciphertext)
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=r"share 1->6 refused: node 6 is not a neighbour of"):
+        server.route_shares(outgoing)
+
+
+def test_a_node_refuses_a_share_from_a_non_neighbour() -> None:
+    # Prepare: node 6 finds node 1's share in its inbox (a relay that ignored the graph)
+    config = ring(12, 5, 3, length=4)
+    clients, _, inbox = staged(config, list(range(1, 13)))
+    inbox[6][1] = inbox[2][1]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match="node 6: share from unexpected sender 1"):
+        clients[6].masked_input(np.zeros(4, dtype=np.uint64), inbox[6])
+
+
+def test_unmask_response_reveals_only_shares_of_neighbours() -> None:
+    # Prepare: every node survives but 7, the request names all twelve nodes
+    config = ring(12, 5, 3, length=4)
+    clients, server, inbox = staged(config, list(range(1, 13)))
+    zero = np.zeros(4, dtype=np.uint64)
+    request = server.collect_masked_inputs(
+        {i: c.masked_input(zero, inbox[i]) for i, c in clients.items() if i != 7}
+    )
+    # Execute
+    near, far = clients[5].unmask_response(request), clients[1].unmask_response(request)
+    # Assert: node 5 (neighbours 3..7) reveals 7's key share; node 1 nothing of 7
+    assert near.seed_shares.keys() == {3, 4, 5, 6} and near.key_shares.keys() == {7}
+    assert far.seed_shares.keys() == {11, 12, 1, 2, 3} and not far.key_shares
+
+
+def test_bytes_per_node_grow_with_num_shares_not_with_nodes() -> None:
+    # Execute
+    k5_n12, k5_n30 = share_bytes(ring(12, 5, 3)), share_bytes(ring(30, 5, 3))
+    all_n12, all_n30 = share_bytes(ring(12, None, 7)), share_bytes(ring(30, None, 16))
+    # Assert: k - 1 = 4 shares of equal size either way; n - 1 = 11 vs 29 without num_shares
+    per_share = k5_n12[1] // 4
+    assert set(k5_n12.values()) == set(k5_n30.values()) == {4 * per_share}
+    assert set(all_n12.values()) == {11 * per_share} and set(all_n30.values()) == {29 * per_share}
+    print(
+        f"\nencrypted share bytes per node: k=5: n=12 {k5_n12[1]}, n=30 {k5_n30[1]}; "
+        f"complete: n=12 {all_n12[1]}, n=30 {all_n30[1]}"
+    )
+
+
+def test_num_shares_equal_to_nodes_is_the_complete_graph() -> None:
+    # Prepare
+    values = positions(7, 20, 10**6, seed=5)
+    codec = IntegerCodec(modulus_bits=64, num_nodes=7, bound=10**6)
+    vectors = {i: codec.encode(v) for i, v in values.items()}
+    full, complete = ring(7, 7, 4, length=20), ring(7, None, 4, length=20)
+    # Execute
+    sums = [
+        codec.decode_sum(simulate_round(c, vectors, round_id=ROUND, drop_after_sharing={3}))
+        for c in (full, complete)
+    ]
+    counts_ = [{i: len(o) for i, o in shared(c)[1].items()} for c in (full, complete)]
+    # Assert: same survivor sum, same 6 shares per node, same neighbourhoods
+    expected = sum(v for i, v in values.items() if i != 3)
+    np.testing.assert_array_equal(sums[0], expected)
+    np.testing.assert_array_equal(sums[1], expected)
+    assert counts_[0] == counts_[1] == {i: 6 for i in range(1, 8)}
+    assert all(full.neighbours(i, range(1, 8)) == set(range(1, 8)) for i in range(1, 8))
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "t", "match"),
+    [
+        (12, 2, 2, r"num_shares 2 must be in \[3, 12\] for 12 nodes"),
+        (12, 13, 7, r"num_shares 13 must be in \[3, 12\] for 12 nodes"),
+        (12, 5, 2, r"threshold 2 must be in \(2, 5\] for num_shares 5 \(12 nodes\)"),
+        (12, 5, 6, r"threshold 6 must be in \(2, 5\] for num_shares 5 \(12 nodes\)"),
+        (12, 4, 2, r"threshold 2 must be in \(2, 4\] for num_shares 4"),
+        (12, None, 6, r"threshold 6 must be in \(6, 12\] for 12 nodes"),
+    ],
+)
+def test_num_shares_and_threshold_are_validated(n: int, k: int | None, t: int, match) -> None:
+    # Execute / Assert
+    with pytest.raises(ConfigError, match=match):
+        ring(n, k, t)
+
+
+def test_node_ids_must_be_graph_positions_with_num_shares() -> None:
+    # Prepare
+    config = ring(12, 5, 3)
+    stranger = SecAggClient(ring(13, 5, 3), 13, ROUND).advertise_keys()
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=r"node id 13 is not a position 1..12"):
+        SecAggClient(config, 13, ROUND)
+    with pytest.raises(SecAggError, match=r"node id 13 is not a position 1..12"):
+        SecAggServer(config, ROUND).collect_public_keys([stranger])
+
+
+def test_federation_settings_validate_num_shares_against_the_threshold() -> None:
+    # Execute / Assert
+    with pytest.raises(ValidationError, match="greater than or equal to 3"):
+        FederationSettings(num_shares=2)
+    with pytest.raises(ValidationError, match=r"reconstruction_threshold 2 must be in \(2, 5\]"):
+        FederationSettings(num_shares=5, reconstruction_threshold=2)
+    assert FederationSettings(num_shares=5, reconstruction_threshold=3).num_shares == 5
+    assert FederationSettings().num_shares is None
+
+
+@pytest.mark.parametrize(
+    ("n", "threshold", "num_shares", "expected"),
+    [
+        (12, None, None, 7),
+        (12, None, 5, 3),
+        (12, None, 9, 5),
+        (12, None, 12, 7),
+        (5, None, 9, 3),
+        (12, 4, 5, 4),
+    ],
+)
+def test_default_threshold_is_a_majority_of_the_neighbourhood(
+    n: int, threshold: int | None, num_shares: int | None, expected: int
+) -> None:
+    # Execute / Assert: num_shares >= n is the complete graph
+    assert round_threshold(n, threshold=threshold, num_shares=num_shares) == expected
+    assert round_num_shares(n, num_shares) == (
+        num_shares if num_shares and num_shares < n else None
+    )
+
+
+def test_num_shares_survives_save_and_restore_and_is_absent_without_it() -> None:
+    # Prepare
+    clients, _, _ = staged(ring(12, 5, 3, length=4), list(range(1, 13)))
+    complete, _, _ = staged(ring(5, None, 3, length=4), [1, 2, 3, 4, 5])
+    # Execute
+    restored = reborn(clients[1])
+    # Assert: the complete graph keeps the layout from before SecAgg+ (no num_shares key)
+    assert restored.config.num_shares == 5 and clients[1].state_dict()["num_shares"] == 5
+    assert restored.state_dict() == clients[1].state_dict()
+    assert sorted(restored.state_dict()["peer_node_ids"]) == [1, 2, 3, 11, 12]
+    assert "num_shares" not in complete[1].state_dict()
+    assert reborn(complete[1]).config.num_shares is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("num_shares", "5", "key 'num_shares' must be int, got str"),
+        ("num_shares", 2, r"keys \[.*'num_shares'\] are not a valid config: num_shares 2"),
+        ("peer_node_ids", [1, 2, 3, 6, 12], "names nodes outside the neighbourhood"),
+    ],
+)
+def test_malformed_num_shares_state_is_named(key: str, value: object, match: str) -> None:
+    # Prepare
+    clients, _, _ = staged(ring(12, 5, 3, length=4), list(range(1, 13)))
+    state = clients[1].state_dict()
+    state[key] = value
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=match):
+        SecAggClient.from_state_dict(state, round_id=ROUND)
+
+
+def test_round_settings_record_leaves_out_num_shares_when_none() -> None:
+    # Prepare
+    plain = SecureRoundSettings("r", 1, 12, 7, 64, 100, 10)
+    plus = SecureRoundSettings("r", 1, 12, 3, 64, 100, 10, num_shares=5)
+    # Execute
+    plain_record, plus_record = plain.to_record(), plus.to_record()
+    # Assert: a record from before SecAgg+ (no num_shares key) still reads, as None
+    assert "num_shares" not in plain_record and plus_record["num_shares"] == 5
+    assert SecureRoundSettings.from_record(plain_record) == plain
+    assert SecureRoundSettings.from_record(plus_record) == plus
+    without_threshold = ConfigRecord({k: v for k, v in plus_record.items() if k != "threshold"})
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['threshold'\]"):
+        SecureRoundSettings.from_record(without_threshold)
+
+
+def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
+    # Prepare: 7 Flower nodes (ids 100..106 = positions 1..7), num_shares 3, default
+    # threshold 3 // 2 + 1 = 2; node 104 (position 5) drops after sharing keys
+    values = {100 + i: v for i, v in enumerate(positions(7, 6, 1000, seed=6).values())}
+    clients: dict[int, SecAggClient] = {}
+    directories: dict[int, set[int]] = {}
+
+    def node(nid: int, message_type: str, content: RecordDict) -> RecordDict | None:
+        settings = SecureRoundSettings.from_record(content.config_records[SECAGG_KEY])
+        payload = dict(content.config_records.get(SECAGG_PAYLOAD_KEY, ConfigRecord()))
+        if message_type == "query.sa_keys":
+            config = SecAggConfig(
+                settings.num_nodes,
+                settings.threshold,
+                settings.vector_length,
+                settings.modulus_bits,
+                settings.num_shares,
+            )
+            clients[nid] = SecAggClient(config, settings.index, settings.round_id)
+            out = public_keys_to_dict(clients[nid].advertise_keys())
+        elif message_type == "query.sa_shares":
+            directory = key_directory_from_dict(payload)
+            directories[nid] = set(directory)
+            out = encrypted_shares_to_dict(clients[nid].share_keys(directory))
+        elif message_type == "query.sa_unmask":
+            request = unmask_request_from_dict(payload)
+            out = unmask_response_to_dict(clients[nid].unmask_response(request))
+        else:
+            if nid == 104:
+                return None
+            codec = IntegerCodec(settings.modulus_bits, settings.num_nodes, settings.bound)
+            masked = clients[nid].masked_input(
+                codec.encode(values[nid]), encrypted_shares_from_dict(payload)
+            )
+            return RecordDict({ARRAYS_KEY: ArrayRecord({"masked": Array(masked)})})
+        return RecordDict({SECAGG_PAYLOAD_KEY: ConfigRecord(out)})
+
+    def exchange(stage, message_type, nodes, content_for) -> dict[int, RecordDict]:
+        replies = {nid: node(nid, message_type, content_for(nid)) for nid in nodes}
+        return {nid: r for nid, r in replies.items() if r is not None}
+
+    header = TaskHeader("run-1", 3, "curve", "{}", "digest")
+    # Execute
+    secure = run_secure_round(
+        exchange,
+        list(values),
+        header=header,
+        task=("curve", "query.curve"),
+        vector_length=6,
+        bound=1000,
+        threshold=None,
+        num_shares=3,
+    )
+    # Assert
+    assert secure.threshold == 2 and secure.dropped_ids == {104}
+    np.testing.assert_array_equal(secure.total, sum(v for i, v in values.items() if i != 104))
+    assert directories[100] == {7, 1, 2} and all(len(d) == 3 for d in directories.values())
+
+
+def test_fifty_nodes_with_nine_shares_give_the_exact_survivor_sum() -> None:
+    # Prepare: 50 nodes, num_shares 9 (threshold 5), one dropout
+    codec = IntegerCodec(modulus_bits=64, num_nodes=50, bound=1000)
+    values = positions(50, 100, 1000, seed=7)
+    vectors = {i: codec.encode(v) for i, v in values.items()}
+    # Execute
+    field_sum = simulate_round(
+        ring(50, 9, 5, length=100), vectors, round_id=ROUND, drop_after_sharing={20}
+    )
+    # Assert
+    expected = sum(v for i, v in values.items() if i != 20)
+    np.testing.assert_array_equal(codec.decode_sum(field_sum), expected)
+
+
+@pytest.mark.usefixtures("flower_identity")
+def test_coordinator_and_nodes_run_secagg_plus_from_the_federation_settings(tmp_path) -> None:
+    # Prepare: the real Coordinator and ClientApp in one process, 6 sites, num_shares 3
+    # (threshold 2); node 103 (position 4) drops during the model round
+    config = load_config_or_default(None)
+    plan = config.plan
+    training = plan.training.model_copy(update={"rounds": 1, "local_epochs": 1})
+    record = plan.privacy.record.model_copy(update={"enabled": False})
+    privacy = plan.privacy.model_copy(update={"record": record})
+    plan = plan.model_copy(
+        update={"training": training, "privacy": privacy, "secure_aggregation": True}
+    )
+    federation = config.federation.model_copy(update={"num_shares": 3})
+    config = config.model_copy(update={"plan": plan, "federation": federation})
+    nodes = small_federation(tmp_path / "fed", plan.model_spec, n=6, non_private=True)
+    grid = InProcessGrid(nodes, drop={103: {MODEL_TASK}})
+    # Execute
+    run_coordinator(grid, config, tmp_path / "run")
+    # Assert: each node sent shares to its 2 ring neighbours only, both rounds released
+    share_replies = [m for m in grid.received if m.metadata.message_type == "query.sa_shares"]
+    sent = [len(dict(m.content.config_records[SECAGG_PAYLOAD_KEY])["keys"]) for m in share_replies]
+    assert len(sent) == 12 and set(sent) == {2}
+    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
+    sums = {e["task"]: (e["survivors"], e["dropped"]) for e in events if e["event"] == "secure_sum"}
+    assert sums == {"model": (5, 1), "curve": (6, 0)}
