@@ -454,3 +454,43 @@ def test_a_message_from_a_node_the_coordinator_recorded_as_failed_is_only_a_warn
     assert result.exit_code == ExitCode.SUCCESS, [str(f) for f in result.errors]
     assert [f.kind for f in result.warnings] == ["message-unmatched"]
     assert "failed or dropped" in result.warnings[0].message
+
+
+def test_a_real_enterprise_dp_run_that_stopped_at_its_cap_passes_the_audit(tmp_path) -> None:
+    # Prepare: enterprise-level DP (z 1.0 at 3 of 4 shares) with a cap that stops training
+    # after 2 of 4 rounds; record-level DP off so the run is quick
+    from coordinator.config import EnterpriseBudget
+    from protocols.plan import EnterprisePrivacy
+
+    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 7, 0, 1
+    try:
+        config = load_config_or_default(None)
+        plan = config.plan
+        training = plan.training.model_copy(update={"rounds": 4, "local_epochs": 1})
+        record = plan.privacy.record.model_copy(update={"enabled": False})
+        enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
+        privacy = plan.privacy.model_copy(update={"record": record, "enterprise": enterprise})
+        plan = plan.model_copy(
+            update={"training": training, "privacy": privacy, "curve_release": False}
+        )
+        config = config.model_copy(
+            update={"plan": plan, "enterprise_budget": EnterpriseBudget(epsilon_cap=7.0)}
+        )
+        nodes = small_federation(tmp_path / "fed", plan.model_spec, non_private=True)
+        coord = tmp_path / "coord"
+        # Execute
+        run_coordinator(InProcessGrid(nodes), config, tmp_path / "run", coordinator_dir=coord)
+        check_nodes_inclusion(nodes, coord, "inproc")
+    finally:
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = saved
+    ledgers = [coord / "ledger"] + [load_node_config(p).state_dir / "ledger" for p in nodes]
+    keys = [coordinator_key_paths(coord)[1]] + [
+        p.parent / "secrets" / "ledger_key.pub.pem" for p in nodes
+    ]
+    result = audit(ledgers, keys)
+    # Assert: it passes, with the enterprise-level epsilon of the 2 rounds recomputed
+    assert result.verdict == "PASS", [str(f) for f in result.errors]
+    rows = result.enterprise_rows
+    assert [r.round for r in rows] == [1, 2]
+    assert all(abs(r.relative_difference) < 1e-3 and r.recomputed <= r.cap for r in rows)
