@@ -46,7 +46,7 @@ test-quick: setup
 
 lint: setup
 	$(VENV)/bin/ruff check coordinator enterprise_node models protocols auditor bench tests
-	$(VENV)/bin/mypy coordinator enterprise_node models protocols
+	$(VENV)/bin/mypy coordinator enterprise_node models protocols auditor bench
 
 bench: setup
 	$(PY) -m bench.spine
