@@ -2,12 +2,13 @@
 
 Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
 folders through Flower on this machine), ``demo`` (both, then judge the result),
-``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes).
+``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes),
+``init`` (the broker's CA, server certificate and ledger key).
 Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
     >>> sorted(c.name for c in build_app().registered_commands)
-    ['demo', 'federate', 'serve-ledger', 'synth']
+    ['demo', 'federate', 'init', 'serve-ledger', 'synth']
 """
 
 from __future__ import annotations
@@ -94,6 +95,30 @@ def _federate(
         _console.print(f"  ledger inclusion check, {node}: {verdict}")
 
 
+def _init(
+    state: Annotated[Path, typer.Argument(help="The coordinator state dir to create.")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(help="Host name or IP nodes dial (repeatable); localhost is always in."),
+    ] = None,
+) -> None:
+    """Create the broker's CA, the server certificate and the ledger signing key (kept if
+    they exist; private files 0600)."""
+    from coordinator.coordinator_ledger import coordinator_key_paths
+    from protocols.signing import generate_key_pair
+    from protocols.tls import init_tls
+
+    files, made = init_tls(state / "tls", list(host or []))
+    private, public = coordinator_key_paths(state)
+    if not private.exists():
+        generate_key_pair(private, public)
+        made.append("ledger key")
+    _console.print(f"Created: {', '.join(made) or 'nothing (all present, kept)'}")
+    _console.print(f"CA certificate for nodes: {files.ca_cert} (keep {files.ca_key} offline)")
+    _console.print(f"Server certificate: {files.server_cert}; key {files.server_key} (0600)")
+    _console.print(f"Ledger key: {private} (0600); give auditors and nodes {public}")
+
+
 def _serve_ledger(
     state: Annotated[Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).")],
     port: Annotated[int, typer.Option(help="Loopback port (0: any free port).")] = 0,
@@ -155,6 +180,7 @@ def build_app() -> typer.Typer:
     app.command("federate")(_federate)
     app.command("demo")(_demo)
     app.command("serve-ledger")(_serve_ledger)
+    app.command("init")(_init)
     return app
 
 

@@ -31,6 +31,7 @@ from enterprise_node.status import show_status
 from protocols.atomic import atomic_write_text
 from protocols.cli import run_cli
 from protocols.errors import ConfigError
+from protocols.tls import make_auth_key
 
 __all__ = ["build_app", "main", "init_node", "node_template"]
 
@@ -57,6 +58,7 @@ def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     load_or_create_site_secret(config.site_secret_path)
     node_key(config)  # the ledger signing key (kept if it exists)
+    make_auth_key(config.resolve(config.node.auth_key_file))  # kept if it exists
     return config
 
 
@@ -77,6 +79,8 @@ def _init_command(
         f"Ledger key: {ledger_key} (0600); give auditors {public_key_path(ledger_key)}; "
         f"node id {node_key_id(config)}"
     )
+    auth_key = config.resolve(config.node.auth_key_file)
+    console.print(f"Flower authentication key: {auth_key} (0600); give the broker {auth_key}.pub")
     console.print(
         "Next: set data.path and data.columns in node.yaml, then run "
         "`fedrisk-node check --config node.yaml --spec coordinator.yaml`."

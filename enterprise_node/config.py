@@ -92,6 +92,11 @@ class NodeSettings(StrictModel):
     )
     state_dir: str = "state"
     site_secret_file: str = "secrets/site_secret.key"
+    auth_key_file: str = Field(
+        "secrets/flwr_auth_key",
+        description="ECDSA P-384 key (OpenSSH) the SuperNode authenticates with; the broker "
+        "registers its .pub",
+    )
     ledger_key_file: str = Field(
         "secrets/ledger_key.pem",
         description="Ed25519 key that signs the node's ledger (made on first use, 0600)",

@@ -1,0 +1,114 @@
+"""TLS material: the broker's CA and server certificate, node authentication keys, and the
+ledger service over TLS (a client must trust the broker's CA; plaintext is refused)."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from coordinator.cli import main as coordinator_main
+from coordinator.ledger_service import serve_ledger
+from protocols.ledger import Ledger
+from protocols.ledger_client import LedgerClient
+from protocols.ledger_records import RunEnded
+from protocols.signing import generate_private_key
+from protocols.tls import init_tls, make_auth_key
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_makes_a_ca_and_a_server_certificate_for_the_hosts(tmp_path: Path) -> None:
+    # Execute
+    files, made = init_tls(tmp_path / "tls", ["broker.example", "10.0.0.7"])
+    # Assert: the server certificate is issued by the CA, for localhost and the hosts
+    ca = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    server = x509.load_pem_x509_certificate(files.server_cert.read_bytes())
+    server.verify_directly_issued_by(ca)
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(sans.get_values_for_type(x509.DNSName)) == {"localhost", "broker.example"}
+    assert set(sans.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("10.0.0.7"),
+    }
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert made == ["ca", "server"]
+    assert mode(files.ca_key) == mode(files.server_key) == 0o600
+
+
+def test_init_twice_keeps_the_ca_that_nodes_trust(tmp_path: Path) -> None:
+    files, _ = init_tls(tmp_path / "tls", [])
+    before = files.ca_cert.read_bytes()
+    _files, made = init_tls(tmp_path / "tls", [])
+    assert made == [] and files.ca_cert.read_bytes() == before
+
+
+def test_node_auth_key_is_p384_openssh_and_never_replaced(tmp_path: Path) -> None:
+    key = tmp_path / "secrets" / "flwr_auth_key"
+    assert make_auth_key(key) is True
+    public = (tmp_path / "secrets" / "flwr_auth_key.pub").read_bytes()
+    assert public.startswith(b"ecdsa-sha2-nistp384 ")
+    assert mode(key) == 0o600
+    loaded = serialization.load_ssh_private_key(key.read_bytes(), password=None)
+    assert loaded.curve.name == "secp384r1"  # type: ignore[union-attr]
+    before = key.read_bytes()
+    assert make_auth_key(key) is False and key.read_bytes() == before
+
+
+def test_coordinator_init_command_makes_tls_files_and_the_ledger_key(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        coordinator_main(["init", str(tmp_path / "coord"), "--host", "broker.example"])
+    assert caught.value.code in (0, None)
+    assert (tmp_path / "coord" / "tls" / "server.crt").exists()
+    assert mode(tmp_path / "coord" / "keys" / "ledger_key.pem") == 0o600
+    assert "ca, server, ledger key" in capsys.readouterr().out
+
+
+@pytest.fixture
+def tls_ledger(tmp_path: Path):
+    files, _ = init_tls(tmp_path / "tls", [])
+    key = generate_private_key()
+    Ledger.open(tmp_path / "ledger", key, "coordinator").append(RunEnded("r", "completed", None))
+    credentials = grpc.ssl_server_credentials(
+        [(files.server_key.read_bytes(), files.server_cert.read_bytes())]
+    )
+    server = serve_ledger(tmp_path / "ledger", credentials=credentials)
+    yield server, key, files
+    server.stop()
+
+
+def test_ledger_service_over_tls_serves_a_client_that_trusts_the_ca(tls_ledger) -> None:
+    server, key, files = tls_ledger
+    credentials = grpc.ssl_channel_credentials(root_certificates=files.ca_cert.read_bytes())
+    address = server.address.replace("127.0.0.1", "localhost")
+    with LedgerClient(address, key.public_key(), credentials=credentials) as client:
+        assert client.tree_head().tree_size == 1
+
+
+def test_a_client_that_does_not_trust_the_ca_cannot_connect(tls_ledger, tmp_path) -> None:
+    server, key, _files = tls_ledger
+    other, _ = init_tls(tmp_path / "other-tls", [])
+    credentials = grpc.ssl_channel_credentials(root_certificates=other.ca_cert.read_bytes())
+    with (
+        LedgerClient(server.address, key.public_key(), credentials=credentials, timeout_s=3) as c,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        c.tree_head()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_plaintext_client_is_refused_by_the_tls_server(tls_ledger) -> None:
+    server, key, _files = tls_ledger
+    with (
+        LedgerClient(server.address, key.public_key(), timeout_s=3) as client,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        client.tree_head()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
