@@ -3,12 +3,13 @@
 Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
 folders through Flower on this machine), ``demo`` (both, then judge the result),
 ``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes),
-``init`` (the broker's CA, server certificate and ledger key).
+``init`` (the broker's CA, server certificate and ledger key), ``register-node`` /
+``list-nodes`` / ``revoke-node`` (the register of admitted node keys).
 Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
-    >>> sorted(c.name for c in build_app().registered_commands)
-    ['demo', 'federate', 'init', 'serve-ledger', 'synth']
+    >>> " ".join(sorted(c.name for c in build_app().registered_commands))
+    'demo federate init list-nodes register-node revoke-node serve-ledger synth'
 """
 
 from __future__ import annotations
@@ -119,6 +120,49 @@ def _init(
     _console.print(f"Ledger key: {private} (0600); give auditors and nodes {public}")
 
 
+StateArg = Annotated[Path, typer.Argument(help="The coordinator state dir (from `init`).")]
+
+
+def _register_node(
+    state: StateArg,
+    key: Annotated[Path, typer.Argument(help="The node's authentication public key (.pub).")],
+    name: Annotated[str, typer.Option(help="The broker's label for this enterprise.")],
+) -> None:
+    """Admit a node's ECDSA P-384 authentication key."""
+    from coordinator.node_registry import NodeRegistry
+
+    node = NodeRegistry(state).register(key, name)
+    _console.print(f"Registered {node.name}: {node.fingerprint}")
+
+
+def _list_nodes(state: StateArg) -> None:
+    """Show admitted and revoked nodes."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from coordinator.node_registry import NodeRegistry
+
+    table = Table(title=f"nodes registered in {state}")
+    for column in ("name", "fingerprint", "registered", "status"):
+        table.add_column(column)
+    for node in NodeRegistry(state).nodes():
+        when = dt.datetime.fromtimestamp(node.registered_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(node.name, node.fingerprint, when, "active" if node.active else "revoked")
+    _console.print(table)
+
+
+def _revoke_node(
+    state: StateArg,
+    node: Annotated[str, typer.Argument(help="Name or fingerprint of the node to revoke.")],
+) -> None:
+    """Withdraw a node's admission (its entry is kept, marked revoked)."""
+    from coordinator.node_registry import NodeRegistry
+
+    revoked = NodeRegistry(state).revoke(node)
+    _console.print(f"Revoked {revoked.name}: {revoked.fingerprint}")
+
+
 def _serve_ledger(
     state: Annotated[Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).")],
     port: Annotated[int, typer.Option(help="Loopback port (0: any free port).")] = 0,
@@ -181,6 +225,9 @@ def build_app() -> typer.Typer:
     app.command("demo")(_demo)
     app.command("serve-ledger")(_serve_ledger)
     app.command("init")(_init)
+    app.command("register-node")(_register_node)
+    app.command("list-nodes")(_list_nodes)
+    app.command("revoke-node")(_revoke_node)
     return app
 
 

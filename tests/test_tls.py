@@ -112,3 +112,65 @@ def test_a_plaintext_client_is_refused_by_the_tls_server(tls_ledger) -> None:
     ):
         client.tree_head()
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# ---- the node register -------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as caught:
+        coordinator_main(argv)
+    return int(caught.value.code or 0)
+
+
+def test_register_list_and_revoke_nodes(tmp_path: Path, capsys) -> None:
+    # Prepare: two nodes' authentication keys
+    from coordinator.node_registry import NodeRegistry
+
+    make_auth_key(tmp_path / "a" / "flwr_auth_key")
+    make_auth_key(tmp_path / "b" / "flwr_auth_key")
+    state, key_a = str(tmp_path / "coord"), str(tmp_path / "a" / "flwr_auth_key.pub")
+    key_b = str(tmp_path / "b" / "flwr_auth_key.pub")
+    # Execute / Assert: register two, the same key again is refused naming the node
+    assert _cli(["register-node", state, key_a, "--name", "fab-a"]) == 0
+    assert _cli(["register-node", state, key_b, "--name", "fab-b"]) == 0
+    capsys.readouterr()
+    assert _cli(["register-node", state, key_a, "--name", "again"]) == 10
+    assert "'fab-a'" in capsys.readouterr().err
+    # ... revoke one: it stays listed, marked revoked
+    assert _cli(["revoke-node", state, "fab-b"]) == 0
+    registry = NodeRegistry(tmp_path / "coord")
+    assert [n.name for n in registry.active()] == ["fab-a"]
+    assert [n.name for n in registry.nodes()] == ["fab-a", "fab-b"]
+    capsys.readouterr()
+    assert _cli(["list-nodes", state]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "fab-a" in out and "active" in out and "revoked" in out
+
+
+def test_register_refuses_a_key_that_is_not_ecdsa_p384(tmp_path: Path, capsys) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    path = tmp_path / "ed.pub"
+    path.write_bytes(
+        key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    )
+    assert _cli(["register-node", str(tmp_path / "c"), str(path), "--name", "x"]) == 10
+    assert "ECDSA P-384" in capsys.readouterr().err
+
+
+def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from coordinator.node_registry import fingerprint
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed here")
+    make_auth_key(tmp_path / "k")
+    line = (tmp_path / "k.pub").read_text()
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert fingerprint(line) == shown
