@@ -9,7 +9,7 @@ Example (doctest)::
 
     >>> from enterprise_node.cli import build_app
     >>> sorted(command.name for command in build_app().registered_commands)
-    ['check', 'init', 'ledger', 'status']
+    ['approve', 'check', 'init', 'ledger', 'status']
 """
 
 from __future__ import annotations
@@ -145,6 +145,38 @@ def _ledger_command(
     show_ledger(load_node_config(config), Console(), last=last)
 
 
+def _approve_command(
+    plan_path: Annotated[Path, typer.Argument(help="The plan: coordinator.yaml or plan JSON.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+    by: Annotated[str, typer.Option(help="Who approves (recorded in the ledger).")] = "site IT",
+    note: Annotated[str, typer.Option(help="A note kept with the approval.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
+) -> None:
+    """Show what a training plan will do here, then record its approval by hash."""
+    from rich.table import Table
+
+    from enterprise_node.approval import Approvals, load_plan, plan_summary, units_or_none
+
+    node_config = load_node_config(config)
+    plan = load_plan(plan_path)
+    console = Console()
+    table = Table(title="training plan", show_header=False)
+    for label, text in plan_summary(plan, node_config, units_or_none(node_config, plan)):
+        table.add_row(label, text)
+    console.print(table)
+    approvals = Approvals(node_config)
+    if approvals.is_approved(plan.digest):
+        console.print(f"Plan {plan.digest[:12]} is already approved at this node.")
+        return
+    if not yes and not typer.confirm("Approve this plan?", default=False):
+        console.print("Not approved; nothing recorded.")
+        raise typer.Exit(1)
+    approvals.approve(plan, by=by, note=note)
+    console.print(f"Approved plan {plan.digest} (recorded in {approvals.path} and the ledger)")
+
+
 def build_app() -> typer.Typer:
     """The typer app with every command registered (no error handling here: see main)."""
     app = typer.Typer(
@@ -158,6 +190,7 @@ def build_app() -> typer.Typer:
     app.command("check")(_check_command)
     app.command("status")(_status_command)
     app.command("ledger")(_ledger_command)
+    app.command("approve")(_approve_command)
     return app
 
 

@@ -49,12 +49,13 @@ class NoisePlan:
             self.curve_noise_multiplier, 1.0, 1, CURVE_MECHANISM, run_id, round_number, "curve"
         )
 
-    def run_epsilon(self) -> float:
-        """Epsilon at ``delta`` of the whole run at this node (all rounds + curve)."""
+    def run_epsilon(self, delta: float | None = None) -> float:
+        """Epsilon of the whole run at this node (all rounds + curve) at ``delta`` (default:
+        the plan's delta)."""
         spends = [self.model_spend()] * self.rounds
         if self.curve_noise_multiplier is not None:
             spends.append(self.curve_spend())
-        return rdp_epsilon(spends, self.delta)
+        return rdp_epsilon(spends, self.delta if delta is None else delta)
 
 
 def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:

@@ -336,3 +336,64 @@ def test_a_tampered_node_ledger_exits_40_naming_the_problem(tmp_path, capsys):
     assert code == ExitCode.STATE_ERROR
     assert "differs from what was signed" in " ".join(out.split())
     assert "fails verification" in err
+
+
+# --- approve ------------------------------------------------------------------------------
+
+
+def _approvable_site(tmp_path: Path) -> Path:
+    (tmp_path / "site").mkdir()
+    site = NodeSite(tmp_path / "site")
+    site.write_data(60)
+    return site.write_config(entry_age=False, max_bad_fraction=0.01)
+
+
+def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_path, capsys):
+    # Prepare
+    from enterprise_node.approval import Approvals, load_plan
+    from enterprise_node.config import load_node_config
+    from protocols.ledger import read_ledger
+
+    node_yaml = _approvable_site(tmp_path)
+    plan = load_plan(COORDINATOR_YAML)
+    # Execute
+    code, out, _ = _run(
+        ["approve", str(COORDINATOR_YAML), "--config", str(node_yaml), "--yes", "--by", "ciso"],
+        capsys,
+    )
+    # Assert: the summary names what the plan reads and spends; the approval is recorded
+    flat = " ".join(out.split())
+    assert code == 0
+    for words in (
+        "load_pct",
+        "15 intervals to 120 months",
+        "10 model round(s)",
+        "DP-SGD",
+        "2 at delta 1e-06",
+        "only sums",
+    ):
+        assert words in flat
+    config = load_node_config(node_yaml)
+    assert Approvals(config).is_approved(plan.digest)
+    [entry] = [
+        e for e in read_ledger(config.state_dir / "ledger").entries() if e.kind == "plan_approved"
+    ]
+    assert entry.body == {"plan_digest": plan.digest, "approved_by": "ciso", "note": ""}
+
+
+def test_approve_declined_records_nothing_and_a_bad_plan_exits_10(tmp_path, capsys, monkeypatch):
+    # Prepare
+    from enterprise_node.approval import Approvals
+    from enterprise_node.config import load_node_config
+
+    node_yaml = _approvable_site(tmp_path)
+    monkeypatch.setattr("typer.confirm", lambda *a, **k: False)
+    # Execute
+    declined, _, _ = _run(["approve", str(COORDINATOR_YAML), "--config", str(node_yaml)], capsys)
+    bad = tmp_path / "plan.yaml"
+    bad.write_text("plan: {model_spec: {}, rounds: 3}\n")
+    code, _, err = _run(["approve", str(bad), "--config", str(node_yaml), "--yes"], capsys)
+    # Assert
+    assert declined == 1
+    assert Approvals(load_node_config(node_yaml)).all() == {}
+    assert code == ExitCode.CONFIG_ERROR and "plan" in err

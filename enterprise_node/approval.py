@@ -1,0 +1,154 @@
+"""Training-plan approval at the node: what a plan will do here, shown before it is approved.
+
+``fedrisk-node approve PLAN`` reads a plan (the broker's coordinator.yaml or the plan's
+canonical JSON), shows a human summary (the data it reads, the time grid, the privacy
+mechanisms, the rounds, the most epsilon it can spend here and where results go), and
+records the plan's digest in ``state/approved_plans.json`` and in the node's signed ledger
+(PlanApproved). Serving only approved plans is not enforced yet (issue 5).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from enterprise_node.budget import BudgetGuard
+from enterprise_node.config import NodeConfig
+from enterprise_node.node_ledger import NodeLedger
+from enterprise_node.noise_plan import plan_noise
+from protocols.atomic import atomic_write_text
+from protocols.config_file import parse_model
+from protocols.errors import ConfigError, FedriskError, StateError
+from protocols.ledger_records import PlanApproved
+from protocols.plan import TrainingPlan
+
+__all__ = ["load_plan", "plan_summary", "units_or_none", "Approvals"]
+
+APPROVALS_FILE = "approved_plans.json"
+
+
+def load_plan(path: Path) -> TrainingPlan:
+    """The plan in a coordinator.yaml (``plan``) or in a plan JSON file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the plan: {err.strerror}") from None
+    try:
+        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not valid JSON/YAML: {err}") from None
+    if isinstance(data, dict) and isinstance(data.get("plan"), dict):
+        data = data["plan"]
+    return parse_model(TrainingPlan, data, f"{path}: plan")
+
+
+def _mechanisms(plan: TrainingPlan) -> list[str]:
+    record = plan.privacy.record
+    lines = []
+    if record.enabled:
+        lines.append(
+            f"DP-SGD (Opacus) on each model round, gradients clipped to {record.max_grad_norm:g}"
+        )
+        if plan.curve_release:
+            where = "as a share inside the secure sum" if plan.secure_aggregation else "locally"
+            lines.append(f"discrete Gaussian noise on the curve histograms, added {where}")
+    else:
+        lines.append("NONE: record-level DP is off (refused unless node.yaml allows it)")
+    if plan.privacy.enterprise is not None:
+        e = plan.privacy.enterprise
+        lines.append(
+            f"enterprise-level DP: update clipped to {e.clip_norm:g}, noise multiplier "
+            f"{e.noise_multiplier:g}"
+        )
+    return lines
+
+
+def plan_summary(
+    plan: TrainingPlan, config: NodeConfig, n_units: int | None
+) -> list[tuple[str, str]]:
+    """(label, text) rows of what ``plan`` does at this node; ``n_units`` (the node's valid
+    units, if known) gives the epsilon at the node's own cap delta."""
+    spec, training, record = plan.model_spec, plan.training, plan.privacy.record
+    columns = config.data.columns
+    features = ", ".join(
+        f"{f.name} (your column {columns.covariates.get(f.name, '?')})" for f in spec.features
+    )
+    rows = [
+        ("plan digest", plan.digest),
+        ("data read", f"segment, equipment class, duration, failed; features: {features}"),
+        (
+            "time grid",
+            f"{len(spec.time_grid.edges) - 1} intervals to {spec.time_grid.horizon:g} "
+            f"{spec.time_grid.unit}",
+        ),
+        (
+            "rounds",
+            f"{training.rounds} model round(s) of {training.local_epochs:g} local "
+            f"epoch(s)" + (", then one curve release" if plan.curve_release else ""),
+        ),
+        ("privacy", "; ".join(_mechanisms(plan))),
+        ("most epsilon per run", f"{record.epsilon:g} at delta {record.delta:g} (record level)"),
+    ]
+    if record.enabled and n_units:
+        run = plan_noise(plan, n_units).run_epsilon(config.privacy.delta)
+        spent = BudgetGuard(
+            config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
+        ).status()
+        rows.append(
+            (
+                "at your cap's delta",
+                f"this run {run:.4g}; spent so far {spent.epsilon_spent:.4g} of your lifetime "
+                f"cap {config.privacy.epsilon:g} (delta {config.privacy.delta:g})",
+            )
+        )
+    rows.append(
+        (
+            "results go to",
+            "the coordinator sees only sums of all nodes' contributions"
+            if plan.secure_aggregation
+            else "the coordinator sees each node's noised update",
+        )
+    )
+    return rows
+
+
+class Approvals:
+    """``state/approved_plans.json``: approved plan digests with who and when."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.path = config.state_dir / APPROVALS_FILE
+
+    def all(self) -> dict[str, dict]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise StateError(f"{self.path}: corrupt approvals file: {err}") from None
+        if not isinstance(data, dict):
+            raise StateError(f"{self.path}: corrupt approvals file: not a mapping")
+        return data
+
+    def is_approved(self, digest: str) -> bool:
+        return digest in self.all()
+
+    def approve(self, plan: TrainingPlan, *, by: str, note: str = "") -> None:
+        """Record the approval here and in the node's signed ledger."""
+        approvals = self.all()
+        approvals[plan.digest] = {"approved_at": time.time(), "approved_by": by, "note": note}
+        atomic_write_text(self.path, json.dumps(approvals, indent=2, sort_keys=True) + "\n")
+        NodeLedger(self.config).append([PlanApproved(plan.digest, by, note)])
+
+
+def units_or_none(config: NodeConfig, plan: TrainingPlan) -> int | None:
+    """The node's valid unit count for the summary, or None if the data cannot be read."""
+    from enterprise_node.ingest import ingest
+
+    try:
+        return len(ingest(config, plan.model_spec).frame)
+    except FedriskError:
+        return None
