@@ -25,7 +25,7 @@ from protocols.ledger_records import (
     RunEnded,
     RunStarted,
 )
-from protocols.signing import generate_key_pair, load_private_key
+from protocols.signing import generate_key_pair, load_private_key, public_key_path
 
 __all__ = ["COORDINATOR_LEDGER_ID", "coordinator_key_paths", "CoordinatorLedger", "file_sha256"]
 
@@ -34,8 +34,8 @@ COORDINATOR_LEDGER_ID = "coordinator"
 
 def coordinator_key_paths(state_dir: Path) -> tuple[Path, Path]:
     """(private, public) PEM paths of the coordinator's ledger key under ``state_dir``."""
-    keys = Path(state_dir) / "keys"
-    return keys / "ledger_key.pem", keys / "ledger_key.pub.pem"
+    private = Path(state_dir) / "keys" / "ledger_key.pem"
+    return private, public_key_path(private)
 
 
 def file_sha256(path: Path) -> str:
@@ -60,7 +60,7 @@ class CoordinatorLedger:
             return None
         key_path = Path(request.ledger_key)
         if not key_path.exists():
-            generate_key_pair(key_path, key_path.with_name(key_path.stem + ".pub.pem"))
+            generate_key_pair(key_path, public_key_path(key_path))
         ledger = Ledger.open(Path(request.ledger_dir), load_private_key(key_path), "coordinator")
         return cls(ledger, request.run_id)
 

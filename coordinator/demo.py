@@ -127,7 +127,8 @@ def _audit(out: Path, node_configs: list[Path], console: Console) -> dict:
     from auditor.verify import audit
     from coordinator.coordinator_ledger import coordinator_key_paths
     from enterprise_node.config import load_node_config
-    from enterprise_node.node_ledger import LEDGER_DIR, public_key_path
+    from enterprise_node.node_ledger import LEDGER_DIR
+    from protocols.signing import public_key_path
 
     ledgers, keys = (
         [out / "coordinator" / "ledger"],

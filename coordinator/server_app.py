@@ -55,7 +55,14 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.secure_curve import curve_vector_length, decode_curve_vector
-from protocols.secure_update import decode_mean_update, enterprise_share, flatten, unflatten
+from protocols.secure_update import (
+    EnterpriseShare,
+    decode_mean_update,
+    enterprise_share,
+    flatten,
+    quantised_sensitivity,
+    unflatten,
+)
 
 __all__ = ["app", "Coordinator"]
 
@@ -209,6 +216,7 @@ class Coordinator:
         reference = [arrays[name].numpy() for name in arrays]
         dimension = sum(a.size for a in reference)
         threshold = self._threshold(len(node_ids))
+        planned = None
         if self.enterprise is not None:
             planned = enterprise_share(self.plan, n_shares=threshold, dimension=dimension)
             z = planned.noise.effective_noise_multiplier
@@ -228,8 +236,8 @@ class Coordinator:
             arrays=arrays,
         )
         self._require_secure_quorum(round_number, "model", secure)
-        if self.enterprise is not None:
-            self._charge_enterprise_round(round_number, secure, dimension)
+        if planned is not None:
+            self._charge_enterprise_round(round_number, secure, planned, dimension)
         mean_update = decode_mean_update(
             secure.total, secure.survivors, self.plan.secure_update.scale
         )
@@ -279,16 +287,20 @@ class Coordinator:
         )
 
     def _charge_enterprise_round(
-        self, round_number: int, secure: SecureTotal, dimension: int
+        self, round_number: int, secure: SecureTotal, share: EnterpriseShare, dimension: int
     ) -> None:
-        """Account the noise actually in the sum: one share per survivor."""
+        """Account the noise actually in the sum: the planned share from each survivor."""
         assert self.enterprise is not None
-        share = enterprise_share(self.plan, n_shares=secure.threshold, dimension=dimension)
+        l2, l1 = quantised_sensitivity(
+            self.plan.privacy.enterprise.clip_norm,  # type: ignore[union-attr]
+            share.scale,
+            dimension,
+        )
         z_actual = effective_noise_multiplier(
             share.noise.share_sigma,
             n_shares=secure.survivors,
-            l2_sensitivity=share.l2_sensitivity,
-            l1_sensitivity=share.l2_sensitivity * dimension**0.5,
+            l2_sensitivity=l2,
+            l1_sensitivity=l1,
             dimension=dimension,
         )
         epsilon = self.enterprise.record(

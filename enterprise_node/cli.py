@@ -25,12 +25,13 @@ from rich.console import Console
 from enterprise_node.check import load_model_spec, run_check
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ledger_view import show_ledger
-from enterprise_node.node_ledger import node_key, node_key_id, public_key_path
+from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
 from protocols.atomic import atomic_write_text
 from protocols.cli import run_cli
 from protocols.errors import ConfigError
+from protocols.signing import public_key_path
 from protocols.tls import make_auth_key
 
 __all__ = ["build_app", "main", "init_node", "node_template"]

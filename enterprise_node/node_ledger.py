@@ -22,17 +22,12 @@ from enterprise_node.config import NodeConfig
 from protocols.ledger import ENTRIES_FILE, TREE_HEADS_FILE, Ledger
 from protocols.ledger_records import LedgerRecord, MessageSent, PrivacySpent, TaskRefused
 from protocols.messages import PrivacyReceipt, ReplyStatus, TaskHeader
-from protocols.signing import generate_key_pair, key_id, load_private_key
+from protocols.signing import generate_key_pair, key_id, load_private_key, public_key_path
 
-__all__ = ["LEDGER_DIR", "node_key", "node_key_id", "public_key_path", "NodeLedger"]
+__all__ = ["LEDGER_DIR", "node_key", "node_key_id", "NodeLedger"]
 
 LEDGER_DIR = "ledger"
 _log = logging.getLogger("fedrisk.node")
-
-
-def public_key_path(private_path: Path) -> Path:
-    """Where the public half of a ledger key is kept: ``<name>.pub.pem``."""
-    return private_path.with_name(private_path.stem + ".pub.pem")
 
 
 def node_key(config: NodeConfig) -> Ed25519PrivateKey:

@@ -29,6 +29,7 @@ __all__ = [
     "clip_l2",
     "quantise",
     "quantised_sensitivity",
+    "EnterpriseShare",
     "enterprise_share",
     "check_update_range",
     "decode_mean_update",

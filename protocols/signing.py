@@ -22,6 +22,7 @@ from protocols.atomic import atomic_write_bytes
 from protocols.errors import ConfigError, StateError
 
 __all__ = [
+    "public_key_path",
     "SigningKeyError",
     "SignatureError",
     "generate_private_key",
@@ -51,6 +52,11 @@ class SignatureError(StateError):
 def generate_private_key() -> Ed25519PrivateKey:
     """A fresh Ed25519 private key, in memory."""
     return Ed25519PrivateKey.generate()
+
+
+def public_key_path(private_path: Path) -> Path:
+    """Where the public half of a key file is kept: ``<name>.pub.pem`` beside it."""
+    return Path(private_path).with_name(Path(private_path).stem + ".pub.pem")
 
 
 def generate_key_pair(private_path: Path, public_path: Path) -> Ed25519PrivateKey:

@@ -44,7 +44,7 @@ from protocols.ledger_records import (
     RunStarted,
     record_from_entry,
 )
-from protocols.signing import load_private_key
+from protocols.signing import load_private_key, public_key_path
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def federation_run(tmp_path_factory: pytest.TempPathFactory) -> FederationRun:
         parties.append(
             Party(
                 node.state_dir / "ledger",
-                key.with_name(key.stem + ".pub.pem"),
+                public_key_path(key),
                 key,
                 node_key_id(node),
             )
