@@ -33,11 +33,14 @@ __all__ = [
     "MessageReceived",
     "OutputsPublished",
     "RunEnded",
+    "RunResumed",
+    "CheckpointWritten",
     "MessageSent",
     "PrivacySpent",
     "TaskRefused",
     "PlanApproved",
     "InclusionChecked",
+    "ContributionResent",
     "RECORD_TYPES",
     "record_class",
     "record_from_entry",
@@ -233,6 +236,34 @@ class RunEnded(LedgerRecord):
     error: str | None
 
 
+@dataclass(frozen=True)
+class CheckpointWritten(LedgerRecord):
+    """Model round ``round`` of run ``run_id`` is complete (its mean applied to the model)
+    and the coordinator's checkpoint of the state after it has digest ``sha256``. A resumed
+    run never re-runs a round recorded here."""
+
+    KIND: ClassVar[str] = "checkpoint_written"
+    run_id: str
+    round: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunResumed(LedgerRecord):
+    """The coordinator restarted run ``run_id`` (same plan ``plan_digest``) after a crash,
+    from its checkpoint of round ``checkpoint_round`` (digest ``checkpoint_sha256``; round 0
+    and "" when no round had completed). ``from_round`` is the first round it runs now: the
+    records of rounds ``from_round`` and later written before this entry belong to the
+    interrupted attempt and are superseded (their releases are not counted again)."""
+
+    KIND: ClassVar[str] = "run_resumed"
+    run_id: str
+    plan_digest: str
+    from_round: int
+    checkpoint_round: int
+    checkpoint_sha256: str
+
+
 # -- node ----------------------------------------------------------------------------------
 
 
@@ -312,6 +343,20 @@ class InclusionChecked(LedgerRecord):
     detail: str
 
 
+@dataclass(frozen=True)
+class ContributionResent(LedgerRecord):
+    """The reply with digest ``sha256`` re-sends this node's contribution to ``task`` of
+    round ``round`` in run ``run_id`` (a round the coordinator re-ran after a crash): the
+    same noised values as the first time, charged once, by the PrivacySpent recorded for
+    that (run, round, task) before; nothing new is spent."""
+
+    KIND: ClassVar[str] = "contribution_resent"
+    run_id: str
+    round: int
+    task: str
+    sha256: str
+
+
 #: Every record type by its KIND.
 RECORD_TYPES: dict[str, type[LedgerRecord]] = {
     cls.KIND: cls
@@ -322,11 +367,14 @@ RECORD_TYPES: dict[str, type[LedgerRecord]] = {
         MessageReceived,
         OutputsPublished,
         RunEnded,
+        RunResumed,
+        CheckpointWritten,
         MessageSent,
         PrivacySpent,
         TaskRefused,
         PlanApproved,
         InclusionChecked,
+        ContributionResent,
     )
 }
 

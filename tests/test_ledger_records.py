@@ -11,6 +11,8 @@ import pytest
 from protocols.ledger import Entry, canonical_json
 from protocols.ledger_records import (
     RECORD_TYPES,
+    CheckpointWritten,
+    ContributionResent,
     InclusionChecked,
     LedgerRecord,
     MessageReceived,
@@ -23,6 +25,7 @@ from protocols.ledger_records import (
     ReleaseAccounted,
     RoundRecorded,
     RunEnded,
+    RunResumed,
     RunStarted,
     TaskRefused,
     record_class,
@@ -62,6 +65,9 @@ def examples() -> list[LedgerRecord]:
         ),
         TaskRefused("run-1", 3, "model", "lifetime epsilon cap 8.0 would be passed"),
         PlanApproved(DIGEST, "site-it@example", "approved for Q3"),
+        CheckpointWritten("run-1", 2, DIGEST),
+        RunResumed("run-1", DIGEST, 3, 2, DIGEST),
+        ContributionResent("run-1", 3, "model", DIGEST),
         InclusionChecked("run-1", 41, DIGEST, (3, 7, 11), True, ""),
     ]  # fmt: skip
 
