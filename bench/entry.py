@@ -1,4 +1,5 @@
-"""What every benchmark's ``main`` shares: FLWR_HOME, and errors mapped to exit codes."""
+"""What every benchmark's ``main`` shares: FLWR_HOME, errors mapped to exit codes, and who
+approves the benchmark's plans at its synthetic nodes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 from protocols.errors import ConfigError, FedriskError
 from protocols.exit_codes import ExitCode
 
-__all__ = ["REPO", "bench_flwr_home", "fresh_work_dir", "run_bench"]
+__all__ = ["BENCH_APPROVER", "REPO", "bench_flwr_home", "fresh_work_dir", "run_bench"]
 
 _MARKER = ".fedrisk-bench-work"
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: The benchmark approves each plan it runs at its synthetic nodes, as their IT would.
+BENCH_APPROVER = "bench: enterprise IT"
 
 
 def bench_flwr_home() -> Path:

@@ -44,7 +44,7 @@ from bench.coverage import (
     noised_curves,
     share_sigma,
 )
-from bench.entry import REPO, bench_flwr_home, fresh_work_dir, run_bench
+from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import machine_info
 from bench.spine import allow_non_private, non_private_config
 from bench.timing import ratio
@@ -54,6 +54,7 @@ from coordinator.federation import run_local_federation
 from coordinator.progress import ProgressPrinter
 from coordinator.run_store import RunStore
 from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
+from enterprise_node.approval import approve_at_nodes
 from enterprise_node.curve_release import discrete_gaussian
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
@@ -279,9 +280,11 @@ def _run_variant(
     """One Flower run of ``variant`` on fresh copies of the enterprises."""
     console.rule(f"{len(manifest.enterprise_dirs)} enterprises: {variant.label}")
     nodes = _copy_nodes(manifest, work / f"nodes-{variant.label}", non_private=not variant.dp)
+    run_config = variant_config(config, variant, MODEL_ROUNDS)
+    approve_at_nodes(nodes, run_config.plan, by=BENCH_APPROVER)
     result = run_local_federation(
         nodes,
-        variant_config(config, variant, MODEL_ROUNDS),
+        run_config,
         work / f"run-{variant.label}",
         flwr_home=flwr_home,
         progress=ProgressPrinter(console, MODEL_ROUNDS + 1),

@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 from rich.console import Console
 
-from bench.entry import REPO, bench_flwr_home, fresh_work_dir, run_bench
+from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import BenchSetup, RunFigures, machine_info, render_table, spine_report
 from bench.timing import read_round_timing
 from coordinator.cli import load_config_or_default
@@ -39,6 +39,7 @@ from coordinator.evaluation import (
 from coordinator.federation import FederationResult, run_local_federation
 from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
+from enterprise_node.approval import approve_at_nodes
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json, atomic_write_text
 from protocols.errors import ConfigError, RunFailedError
@@ -84,6 +85,7 @@ def _federate(
     """One run through Flower; every node must answer every round for a fair comparison."""
     console.rule(f"federation: {label}")
     total = config.plan.training.rounds + int(config.plan.curve_release)
+    approve_at_nodes(node_configs, config.plan, by=BENCH_APPROVER)
     result = run_local_federation(
         node_configs, config, run_dir, flwr_home=flwr_home, progress=ProgressPrinter(console, total)
     )

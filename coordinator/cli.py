@@ -41,6 +41,9 @@ def load_config_or_default(path: Path | None) -> CoordinatorConfig:
         return load_coordinator_config(file)
 
 
+#: Who ``federate --approve`` records as the approver ("... of <node name>").
+FEDERATE_APPROVER = "fedrisk-coordinator federate --approve: the broker acting as enterprise IT"
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="coordinator.yaml (default: packaged demo)")
 ]
@@ -84,9 +87,26 @@ def _federate(
         Path | None,
         typer.Option(help="Coordinator ledger and key (default: 'coordinator' beside --out)."),
     ] = None,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Approve the plan at every node given; you act as each node's IT.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a federation of local enterprise folders through Flower on this machine."""
+    """Run a federation of local enterprise folders through Flower on this machine.
+
+    Every node must have approved the plan (`fedrisk-node approve`), or ``--approve``."""
     cfg = load_config_or_default(config)
+    if approve:
+        from enterprise_node.approval import approve_at_nodes
+
+        names = approve_at_nodes(node_configs, cfg.plan, by=FEDERATE_APPROVER)
+        _console.print(
+            f"Approved plan {cfg.plan.digest[:12]} as enterprise IT at "
+            f"{len(names)} node(s) ({', '.join(names) or 'all had approved it'})"
+        )
     printer = ProgressPrinter(_console, cfg.plan.training.rounds + int(cfg.plan.curve_release))
     result = run_local_federation(
         node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer, coordinator_dir=state

@@ -29,6 +29,7 @@ from coordinator.evaluation import (
 from coordinator.federation import run_local_federation
 from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
+from enterprise_node.approval import approve_at_nodes
 from models.central import train_central
 from models.curves import plot_curves
 from models.synthetic import SyntheticConfig, generate_federation
@@ -89,6 +90,11 @@ def run_demo(
         SyntheticConfig(n_enterprises=enterprises, seed=seed, parquet_every=4),
     )
     console.print(f"{len(manifest.node_configs)} enterprises under {factories}")
+    approve_at_nodes(manifest.node_configs, config.plan, by="demo: enterprise IT")
+    console.print(
+        f"Approved plan {config.plan.digest[:12]} at each enterprise, acting as its IT "
+        "(in a deployment each site runs `fedrisk-node approve`)"
+    )
     console.rule("2. federation on Flower (Simulation Engine)")
     printer = ProgressPrinter(console, config.plan.training.rounds + int(config.plan.curve_release))
     result = run_local_federation(

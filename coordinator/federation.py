@@ -27,6 +27,7 @@ from coordinator.ledger_service import serve_ledger
 from coordinator.processes import stop_tree
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
+from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
 from protocols.atomic import atomic_write_json
@@ -72,6 +73,7 @@ def run_local_federation(
     progress: ProgressFn | None = None,
     client_cpus: float = 1.0,
     coordinator_dir: Path | None = None,
+    check_approvals: bool = True,
 ) -> FederationResult:
     """Run one federated run over ``node_configs`` and return its summary.
 
@@ -81,11 +83,15 @@ def run_local_federation(
     ledger includes its messages, and records the check in its own ledger.
 
     Raises RunFailedError if the run fails (with the ServerApp's reason when it left
-    one) and ConfigError for a bad node.yaml (checked before anything starts).
+    one) and ConfigError for a bad node.yaml or, with ``check_approvals``, for nodes that
+    have not approved the plan (both checked before anything starts; without the check
+    such nodes refuse every task of the run themselves).
     """
     node_configs = [Path(p).resolve() for p in node_configs]
     for path in node_configs:
         load_node_config(path)  # fail early, naming the file
+    if check_approvals:
+        _require_approvals(node_configs, config)
     if len(node_configs) < config.federation.min_nodes:
         raise ConfigError(
             f"{len(node_configs)} node(s) given, but federation.min_nodes is "
@@ -125,6 +131,18 @@ def run_local_federation(
     summary["inclusion_checks"] = check_nodes_inclusion(node_configs, state, request.run_id)
     store.write_json("summary.json", summary)
     return FederationResult(run_dir=run_dir, summary=summary)
+
+
+def _require_approvals(node_configs: list[Path], config: CoordinatorConfig) -> None:
+    """ConfigError naming the nodes that have not approved the plan, and how to approve."""
+    missing = unapproved_nodes(node_configs, config.plan)
+    if missing:
+        raise ConfigError(
+            f"plan {config.plan.digest[:12]} is not approved at node(s) {', '.join(missing)}; "
+            "they would refuse every task",
+            advice="Each node's IT runs `fedrisk-node approve PLAN --config node.yaml`; if you "
+            "act as every node's IT, run `fedrisk-coordinator federate --approve`.",
+        )
 
 
 def check_nodes_inclusion(

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
@@ -54,6 +55,7 @@ from protocols.messages import (
     TASK_KEY,
     TaskHeader,
 )
+from protocols.secagg_messages import SecAggError
 from protocols.secure_curve import curve_vector_length, decode_curve_vector
 from protocols.secure_update import (
     EnterpriseShare,
@@ -224,7 +226,9 @@ class Coordinator:
                 projected = self.enterprise.project(noise_multiplier=z, sample_rate=1.0)
                 self._stop_training(round_number, projected)
                 return None
-        secure = run_secure_round(
+        secure = self._secure_sum(
+            round_number,
+            "model",
             self._exchange(round_number, []),
             node_ids,
             header=header,
@@ -370,7 +374,9 @@ class Coordinator:
         spec = self.plan.model_spec
         with_entries = self.plan.delayed_entry
         released: list[NodeReply] = []
-        secure = run_secure_round(
+        secure = self._secure_sum(
+            round_number,
+            "curve",
             self._exchange(round_number, released),
             node_ids,
             header=header,
@@ -424,6 +430,17 @@ class Coordinator:
             threshold=federation.reconstruction_threshold,
             num_shares=federation.num_shares,
         )
+
+    def _secure_sum(self, round_number: int, what: str, *args: Any, **kwargs: Any) -> SecureTotal:
+        """``run_secure_round``; a round it aborts (too few nodes at a stage) fails the run
+        naming the nodes that refused or failed, as the quorum checks do."""
+        try:
+            return run_secure_round(*args, **kwargs)
+        except SecAggError as err:
+            problems = [p for o in self.rounds if o.round == round_number for p in o.problems]
+            raise RunFailedError(
+                f"round {round_number} ({what}): {err}. Refusals and failures: {_reasons(problems)}"
+            ) from err
 
     def _require_secure_quorum(self, round_number: int, task: str, secure: SecureTotal) -> None:
         self.store.event(
@@ -534,11 +551,14 @@ def _noise_variances(
 
 
 def _reasons(problems: list[NodeProblem]) -> str:
-    """Refusal and failure reasons, each with how many nodes gave it."""
+    """Refusal and failure reasons, each with the nodes that gave it."""
     by_reason: dict[str, list[str]] = {}
     for p in problems:
         by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
-    text = "; ".join(f"{reason} ({len(nodes)} node(s))" for reason, nodes in by_reason.items())
+    text = "; ".join(
+        f"{reason} ({len(nodes)} node(s): {', '.join(nodes)})"
+        for reason, nodes in by_reason.items()
+    )
     return text or "none"
 
 

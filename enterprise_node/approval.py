@@ -4,19 +4,29 @@
 canonical JSON), shows a human summary (the data it reads, the time grid, the privacy
 mechanisms, the rounds, the most epsilon it can spend here and where results go), and
 records the plan's digest in ``state/approved_plans.json`` and in the node's signed ledger
-(PlanApproved). Serving only approved plans is not enforced yet (issue 5).
+(PlanApproved). The node serves only approved plans: every task (model, curve and each
+secure-aggregation stage) passes :func:`require_approved` before any data is read or any
+budget is charged; an unapproved plan is refused with a status-only reply, a TaskRefused
+ledger entry and a line in the node's log. Approval is by the plan's digest, so a plan
+that differs in anything (rounds, features, noise) needs its own approval.
+
+Whoever runs a local federation for the nodes (``fedrisk-coordinator federate --approve``,
+the demo, benchmarks, tests) approves explicitly with :func:`approve_at_nodes`, acting as
+each node's IT; :func:`unapproved_nodes` is the coordinator's early check.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
 from enterprise_node.budget import BudgetGuard
-from enterprise_node.config import NodeConfig
+from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import NodeLedger
 from enterprise_node.noise_plan import plan_noise
 from protocols.atomic import atomic_write_text
@@ -25,9 +35,19 @@ from protocols.errors import ConfigError, FedriskError, StateError
 from protocols.ledger_records import PlanApproved
 from protocols.plan import TrainingPlan
 
-__all__ = ["load_plan", "plan_summary", "units_or_none", "Approvals"]
+__all__ = [
+    "load_plan",
+    "plan_summary",
+    "units_or_none",
+    "Approvals",
+    "not_approved_reason",
+    "require_approved",
+    "approve_at_nodes",
+    "unapproved_nodes",
+]
 
 APPROVALS_FILE = "approved_plans.json"
+_log = logging.getLogger("fedrisk.node")
 
 
 def load_plan(path: Path) -> TrainingPlan:
@@ -116,7 +136,9 @@ def plan_summary(
 
 
 class Approvals:
-    """``state/approved_plans.json``: approved plan digests with who and when."""
+    """``state/approved_plans.json``: approved plan digests, each with a dict of who, when
+    and a note (a dict, so that an approval can later say more, e.g. the app hashes it
+    covers, without breaking old files)."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -142,6 +164,51 @@ class Approvals:
         approvals[plan.digest] = {"approved_at": time.time(), "approved_by": by, "note": note}
         atomic_write_text(self.path, json.dumps(approvals, indent=2, sort_keys=True) + "\n")
         NodeLedger(self.config).append([PlanApproved(plan.digest, by, note)])
+
+
+def not_approved_reason(plan_digest: str) -> str:
+    """Why a node refuses a plan it has not approved (no data in it: the digest only)."""
+    return (
+        f"task refused: plan {plan_digest[:12]} is not approved at this node; "
+        "run `fedrisk-node approve`"
+    )
+
+
+def require_approved(config: NodeConfig, plan: TrainingPlan) -> None:
+    """Refuse (ConfigError "task refused: ...") a task whose plan this node has not approved;
+    called before the task reads any data or charges any budget."""
+    if not Approvals(config).is_approved(plan.digest):
+        _log.warning(
+            "refusing a task: plan %s is not approved at node %s (approve it with "
+            "`fedrisk-node approve`)",
+            plan.digest,
+            config.node.name,
+        )
+        raise ConfigError(not_approved_reason(plan.digest))
+
+
+def approve_at_nodes(node_configs: Iterable[Path], plan: TrainingPlan, *, by: str) -> list[str]:
+    """Approve ``plan`` at each node.yaml that has not approved it yet, recorded as
+    approved by "``by`` of <node name>" (whoever runs the federation acting as each node's
+    IT); returns the names of the nodes where it was newly approved."""
+    approved = []
+    for path in node_configs:
+        config = load_node_config(Path(path))
+        approvals = Approvals(config)
+        if not approvals.is_approved(plan.digest):
+            approvals.approve(plan, by=f"{by} of {config.node.name}")
+            approved.append(config.node.name)
+    return approved
+
+
+def unapproved_nodes(node_configs: Iterable[Path], plan: TrainingPlan) -> list[str]:
+    """Names of the nodes (node.yaml paths given) that have not approved ``plan``."""
+    names = []
+    for path in node_configs:
+        config = load_node_config(Path(path))
+        if not Approvals(config).is_approved(plan.digest):
+            names.append(config.node.name)
+    return names
 
 
 def units_or_none(config: NodeConfig, plan: TrainingPlan) -> int | None:

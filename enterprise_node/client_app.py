@@ -1,8 +1,10 @@
 """The fedrisk Flower ClientApp: serves the model task and the curve task at a node.
 
-Every handler goes through :func:`_serve`, which turns any failure into a sanitised
-status reply (never a traceback: tracebacks can carry data values), records what left
-the node in its outbox, and logs details locally.
+Every handler goes through :func:`_serve`, which checks the task's plan against its
+digest and refuses a plan this node has not approved (before any data is read or budget
+charged), turns any failure into a sanitised status reply (never a traceback: tracebacks
+can carry data values), records what left the node in its outbox and ledger, and logs
+details locally.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from enterprise_node.approval import require_approved
 from enterprise_node.node_ledger import NodeLedger, node_key_id
 from enterprise_node.outbox import OutboxEntry
 from enterprise_node.runtime import NodeRuntime, load_runtime
@@ -47,8 +50,8 @@ __all__ = ["app"]
 app = ClientApp()
 _log = logging.getLogger("fedrisk.node")
 
-Handler = Callable[[NodeRuntime, TaskHeader, Message, Context], TaskResult]
-SecureHandler = Callable[[NodeRuntime, TaskHeader, TrainingPlan, Message, Context], TaskResult]
+#: A task, given the node, the task header, the approved plan, the message and context.
+Handler = Callable[[NodeRuntime, TaskHeader, TrainingPlan, Message, Context], TaskResult]
 
 
 @app.train()
@@ -56,9 +59,12 @@ def model_task(msg: Message, context: Context) -> Message:
     """Local DP-SGD on the global model (record-level DP); masked under secure aggregation."""
 
     def handle(
-        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
+        runtime: NodeRuntime,
+        header: TaskHeader,
+        plan: TrainingPlan,
+        message: Message,
+        context: Context,
     ) -> TaskResult:
-        plan = parse_plan(header)
         if SECAGG_KEY in message.content.config_records:
             return secure_model(runtime, header, plan, message, context)
         _refuse_downgrade(plan)
@@ -74,9 +80,12 @@ def curve_task(msg: Message, context: Context) -> Message:
     """Noised exit histograms for the industry curves (record-level DP)."""
 
     def handle(
-        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
+        runtime: NodeRuntime,
+        header: TaskHeader,
+        plan: TrainingPlan,
+        message: Message,
+        context: Context,
     ) -> TaskResult:
-        plan = parse_plan(header)
         if SECAGG_KEY in message.content.config_records:
             return secure_curve(runtime, header, plan, message, context)
         _refuse_downgrade(plan)
@@ -93,31 +102,22 @@ def _refuse_downgrade(plan: TrainingPlan) -> None:
         )
 
 
-def _secure_stage(step: SecureHandler) -> Handler:
-    def handle(
-        runtime: NodeRuntime, header: TaskHeader, message: Message, context: Context
-    ) -> TaskResult:
-        return step(runtime, header, parse_plan(header), message, context)
-
-    return handle
-
-
 @app.query("sa_keys")
 def secagg_keys(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 1: public keys for this round."""
-    return _serve(msg, context, _secure_stage(sa_keys), purpose="secagg-keys")
+    return _serve(msg, context, sa_keys, purpose="secagg-keys")
 
 
 @app.query("sa_shares")
 def secagg_shares(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 2: encrypted Shamir shares for the peers."""
-    return _serve(msg, context, _secure_stage(sa_shares), purpose="secagg-shares")
+    return _serve(msg, context, sa_shares, purpose="secagg-shares")
 
 
 @app.query("sa_unmask")
 def secagg_unmask(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 4: shares to remove the masks."""
-    return _serve(msg, context, _secure_stage(sa_unmask), purpose="secagg-unmask")
+    return _serve(msg, context, sa_unmask, purpose="secagg-unmask")
 
 
 def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) -> Message:
@@ -126,7 +126,9 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
     try:
         runtime = load_runtime(dict(context.node_config), dict(context.run_config))
         header = TaskHeader.from_record(msg.content.config_records[TASK_KEY])
-        result = handler(runtime, header, msg, context)
+        plan = parse_plan(header)
+        require_approved(runtime.config, plan)  # before any data is read or budget charged
+        result = handler(runtime, header, plan, msg, context)
         status = ReplyStatus("ok", node_name=runtime.config.node.name)
     except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
         _log.exception("task failed at node")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from flwr.app import Context, Message, RecordDict
+from node_site import approve_plan
 
 import enterprise_node.client_app as client_app
 from coordinator.config import CoordinatorConfig
@@ -30,6 +31,7 @@ class InProcessGrid:
     """
 
     def __init__(self, node_yamls: list[Path], *, drop: dict[int, set[str]] | None = None):
+        self.node_yamls = list(node_yamls)
         self.contexts = {
             100 + i: Context(
                 run_id=7,
@@ -64,9 +66,12 @@ def run_coordinator(
     *,
     coordinator_dir: Path | None = None,
     run_id: str = "inproc",
+    approve: bool = True,
 ) -> None:
     """One whole run of the real Coordinator over ``grid`` (with its signed ledger in
-    ``coordinator_dir`` when given)."""
+    ``coordinator_dir`` when given); with ``approve``, every node approves the plan first."""
+    if approve:
+        approve_plan(grid.node_yamls, config.plan)
     key = None if coordinator_dir is None else coordinator_key_paths(coordinator_dir)[0]
     request = RunRequest(
         run_id=run_id,

@@ -5,6 +5,7 @@ Used by the node ingestion tests; the synthetic-data generator lives elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pandas as pd
 import yaml
 
 from coordinator.config import load_coordinator_config
+from enterprise_node.approval import approve_at_nodes
 from enterprise_node.config import NodeConfig, load_node_config
 from protocols.model_spec import ModelSpec
+from protocols.plan import TrainingPlan
 
-__all__ = ["REPO", "COORDINATOR_YAML", "load_spec", "good_rows", "NodeSite"]
+__all__ = ["REPO", "COORDINATOR_YAML", "load_spec", "good_rows", "approve_plan", "NodeSite"]
 
 REPO = Path(__file__).resolve().parents[1]
 COORDINATOR_YAML = REPO / "configs" / "coordinator.yaml"
@@ -31,6 +34,11 @@ _SEGMENTS = tuple(_CLASSES)
 def load_spec() -> ModelSpec:
     """The demo model spec from configs/coordinator.yaml."""
     return load_coordinator_config(COORDINATOR_YAML).plan.model_spec
+
+
+def approve_plan(node_yamls: Iterable[Path], plan: TrainingPlan) -> None:
+    """Approve ``plan`` at each node as its IT would: nodes serve only approved plans."""
+    approve_at_nodes(node_yamls, plan, by="tests: enterprise IT")
 
 
 def good_rows(n_rows: int, *, id_prefix: str = "UNIT-") -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
-from node_site import COORDINATOR_YAML, NodeSite
+from node_site import COORDINATOR_YAML, NodeSite, approve_plan
 
 import enterprise_node.client_app as client_app
 from coordinator.aggregation import check_update
@@ -57,11 +57,16 @@ NODE_ID = 5
 S, J = 3, 15  # segments and intervals of configs/coordinator.yaml
 
 
-@pytest.fixture(scope="module")
-def plan() -> TrainingPlan:
-    """The shipped plan served in the clear (secure rounds: tests/test_secure_tasks.py)."""
+def clear_plan() -> TrainingPlan:
+    """The shipped plan served in the clear (secure rounds: tests/test_secure_rounds.py)."""
     shipped = load_coordinator_config(COORDINATOR_YAML).plan
     return shipped.model_copy(update={"secure_aggregation": False})
+
+
+@pytest.fixture(scope="module")
+def plan() -> TrainingPlan:
+    """The plan every site below has approved (unapproved plans: test_plan_approval.py)."""
+    return clear_plan()
 
 
 def header_for(
@@ -109,11 +114,14 @@ def context_for(node_yaml: Path) -> Context:
 def site(
     root: Path, *, n_rows: int = 40, entry_age: bool = False, privacy: dict | None = None
 ) -> Path:
-    """Factory: a site's data file and node.yaml in ``root``; returns node.yaml."""
+    """Factory: a site's data file and node.yaml in ``root``, the clear plan approved;
+    returns node.yaml."""
     node = NodeSite(root)
     node.write_data(n_rows)
     extra = {"privacy": privacy} if privacy else None
-    return node.write_config(entry_age=entry_age, max_bad_fraction=0.01, extra=extra)
+    node_yaml = node.write_config(entry_age=entry_age, max_bad_fraction=0.01, extra=extra)
+    approve_plan([node_yaml], clear_plan())
+    return node_yaml
 
 
 def status_of(reply: Message) -> ReplyStatus:
@@ -248,6 +256,7 @@ def test_data_refused_by_validation_replies_refused_without_data_values(
     node = NodeSite(tmp_path)
     data = node.write_data(200)
     node_yaml = node.write_config(max_bad_fraction=0.01)
+    approve_plan([node_yaml], plan)
     planted = plant_defects(
         data, ["negative_duration", "unknown_segment", "failed_not_binary"], rate=0.01, seed=3
     )
@@ -295,7 +304,7 @@ def test_corrupt_accountant_is_an_error_not_a_reset(tmp_path: Path, plan: Traini
     # Prepare
     node_yaml = site(tmp_path)
     state = load_node_config(node_yaml).state_dir
-    state.mkdir(parents=True)
+    state.mkdir(parents=True, exist_ok=True)  # the approval already made it
     (state / "accountant.json").write_text("{not json", encoding="utf-8")
     # Execute
     reply = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
@@ -325,6 +334,7 @@ def test_a_secure_plan_is_never_served_in_the_clear(
     # Prepare: the plan promises secure aggregation; the message carries no secagg settings
     node_yaml = site(tmp_path)
     secure_plan = plan.model_copy(update={"secure_aggregation": True})
+    approve_plan([node_yaml], secure_plan)
     header = header_for(secure_plan, task)
     # Execute
     if task == "curve":
@@ -431,7 +441,7 @@ def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(
     bad_header = header_for(plan, "curve", digest="0" * 64)
     curve_task(curve_message(bad_header), context_for(node_yaml))
     # Assert: the reply names the node by its ledger key id; the ledger verifies and holds
-    # the spend, the message (same digest as the outbox) and the refusal
+    # the approval, the spend, the message (same digest as the outbox) and the refusal
     config = load_node_config(node_yaml)
     key = node_key(config)
     node_id = ReplyStatus.from_record(good.content[STATUS_KEY]).node_key
@@ -439,6 +449,12 @@ def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(
     directory = config.state_dir / "ledger"
     assert verify_ledger(directory, key.public_key(), ledger_id=node_id).ok
     kinds = [e.kind for e in read_ledger(directory).entries()]
-    assert kinds == ["privacy_spent", "message_sent", "task_refused", "message_sent"]
+    assert kinds == [
+        "plan_approved",
+        "privacy_spent",
+        "message_sent",
+        "task_refused",
+        "message_sent",
+    ]
     sent = [e.body["sha256"] for e in read_ledger(directory).entries() if e.kind == "message_sent"]
     assert sent == [entry.sha256 for entry in outbox_of(node_yaml).entries()]

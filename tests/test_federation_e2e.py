@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from node_site import approve_plan
 
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
@@ -50,6 +51,7 @@ def make_federation(
 
 
 def federate(manifest: FederationManifest, config: CoordinatorConfig, run_dir: Path, home: Path):
+    approve_plan(manifest.node_configs, config.plan)
     return run_local_federation(list(manifest.node_configs), config, run_dir, flwr_home=home)
 
 

@@ -14,11 +14,12 @@ import dp_accounting
 import numpy as np
 import pytest
 import yaml
+from node_site import approve_plan
 
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
-from coordinator.federation import run_local_federation
+from coordinator.federation import FederationResult, run_local_federation
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.errors import RunFailedError
 from protocols.plan import EnterprisePrivacy
@@ -61,12 +62,18 @@ def federation_with_a_dropout(root: Path) -> list[Path]:
     return nodes
 
 
+def federate(nodes: list[Path], config: CoordinatorConfig, root: Path) -> FederationResult:
+    """The nodes approve the plan, then it runs through Flower (outputs in ``root``/run)."""
+    approve_plan(nodes, config.plan)
+    return run_local_federation(nodes, config, root / "run", flwr_home=root / "flwr")
+
+
 def test_dropout_after_key_sharing_leaves_the_exact_survivor_sum(tmp_path: Path) -> None:
     # Prepare
     nodes = federation_with_a_dropout(tmp_path)
     config = secure_plain_config()
     # Execute
-    result = run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+    result = federate(nodes, config, tmp_path)
     # Assert: the late node refused at the masked-input stage and was cancelled out ...
     events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
     [secure] = [e for e in events if e["event"] == "secure_sum" and e["task"] == "curve"]
@@ -86,7 +93,7 @@ def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
     config = secure_plain_config(threshold=4)
     # Execute
     with pytest.raises(RunFailedError, match="releases nothing"):
-        run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+        federate(nodes, config, tmp_path)
     # Assert
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed"
@@ -107,7 +114,7 @@ def test_enterprise_budget_stop_through_flower_keeps_the_last_model(tmp_path: Pa
         update={"plan": plan, "enterprise_budget": EnterpriseBudget(epsilon_cap=5.0)}
     )
     # Execute
-    result = run_local_federation(nodes, config, tmp_path / "run", flwr_home=tmp_path / "flwr")
+    result = federate(nodes, config, tmp_path)
     # Assert: one model round ran, the stop came before round 2, the run completed
     notes = result.summary["privacy"]["enterprise"]
     events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
+from node_site import approve_plan
 
 import enterprise_node.client_app as client_app
 from coordinator.cli import load_config_or_default
@@ -75,6 +76,7 @@ def events_of(run_dir: Path) -> list[dict]:
 def clear_updates(node_yamls: list[Path], plan: TrainingPlan, tmp: Path) -> list[np.ndarray]:
     """Each node's update (local - global) from the model task served in the clear."""
     clear_plan = plan.model_copy(update={"secure_aggregation": False})
+    approve_plan(node_yamls, clear_plan)
     text = clear_plan.canonical_json()
     header = TaskHeader("clear", 1, "model", text, clear_plan.digest)
     initial = init_arrays(plan.model_spec, seed=plan.training.seed)
