@@ -26,9 +26,9 @@ from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_c
 from enterprise_node.tasks import (
     TaskResult,
     parse_plan,
-    run_curve_task,
-    run_model_task,
     safe_reason,
+    serve_curve_task,
+    serve_model_task,
 )
 from protocols.errors import ConfigError
 from protocols.messages import (
@@ -70,7 +70,7 @@ def model_task(msg: Message, context: Context) -> Message:
         _refuse_downgrade(plan)
         record = message.content.array_records[ARRAYS_KEY]
         arrays = [record[name].numpy() for name in sorted(record)]
-        return run_model_task(runtime, header, plan, arrays)
+        return serve_model_task(runtime, header, plan, arrays)
 
     return _serve(msg, context, handle, purpose="model-update")
 
@@ -89,7 +89,7 @@ def curve_task(msg: Message, context: Context) -> Message:
         if SECAGG_KEY in message.content.config_records:
             return secure_curve(runtime, header, plan, message, context)
         _refuse_downgrade(plan)
-        return run_curve_task(runtime, header, plan)
+        return serve_curve_task(runtime, header, plan)
 
     return _serve(msg, context, handle, purpose="curve-histogram")
 
@@ -139,7 +139,7 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
         return Message(_reply_content(result, status), reply_to=msg)
     status = dataclasses.replace(status, node_key=node_key_id(runtime.config))
     reply = _reply_content(result, status)
-    _record_sent(runtime, header, status, reply, result.receipt, purpose)
+    _record_sent(runtime, header, status, reply, result.receipt, purpose, resent=result.resent)
     return Message(reply, reply_to=msg)
 
 
@@ -164,9 +164,11 @@ def _record_sent(
     reply: RecordDict,
     receipt: PrivacyReceipt | None,
     purpose: str,
+    *,
+    resent: bool = False,
 ) -> None:
     """Record what is about to leave, in the outbox and the signed ledger, under the
-    digest the coordinator computes on receipt."""
+    digest the coordinator computes on receipt (a re-sent contribution as such)."""
     digest, size = reply_digest(reply)
     arrays = reply.array_records.get(ARRAYS_KEY)
     purpose = purpose if status.status == "ok" else "status-only"
@@ -184,5 +186,5 @@ def _record_sent(
         )
     )
     NodeLedger(runtime.config).record_reply(
-        header, status, purpose=purpose, sha256=digest, size=size, receipt=receipt
+        header, status, purpose=purpose, sha256=digest, size=size, receipt=receipt, resent=resent
     )

@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from enterprise_node.config import NodeConfig
 from protocols.ledger import ENTRIES_FILE, TREE_HEADS_FILE, Ledger
-from protocols.ledger_records import LedgerRecord, MessageSent, PrivacySpent, TaskRefused
+from protocols.ledger_records import (
+    ContributionResent,
+    LedgerRecord,
+    MessageSent,
+    PrivacySpent,
+    TaskRefused,
+)
 from protocols.messages import PrivacyReceipt, ReplyStatus, TaskHeader
 from protocols.signing import generate_key_pair, key_id, load_private_key, public_key_path
 
@@ -70,6 +76,17 @@ class NodeLedger:
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
+    def _has_spend(self, run_id: str, round_number: int, task: str) -> bool:
+        """Whether the ledger holds a PrivacySpent for this (run, round, task)."""
+        with self._open() as ledger:
+            entries = ledger.entries_range(0, ledger.size)
+        return any(
+            e.kind == PrivacySpent.KIND
+            and (e.body.get("run_id"), e.body.get("round"), e.body.get("task"))
+            == (run_id, round_number, task)
+            for e in entries
+        )
+
     def append(self, records: list[LedgerRecord]) -> None:
         if records:
             with self._open() as ledger:
@@ -84,13 +101,20 @@ class NodeLedger:
         sha256: str,
         size: int,
         receipt: PrivacyReceipt | None,
+        resent: bool = False,
     ) -> None:
-        """What one reply released: the message, its privacy spend, or the refusal."""
+        """What one reply released: the message, its privacy spend, or the refusal. A
+        ``resent`` contribution (charged before) is recorded as a ContributionResent, not
+        a second spend, when this ledger already holds its spend."""
         run_id = header.run_id if header else ""
         round_number = header.round if header else 0
         task = header.kind if header else ""
         records: list[LedgerRecord] = []
-        if receipt is not None and status.status == "ok":
+        ok = status.status == "ok"
+        if ok and resent and (receipt is None or self._has_spend(run_id, round_number, task)):
+            records.append(ContributionResent(run_id, round_number, task, sha256))
+        elif ok and receipt is not None:
+            # (a re-send whose first reply never reached this ledger records its spend now)
             records.append(
                 PrivacySpent(
                     run_id=run_id,

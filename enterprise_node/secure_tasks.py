@@ -17,6 +17,11 @@ peers that add their shares, the threat model of DESIGN.md; a node that will not
 its peers sets ``privacy.distributed_noise: false`` and adds the whole noise itself.
 
 The client's secret state lives in ``context.state`` between messages, never in a reply.
+
+A round re-run after a coordinator crash gets the same noised model update again
+(re-masked under the new keys, not charged again); a secure curve contribution is released
+at most once (:func:`enterprise_node.tasks.release_once`; why: the module docstring of
+:mod:`enterprise_node.release_cache`).
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from enterprise_node.tasks import (
     TaskResult,
     receipt_for,
     record_dp_required,
+    release_once,
     run_model_task,
 )
+from models.hazard import model_digest
 from models.histogram import unit_histograms, with_explicit_entries
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
@@ -225,16 +232,19 @@ def secure_curve(
         "curve vector",
     )
     present = declared_presence(runtime, plan)
-    noisy, receipt = distributed_curve_counts(runtime, header, plan, settings)
-    masked = _masked(
-        context,
-        message,
-        settings,
-        curve_vector(noisy.exits, noisy.survivors, noisy.entries, present),
+
+    def contribution() -> TaskResult:
+        noisy, receipt = distributed_curve_counts(runtime, header, plan, settings)
+        vector = curve_vector(noisy.exits, noisy.survivors, noisy.entries, present)
+        return TaskResult(
+            arrays={"vector": vector}, metrics={"noise-std": noisy.noise_std}, receipt=receipt
+        )
+
+    released = release_once(
+        runtime, header, plan, kind="curve", basis="", resend=False, compute=contribution
     )
-    return TaskResult(
-        arrays={"masked": masked}, metrics={"noise-std": noisy.noise_std}, receipt=receipt
-    )
+    masked = _masked(context, message, settings, released.arrays["vector"])
+    return TaskResult(arrays={"masked": masked}, metrics=released.metrics, receipt=released.receipt)
 
 
 def secure_model(
@@ -249,6 +259,40 @@ def secure_model(
     _check_length(settings, dimension, "model size")
     if settings.bound != plan.secure_update.integer_bound:
         raise ConfigError("task refused: the round's value bound is not the plan's update_bound")
+    # a re-sent update must fit this round: the same global model and, with enterprise
+    # DP, the same threshold its noise share was sized for
+    basis = model_digest(global_arrays)
+    if plan.privacy.enterprise is not None:
+        basis += f":threshold={settings.threshold}"
+    released = release_once(
+        runtime,
+        header,
+        plan,
+        kind="model",
+        basis=basis,
+        resend=True,
+        compute=lambda: _model_contribution(runtime, header, plan, settings, global_arrays),
+    )
+    masked = _masked(context, message, settings, released.arrays["vector"])
+    # No example count leaves: under secure aggregation the mean is unweighted.
+    return TaskResult(
+        arrays={"masked": masked},
+        metrics=released.metrics,
+        receipt=released.receipt,
+        resent=released.resent,
+    )
+
+
+def _model_contribution(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    plan: TrainingPlan,
+    settings: SecureRoundSettings,
+    global_arrays: list[np.ndarray],
+) -> TaskResult:
+    """Local DP-SGD (budget charged), then the update as an integer vector: clipped and
+    with an enterprise-level noise share when the plan asks; range-checked, not masked."""
+    dimension = sum(a.size for a in global_arrays)
     trained = run_model_task(runtime, header, plan, global_arrays)
     update = flatten([trained.arrays[k] for k in sorted(trained.arrays)]) - flatten(global_arrays)
     scale = plan.secure_update.scale
@@ -262,9 +306,7 @@ def secure_model(
         vector = vector + discrete_gaussian(vector.shape, share.noise.share_sigma)
         metrics["enterprise-noise-std"] = share.share_std
     check_update_range(vector, settings.bound, scale)
-    masked = _masked(context, message, settings, vector)
-    # No example count leaves: under secure aggregation the mean is unweighted.
-    return TaskResult(arrays={"masked": masked}, metrics=metrics, receipt=trained.receipt)
+    return TaskResult(arrays={"vector": vector}, metrics=metrics, receipt=trained.receipt)
 
 
 def sa_unmask(

@@ -3,12 +3,17 @@
 Each task: check the plan, load and validate local data, plan the privacy spend, ask the
 budget guard (refuse if over the cap), compute, charge the accountant durably, and only
 then hand back the result. Nothing leaves on refusal or error but the status itself.
+
+A noised release is made at most once per (run, round, task kind)
+(:func:`release_once`, :mod:`enterprise_node.release_cache`): a round the coordinator
+re-runs after a crash gets the same contribution again, never a second charge.
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,9 +21,11 @@ from flwr.app import ConfigRecord
 
 from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, release_counts
 from enterprise_node.noise_plan import plan_noise
+from enterprise_node.release_cache import CachedRelease, ReleaseCache
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
 from models.features import encode_units
+from models.hazard import model_digest
 from models.histogram import unit_histograms
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.errors import (
@@ -35,6 +42,9 @@ __all__ = [
     "parse_plan",
     "run_model_task",
     "run_curve_task",
+    "release_once",
+    "serve_model_task",
+    "serve_curve_task",
     "noised_curve_counts",
     "safe_reason",
     "receipt_for",
@@ -44,12 +54,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskResult:
-    """What a task hands back: arrays to send, metrics, and the privacy receipt."""
+    """What a task hands back: arrays to send, metrics, and the privacy receipt;
+    ``resent`` when it re-sends a contribution released (and charged) before."""
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     receipt: PrivacyReceipt | None = None
     records: dict[str, ConfigRecord] = field(default_factory=dict)
+    resent: bool = False
 
 
 def parse_plan(header: TaskHeader) -> TrainingPlan:
@@ -148,6 +160,93 @@ def run_model_task(
     # Only the example count leaves (FedAvg weight); the local loss is a raw statistic.
     metrics = {"num-examples": float(update.num_examples)}
     return TaskResult(arrays=out, metrics=metrics, receipt=receipt)
+
+
+def release_once(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    plan: TrainingPlan,
+    *,
+    kind: str,
+    basis: str,
+    resend: bool,
+    compute: Callable[[], TaskResult],
+) -> TaskResult:
+    """``compute()`` (which charges the budget) at most once per (run, round, ``kind``).
+
+    A noised result is kept before it leaves; a retry of the same task re-sends it
+    (``resent``), charging nothing, if ``resend`` allows and the plan and ``basis`` (what
+    it was computed on) are the same; otherwise the retry is refused. See
+    :mod:`enterprise_node.release_cache` for what a re-send reveals."""
+    cache = ReleaseCache(runtime.config.state_dir)
+    where = f"{kind} task of round {header.round} of run {header.run_id!r}"
+    with cache.locked():
+        kept = cache.get(header.run_id, header.round, kind)
+        if kept is None:
+            result = compute()
+            if result.receipt is not None or _ENTERPRISE_NOISE in result.metrics:
+                cache.put(_cached(header, plan, kind, basis, result))
+            return result
+    if not resend:
+        raise ConfigError(
+            f"task refused: this node already released its contribution to the {where}; a "
+            "secure curve contribution is released at most once (its noise share is weak alone)"
+        )
+    if kept.plan_digest != plan.digest or kept.basis != basis:
+        raise ConfigError(
+            f"task refused: the {where} was served before under another plan or on another "
+            "model; it is neither re-sent nor computed again (one charge per round)"
+        )
+    return TaskResult(arrays=kept.arrays, metrics=kept.metrics, receipt=kept.receipt, resent=True)
+
+
+#: The metric a secure model reply carries when it holds an enterprise-level noise share.
+_ENTERPRISE_NOISE = "enterprise-noise-std"
+
+
+def _cached(
+    header: TaskHeader, plan: TrainingPlan, kind: str, basis: str, result: TaskResult
+) -> CachedRelease:
+    return CachedRelease(
+        run_id=header.run_id,
+        round=header.round,
+        kind=kind,
+        plan_digest=plan.digest,
+        basis=basis,
+        arrays=dict(result.arrays),
+        metrics=dict(result.metrics),
+        receipt=result.receipt,
+    )
+
+
+def serve_model_task(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, arrays: list[np.ndarray]
+) -> TaskResult:
+    """:func:`run_model_task` released once per round: a retry on the same global model
+    re-sends the first update."""
+    return release_once(
+        runtime,
+        header,
+        plan,
+        kind="model",
+        basis=model_digest(arrays),
+        resend=True,
+        compute=lambda: run_model_task(runtime, header, plan, arrays),
+    )
+
+
+def serve_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:
+    """:func:`run_curve_task` released once per run and round: a retry re-sends the same
+    noised histograms (in the clear they hold the node's whole noise)."""
+    return release_once(
+        runtime,
+        header,
+        plan,
+        kind="curve",
+        basis="",
+        resend=True,
+        compute=lambda: run_curve_task(runtime, header, plan),
+    )
 
 
 def noised_curve_counts(

@@ -398,9 +398,12 @@ def test_spend_is_recorded_before_the_reply_and_persists(
         return original(result, status)
 
     monkeypatch.setattr(client_app, "_reply_content", spy)
-    # Execute: two tasks, each with a fresh context (as a restarted ClientApp would have)
+    # Execute: two tasks (rounds 1 and 2: a retry of one round would be a re-send), each
+    # with a fresh context (as a restarted ClientApp would have)
     first = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
-    second = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
+    second = curve_task(
+        curve_message(header_for(plan, "curve", round_number=2)), context_for(node_yaml)
+    )
     # Assert: charged on disk before the first reply was built
     assert status_of(first).status == "ok"
     assert seen_at_reply[0] == 1
@@ -417,9 +420,11 @@ def test_second_release_is_composed_with_the_first(tmp_path: Path, plan: Trainin
     # Prepare
     node_yaml = site(tmp_path)
     message = curve_message(header_for(plan, "curve"))
-    # Execute
+    # Execute: a second release in another round (the same round again is a re-send)
     first = curve_task(message, context_for(node_yaml))
-    second = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
+    second = curve_task(
+        curve_message(header_for(plan, "curve", round_number=2)), context_for(node_yaml)
+    )
     # Assert
     totals = [
         PrivacyReceipt.from_record(r.content[PRIVACY_KEY]).epsilon_total for r in (first, second)
