@@ -556,7 +556,7 @@ def _reasons(problems: list[NodeProblem]) -> str:
     for p in problems:
         by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
     text = "; ".join(
-        f"{reason} ({len(nodes)} node(s): {', '.join(nodes)})"
+        f"{reason} ({len(nodes)} node(s): {', '.join(sorted(nodes))})"
         for reason, nodes in by_reason.items()
     )
     return text or "none"
