@@ -17,9 +17,11 @@ from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_c
 from models.hazard import model_digest
 from protocols.atomic import atomic_write_bytes
 
-__all__ = ["write_outputs", "load_global_model"]
+__all__ = ["MODEL_FILE", "WITHHELD_CURVES_FILE", "write_outputs", "load_global_model"]
 
 MODEL_FILE = "global_model.npz"
+#: Curves of segments withheld by the publication rules, kept for the broker's own review.
+WITHHELD_CURVES_FILE = "curves_withheld.json"
 
 
 def write_outputs(
@@ -33,7 +35,8 @@ def write_outputs(
     seconds: float,
     privacy_notes: dict | None = None,
 ) -> None:
-    """Model (npz), curves (JSON, CSV, PNG) and summary.json, each written atomically."""
+    """Model (npz), published curves (JSON, CSV, PNG), withheld curves (JSON, for the
+    broker only) and summary.json, each written atomically."""
     plan = request.config.plan
     params = [arrays[name].numpy() for name in sorted(arrays)]
     buffer = io.BytesIO()
@@ -48,6 +51,9 @@ def write_outputs(
         write_curves_csv(store.dir / "curves.csv", published)
         plot_curves(store.dir / "curves.png", published)
         outputs += ["curves.json", "curves.csv", "curves.png"]
+    withheld = [c for c in curves if not c.published]
+    if withheld:  # for the broker only (`curves --include-withheld`); never in outputs
+        store.write_json(WITHHELD_CURVES_FILE, curves_to_json(withheld))
     nodes = sorted({r.node_name or str(r.node_id) for o in rounds for r in o.ok})
     summary = {
         "run_id": request.run_id,

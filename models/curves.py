@@ -31,6 +31,7 @@ __all__ = [
     "CURVES_FORMAT_VERSION",
     "RiskCurve",
     "curves_to_json",
+    "curves_csv",
     "write_curves_csv",
     "plot_curves",
 ]
@@ -128,13 +129,19 @@ def curves_to_json(curves: Sequence[RiskCurve]) -> dict[str, Any]:
 
 
 def write_curves_csv(path: Path, curves: Sequence[RiskCurve]) -> None:
-    """Write one row per (segment, edge t_j): S, h, F and its band; atomically.
+    """Write :func:`curves_csv` to ``path`` atomically."""
+    atomic_write_text(Path(path), curves_csv(curves))
+
+
+def curves_csv(curves: Sequence[RiskCurve], *, with_published: bool = False) -> str:
+    """One row per (segment, edge t_j): S, h, F and its band; with ``with_published`` a last
+    column ``published`` (true/false) marks segments withheld by the publication rules.
 
     ``h`` at t_j is the hazard of the interval (t_{j-1}, t_j] ending there (empty at t = 0).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
+    writer.writerow(_CSV_COLUMNS + (("published",) if with_published else ()))
     for curve in curves:
         for j, t in enumerate(curve.edges):
             hazard = "" if j == 0 else _csv_float(curve.hazard[j - 1])
@@ -148,8 +155,9 @@ def write_curves_csv(path: Path, curves: Sequence[RiskCurve]) -> None:
                     _csv_float(curve.failure_lower[j]),
                     _csv_float(curve.failure_upper[j]),
                 ]
+                + ([str(curve.published).lower()] if with_published else [])
             )
-    atomic_write_text(Path(path), buffer.getvalue())
+    return buffer.getvalue()
 
 
 def plot_curves(
