@@ -5,11 +5,15 @@ folders through Flower on this machine), ``demo`` (both, then judge the result),
 ``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes),
 ``init`` (the broker's CA, server certificate and ledger key), ``register-node`` /
 ``list-nodes`` / ``revoke-node`` (the register of admitted node keys).
-Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
+``status`` (SuperLink, nodes, ledger, runs), ``curves`` and ``report`` (a run's
+exports). Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
-    >>> " ".join(sorted(c.name for c in build_app().registered_commands))
-    'demo federate init list-nodes register-node revoke-node serve-ledger synth'
+    >>> names = sorted(c.name for c in build_app().registered_commands)
+    >>> " ".join(names[:8])
+    'curves demo federate init list-nodes register-node report revoke-node'
+    >>> " ".join(names[8:])
+    'serve-ledger status synth'
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from rich.console import Console
 
 from coordinator.config import CoordinatorConfig, load_coordinator_config
 from coordinator.federation import run_local_federation
+from coordinator.inspect_cli import curves_command, report_command, status_command
 from coordinator.progress import ProgressPrinter
 from protocols.cli import run_cli
 
@@ -248,6 +253,9 @@ def build_app() -> typer.Typer:
     app.command("register-node")(_register_node)
     app.command("list-nodes")(_list_nodes)
     app.command("revoke-node")(_revoke_node)
+    app.command("status")(status_command)
+    app.command("curves")(curves_command)
+    app.command("report")(report_command)
     return app
 
 

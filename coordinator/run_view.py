@@ -1,0 +1,236 @@
+"""A run directory read back, for the broker's ``status``, ``curves`` and ``report``.
+
+A run directory (:mod:`coordinator.run_store`) holds ``run_request.json`` once submitted,
+``progress.jsonl`` while the run goes, and ``summary.json`` with the outputs at its end
+(:mod:`coordinator.outputs`). This module only reads them; a coordinator state directory
+keeps its runs under ``runs/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator.errors import CommandUsageError
+from coordinator.run_request import RunRequest, read_run_request
+from coordinator.run_store import RunStore
+from protocols.errors import FedriskError, StateError
+
+__all__ = [
+    "RUN_MARKERS",
+    "RunView",
+    "is_run_dir",
+    "read_run",
+    "list_runs",
+    "find_run",
+    "utc_time",
+]
+
+#: Files of which a run directory has at least one.
+RUN_MARKERS = ("summary.json", "progress.jsonl", "run_request.json")
+_ADVICE = "Give a run directory (summary.json, progress.jsonl) or a state dir with runs/."
+#: The exchanges that make a round (the secure-aggregation stages around them do not).
+_MAIN_TASKS = ("model", "curve")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as its files tell it. ``status`` is "completed" or "failed" (summary.json or
+    the run_end event), "in progress" (events, no end) or "submitted" (only the request).
+    ``rounds`` are the per-exchange records (summary.json, else the round_end events);
+    ``rounds_done`` counts rounds completed (:func:`_rounds_done`), ``rounds_planned``
+    the plan's model rounds plus its curve round (None without run_request.json);
+    ``max_epsilon_run`` the largest record-level epsilon this run cost a node;
+    ``time_unit`` that of the model spec's time grid (equipment age)."""
+
+    run_dir: Path
+    run_id: str
+    status: str
+    started_at: float | None
+    ended_at: float | None
+    rounds_done: int
+    rounds_planned: int | None
+    nodes: tuple[str, ...]
+    refusals: int
+    failures: int
+    max_epsilon_run: float | None
+    published: tuple[str, ...]
+    withheld: tuple[tuple[str, str], ...]
+    error: str | None
+    last_event: Mapping[str, Any] | None
+    rounds: tuple[Mapping[str, Any], ...]
+    summary: Mapping[str, Any]
+    events: tuple[Mapping[str, Any], ...]
+    request: RunRequest | None
+    time_unit: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures ``status --json`` shows for this run."""
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "rounds_done": self.rounds_done,
+            "rounds_planned": self.rounds_planned,
+            "nodes": len(self.nodes),
+            "refusals": self.refusals,
+            "failures": self.failures,
+            "max_epsilon_run": self.max_epsilon_run,
+            "published_segments": list(self.published),
+            "withheld_segments": [{"segment": s, "reason": r} for s, r in self.withheld],
+            "error": self.error,
+            "last_event": None if self.status != "in progress" else self.last_event,
+        }
+
+
+def is_run_dir(path: Path) -> bool:
+    return Path(path).is_dir() and any((Path(path) / name).exists() for name in RUN_MARKERS)
+
+
+def read_run(run_dir: Path) -> RunView:
+    """The run in ``run_dir``; StateError when it is missing, not a run or corrupt."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise StateError(f"{run_dir}: no such run directory", advice=_ADVICE)
+    if not is_run_dir(run_dir):
+        raise StateError(
+            f"{run_dir}: not a run directory (none of {', '.join(RUN_MARKERS)})", advice=_ADVICE
+        )
+    summary = _read_summary(run_dir / "summary.json")
+    events = tuple(RunStore(run_dir).read_events())
+    request = _read_request(run_dir / "run_request.json")
+    rounds = tuple(summary.get("rounds") or [e for e in events if e["event"] == "round_end"])
+    starts = [e for e in events if e["event"] == "run_start"]
+    ends = [e for e in events if e["event"] == "run_end"]
+    nodes_privacy = summary.get("privacy", {}).get("nodes", {})
+    plan = None if request is None else request.config.plan
+    return RunView(
+        run_dir=run_dir,
+        run_id=str(
+            summary.get("run_id")
+            or (starts[0]["run_id"] if starts else None)
+            or (request.run_id if request else run_dir.name)
+        ),
+        status=_status(summary, ends, events),
+        started_at=starts[0]["time"] if starts else (events[0]["time"] if events else None),
+        ended_at=ends[-1]["time"] if ends else None,
+        rounds_done=_rounds_done(rounds, failed=_status(summary, ends, events) == "failed"),
+        rounds_planned=None if plan is None else plan.training.rounds + int(plan.curve_release),
+        nodes=tuple(summary.get("nodes") or sorted({n for r in rounds for n in r["ok"]})),
+        refusals=sum(len(r["refused"]) for r in rounds),
+        failures=sum(len(r["failed"]) for r in rounds),
+        max_epsilon_run=max((n["epsilon_run"] for n in nodes_privacy.values()), default=None),
+        published=tuple(summary.get("published_segments", ())),
+        withheld=tuple((w["segment"], w["reason"]) for w in summary.get("withheld_segments", ())),
+        error=summary.get("error") or (ends[-1].get("error") if ends else None),
+        last_event=events[-1] if events else None,
+        rounds=rounds,
+        summary=summary,
+        events=events,
+        request=request,
+        time_unit=_time_unit(run_dir / "model_spec.json"),
+    )
+
+
+def list_runs(state_dir: Path) -> list[RunView]:
+    """The runs under ``state_dir/runs``, newest first (by start, else directory time)."""
+    runs_dir = Path(state_dir) / "runs"
+    if not runs_dir.is_dir():
+        return []
+    runs = [read_run(d) for d in runs_dir.iterdir() if is_run_dir(d)]
+    return sorted(runs, key=lambda r: r.started_at or r.run_dir.stat().st_mtime, reverse=True)
+
+
+def find_run(path: Path, run_id: str | None = None) -> RunView:
+    """``path`` as a run directory, or as a coordinator state directory: then the run
+    ``run_id`` (its id or directory name), by default the newest completed one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise StateError(f"{path}: no such directory", advice=_ADVICE)
+    if is_run_dir(path):
+        if run_id is not None:
+            raise CommandUsageError(f"{path} is a run directory; --run applies to a state dir")
+        return read_run(path)
+    if not (path / "runs").is_dir():
+        raise StateError(
+            f"{path}: neither a run directory ({', '.join(RUN_MARKERS)}) nor a coordinator "
+            "state directory with runs/",
+            advice=_ADVICE,
+        )
+    runs = list_runs(path)
+    if run_id is not None:
+        for run in runs:
+            if run_id in (run.run_id, run.run_dir.name):
+                return run
+        known = ", ".join(r.run_id for r in runs) or "none"
+        raise CommandUsageError(f"no run {run_id!r} under {path / 'runs'}; runs: {known}")
+    for run in runs:
+        if run.status == "completed":
+            return run
+    seen = ", ".join(f"{r.run_id} ({r.status})" for r in runs) or "none"
+    raise StateError(f"no completed run under {path / 'runs'}; runs: {seen}")
+
+
+def utc_time(timestamp: float | None) -> str:
+    """A UNIX time as "YYYY-MM-DD HH:MM:SS UTC" ("-" for None)."""
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _rounds_done(rounds: tuple[Mapping[str, Any], ...], *, failed: bool) -> int:
+    """Rounds whose model or curve exchange ended, less the last one of a failed run (a
+    run fails in the round it is in)."""
+    numbers = {int(r["round"]) for r in rounds if r["task"] in _MAIN_TASKS}
+    if failed and rounds:
+        numbers.discard(max(int(r["round"]) for r in rounds))
+    return len(numbers)
+
+
+def _status(
+    summary: Mapping[str, Any],
+    ends: list[dict[str, Any]],
+    events: tuple[Mapping[str, Any], ...],
+) -> str:
+    if summary.get("status"):
+        return str(summary["status"])
+    if ends:
+        return str(ends[-1].get("status", "failed"))
+    return "in progress" if events else "submitted"
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise StateError(f"{path}: corrupt run summary: {err}") from None
+    if not isinstance(summary, dict):
+        raise StateError(f"{path}: corrupt run summary: not a JSON object")
+    return summary
+
+
+def _time_unit(model_spec: Path) -> str:
+    """The time grid's unit in the run's model_spec.json (months, the default, if absent)."""
+    try:
+        spec = json.loads(model_spec.read_text(encoding="utf-8"))
+        return str(spec["time_grid"]["unit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "months"
+
+
+def _read_request(path: Path) -> RunRequest | None:
+    """The run request, or None when absent or unreadable by this version."""
+    if not path.exists():
+        return None
+    try:
+        return read_run_request(path)
+    except (FedriskError, ValueError):
+        return None

@@ -1,0 +1,191 @@
+"""`fedrisk-coordinator status`: the SuperLink, the node register, the ledger and the runs.
+
+Read-only. The SuperLink counts as running only when the pid in ``superlink/superlink.json``
+is alive and is a SuperLink; a file naming a process that is gone (or a pid reused by
+another program) is reported as stale, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from coordinator.ledger_view import LedgerView, read_ledger_view
+from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
+from coordinator.run_view import RunView, list_runs, utc_time
+from protocols.errors import StateError
+
+__all__ = ["SUPERLINK_FILE", "SuperlinkState", "CoordinatorStatus", "read_status", "print_status"]
+
+SUPERLINK_FILE = Path("superlink") / "superlink.json"
+#: What a coordinator state directory holds; an existing directory with none is not one.
+_STATE_MARKERS = ("tls", "keys", "ledger", "runs", "superlink", REGISTRY_FILE)
+_ADVICE = "Give the state directory made by `fedrisk-coordinator init`."
+
+
+@dataclass(frozen=True)
+class SuperlinkState:
+    """What ``superlink.json`` says and whether it holds: ``state`` is "running", "stale"
+    (the process is gone or is not a SuperLink), "not started" (no file) or "unreadable";
+    ``note`` says why when not running."""
+
+    state: str
+    pid: int | None = None
+    address: str | None = None
+    control_address: str | None = None
+    started_at: float | None = None
+    log: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CoordinatorStatus:
+    """Everything ``status`` shows for one coordinator state directory."""
+
+    state_dir: Path
+    superlink: SuperlinkState
+    nodes_active: int
+    nodes_revoked: int
+    ledger: LedgerView | None
+    runs: tuple[RunView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state_dir": str(self.state_dir),
+            "superlink": asdict(self.superlink),
+            "nodes": {"active": self.nodes_active, "revoked": self.nodes_revoked},
+            "ledger": None if self.ledger is None else self.ledger.to_json(),
+            "runs": [run.to_json() for run in self.runs],
+        }
+
+
+def read_status(state_dir: Path) -> CoordinatorStatus:
+    """The status of ``state_dir``; StateError if it is missing or not a coordinator's."""
+    state_dir = Path(state_dir)
+    if not state_dir.is_dir():
+        raise StateError(f"{state_dir}: no such coordinator state directory", advice=_ADVICE)
+    if not any((state_dir / name).exists() for name in _STATE_MARKERS):
+        raise StateError(
+            f"{state_dir}: not a coordinator state directory (none of {', '.join(_STATE_MARKERS)})",
+            advice=_ADVICE,
+        )
+    nodes = NodeRegistry(state_dir).nodes()
+    active = sum(node.active for node in nodes)
+    return CoordinatorStatus(
+        state_dir=state_dir,
+        superlink=read_superlink(state_dir / SUPERLINK_FILE),
+        nodes_active=active,
+        nodes_revoked=len(nodes) - active,
+        ledger=read_ledger_view(state_dir),
+        runs=tuple(list_runs(state_dir)),
+    )
+
+
+def read_superlink(path: Path) -> SuperlinkState:
+    """The SuperLink recorded in ``path``, checked against the live process table."""
+    if not path.exists():
+        return SuperlinkState("not started", note=f"no {path}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(record["pid"])
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        return SuperlinkState("unreadable", note=f"{path}: {type(err).__name__}: {err}")
+    alive, note = _superlink_process(pid)
+    return SuperlinkState(
+        state="running" if alive else "stale",
+        pid=pid,
+        address=record.get("address"),
+        control_address=record.get("control_address"),
+        started_at=record.get("started_at"),
+        log=record.get("log"),
+        note=note,
+    )
+
+
+def _superlink_process(pid: int) -> tuple[bool, str]:
+    """(alive and a flower-superlink, why not); the command line comes from /proc where
+    there is one (Linux), so a recycled pid or a zombie does not count."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, f"process {pid} is not running (stale superlink.json)"
+    except PermissionError:
+        pass  # alive, owned by someone else
+    try:
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True, ""  # no /proc: the signal check is all there is
+    if not any(part.endswith(b"flower-superlink") for part in cmdline):
+        return False, f"process {pid} has exited or is not a SuperLink (stale superlink.json)"
+    return True, ""
+
+
+def print_status(console: Console, status: CoordinatorStatus) -> None:
+    """The status as readable lines and a table of runs, newest first (file contents are
+    escaped, never read as rich markup)."""
+    link = status.superlink
+    console.print(f"[bold]coordinator state[/] {escape(str(status.state_dir))}")
+    if link.state == "running":
+        where = f"Fleet API {link.address}, Control API {link.control_address}; log {link.log}"
+        since = utc_time(link.started_at)
+        console.print(
+            f"SuperLink: [green]running[/] (pid {link.pid}, since {since}); {escape(where)}"
+        )
+    else:
+        console.print(f"SuperLink: [yellow]{link.state}[/] - {escape(link.note)}")
+    console.print(f"Nodes: {status.nodes_active} active, {status.nodes_revoked} revoked")
+    console.print(_ledger_line(status.ledger))
+    if not status.runs:
+        console.print("Runs: none yet")
+        return
+    table = Table(title=escape(f"runs under {status.state_dir / 'runs'}"))
+    for column in ("run", "status", "started (UTC)"):
+        table.add_column(column, no_wrap=True)
+    for column in ("rounds", "nodes", "refusals", "max eps/node", "published segments"):
+        table.add_column(column, overflow="fold")
+    for run in status.runs:
+        planned = "?" if run.rounds_planned is None else run.rounds_planned
+        cells = (
+            run.run_id,
+            run.status,
+            utc_time(run.started_at)[:16],
+            f"{run.rounds_done}/{planned}",
+            str(len(run.nodes)),
+            str(run.refusals),
+            "-" if run.max_epsilon_run is None else f"{run.max_epsilon_run:.3f}",
+            ", ".join(run.published) or "-",
+        )
+        table.add_row(*map(escape, cells))
+    console.print(table)
+    for run in status.runs:
+        if run.status == "in progress" and run.last_event is not None:
+            console.print(escape(f"run {run.run_id}, last event: {describe_event(run.last_event)}"))
+        if run.status == "failed":
+            console.print(escape(f"run {run.run_id} failed: {run.error}"))
+
+
+def describe_event(event: Mapping[str, Any]) -> str:
+    """One line for a progress event, e.g. "round_end (round 3, model), 12 s ago"."""
+    where = ", ".join(f"{key} {event[key]}" for key in ("round", "task") if key in event)
+    age = time.time() - float(event.get("time", time.time()))
+    return f"{event.get('event')}{f' ({where})' if where else ''}, {age:.0f} s ago"
+
+
+def _ledger_line(ledger: LedgerView | None) -> str:
+    if ledger is None:
+        return "Ledger: none yet"
+    verdict = "[green]verified[/]" if ledger.verified else "[red]FAILED verification[/]"
+    line = (
+        f"Ledger: {ledger.entries} entries, signed head of {ledger.signed_size} "
+        f"(root {(ledger.root_hash or '-')[:16]}, {utc_time(ledger.head_time)}), {verdict}"
+    )
+    return "\n".join([line, *(f"  {escape(problem)}" for problem in ledger.problems)])
