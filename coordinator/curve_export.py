@@ -57,7 +57,9 @@ def select_segments(
                 "pass --include-withheld to export it marked as not published"
             )
         known = ", ".join([*run.published, *withheld]) or "none"
-        raise CommandUsageError(f"unknown segment {segment!r} in run {run.run_id}; its: {known}")
+        raise CommandUsageError(
+            f"unknown segment {segment!r} in run {run.run_id}; its segments: {known}"
+        )
     chosen = [have[s] for s in segments] if segments else curves
     if not chosen:
         reasons = "; ".join(f"{s}: {r}" for s, r in run.withheld) or "no curve release"
@@ -73,7 +75,7 @@ def export_curves(
     """Write ``curves`` as ``fmt`` to ``out`` (JSON and CSV: stdout text when ``out`` is
     None; PNG: ``curves-<run id>.png`` here by default). Returns (path, text to print)."""
     if fmt not in CURVE_FORMATS:
-        raise CommandUsageError(f"unknown curves format {fmt!r}; use one of {CURVE_FORMATS}")
+        raise CommandUsageError(f"unknown curves format {fmt!r}; use {', '.join(CURVE_FORMATS)}")
     marked = any(not c.published for c in curves)
     if fmt == "png":
         path = out or Path(f"curves-{run.run_id}.png")

@@ -40,7 +40,7 @@ def write_run_report(run: RunView, out_dir: Path | None = None, fmt: str = "both
     """Write report.md and/or report.html (atomically) to ``out_dir`` (default
     ``RUN/report``); return the paths written."""
     if fmt not in REPORT_FORMATS:
-        raise CommandUsageError(f"unknown report format {fmt!r}; use one of {REPORT_FORMATS}")
+        raise CommandUsageError(f"unknown report format {fmt!r}; use {', '.join(REPORT_FORMATS)}")
     out = Path(out_dir) if out_dir is not None else run.run_dir / "report"
     document = build_report(run)
     written = []

@@ -263,6 +263,25 @@ def test_a_tampered_ledger_shows_as_failed_verification(broker, capsys, tmp_path
     assert ledger["verified"] is False and ledger["problems"]
 
 
+def test_a_run_in_progress_shows_its_last_event(broker, capsys, tmp_path) -> None:
+    # Prepare: run-ok as it was mid-way, before its curve round (no summary, no end)
+    state = copy_state(broker[0], tmp_path)
+    run_dir = state / "runs" / "run-ok"
+    (run_dir / "summary.json").unlink()
+    lines = (run_dir / "progress.jsonl").read_text().splitlines()
+    first_curve = next(i for i, line in enumerate(lines) if json.loads(line).get("round") == 2)
+    (run_dir / "progress.jsonl").write_text("\n".join(lines[:first_curve]) + "\n")
+    last = json.loads(lines[first_curve - 1])
+    # Execute
+    _, out, _ = cli(capsys, "status", str(state), "--json")
+    _, text, _ = cli(capsys, "status", str(state))
+    # Assert
+    run = next(r for r in json.loads(out)["runs"] if r["run_id"] == "run-ok")
+    assert run["status"] == "in progress" and run["rounds_done"] == 1
+    assert run["rounds_planned"] == 2 and run["last_event"] == last
+    assert f"run run-ok, last event: {last['event']}" in " ".join(text.split())
+
+
 def test_status_of_a_missing_or_empty_dir_is_a_state_error(capsys, tmp_path) -> None:
     # Execute
     missing = cli(capsys, "status", str(tmp_path / "nope"))
