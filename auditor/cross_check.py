@@ -6,10 +6,14 @@ in the node's ledger the PrivacySpent of a release is the entry just before the 
 of the reply that carried it. Checked, each failure a cross-check-class error:
 
 - every MessageSent has a MessageReceived from the same node, run and round (a warning if
-  the coordinator recorded the node as failed or dropped in that round);
+  the coordinator recorded the node as failed or dropped in that round, or re-ran that
+  round after a crash: RunResumed);
 - every MessageReceived naming a node whose ledger is given was sent by that node;
 - every record-level ReleaseAccounted matches, field by field, the PrivacySpent before the
-  node's MessageSent with that digest (mechanism parameters and claims);
+  node's MessageSent with that digest (mechanism parameters and claims); a re-sent
+  contribution (ContributionResent before the MessageSent) is matched with the node's
+  PrivacySpent of that run, round and task, so a re-send is never a new spend and never
+  an unspent release;
 - every release the coordinator used (received "ok") is accounted by the coordinator;
 - every InclusionChecked names a coordinator tree the coordinator's ledger reproduces
   (:mod:`auditor.inclusion`).
@@ -24,7 +28,9 @@ from typing import TypeVar
 from auditor.findings import AuditFinding, FailureClass
 from auditor.inclusion import inclusion_findings
 from auditor.ledgers import AuditedEntry, AuditedLedger
+from auditor.rounds import resumed_rounds
 from protocols.ledger_records import (
+    ContributionResent,
     MessageReceived,
     MessageSent,
     PrivacySpent,
@@ -84,6 +90,7 @@ class _Coordinator:
     released: dict[str, tuple[int, ReleaseAccounted]]
     excused: frozenset[tuple[str, int, str]]
     runs: frozenset[str]
+    resumed: frozenset[tuple[str, int]]
 
     def is_excused(self, run_id: str, round_number: int, node: str) -> bool:
         """The coordinator recorded ``node`` as failed or dropped in that round, or recorded
@@ -104,7 +111,7 @@ class _Coordinator:
                 name = _UNNAMED if node.startswith(_FLOWER_PREFIX) else node
                 excused.add((rec.run_id, rec.round, name))
         runs = frozenset(r.run_id for _i, r in _of(ledger, RunStarted))
-        return cls(ledger, received, released, frozenset(excused), runs)
+        return cls(ledger, received, released, frozenset(excused), runs, resumed_rounds(ledger))
 
 
 @dataclass(frozen=True)
@@ -118,13 +125,22 @@ class _Node:
     @classmethod
     def index(cls, ledger: AuditedLedger) -> _Node:
         sent, spent = {}, {}
+        first_spend: dict[tuple[str, int, str], tuple[int, PrivacySpent]] = {}
         previous: AuditedEntry | None = None
         for item in ledger.records:
             record = item.record
+            if isinstance(record, PrivacySpent):
+                key = (record.run_id, record.round, record.task)
+                first_spend.setdefault(key, (item.entry.seq, record))
             if isinstance(record, MessageSent):
                 sent[record.sha256] = (item.entry.seq, record)
                 if previous is not None and isinstance(previous.record, PrivacySpent):
                     spent[record.sha256] = (previous.entry.seq, previous.record)
+                elif previous is not None and isinstance(previous.record, ContributionResent):
+                    resent = previous.record
+                    original = first_spend.get((resent.run_id, resent.round, resent.task))
+                    if original is not None and resent.sha256 == record.sha256:
+                        spent[record.sha256] = original
             previous = item
         return cls(ledger, sent, spent)
 
@@ -172,12 +188,13 @@ def _sent_was_received(node: _Node, coord: _Coordinator) -> list[AuditFinding]:
         hit = coord.received.get(sha)
         if hit is None:
             excused = coord.is_excused(sent.run_id, sent.round, me)
-            make = _warning if excused else _error
-            note = (
-                " (the coordinator recorded a failed or dropped node in that round)"
-                if excused
-                else ""
-            )
+            interrupted = (sent.run_id, sent.round) in coord.resumed
+            make = _warning if excused or interrupted else _error
+            note = ""
+            if excused:
+                note = " (the coordinator recorded a failed or dropped node in that round)"
+            elif interrupted:
+                note = " (the coordinator crashed in that round and re-ran it: RunResumed)"
             findings.append(
                 make(
                     "message-unmatched",

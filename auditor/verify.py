@@ -3,7 +3,8 @@
 Steps: each ledger is verified under its owner's key (:mod:`auditor.ledgers`); a node's
 lifetime epsilon is recomputed after every release (:mod:`auditor.node_epsilon`); the
 coordinator's per-run and enterprise-level epsilon are recomputed
-(:mod:`auditor.run_epsilon`); node ledgers are cross-checked against the coordinator's
+(:mod:`auditor.run_epsilon`), counting each round once, a resumed run's interrupted round
+included (:mod:`auditor.rounds`); node ledgers are cross-checked against the coordinator's
 (:mod:`auditor.cross_check`). Every finding is collected; the verdict and exit code follow
 from the errors (:mod:`auditor.findings`). Warnings never fail an audit.
 """
@@ -23,6 +24,7 @@ from auditor.findings import AuditFinding, FailureClass, exit_code_for, verdict_
 from auditor.ledgers import AuditedLedger, audit_ledger
 from auditor.node_epsilon import NodeEpsilonRow, node_epsilon
 from auditor.remote import fetch_coordinator_ledger
+from auditor.rounds import charged_once, counted_once
 from auditor.run_epsilon import EnterpriseEpsilonRow, RunEpsilonRow, run_epsilon
 from protocols.errors import StateError
 from protocols.exit_codes import ExitCode
@@ -121,12 +123,13 @@ def audit(
     for node in nodes:
         rows, found = node_epsilon(node, tolerance)
         node_rows += rows
-        findings += found
+        findings += found + charged_once(node)
     run_rows: list[RunEpsilonRow] = []
     enterprise_rows: list[EnterpriseEpsilonRow] = []
     if coordinator is not None:
-        run_rows, enterprise_rows, found = run_epsilon(coordinator, tolerance)
-        findings += found
+        counted, found = counted_once(coordinator)
+        run_rows, enterprise_rows, epsilon_found = run_epsilon(counted, tolerance)
+        findings += found + epsilon_found
     findings += cross_check(coordinator, nodes)
     return AuditResult(
         verdict=verdict_for(findings),

@@ -7,6 +7,7 @@ rejected, not averaged: a hostile or broken node must not corrupt the model.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
@@ -67,6 +68,18 @@ class ServerOptimizer:
         FedAvgM's server step with that mean as the one aggregate."""
         content = RecordDict({ARRAYS_KEY: mean_model, METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0})})
         return self.step(round_number, [Message(content, dst_node_id=0, message_type="train")])
+
+    def momentum(self) -> list[np.ndarray] | None:
+        """FedAvgM's momentum vector (None before its first step or without momentum),
+        for the coordinator's checkpoint."""
+        vector = self._strategy.momentum_vector
+        return None if vector is None else [np.array(v) for v in vector]
+
+    def load_momentum(self, momentum: Sequence[np.ndarray] | None) -> None:
+        """Restore :meth:`momentum` (a resumed run continues exactly where it stopped)."""
+        self._strategy.momentum_vector = (
+            None if momentum is None else [np.array(v) for v in momentum]
+        )
 
     def step(self, round_number: int, replies: list[Message]) -> ArrayRecord:
         """The new global model from this round's (already checked) replies."""

@@ -99,11 +99,31 @@ def _federate(
             help="Approve the plan at every node given; you act as each node's IT.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the crashed run in --out from its last completed round "
+            "(same run id and configuration, from its run_request.json).",
+        ),
+    ] = False,
 ) -> None:
     """Run a federation of local enterprise folders through Flower on this machine.
 
-    Every node must have approved the plan (`fedrisk-node approve`), or ``--approve``."""
-    cfg = load_config_or_default(config)
+    Every node must have approved the plan (`fedrisk-node approve`), or ``--approve``.
+    With ``--resume`` the run in ``--out`` continues after a crash; no round is counted
+    twice."""
+    if resume and config is None:
+        from coordinator.run_request import read_run_request
+
+        request_path = out / "run_request.json"
+        if not request_path.exists():
+            from protocols.errors import StateError
+
+            raise StateError(f"{request_path} is missing: there is no run to resume in {out}")
+        cfg = read_run_request(request_path).config
+    else:
+        cfg = load_config_or_default(config)
     if approve:
         from enterprise_node.approval import approve_at_nodes
 
@@ -114,7 +134,13 @@ def _federate(
         )
     printer = ProgressPrinter(_console, cfg.plan.training.rounds + int(cfg.plan.curve_release))
     result = run_local_federation(
-        node_configs, cfg, out, flwr_home=_flwr_home(), progress=printer, coordinator_dir=state
+        node_configs,
+        cfg,
+        out,
+        flwr_home=_flwr_home(),
+        progress=printer,
+        coordinator_dir=state,
+        resume=resume,
     )
     _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
     for node, verdict in result.summary.get("inclusion_checks", {}).items():

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_request import RunRequest
-from protocols.ledger import Ledger
+from protocols.ledger import Entry, Ledger
 from protocols.ledger_records import (
+    CheckpointWritten,
     LedgerRecord,
     MessageReceived,
     NodeReason,
@@ -23,6 +24,7 @@ from protocols.ledger_records import (
     ReleaseAccounted,
     RoundRecorded,
     RunEnded,
+    RunResumed,
     RunStarted,
 )
 from protocols.signing import generate_key_pair, load_private_key, public_key_path
@@ -81,6 +83,29 @@ class CoordinatorLedger:
                 secure_aggregation=plan.secure_aggregation,
             )
         )
+
+    def entries(self) -> list[Entry]:
+        """Every entry of the ledger so far (all runs), oldest first."""
+        return self.ledger.entries_range(0, self.ledger.size)
+
+    def run_resumed(
+        self, request: RunRequest, from_round: int, checkpoint: tuple[int, str]
+    ) -> None:
+        """The run restarted after a crash: from which round, from which checkpoint
+        (round, digest; (0, "") when no round had completed)."""
+        self.ledger.append(
+            RunResumed(
+                run_id=self.run_id,
+                plan_digest=request.config.plan.digest,
+                from_round=from_round,
+                checkpoint_round=checkpoint[0],
+                checkpoint_sha256=checkpoint[1],
+            )
+        )
+
+    def checkpoint_written(self, round_number: int, sha256: str) -> None:
+        """Model round ``round_number`` is complete; its checkpoint has digest ``sha256``."""
+        self.ledger.append(CheckpointWritten(self.run_id, round_number, sha256))
 
     def round(self, outcome: RoundOutcome) -> None:
         """The round's participants, refusals and failures, every message received, and

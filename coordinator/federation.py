@@ -20,16 +20,19 @@ from typing import Any
 
 import httpx
 
+from coordinator.checkpoint import CHECKPOINT_FILE
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port, write_connection
 from coordinator.ledger_service import serve_ledger
 from coordinator.processes import stop_tree
+from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
 from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
+from enterprise_node.release_cache import ReleaseCache
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, RunFailedError
 from protocols.ledger_client import LedgerClient
@@ -74,6 +77,7 @@ def run_local_federation(
     client_cpus: float = 1.0,
     coordinator_dir: Path | None = None,
     check_approvals: bool = True,
+    resume: bool = False,
 ) -> FederationResult:
     """Run one federated run over ``node_configs`` and return its summary.
 
@@ -86,6 +90,11 @@ def run_local_federation(
     one) and ConfigError for a bad node.yaml or, with ``check_approvals``, for nodes that
     have not approved the plan (both checked before anything starts; without the check
     such nodes refuse every task of the run themselves).
+
+    With ``resume`` the run in ``run_dir`` continues after a crash: same run id,
+    configuration (``config`` must be it) and coordinator ledger, from its last completed
+    round (:mod:`coordinator.resumption`). Nodes re-send, uncharged, what they released
+    for the interrupted round. After a completed run, nodes forget those releases.
     """
     node_configs = [Path(p).resolve() for p in node_configs]
     for path in node_configs:
@@ -99,22 +108,26 @@ def run_local_federation(
         )
     run_dir = Path(run_dir).resolve()
     store = RunStore(run_dir)
-    for stale in ("progress.jsonl", "summary.json"):
-        (run_dir / stale).unlink(missing_ok=True)
+    request_path = run_dir / "run_request.json"
+    if resume:
+        request = resumable_request(run_dir, config, len(node_configs))
+        state = Path(str(request.ledger_dir)).parent
+    else:
+        for stale in ("progress.jsonl", "summary.json", CHECKPOINT_FILE):
+            (run_dir / stale).unlink(missing_ok=True)
+        state = Path(coordinator_dir or run_dir.parent / "coordinator").resolve()
+        key_path, _public = coordinator_key_paths(state)
+        request = RunRequest(
+            run_id=uuid.uuid4().hex[:12],
+            run_dir=str(run_dir),
+            config=config,
+            expected_nodes=len(node_configs),
+            ledger_dir=str(state / "ledger"),
+            ledger_key=str(key_path),
+        )
+        write_run_request(request_path, request)
     manifest = run_dir / "node_manifest.json"
     atomic_write_json(manifest, [str(p) for p in node_configs])
-    state = Path(coordinator_dir or run_dir.parent / "coordinator").resolve()
-    key_path, _public = coordinator_key_paths(state)
-    request = RunRequest(
-        run_id=uuid.uuid4().hex[:12],
-        run_dir=str(run_dir),
-        config=config,
-        expected_nodes=len(node_configs),
-        ledger_dir=str(state / "ledger"),
-        ledger_key=str(key_path),
-    )
-    request_path = run_dir / "run_request.json"
-    write_run_request(request_path, request)
 
     env = flower_env(Path(flwr_home).resolve())
     port = free_port()
@@ -130,6 +143,8 @@ def run_local_federation(
     summary = json.loads(store.summary_path.read_text(encoding="utf-8"))
     summary["inclusion_checks"] = check_nodes_inclusion(node_configs, state, request.run_id)
     store.write_json("summary.json", summary)
+    for path in node_configs:  # the run completed: no round of it will be re-run
+        ReleaseCache(load_node_config(path).state_dir).forget_run(request.run_id)
     return FederationResult(run_dir=run_dir, summary=summary)
 
 

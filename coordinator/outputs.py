@@ -10,7 +10,6 @@ from flwr.app import ArrayRecord
 
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import withheld_summary
-from coordinator.rounds import RoundOutcome
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
 from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_csv
@@ -30,7 +29,7 @@ def write_outputs(
     *,
     arrays: ArrayRecord,
     curves: list[RiskCurve],
-    rounds: list[RoundOutcome],
+    rounds: list[dict],
     privacy: PrivacyLedgerView,
     seconds: float,
     privacy_notes: dict | None = None,
@@ -54,7 +53,8 @@ def write_outputs(
     withheld = [c for c in curves if not c.published]
     if withheld:  # for the broker only (`curves --include-withheld`); never in outputs
         store.write_json(WITHHELD_CURVES_FILE, curves_to_json(withheld))
-    nodes = sorted({r.node_name or str(r.node_id) for o in rounds for r in o.ok})
+    # rounds: each exchange's RoundOutcome.summary() (a resumed run's earlier ones too)
+    nodes = sorted({name for o in rounds for name in o["ok"]})
     summary = {
         "run_id": request.run_id,
         "status": "completed",
@@ -63,9 +63,9 @@ def write_outputs(
         "model_spec_digest": plan.model_spec.digest,
         "model_digest": model_digest(params),
         "nodes": nodes,
-        "rounds": [o.summary() for o in rounds],
-        "refusals": sum(len(o.refused) for o in rounds),
-        "failures": sum(len(o.failed) for o in rounds),
+        "rounds": rounds,
+        "refusals": sum(len(o["refused"]) for o in rounds),
+        "failures": sum(len(o["failed"]) for o in rounds),
         "privacy": {**privacy.summary(), **(privacy_notes or {})},
         "published_segments": [c.segment for c in published],
         "withheld_segments": withheld_summary(curves),

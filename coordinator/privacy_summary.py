@@ -8,7 +8,9 @@ shows each node's own lifetime total and cap.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from coordinator.rounds import NodeReply
 from protocols.accounting import Spend, rdp_epsilon
@@ -37,6 +39,22 @@ class PrivacyLedgerView:
         if reply.receipt is not None:
             name = reply.node_name or str(reply.node_id)
             self._rows[name].append(ReceiptRow(round_number, task, reply.receipt))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every receipt with its node, round and task, JSON-ready (for the checkpoint)."""
+        return [
+            {"node": node, "round": r.round, "task": r.task, "receipt": asdict(r.receipt)}
+            for node, rows in sorted(self._rows.items())
+            for r in rows
+        ]
+
+    def restore(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add the receipts of :meth:`rows` (a resumed run's earlier rounds)."""
+        for row in rows:
+            receipt = PrivacyReceipt(**row["receipt"])
+            self._rows[str(row["node"])].append(
+                ReceiptRow(int(row["round"]), str(row["task"]), receipt)
+            )
 
     def epsilon_run(self, node: str) -> float:
         """Record-level epsilon this run cost ``node`` at the plan's delta (RDP composition

@@ -19,7 +19,9 @@ __all__ = ["RunRequest", "write_run_request", "read_run_request"]
 
 
 class RunRequest(StrictModel):
-    """One run: id, output directory, configuration and how many nodes to wait for."""
+    """One run: id, output directory, configuration and how many nodes to wait for;
+    ``resume``: continue the run ``run_id`` from its checkpoint after a crash
+    (:mod:`coordinator.resumption`)."""
 
     run_id: str
     run_dir: str
@@ -29,6 +31,7 @@ class RunRequest(StrictModel):
     #: The coordinator's ledger and its signing key (None: no ledger, for unit tests).
     ledger_dir: str | None = None
     ledger_key: str | None = None
+    resume: bool = False
 
 
 def write_run_request(path: Path, request: RunRequest) -> None:

@@ -11,6 +11,11 @@ updates and of the noised histograms. With ``plan.privacy.enterprise`` each upda
 clipped and carries an enterprise-level noise share; the coordinator's accountant
 (:class:`protocols.enterprise_accounting.EnterpriseAccountant`) stops training before
 ``enterprise_budget.epsilon_cap`` would be passed and keeps the last model.
+
+After every completed model round the coordinator writes a checkpoint
+(:mod:`coordinator.checkpoint`) and records it in its ledger; a run restarted with
+``RunRequest.resume`` continues from it (:mod:`coordinator.resumption`) and never runs a
+completed round again.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from coordinator.aggregation import ServerOptimizer, check_update
+from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.coordinator_ledger import CoordinatorLedger
 from coordinator.curves import check_counts, estimate_curves, sum_counts
 from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
+from coordinator.resumption import ResumePoint, RunHistory, resume_point
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
@@ -46,7 +53,7 @@ from models.histogram import ExitCounts
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.distributed_noise import effective_noise_multiplier
 from protocols.enterprise_accounting import EnterpriseAccountant
-from protocols.errors import FedriskError, RunFailedError
+from protocols.errors import FedriskError, RunFailedError, StateError
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -99,10 +106,18 @@ class Coordinator:
         self.ledger = CoordinatorLedger.open(request)
         #: Flower node id -> the node's pseudonymous id (its ledger key id).
         self.node_keys: dict[int, str] = {}
+        #: A resumed run's checkpoint, and its earlier exchanges' summaries.
+        self.resumed: Checkpoint | None = None
+        self.earlier_rounds: list[dict[str, Any]] = []
 
     # ---- the run ------------------------------------------------------------------
     def run(self) -> None:
         start = time.monotonic()
+        try:
+            resumed = self._begin()
+        except FedriskError as err:  # nothing ran: the run's summary and ledger stay as they are
+            self.store.event("run_end", status="resume_refused", error=str(err), seconds=0.0)
+            raise
         self.store.event(
             "run_start",
             run_id=self.request.run_id,
@@ -110,8 +125,13 @@ class Coordinator:
             rounds=self.plan.training.rounds,
             expected_nodes=self.request.expected_nodes,
         )
-        if self.ledger is not None:
-            self.ledger.run_started(self.request)
+        if resumed is not None:
+            self.store.event(
+                "run_resumed",
+                run_id=self.request.run_id,
+                from_round=resumed.from_round,
+                checkpoint_round=resumed.checkpoint_round,
+            )
         try:
             node_ids = self._wait_for_nodes()
             arrays = self._train(node_ids)
@@ -121,7 +141,7 @@ class Coordinator:
                 self.request,
                 arrays=arrays,
                 curves=curves,
-                rounds=self.rounds,
+                rounds=self._round_summaries(),
                 privacy=self.privacy,
                 privacy_notes=self.privacy_notes,
                 seconds=time.monotonic() - start,
@@ -156,7 +176,7 @@ class Coordinator:
                 "status": "failed",
                 "error": str(err),
                 "plan_digest": self.plan.digest,
-                "rounds": [r.summary() for r in self.rounds],
+                "rounds": self._round_summaries(),
                 "privacy": {**self.privacy.summary(), **self.privacy_notes},
                 "seconds": round(seconds, 3),
             },
@@ -183,21 +203,31 @@ class Coordinator:
 
     # ---- model rounds --------------------------------------------------------------
     def _train(self, node_ids: list[int]) -> ArrayRecord:
-        training = self.plan.training
-        initial = init_arrays(self.plan.model_spec, seed=training.seed)
-        arrays = ArrayRecord({f"param_{i:03d}": Array(a) for i, a in enumerate(initial)})
+        training, resumed = self.plan.training, self.resumed
+        if resumed is None:
+            initial = init_arrays(self.plan.model_spec, seed=training.seed)
+            arrays = ArrayRecord({f"param_{i:03d}": Array(a) for i, a in enumerate(initial)})
+        else:
+            arrays = ArrayRecord({name: Array(a) for name, a in resumed.arrays})
         optimizer = ServerOptimizer(
             arrays, learning_rate=training.server_learning_rate, momentum=training.server_momentum
         )
-        if self.enterprise is not None:
+        if resumed is not None:
+            optimizer.load_momentum(resumed.momentum)
+            if resumed.training_done:
+                return arrays
+        if self.enterprise is not None and "enterprise" not in self.privacy_notes:
             self._announce_enterprise_dp(node_ids, arrays)
-        for round_number in range(1, self.plan.training.rounds + 1):
+        first = 1 if resumed is None else resumed.round + 1
+        for round_number in range(first, training.rounds + 1):
             header = self._header(round_number, "model")
             if self.plan.secure_aggregation:
                 mean = self._secure_model_round(node_ids, round_number, header, arrays)
-                if mean is None:
-                    break  # the enterprise budget stop: keep the last model
+                if mean is None:  # the enterprise budget stop: keep the last model
+                    self._checkpoint(round_number - 1, arrays, optimizer, training_done=True)
+                    break
                 arrays = optimizer.step_to_mean(round_number, mean)
+                self._checkpoint(round_number, arrays, optimizer)
                 continue
 
             def content_for(
@@ -209,7 +239,94 @@ class Coordinator:
             good = self._valid(outcome, lambda c, ref=arrays: check_update(c, ref))
             self._require_quorum(outcome, good)
             arrays = optimizer.step(round_number, [reply.message for reply in good])
+            self._checkpoint(round_number, arrays, optimizer)
         return arrays
+
+    # ---- checkpoints and resumption ---------------------------------------------------
+    def _begin(self) -> ResumePoint | None:
+        """Record the run's start; resuming, restore its checkpoint, record that and
+        return where the run continues (None: it starts from scratch)."""
+        if not self.request.resume:
+            if self.ledger is not None:
+                self.ledger.run_started(self.request)
+            return None
+        run_id = self.request.run_id
+        history = (
+            RunHistory.from_events(self.store.read_events(), run_id)
+            if self.ledger is None
+            else RunHistory.from_ledger(self.ledger.entries(), run_id)
+        )
+        point = resume_point(self.request, history)
+        if not history.started:  # the crash came before the run was recorded: a fresh start
+            if self.ledger is not None:
+                self.ledger.run_started(self.request)
+            return None
+        if point.checkpoint is not None:
+            self._restore(point.checkpoint)
+        if self.ledger is not None:
+            if point.record_checkpoint:
+                self.ledger.checkpoint_written(point.checkpoint_round, point.sha256)
+            self.ledger.run_resumed(
+                self.request, point.from_round, (point.checkpoint_round, point.sha256)
+            )
+        return point
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from ``checkpoint``: accountants, receipts, summaries and notes."""
+        if (self.enterprise is None) != (checkpoint.enterprise is None):
+            raise StateError(
+                f"{self.store.dir / CHECKPOINT_FILE}: enterprise-level DP is "
+                f"{'on' if checkpoint.enterprise is not None else 'off'} in the checkpoint "
+                "and not in this run's configuration"
+            )
+        if self.enterprise is not None and checkpoint.enterprise is not None:
+            try:
+                self.enterprise.load_state_dict(checkpoint.enterprise)
+            except (KeyError, TypeError, ValueError) as err:
+                raise StateError(
+                    f"{self.store.dir / CHECKPOINT_FILE}: enterprise accountant state: {err}"
+                ) from None
+        try:
+            self.privacy.restore(checkpoint.receipts)
+        except (KeyError, TypeError, ValueError) as err:
+            raise StateError(f"{self.store.dir / CHECKPOINT_FILE}: receipts: {err}") from None
+        self.privacy_notes = dict(checkpoint.privacy_notes)
+        self.earlier_rounds = list(checkpoint.rounds)
+        self.resumed = checkpoint
+
+    def _checkpoint(
+        self,
+        round_number: int,
+        arrays: ArrayRecord,
+        optimizer: ServerOptimizer,
+        *,
+        training_done: bool = False,
+    ) -> None:
+        """Write the state after model round ``round_number`` (atomic, fsynced), then
+        record it: the round is complete and will never run again."""
+        momentum = optimizer.momentum()
+        earlier = () if self.resumed is None else self.resumed.pseudonyms
+        checkpoint = Checkpoint(
+            run_id=self.request.run_id,
+            plan_digest=self.plan.digest,
+            round=round_number,
+            training_done=training_done or round_number == self.plan.training.rounds,
+            arrays=tuple((name, arrays[name].numpy()) for name in arrays),
+            momentum=None if momentum is None else tuple(momentum),
+            enterprise=None if self.enterprise is None else self.enterprise.state_dict(),
+            rounds=tuple(self._round_summaries()),
+            receipts=tuple(self.privacy.rows()),
+            privacy_notes=dict(self.privacy_notes),
+            pseudonyms=tuple(sorted({*earlier, *self.node_keys.values()})),
+        )
+        sha256 = write_checkpoint(self.store.dir / CHECKPOINT_FILE, checkpoint)
+        self.store.event("checkpoint", round=round_number, sha256=sha256)
+        if self.ledger is not None:
+            self.ledger.checkpoint_written(round_number, sha256)
+
+    def _round_summaries(self) -> list[dict[str, Any]]:
+        """Every exchange of the run: a resumed run's earlier ones, then this attempt's."""
+        return [*self.earlier_rounds, *(o.summary() for o in self.rounds)]
 
     def _secure_model_round(
         self, node_ids: list[int], round_number: int, header: TaskHeader, arrays: ArrayRecord

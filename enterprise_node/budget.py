@@ -86,6 +86,13 @@ class BudgetGuard:
             releases=len(spends),
         )
 
+    def has_spend(self, run_id: str, round_number: int, purpose: str) -> bool:
+        """Whether a release of ``purpose`` in round ``round_number`` of run ``run_id``
+        was charged already."""
+        return any(
+            (s.run_id, s.round, s.purpose) == (run_id, round_number, purpose) for s in self.spends()
+        )
+
     def projected_epsilon(self, planned: list[Spend]) -> float:
         """Lifetime epsilon if ``planned`` were released on top of what was spent."""
         return rdp_epsilon(self.spends() + planned, self.delta)

@@ -10,7 +10,9 @@ atomic, fsynced, 0600) before it leaves; on a retry it re-sends the SAME noised 
 and its ledger records a ContributionResent instead of a PrivacySpent. A retry under
 another plan, or a model round on another global model (or another enterprise-noise
 threshold), is refused: the contribution would not fit, and a fresh one would be a
-second charge for one round.
+second charge for one round. The charge is written before the contribution is kept, and
+the contribution is kept before it leaves: a crash between the two leaves a charge with
+nothing released, and the retry is refused rather than charged again.
 
 What a re-send reveals:
 

@@ -182,6 +182,11 @@ def release_once(
     where = f"{kind} task of round {header.round} of run {header.run_id!r}"
     with cache.locked():
         kept = cache.get(header.run_id, header.round, kind)
+        if kept is None and runtime.guard.has_spend(header.run_id, header.round, kind):
+            raise ConfigError(
+                f"task refused: this node was charged for the {where}, but a crash lost its "
+                "contribution before it left; computing a new one would charge the round twice"
+            )
         if kept is None:
             result = compute()
             if result.receipt is not None or _ENTERPRISE_NOISE in result.metrics:

@@ -67,9 +67,11 @@ def run_coordinator(
     coordinator_dir: Path | None = None,
     run_id: str = "inproc",
     approve: bool = True,
+    resume: bool = False,
 ) -> None:
     """One whole run of the real Coordinator over ``grid`` (with its signed ledger in
-    ``coordinator_dir`` when given); with ``approve``, every node approves the plan first."""
+    ``coordinator_dir`` when given); with ``approve``, every node approves the plan first;
+    with ``resume``, run ``run_id`` continues from its checkpoint after a crash."""
     if approve:
         approve_plan(grid.node_yamls, config.plan)
     key = None if coordinator_dir is None else coordinator_key_paths(coordinator_dir)[0]
@@ -81,6 +83,7 @@ def run_coordinator(
         node_wait_timeout_s=1.0,
         ledger_dir=None if coordinator_dir is None else str(coordinator_dir / "ledger"),
         ledger_key=None if key is None else str(key),
+        resume=resume,
     )
     Coordinator(grid, request).run()  # type: ignore[arg-type]
 

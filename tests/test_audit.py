@@ -36,11 +36,15 @@ from protocols.enterprise_accounting import EnterpriseAccountant
 from protocols.exit_codes import ExitCode
 from protocols.ledger import Ledger, read_ledger
 from protocols.ledger_records import (
+    CheckpointWritten,
     InclusionChecked,
     LedgerRecord,
     NodeReason,
+    PrivacySpent,
     ReleaseAccounted,
     RoundRecorded,
+    RunEnded,
+    RunResumed,
     RunStarted,
     record_from_entry,
 )
@@ -454,6 +458,45 @@ def test_a_message_from_a_node_the_coordinator_recorded_as_failed_is_only_a_warn
     assert result.exit_code == ExitCode.SUCCESS, [str(f) for f in result.errors]
     assert [f.kind for f in result.warnings] == ["message-unmatched"]
     assert "failed or dropped" in result.warnings[0].message
+
+
+def test_a_resumption_hides_no_release(run, clean, tmp_path) -> None:
+    # Prepare: a RunResumed from round 1 slipped in before the run's end (re-signed), as
+    # if every round had been interrupted, and the rounds' completion records dropped so
+    # that it looks legitimate; inclusion checks left out (they pin the tree)
+    copy = run.copy_to(tmp_path)
+
+    def resume_claimed(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        records = [r for r in records if not isinstance(r, CheckpointWritten)]
+        end = next(i for i, r in enumerate(records) if isinstance(r, RunEnded))
+        return [*records[:end], RunResumed("inproc", "ab" * 32, 1, 0, ""), *records[end:]]
+
+    rebuild_ledger(copy.coordinator, resume_claimed)
+    for node in copy.nodes:
+        rebuild_ledger(node, lambda rs: [r for r in rs if not isinstance(r, InclusionChecked)])
+    # Execute
+    result = audit(copy.ledger_dirs(), copy.key_paths())
+    # Assert: nothing was re-recorded after it, so every release still counts
+    assert result.verdict == "PASS", [str(f) for f in result.errors]
+    assert [(r.node, r.releases, r.recomputed) for r in result.run_rows] == [
+        (r.node, r.releases, r.recomputed) for r in clean.run_rows
+    ]
+
+
+def test_a_node_charged_twice_for_one_round_is_warned(run, tmp_path) -> None:
+    # Prepare: node 0's first spend recorded twice (re-signed)
+    copy = run.copy_to(tmp_path)
+
+    def twice(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        i = next(i for i, r in enumerate(records) if isinstance(r, PrivacySpent))
+        return [*records[: i + 1], records[i], *records[i + 1 :]]
+
+    rebuild_ledger(copy.nodes[0], twice)
+    # Execute
+    result = audit(copy.ledger_dirs(), copy.key_paths())
+    # Assert: counted twice (conservative) and warned about
+    [warning] = [f for f in result.warnings if f.kind == "charged-twice"]
+    assert "a retried round should be a re-send" in warning.message
 
 
 def test_a_real_enterprise_dp_run_that_stopped_at_its_cap_passes_the_audit(tmp_path) -> None:

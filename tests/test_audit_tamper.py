@@ -27,11 +27,16 @@ from auditor.verify import audit
 from protocols.exit_codes import ExitCode
 from protocols.ledger import TreeHead, canonical_json, read_ledger
 from protocols.ledger_records import (
+    CheckpointWritten,
+    ContributionResent,
     LedgerRecord,
     MessageReceived,
     MessageSent,
     PrivacySpent,
     ReleaseAccounted,
+    RoundRecorded,
+    RunEnded,
+    RunResumed,
     RunStarted,
 )
 from protocols.merkle import MerkleTree, leaf_hash
@@ -70,6 +75,9 @@ KINDS = (
     "deleted-privacy-spent",
     "coordinator-rolled-back",
     "coordinator-forked",
+    "round-recorded-twice",
+    "resumed-completed-round",
+    "resent-without-spend",
 )
 
 Mutation = Callable[[FederationRun], None]
@@ -698,6 +706,73 @@ def _content_cases(run: FederationRun) -> list[Case]:
             _nth(RunStarted)(lambda r: replace(r, expected_nodes=5)),
             CROSS,
             r"inclusion-root.*forked or rewritten",
+        ),
+        *_resumption_cases(c),
+    ]
+
+
+def _resumption_cases(c: Callable[..., Case]) -> list[Case]:
+    """A round counted twice, or a resumption that re-runs a completed round, in the
+    coordinator's ledger; a node's re-send of a release it never spent."""
+
+    def release_twice(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        """The first release recorded again right after itself."""
+        i = next(i for i, r in enumerate(records) if isinstance(r, ReleaseAccounted))
+        return records[: i + 1] + [records[i]] + records[i + 1 :]
+
+    def exchange_twice(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        """Round 1's model exchange recorded again after the last round's, no resumption."""
+        models = [i for i, r in enumerate(records) if isinstance(r, RoundRecorded)]
+        models = [i for i in models if getattr(records[i], "task", "") == "model"]
+        return records[: models[-1] + 1] + [records[models[0]]] + records[models[-1] + 1 :]
+
+    def resumed_from_completed(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        """A resumption from round 1 before the run's end, its rounds recorded complete."""
+        assert any(isinstance(r, CheckpointWritten) for r in records)
+        end = next(i for i, r in enumerate(records) if isinstance(r, RunEnded))
+        resumed = RunResumed("inproc", "cd" * 32, 1, 0, "")
+        return [*records[:end], resumed, *records[end:]]
+
+    def resent_unspent(records: list[LedgerRecord]) -> list[LedgerRecord]:
+        """The node's first spend turned into a re-send of the release that follows it."""
+        i = next(i for i, r in enumerate(records) if isinstance(r, PrivacySpent))
+        spent, sent = records[i], records[i + 1]
+        assert isinstance(spent, PrivacySpent) and isinstance(sent, MessageSent)
+        resent = ContributionResent(spent.run_id, spent.round, spent.task, sent.sha256)
+        return records[:i] + [resent] + records[i + 1 :]
+
+    return [
+        c(
+            "round-recorded-twice",
+            "the first release recorded twice",
+            0,
+            release_twice,
+            INVALID,
+            r"round-recorded-twice.*release_accounted of round 1",
+        ),
+        c(
+            "round-recorded-twice",
+            "round 1's model exchange again after the last round",
+            0,
+            exchange_twice,
+            INVALID,
+            r"round-recorded-twice.*round_recorded of round 1 \(model\)",
+        ),
+        c(
+            "resumed-completed-round",
+            "a resumption from a completed round",
+            0,
+            resumed_from_completed,
+            INVALID,
+            r"resumed-completed-round.*from round 1, but round \d+ was recorded as complete",
+        ),
+        c(
+            "resent-without-spend",
+            "node 0's first spend recorded as a re-send",
+            1,
+            resent_unspent,
+            CROSS,
+            r"release-unmatched.*no privacy_spent",
         ),
     ]
 

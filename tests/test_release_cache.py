@@ -209,6 +209,20 @@ def test_a_re_send_whose_first_reply_never_reached_the_ledger_records_the_spend(
     assert ledger_kinds(node_yaml) == ["privacy_spent", "message_sent"]
 
 
+def test_a_charge_whose_release_was_lost_is_not_charged_again(tmp_path, plan) -> None:
+    # Prepare: charged, then the kept release is gone (a crash between the two writes)
+    node_yaml = site(tmp_path, plan)
+    task = header(plan, "curve")
+    curve_task(curve_message(task), context(node_yaml))
+    ReleaseCache(load_node_config(node_yaml).state_dir).forget_run("run-r")
+    # Execute
+    reply = curve_task(curve_message(task), context(node_yaml))
+    # Assert: refused, one charge, nothing but the status left
+    assert status(reply).status == "refused"
+    assert "a crash lost its contribution" in status(reply).reason
+    assert releases(node_yaml) == 1 and set(reply.content.keys()) == {STATUS_KEY}
+
+
 def test_a_corrupt_cached_release_is_an_error_not_a_second_charge(tmp_path, plan) -> None:
     node_yaml = site(tmp_path, plan)
     task = header(plan, "curve")
