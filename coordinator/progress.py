@@ -28,6 +28,12 @@ class ProgressPrinter:
                 f"{event['rounds']} model round(s) + curve round, "
                 f"waiting for {event['expected_nodes']} node(s)"
             )
+        elif kind == "run_resumed":
+            done = event["checkpoint_round"]
+            self.console.print(
+                f"  resumed after a crash: {done} model round(s) complete, "
+                f"continuing with round {event['from_round']}"
+            )
         elif kind == "nodes_ready":
             self.console.print(f"  {event['nodes']} node(s) connected")
         elif kind == "round_end":

@@ -55,3 +55,8 @@ def test_enterprise_dp_warning_and_budget_stop_are_shown() -> None:
     assert "warning: enterprise-level DP with 4 enterprises" in text
     assert "enterprise budget stop before round 3: epsilon 9.000" in text
     assert "keeping the last model" in text
+
+
+def test_a_resumed_run_says_where_it_continues() -> None:
+    text = printed({"event": "run_resumed", "run_id": "r1", "from_round": 3, "checkpoint_round": 2})
+    assert "resumed after a crash: 2 model round(s) complete, continuing with round 3" in text
