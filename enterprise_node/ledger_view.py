@@ -32,6 +32,8 @@ def _what(kind: str, body: dict) -> str:
         )
     if kind == "task_refused":
         return body["reason"]
+    if kind == "contribution_resent":
+        return f"re-sent, not charged again (message {body['sha256'][:12]})"
     if kind == "inclusion_checked":
         return ("ok: " if body["ok"] else "FAILED: ") + body["detail"]
     return ""

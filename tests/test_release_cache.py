@@ -258,3 +258,17 @@ def test_a_run_id_never_names_a_path(tmp_path) -> None:
     assert cache._path("../../etc", 1, "model").parent.parent == cache.root
     with pytest.raises(ValueError, match="no release is kept for task kind"):
         cache._path("run", 1, "../x")
+
+
+def test_the_node_ledger_command_shows_a_re_send(tmp_path, plan) -> None:
+    from rich.console import Console
+
+    from enterprise_node.ledger_view import show_ledger
+
+    node_yaml = site(tmp_path, plan)
+    task = header(plan, "curve")
+    curve_task(curve_message(task), context(node_yaml))
+    curve_task(curve_message(task), context(node_yaml))
+    console = Console(record=True, width=200)
+    show_ledger(load_node_config(node_yaml), console)
+    assert "re-sent, not charged again" in console.export_text()
