@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import opendp.prelude as dp
 
 from models.histogram import ExitCounts
 
@@ -24,8 +23,6 @@ __all__ = [
     "add_noise",
     "release_counts",
 ]
-
-dp.enable_features("contrib")
 
 
 @dataclass(frozen=True)
@@ -44,8 +41,18 @@ def histogram_sensitivity(counts: ExitCounts) -> float:
     return math.sqrt(2.0) if counts.entries is not None else 1.0
 
 
+def _opendp():  # type: ignore[no-untyped-def]
+    """OpenDP, imported when noise is drawn: it takes seconds to load, and most task
+    processes (the secure-aggregation stages) draw none."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
+
+
 def discrete_gaussian(shape: tuple[int, ...], scale: float) -> np.ndarray:
     """Discrete Gaussian noise (int64) of std parameter ``scale`` from OpenDP (CSPRNG)."""
+    dp = _opendp()
     size = int(np.prod(shape))
     measurement = dp.m.make_gaussian(
         dp.vector_domain(dp.atom_domain(T="i64"), size=size),

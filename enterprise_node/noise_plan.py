@@ -8,16 +8,27 @@ Everything here is a function of public plan settings and the node's unit count.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from enterprise_node.training import dp_sgd_schedule
 from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
-from protocols.plan import TrainingPlan
+from protocols.errors import DataError
+from protocols.plan import TrainingPlan, TrainingSettings
 
-__all__ = ["NoisePlan", "plan_noise"]
+__all__ = ["NoisePlan", "dp_sgd_schedule", "plan_noise"]
 
 CURVE_MECHANISM = "discrete_gaussian_histogram"
 MODEL_MECHANISM = "dp_sgd"
+
+
+def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, int]:
+    """Poisson sample rate q = min(1, batch_size / n) and steps = ceil(local_epochs / q)."""
+    if n_units < 1:
+        raise DataError("no equipment units to train on")
+    sample_rate = min(1.0, settings.batch_size / n_units)
+    # Round away float noise (0.1 * 1280 / 128 must give 1 step, not 2).
+    steps = max(1, math.ceil(round(settings.local_epochs / sample_rate, 9)))
+    return sample_rate, steps
 
 
 @dataclass(frozen=True)

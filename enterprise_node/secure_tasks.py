@@ -41,7 +41,7 @@ from enterprise_node.tasks import (
     release_once,
     run_model_task,
 )
-from models.hazard import model_digest
+from models.digest import model_digest
 from models.histogram import unit_histograms, with_explicit_entries
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier

@@ -23,9 +23,8 @@ from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, re
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release_cache import CachedRelease, ReleaseCache
 from enterprise_node.runtime import NodeRuntime
-from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
+from models.digest import model_digest
 from models.features import encode_units
-from models.hazard import model_digest
 from models.histogram import unit_histograms
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.errors import (
@@ -125,6 +124,9 @@ def run_model_task(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, arrays: list[np.ndarray]
 ) -> TaskResult:
     """One round of local DP-SGD on the global model; noise calibrated for the whole run."""
+    # torch and Opacus load here, not at import: the other task kinds do not need them
+    from enterprise_node.training import OPACUS_SECURE_RNG, train_dp, train_plain
+
     spec, record = plan.model_spec, plan.privacy.record
     units = encode_units(runtime.units(spec).frame, spec)
     if len(units) == 0:
@@ -176,7 +178,9 @@ def release_once(
 
     A noised result is kept before it leaves; a retry of the same task re-sends it
     (``resent``), charging nothing, if ``resend`` allows and the plan and ``basis`` (what
-    it was computed on) are the same; otherwise the retry is refused. See
+    it was computed on) are the same; otherwise the retry is refused. So is a retry of a
+    task that was charged but whose result a crash lost before it was kept (it never
+    left): a node is charged once per round, whatever happens. See
     :mod:`enterprise_node.release_cache` for what a re-send reveals."""
     cache = ReleaseCache(runtime.config.state_dir)
     where = f"{kind} task of round {header.round} of run {header.run_id!r}"

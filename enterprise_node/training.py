@@ -24,6 +24,7 @@ from opacus import PrivacyEngine
 from opacus.data_loader import DPDataLoader
 from torch.utils.data import DataLoader, TensorDataset
 
+from enterprise_node.noise_plan import dp_sgd_schedule
 from models.features import EncodedUnits
 from models.hazard import (
     HazardNet,
@@ -33,7 +34,7 @@ from models.hazard import (
     single_thread,
     state_to_arrays,
 )
-from protocols.errors import ConfigError, DataError
+from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 
@@ -76,16 +77,6 @@ class LocalUpdate:
     max_grad_norm: float
     mean_loss: float
     seconds: float
-
-
-def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, int]:
-    """Poisson sample rate q = min(1, batch_size / n) and steps = ceil(local_epochs / q)."""
-    if n_units < 1:
-        raise DataError("no equipment units to train on")
-    sample_rate = min(1.0, settings.batch_size / n_units)
-    # Round away float noise (0.1 * 1280 / 128 must give 1 step, not 2).
-    steps = max(1, math.ceil(round(settings.local_epochs / sample_rate, 9)))
-    return sample_rate, steps
 
 
 def train_dp(

@@ -9,8 +9,6 @@ cell (failure or survival). Only Opacus-supported layers are used (Linear, ReLU)
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.digest import model_digest
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 
@@ -35,7 +34,6 @@ __all__ = [
     "single_thread",
 ]
 
-_DIGEST_DOMAIN = b"fedrisk-model-arrays-v1\x00"
 
 #: Initial logit of every interval's hazard: logit(0.05), a data-independent prior.
 INITIAL_HAZARD_LOGIT = -2.944
@@ -139,20 +137,6 @@ def arrays_to_state(model: nn.Module, arrays: list[np.ndarray]) -> None:
             raise ValueError(f"model arrays: {name} has non-finite values")
         loaded[name] = torch.as_tensor(values, dtype=current.dtype).clone()
     model.load_state_dict(loaded)
-
-
-def model_digest(arrays: list[np.ndarray]) -> str:
-    """SHA-256 over a domain tag and, per array, its dtype/shape header and C-order LE bytes."""
-    digest = hashlib.sha256(_DIGEST_DOMAIN)
-    for array in arrays:
-        values = np.asarray(array)
-        values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
-        header = json.dumps({"dtype": values.dtype.str, "shape": list(values.shape)}).encode()
-        payload = values.tobytes(order="C")
-        for chunk in (header, payload):
-            digest.update(len(chunk).to_bytes(8, "big"))
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:

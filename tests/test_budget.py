@@ -9,7 +9,7 @@ import pytest
 from opacus.accountants import RDPAccountant
 
 from enterprise_node.budget import BudgetGuard
-from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
+from protocols.accounting import RDP_ORDERS, Spend, calibrate_noise_multiplier, rdp_epsilon
 from protocols.errors import BudgetExceededError, StateError
 
 
@@ -22,6 +22,14 @@ def test_rdp_known_answer_from_opacus() -> None:
     assert rdp_epsilon([Spend(1.5, 0.04, 2250, "dp_sgd")], 1e-5) == pytest.approx(
         7.329111, abs=1e-5
     )
+
+
+def test_rdp_orders_start_with_opacus_defaults() -> None:
+    # written out in protocols.accounting so a task process need not import Opacus
+    assert list(RDP_ORDERS[: len(RDPAccountant.DEFAULT_ALPHAS)]) == [
+        float(a) for a in RDPAccountant.DEFAULT_ALPHAS
+    ]
+    assert RDP_ORDERS == tuple(sorted(set(RDP_ORDERS)))
 
 
 def test_composing_k_times_equals_one_spend_with_k_steps() -> None:

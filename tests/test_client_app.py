@@ -240,7 +240,7 @@ def test_model_task_over_the_cap_is_refused_before_training(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained although the task was over the cap")
 
-    monkeypatch.setattr("enterprise_node.tasks.train_dp", no_training)
+    monkeypatch.setattr("enterprise_node.training.train_dp", no_training)
     # Execute
     reply = model_task(model_message(header_for(plan, "model"), plan), context_for(node_yaml))
     # Assert
