@@ -106,9 +106,15 @@ def run_round(
             continue  # a stray or duplicate reply must not count (twice) toward quorum
         answered.add(node_id)
         _classify(reply, node_id, outcome)
+    # Flower gives up early on a node whose heartbeat stopped (it died or left)
+    silence = (
+        f"no reply within {timeout:g} s"
+        if time.monotonic() - start >= timeout
+        else "no reply: the node went offline"
+    )
     for node_id in node_ids:
         if node_id not in answered:
-            outcome.failed.append(NodeProblem(node_id, "", f"no reply within {timeout:g} s"))
+            outcome.failed.append(NodeProblem(node_id, "", silence))
     return RoundOutcome(
         round=outcome.round,
         task=task,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -171,7 +172,7 @@ def test_every_kind_of_reply_lands_in_its_list_with_its_reason() -> None:
     assert failed[17].startswith("malformed reply") and "status" in failed[17]
     assert failed[18].startswith("bad receipt") and "epsilon_total" in failed[18]
     assert failed[19] == "paused"
-    assert failed[20] == "no reply within 30 s"
+    assert failed[20] == "no reply: the node went offline"  # Flower returned before the timeout
     assert outcome.round == 4 and outcome.task == "curve" and outcome.seconds >= 0
 
 
@@ -197,9 +198,16 @@ def test_duplicate_and_stray_replies_count_once_or_not_at_all() -> None:
     assert [r.node_id for r in outcome.ok] == [1]
 
 
-def test_silent_round_fails_every_node() -> None:
-    # Prepare
+def test_silent_round_fails_every_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: Flower waited the whole timeout
     answers: dict[int, Answer] = {1: silent, 2: silent, 3: silent}
+    waited = FakeGrid.send_and_receive
+
+    def waiting(self, messages, *, timeout=None):  # type: ignore[no-untyped-def]
+        time.sleep(timeout or 0)
+        return waited(self, messages, timeout=timeout)
+
+    monkeypatch.setattr(FakeGrid, "send_and_receive", waiting)
     # Execute
     outcome, _ = play(answers, timeout=0.5)
     # Assert
@@ -219,5 +227,5 @@ def test_summary_names_nodes_and_reasons() -> None:
     assert summary["refused"] == [
         {"node": "site-refuses", "reason": "task refused: above this node's cap of 1"}
     ]
-    assert summary["failed"] == [{"node": "3", "reason": "no reply within 30 s"}]
+    assert summary["failed"] == [{"node": "3", "reason": "no reply: the node went offline"}]
     assert summary["round"] == 4 and summary["task"] == "curve"
