@@ -25,7 +25,6 @@ from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port, write_connection
 from coordinator.ledger_service import serve_ledger
-from coordinator.processes import stop_tree
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
@@ -36,9 +35,10 @@ from enterprise_node.release_cache import ReleaseCache
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, RunFailedError
 from protocols.ledger_client import LedgerClient
+from protocols.processes import stop_tree
 from protocols.signing import load_public_key
 
-__all__ = ["FederationResult", "app_dir", "run_local_federation"]
+__all__ = ["FederationResult", "app_dir", "run_flwr", "run_local_federation"]
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -250,12 +250,26 @@ def _submit_and_follow(
         federation_config,
         "--stream",
     ]
-    log_path = store.dir / "flwr-run.log"
     plan = request.config.plan
     budget = (plan.training.rounds + 2) * request.config.federation.round_timeout_s + 300
-    process = _spawn(cmd, env, log_path)
+    run_flwr(cmd, env, store, progress, budget_s=budget, superlink_log=store.dir / "superlink.log")
+
+
+def run_flwr(
+    command: list[str],
+    env: dict[str, str],
+    store: RunStore,
+    progress: ProgressFn | None,
+    *,
+    budget_s: float,
+    superlink_log: Path,
+) -> None:
+    """Run ``flwr run`` (``command``), report the run's progress, and raise RunFailedError
+    unless the ServerApp recorded a completed run; stops what it started."""
+    log_path = store.dir / "flwr-run.log"
+    process = _spawn(command, env, log_path)
     try:
-        _follow(process, store, progress, deadline=time.monotonic() + budget)
+        _follow(process, store, progress, deadline=time.monotonic() + budget_s)
     finally:
         _stop(process)
     events = store.read_events()
@@ -263,7 +277,7 @@ def _submit_and_follow(
     if end is None:
         raise RunFailedError(
             f"the run ended without a result: {_last_line(log_path)}; see {log_path} and "
-            f"{store.dir / 'superlink.log'}"
+            f"{superlink_log}"
         )
     if end.get("status") != "completed":
         raise RunFailedError(f"the run failed: {end.get('error', 'unknown error')}")

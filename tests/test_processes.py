@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from coordinator.processes import descendants, stop_tree
+from protocols.processes import descendants, stop_tree
 
 CHILD = (
     "import subprocess, sys, time\n"

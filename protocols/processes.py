@@ -1,7 +1,7 @@
 """Stopping exactly the processes fedrisk started: a process, its group and descendants.
 
-Flower's SuperLink starts its helpers (SuperExec, the simulation runtime, Ray) in new
-sessions, so killing the SuperLink's process group is not enough. The descendants are
+Flower's SuperLink and SuperNode start their helpers (SuperExec, the simulation runtime,
+Ray) in new sessions, so killing a process group is not enough. The descendants are
 collected from /proc (by parent PID) before anything is signalled, then stopped
 gracefully, then killed if they linger. Only PIDs descended from ours are touched.
 """
@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "stop_tree"]
+__all__ = ["descendants", "rss_kb", "stop_pid_tree", "stop_tree"]
 
 
 def _parents() -> dict[int, int]:
@@ -47,6 +47,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set size of ``pid`` in kB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -67,16 +78,20 @@ def _signal(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM ``process`` and every descendant, wait up to ``grace``, then SIGKILL."""
-    tree = [process.pid, *descendants(process.pid)]
+def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM ``pid`` and every descendant, wait up to ``grace``, then SIGKILL the rest."""
+    tree = [pid, *descendants(pid)]
     _signal(tree, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        process.poll()
-        if not any(_alive(pid) for pid in tree):
+        if not any(_alive(p) for p in tree):
             break
         time.sleep(0.2)
-    _signal([pid for pid in tree if _alive(pid)], signal.SIGKILL)
+    _signal([p for p in tree if _alive(p)], signal.SIGKILL)
+
+
+def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop ``process`` and every descendant (:func:`stop_pid_tree`), then reap it."""
+    stop_pid_tree(process.pid, grace)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
