@@ -25,10 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import NodeLedger
-from enterprise_node.noise_plan import plan_noise
 from protocols.atomic import atomic_write_text
 from protocols.config_file import parse_model
 from protocols.errors import ConfigError, FedriskError, StateError
@@ -113,6 +111,11 @@ def plan_summary(
         ("most epsilon per run", f"{record.epsilon:g} at delta {record.delta:g} (record level)"),
     ]
     if record.enabled and n_units:
+        # imported here: the accountants pull in torch and Opacus, which every task
+        # process would otherwise load just to check an approval
+        from enterprise_node.budget import BudgetGuard
+        from enterprise_node.noise_plan import plan_noise
+
         run = plan_noise(plan, n_units).run_epsilon(config.privacy.delta)
         spent = BudgetGuard(
             config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
@@ -136,9 +139,9 @@ def plan_summary(
 
 
 class Approvals:
-    """``state/approved_plans.json``: approved plan digests, each with a dict of who, when
-    and a note (a dict, so that an approval can later say more, e.g. the app hashes it
-    covers, without breaking old files)."""
+    """``state/approved_plans.json``: approved plan digests, each with a dict of who, when,
+    a note and ``app_hashes``, the apps (FAB hashes, :mod:`protocols.app_identity`) the plan
+    may run with in a deployment."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -155,36 +158,58 @@ class Approvals:
             raise StateError(f"{self.path}: corrupt approvals file: not a mapping")
         return data
 
-    def is_approved(self, digest: str) -> bool:
-        return digest in self.all()
+    def is_approved(self, digest: str, app_hash: str | None = None) -> bool:
+        """Plan ``digest`` is approved (and, if ``app_hash`` is given, with that app)."""
+        entry = self.all().get(digest)
+        if entry is None:
+            return False
+        return app_hash is None or app_hash in entry.get("app_hashes", [])
 
-    def approve(self, plan: TrainingPlan, *, by: str, note: str = "") -> None:
-        """Record the approval here and in the node's signed ledger."""
+    def approve(
+        self, plan: TrainingPlan, *, by: str, note: str = "", app_hash: str | None = None
+    ) -> None:
+        """Record the approval (with the app ``app_hash``, if given) here and in the node's
+        signed ledger; approving a plan again with another app adds that app."""
         approvals = self.all()
-        approvals[plan.digest] = {"approved_at": time.time(), "approved_by": by, "note": note}
+        hashes = list(approvals.get(plan.digest, {}).get("app_hashes", []))
+        if app_hash and app_hash not in hashes:
+            hashes.append(app_hash)
+        approvals[plan.digest] = {
+            "approved_at": time.time(),
+            "approved_by": by,
+            "note": note,
+            "app_hashes": hashes,
+        }
         atomic_write_text(self.path, json.dumps(approvals, indent=2, sort_keys=True) + "\n")
-        NodeLedger(self.config).append([PlanApproved(plan.digest, by, note)])
+        NodeLedger(self.config).append([PlanApproved(plan.digest, by, note, app_hash or "")])
 
 
-def not_approved_reason(plan_digest: str) -> str:
-    """Why a node refuses a plan it has not approved (no data in it: the digest only)."""
+def not_approved_reason(plan_digest: str, app_hash: str | None = None) -> str:
+    """Why a node refuses a plan it has not approved (no data in it: the digests only)."""
+    if app_hash is not None:
+        return (
+            f"task refused: plan {plan_digest[:12]} with app {app_hash[:12]} is not approved "
+            "at this node; run `fedrisk-node approve`"
+        )
     return (
         f"task refused: plan {plan_digest[:12]} is not approved at this node; "
         "run `fedrisk-node approve`"
     )
 
 
-def require_approved(config: NodeConfig, plan: TrainingPlan) -> None:
-    """Refuse (ConfigError "task refused: ...") a task whose plan this node has not approved;
+def require_approved(config: NodeConfig, plan: TrainingPlan, app_hash: str | None = None) -> None:
+    """Refuse (ConfigError "task refused: ...") a task whose plan this node has not approved,
+    or, in a deployment (``app_hash`` given by the app guard), not with the app it came in;
     called before the task reads any data or charges any budget."""
-    if not Approvals(config).is_approved(plan.digest):
+    if not Approvals(config).is_approved(plan.digest, app_hash):
         _log.warning(
-            "refusing a task: plan %s is not approved at node %s (approve it with "
+            "refusing a task: plan %s%s is not approved at node %s (approve it with "
             "`fedrisk-node approve`)",
             plan.digest,
+            f" with app {app_hash}" if app_hash else "",
             config.node.name,
         )
-        raise ConfigError(not_approved_reason(plan.digest))
+        raise ConfigError(not_approved_reason(plan.digest, app_hash))
 
 
 def approve_at_nodes(node_configs: Iterable[Path], plan: TrainingPlan, *, by: str) -> list[str]:

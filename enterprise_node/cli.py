@@ -1,5 +1,4 @@
-"""`fedrisk-node`: the enterprise's command line (init, check, status, ledger; join and
-approve later).
+"""`fedrisk-node`: the enterprise's command line (init, check, approve, join, status, ledger).
 
 Commands stay thin and call the modules that do the work. :func:`main` hands the app to
 :func:`protocols.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
@@ -9,7 +8,7 @@ Example (doctest)::
 
     >>> from enterprise_node.cli import build_app
     >>> sorted(command.name for command in build_app().registered_commands)
-    ['approve', 'check', 'init', 'ledger', 'status']
+    ['approve', 'check', 'init', 'join', 'ledger', 'status']
 """
 
 from __future__ import annotations
@@ -154,28 +153,81 @@ def _approve_command(
     by: Annotated[str, typer.Option(help="Who approves (recorded in the ledger).")] = "site IT",
     note: Annotated[str, typer.Option(help="A note kept with the approval.")] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
+    app_hash: Annotated[
+        str | None,
+        typer.Option(
+            help="The app (FAB hash) to approve it with (default: the app installed here)."
+        ),
+    ] = None,
 ) -> None:
-    """Show what a training plan will do here, then record its approval by hash."""
+    """Show what a training plan will do here, then record its approval by hash, together
+    with the app (the fedrisk code) it may run with."""
     from rich.table import Table
 
     from enterprise_node.approval import Approvals, load_plan, plan_summary, units_or_none
+    from protocols.app_identity import installed_app_hash
 
     node_config = load_node_config(config)
     plan = load_plan(plan_path)
+    app = app_hash or installed_app_hash()
     console = Console()
     table = Table(title="training plan", show_header=False)
     for label, text in plan_summary(plan, node_config, units_or_none(node_config, plan)):
         table.add_row(label, text)
     console.print(table)
+    where = "given with --app-hash" if app_hash else "the fedrisk code installed at this site"
+    console.print(f"app: {app}\n  ({where}; a run that ships other code is refused)")
     approvals = Approvals(node_config)
-    if approvals.is_approved(plan.digest):
-        console.print(f"Plan {plan.digest[:12]} is already approved at this node.")
+    if approvals.is_approved(plan.digest, app):
+        console.print(f"Plan {plan.digest[:12]} with app {app[:12]} is already approved here.")
         return
     if not yes and not typer.confirm("Approve this plan?", default=False):
         console.print("Not approved; nothing recorded.")
         raise typer.Exit(1)
-    approvals.approve(plan, by=by, note=note)
-    console.print(f"Approved plan {plan.digest} (recorded in {approvals.path} and the ledger)")
+    approvals.approve(plan, by=by, note=note, app_hash=app)
+    console.print(
+        f"Approved plan {plan.digest} with app {app[:12]} (recorded in {approvals.path} "
+        "and the ledger)"
+    )
+
+
+def _join_command(
+    superlink: Annotated[str, typer.Option(help="The broker's SuperLink, HOST:PORT.")],
+    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+    runtime_port: Annotated[
+        int, typer.Option(help="Loopback port between the SuperNode and its task processes.")
+    ] = 9094,
+    max_wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Give up after this many seconds without the SuperLink (default: never)."
+        ),
+    ] = None,
+) -> None:
+    """Start this site's SuperNode over TLS with its key; serve approved plans only."""
+    from enterprise_node.supernode import REFUSED_EXIT, JoinSettings, join
+    from protocols.errors import RunFailedError
+
+    node_config = load_node_config(config)
+    settings = JoinSettings(superlink, ca, runtime_port=runtime_port, max_wait_s=max_wait)
+    Console().print(
+        f"{node_config.node.name}: joining {superlink} (TLS, trusting {ca}); tasks run the "
+        "fedrisk app installed here, for approved plans only"
+    )
+    code = join(config, settings)
+    if code == REFUSED_EXIT:
+        key = node_config.resolve(node_config.node.auth_key_file)
+        raise RunFailedError(
+            f"the SuperLink at {superlink} refused this node or could not be reached over TLS "
+            f"(Flower exit {code})",
+            advice=f"Ask the broker to register {key}.pub (`fedrisk-coordinator register-node`)"
+            " and check that --ca is the broker's CA certificate.",
+        )
+    if code not in (0, 130):
+        raise RunFailedError(f"the SuperNode ended with exit code {code}")
 
 
 def build_app() -> typer.Typer:
@@ -192,6 +244,7 @@ def build_app() -> typer.Typer:
     app.command("status")(_status_command)
     app.command("ledger")(_ledger_command)
     app.command("approve")(_approve_command)
+    app.command("join")(_join_command)
     return app
 
 

@@ -30,6 +30,7 @@ from enterprise_node.tasks import (
     serve_curve_task,
     serve_model_task,
 )
+from protocols.app_identity import APP_HASH_KEY
 from protocols.errors import ConfigError
 from protocols.messages import (
     ARRAYS_KEY,
@@ -127,7 +128,8 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
         runtime = load_runtime(dict(context.node_config), dict(context.run_config))
         header = TaskHeader.from_record(msg.content.config_records[TASK_KEY])
         plan = parse_plan(header)
-        require_approved(runtime.config, plan)  # before any data is read or budget charged
+        # before any data is read or budget charged; with the app the guard saw, if any
+        require_approved(runtime.config, plan, _sent_app_hash(context))
         result = handler(runtime, header, plan, msg, context)
         status = ReplyStatus("ok", node_name=runtime.config.node.name)
     except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
@@ -141,6 +143,13 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
     reply = _reply_content(result, status)
     _record_sent(runtime, header, status, reply, result.receipt, purpose, resent=result.resent)
     return Message(reply, reply_to=msg)
+
+
+def _sent_app_hash(context: Context) -> str | None:
+    """The hash of the app the task was sent with, as the app guard found it (deployment);
+    None in a local federation, where no app is sent."""
+    value = context.node_config.get(APP_HASH_KEY)
+    return str(value) if value else None
 
 
 def _reply_content(result: TaskResult, status: ReplyStatus) -> RecordDict:

@@ -320,12 +320,15 @@ class TaskRefused(LedgerRecord):
 
 @dataclass(frozen=True)
 class PlanApproved(LedgerRecord):
-    """The site approved the plan with digest ``plan_digest``; ``approved_by`` names who."""
+    """The site approved the plan with digest ``plan_digest``; ``approved_by`` names who.
+    Version 2: ``app_hash``, the hash of the app (FAB) approved with it ("" for none)."""
 
     KIND: ClassVar[str] = "plan_approved"
+    VERSION: ClassVar[int] = 2
     plan_digest: str
     approved_by: str
     note: str
+    app_hash: str = ""
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,7 @@ def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_p
     # Prepare
     from enterprise_node.approval import Approvals, load_plan
     from enterprise_node.config import load_node_config
+    from protocols.app_identity import installed_app_hash
     from protocols.ledger import read_ledger
 
     node_yaml = _approvable_site(tmp_path)
@@ -374,11 +375,20 @@ def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_p
     ):
         assert words in flat
     config = load_node_config(node_yaml)
-    assert Approvals(config).is_approved(plan.digest)
+    app = installed_app_hash()
+    assert f"app: {app} (the fedrisk code installed at this site;" in flat
+    assert Approvals(config).is_approved(plan.digest, app)
+    assert not Approvals(config).is_approved(plan.digest, "0" * 64)
     [entry] = [
         e for e in read_ledger(config.state_dir / "ledger").entries() if e.kind == "plan_approved"
     ]
-    assert entry.body == {"plan_digest": plan.digest, "approved_by": "ciso", "note": ""}
+    assert entry.version == 2
+    assert entry.body == {
+        "plan_digest": plan.digest,
+        "approved_by": "ciso",
+        "note": "",
+        "app_hash": app,
+    }
 
 
 def test_approve_declined_records_nothing_and_a_bad_plan_exits_10(tmp_path, capsys, monkeypatch):

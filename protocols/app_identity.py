@@ -1,0 +1,59 @@
+"""The fedrisk app's identity: the hash of the Flower app bundle (FAB) of this installation.
+
+``flwr run`` packs the app directory (pyproject.toml and the files ``fab-include`` names)
+into a FAB with fixed timestamps, so the same code always gives the same bytes; Flower's
+``fab_hash`` is their SHA-256. A node approves a plan together with this hash of the code
+installed at the site (``fedrisk-node approve``), and serves a task only if the FAB it was
+sent has that hash (:mod:`enterprise_node.app_guard`): a broker running other code, or a
+stranger submitting an app through Flower's open Control API, is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from protocols.errors import ConfigError
+
+__all__ = ["APP_HASH_KEY", "APP_PACKAGES", "app_directory", "installed_app_hash"]
+
+#: The node-config key under which the app guard tells the ClientApp which app was sent.
+APP_HASH_KEY = "fedrisk-app-hash"
+
+
+def app_directory() -> Path:
+    """The Flower app directory: the checkout holding pyproject.toml with [tool.flwr.app]."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():
+        raise ConfigError(
+            f"{root}: no pyproject.toml here; install fedrisk from a source checkout "
+            "(pip install -e .) so Flower can build the app"
+        )
+    return root
+
+
+#: The directories ``[tool.flwr.app] fab-include`` draws from (pyproject.toml).
+APP_PACKAGES = ("coordinator", "enterprise_node", "models", "protocols")
+
+
+def _candidate_files(root: Path) -> dict[str, Path]:
+    """The top-level files and every file under the app's packages, by POSIX path.
+
+    Flower's own ``collect_files`` walks the whole checkout (a virtualenv too, which takes
+    tens of seconds); its include and exclude rules then keep only files from these places,
+    so building from them gives the same bytes.
+    """
+    files = {p.name: p for p in root.iterdir() if p.is_file() and not p.is_symlink()}
+    for package in APP_PACKAGES:
+        for path in (root / package).rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                files[path.relative_to(root).as_posix()] = path
+    return files
+
+
+def installed_app_hash() -> str:
+    """SHA-256 of the FAB ``flwr run`` would build from this installation."""
+    from flwr.cli.build import build_fab_from_files
+
+    fab, _metadata = build_fab_from_files(_candidate_files(app_directory()))
+    return hashlib.sha256(fab).hexdigest()
