@@ -11,7 +11,7 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup protos demo test test-quick lint bench clean
+.PHONY: setup protos demo demo-deploy test test-quick lint bench clean
 
 setup: $(STAMP) protos
 
@@ -38,6 +38,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/fedrisk-coordinator demo --out demo-out
 
+# Coordinator and 4 nodes as separate processes over TLS with node authentication.
+demo-deploy: setup
+	$(VENV)/bin/fedrisk-coordinator demo-deploy --out demo-deploy-out
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -55,4 +59,4 @@ bench: setup
 	$(PY) -m bench.ledger
 
 clean:
-	rm -rf demo-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache $(PROTO_STUBS)
+	rm -rf demo-out demo-deploy-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache $(PROTO_STUBS)

@@ -2,18 +2,20 @@
 
 Commands: ``synth`` (synthetic factories with known truth), ``federate`` (run enterprise
 folders through Flower on this machine), ``demo`` (both, then judge the result),
+``demo-deploy`` (the same as separate processes over TLS),
 ``serve-ledger`` (the coordinator's signed ledger over gRPC, for auditors and nodes),
 ``init`` (the broker's CA, server certificate and ledger key), ``register-node`` /
-``list-nodes`` / ``revoke-node`` (the register of admitted node keys).
+``list-nodes`` / ``revoke-node`` (the register of admitted node keys), ``start`` /
+``stop`` (the TLS SuperLink) and ``run`` (submit a plan to it; ``--resume``).
 ``status`` (SuperLink, nodes, ledger, runs), ``curves`` and ``report`` (a run's
 exports). Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
     >>> names = sorted(c.name for c in build_app().registered_commands)
     >>> " ".join(names[:8])
-    'curves demo federate init list-nodes register-node report revoke-node'
+    'curves demo demo-deploy federate init list-nodes register-node report'
     >>> " ".join(names[8:])
-    'serve-ledger status synth'
+    'revoke-node run serve-ledger start status stop synth'
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import typer
 from rich.console import Console
 
 from coordinator.config import CoordinatorConfig, load_coordinator_config
+from coordinator.deploy_cli import run_command, start_command, stop_command
 from coordinator.federation import run_local_federation
 from coordinator.inspect_cli import curves_command, report_command, status_command
 from coordinator.progress import ProgressPrinter
@@ -257,6 +260,25 @@ def _demo(
     )
 
 
+def _demo_deploy(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for every party's files.")
+    ] = Path("demo-deploy-out"),
+    enterprises: Annotated[int, typer.Option(help="Number of enterprises (nodes).")] = 4,
+    rounds: Annotated[int | None, typer.Option(help="Model rounds (default: the plan's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic factories.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Coordinator and N nodes as separate processes over TLS with node authentication."""
+    from coordinator.deploy_demo import run_deploy_demo
+
+    cfg = load_config_or_default(config)
+    if rounds is not None:
+        training = cfg.plan.training.model_copy(update={"rounds": rounds})
+        cfg = cfg.model_copy(update={"plan": cfg.plan.model_copy(update={"training": training})})
+    run_deploy_demo(out, cfg, enterprises=enterprises, seed=seed, console=_console)
+
+
 def _flwr_home() -> Path:
     import os
 
@@ -274,6 +296,7 @@ def build_app() -> typer.Typer:
     app.command("synth")(_synth)
     app.command("federate")(_federate)
     app.command("demo")(_demo)
+    app.command("demo-deploy")(_demo_deploy)
     app.command("serve-ledger")(_serve_ledger)
     app.command("init")(_init)
     app.command("register-node")(_register_node)
@@ -282,6 +305,9 @@ def build_app() -> typer.Typer:
     app.command("status")(status_command)
     app.command("curves")(curves_command)
     app.command("report")(report_command)
+    app.command("start")(start_command)
+    app.command("stop")(stop_command)
+    app.command("run")(run_command)
     return app
 
 

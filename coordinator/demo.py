@@ -126,9 +126,12 @@ def run_demo(
     return evaluation
 
 
-def _audit(out: Path, node_configs: list[Path], console: Console) -> dict:
-    """`fedrisk-audit verify` on the demo's ledgers (the coordinator's and every node's),
-    from the public keys only; the reports go to ``out``/audit."""
+def _audit(
+    out: Path, node_configs: list[Path], console: Console, *, coordinator: Path | None = None
+) -> dict:
+    """`fedrisk-audit verify` on the demo's ledgers (the coordinator's, in ``coordinator``
+    (default ``out``/coordinator), and every node's), from the public keys only; the
+    reports go to ``out``/audit."""
     from auditor.report import write_reports
     from auditor.verify import audit
     from coordinator.coordinator_ledger import coordinator_key_paths
@@ -136,10 +139,8 @@ def _audit(out: Path, node_configs: list[Path], console: Console) -> dict:
     from enterprise_node.node_ledger import LEDGER_DIR
     from protocols.signing import public_key_path
 
-    ledgers, keys = (
-        [out / "coordinator" / "ledger"],
-        [coordinator_key_paths(out / "coordinator")[1]],
-    )
+    coordinator = coordinator or out / "coordinator"
+    ledgers, keys = [coordinator / "ledger"], [coordinator_key_paths(coordinator)[1]]
     for path in node_configs:
         config = load_node_config(path)
         ledgers.append(config.state_dir / LEDGER_DIR)
@@ -152,7 +153,7 @@ def _audit(out: Path, node_configs: list[Path], console: Console) -> dict:
         f"{len(result.errors)} error(s), {len(result.warnings)} warning(s); claimed vs "
         f"recomputed (dp-accounting) epsilon, largest relative difference "
         f"{result.largest_relative_difference:.2e}. Same as: fedrisk-audit verify "
-        f"{out / 'coordinator' / 'ledger'} {out}/factories/*/state/ledger --keys ..."
+        f"{coordinator / 'ledger'} {out}/factories/*/state/ledger --keys ..."
     )
     return {
         "verdict": result.verdict,

@@ -41,6 +41,8 @@ class RegisteredNode:
     fingerprint: str
     registered_at: float
     revoked_at: float | None = None
+    #: The id the SuperLink gave this key when ``start`` registered it there.
+    flower_node_id: int | None = None
 
     @property
     def active(self) -> bool:
@@ -109,6 +111,16 @@ class NodeRegistry:
                 self._write(nodes)
                 return nodes[i]
         raise ConfigError(f"no active node named or with fingerprint {name_or_fingerprint!r}")
+
+    def set_flower_node_id(self, fingerprint: str, node_id: int | None) -> None:
+        """Remember the SuperLink's id for the node with ``fingerprint``."""
+        nodes = [
+            RegisteredNode(**{**asdict(n), "flower_node_id": node_id})
+            if n.fingerprint == fingerprint
+            else n
+            for n in self.nodes()
+        ]
+        self._write(nodes)
 
     def _write(self, nodes: list[RegisteredNode]) -> None:
         text = json.dumps([asdict(n) for n in nodes], indent=2, sort_keys=True)

@@ -7,8 +7,6 @@ another program) is reported as stale, never trusted.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -22,6 +20,7 @@ from rich.table import Table
 from coordinator.ledger_view import LedgerView, read_ledger_view
 from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
 from coordinator.run_view import RunView, list_runs, utc_time
+from coordinator.superlink import SuperLinkFiles, is_superlink_process, read_info
 from protocols.errors import StateError
 
 __all__ = ["SUPERLINK_FILE", "SuperlinkState", "CoordinatorStatus", "read_status", "print_status"]
@@ -91,42 +90,31 @@ def read_status(state_dir: Path) -> CoordinatorStatus:
 
 
 def read_superlink(path: Path) -> SuperlinkState:
-    """The SuperLink recorded in ``path``, checked against the live process table."""
+    """The SuperLink recorded in ``path``, checked against the live process table (a
+    recycled pid or a zombie does not count)."""
     if not path.exists():
         return SuperlinkState("not started", note=f"no {path}")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        pid = int(record["pid"])
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        return SuperlinkState("unreadable", note=f"{path}: {type(err).__name__}: {err}")
-    alive, note = _superlink_process(pid)
+        info = read_info(SuperLinkFiles(path.parent.parent))
+    except StateError as err:
+        return SuperlinkState("unreadable", note=str(err))
+    if info is None:  # removed between the check and the read
+        return SuperlinkState("not started", note=f"no {path}")
+    alive = is_superlink_process(info.pid)
+    note = (
+        ""
+        if alive
+        else (f"process {info.pid} has exited or is not a SuperLink (stale superlink.json)")
+    )
     return SuperlinkState(
         state="running" if alive else "stale",
-        pid=pid,
-        address=record.get("address"),
-        control_address=record.get("control_address"),
-        started_at=record.get("started_at"),
-        log=record.get("log"),
+        pid=info.pid,
+        address=info.address,
+        control_address=info.control_address,
+        started_at=info.started_at,
+        log=info.log,
         note=note,
     )
-
-
-def _superlink_process(pid: int) -> tuple[bool, str]:
-    """(alive and a flower-superlink, why not); the command line comes from /proc where
-    there is one (Linux), so a recycled pid or a zombie does not count."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False, f"process {pid} is not running (stale superlink.json)"
-    except PermissionError:
-        pass  # alive, owned by someone else
-    try:
-        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True, ""  # no /proc: the signal check is all there is
-    if not any(part.endswith(b"flower-superlink") for part in cmdline):
-        return False, f"process {pid} has exited or is not a SuperLink (stale superlink.json)"
-    return True, ""
 
 
 def print_status(console: Console, status: CoordinatorStatus) -> None:
