@@ -18,7 +18,7 @@ from pathlib import Path
 
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import FederationResult, ProgressFn, app_dir, run_flwr
+from coordinator.federation import FederationResult, ProgressFn, run_flwr
 from coordinator.flower_env import flower_env
 from coordinator.flower_nodes import NodeSync, sync_nodes
 from coordinator.node_registry import NodeRegistry
@@ -26,6 +26,7 @@ from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
 from coordinator.run_store import RunStore
 from coordinator.superlink import CONNECTION, SuperLinkFiles, running_info
+from protocols.app_identity import app_directory
 from protocols.errors import ConfigError, StateError
 
 __all__ = ["runs_dir", "submit_run"]
@@ -115,7 +116,7 @@ def _submit(
     command = [
         str(Path(sys.executable).with_name("flwr")),
         "run",
-        str(app_dir()),
+        str(app_directory()),
         CONNECTION,
         "--run-config",
         f"run-request='{request_path}'",

@@ -32,13 +32,14 @@ from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
 from enterprise_node.release_cache import ReleaseCache
+from protocols.app_identity import app_directory
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, RunFailedError
 from protocols.ledger_client import LedgerClient
-from protocols.processes import stop_tree
+from protocols.processes import spawn_logged, stop_tree
 from protocols.signing import load_public_key
 
-__all__ = ["FederationResult", "app_dir", "run_flwr", "run_local_federation"]
+__all__ = ["FederationResult", "run_flwr", "run_local_federation"]
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -49,17 +50,6 @@ class FederationResult:
 
     run_dir: Path
     summary: dict[str, Any]
-
-
-def app_dir() -> Path:
-    """The Flower app directory (the checkout holding pyproject.toml with [tool.flwr.app])."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "pyproject.toml").exists():
-        raise ConfigError(
-            f"{root}: no pyproject.toml here; run fedrisk from a source checkout "
-            "(pip install -e .) so Flower can build the app"
-        )
-    return root
 
 
 def _bin(name: str) -> str:
@@ -197,20 +187,7 @@ def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subproces
         f"127.0.0.1:{free_port()}",
         "--disable-runtime-dependency-installation",
     ]
-    return _spawn(cmd, env, run_dir / "superlink.log")
-
-
-def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start ``cmd`` in its own session, output appended to ``log_path``."""
-    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    return spawn_logged(cmd, env, run_dir / "superlink.log")
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -242,7 +219,7 @@ def _submit_and_follow(
     cmd = [
         _bin("flwr"),
         "run",
-        str(app_dir()),
+        str(app_directory()),
         "fedrisk-local",
         "--run-config",
         run_config,
@@ -267,7 +244,7 @@ def run_flwr(
     """Run ``flwr run`` (``command``), report the run's progress, and raise RunFailedError
     unless the ServerApp recorded a completed run; stops what it started."""
     log_path = store.dir / "flwr-run.log"
-    process = _spawn(command, env, log_path)
+    process = spawn_logged(command, env, log_path)
     try:
         _follow(process, store, progress, deadline=time.monotonic() + budget_s)
     finally:

@@ -27,7 +27,7 @@ from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import SuperLinkFiles, read_info, wait_healthy
 from enterprise_node.config import load_node_config
 from protocols.errors import RunFailedError
-from protocols.processes import descendants, rss_kb, stop_pid_tree
+from protocols.processes import descendants, rss_kb, spawn_logged, stop_pid_tree
 from protocols.signing import generate_key_pair
 from protocols.tls import init_tls, make_auth_key
 
@@ -159,15 +159,7 @@ class LoopbackDeployment:
         log = self.logs / f"{name}.log"
         time_file = self.logs / f"time-{name}.txt" if self.measure else None
         wrapped = [str(TIME), "-v", "-o", str(time_file), *command] if time_file else command
-        with open(log, "ab") as handle:
-            process = subprocess.Popen(
-                wrapped,
-                env={**self.env, **(env or {})},
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = spawn_logged(wrapped, {**self.env, **(env or {})}, log)
         party = Party(kind, name, process, log, time_file)
         self.parties.append(party)
         return party

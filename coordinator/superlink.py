@@ -25,7 +25,7 @@ import httpx
 from coordinator.flower_env import flower_env
 from protocols.atomic import atomic_write_text
 from protocols.errors import ConfigError, RunFailedError, StateError
-from protocols.processes import stop_pid_tree, stop_tree
+from protocols.processes import spawn_logged, stop_pid_tree, stop_tree
 from protocols.tls import TlsFiles
 
 __all__ = [
@@ -192,15 +192,7 @@ def start_superlink(
     command = superlink_command(files, host, port)
     files.directory.mkdir(parents=True, exist_ok=True)
     env = flower_env(files.flwr_home)
-    with open(files.log, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = spawn_logged(command, env, files.log)
     address = dial or (f"127.0.0.1:{port}" if host in ("0.0.0.0", "::") else f"{host}:{port}")
     try:
         wait_healthy(address, files.tls.ca_cert, process)

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "rss_kb", "stop_pid_tree", "stop_tree"]
+__all__ = ["descendants", "rss_kb", "spawn_logged", "stop_pid_tree", "stop_tree"]
 
 
 def _parents() -> dict[int, int]:
@@ -76,6 +76,19 @@ def _signal(pids: list[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
+
+
+def spawn_logged(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ``command`` in its own session, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
