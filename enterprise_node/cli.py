@@ -217,17 +217,20 @@ def _join_command(
         f"{node_config.node.name}: joining {superlink} (TLS, trusting {ca}); tasks run the "
         "fedrisk app installed here, for approved plans only"
     )
-    code = join(config, settings)
-    if code == REFUSED_EXIT:
+    outcome = join(config, settings, activation_wait_s=max_wait if max_wait else 180.0)
+    if outcome.stopped:
+        return
+    if outcome.flower_code == REFUSED_EXIT:
         key = node_config.resolve(node_config.node.auth_key_file)
         raise RunFailedError(
             f"the SuperLink at {superlink} refused this node or could not be reached over TLS "
-            f"(Flower exit {code})",
+            f"(Flower code {outcome.flower_code})",
             advice=f"Ask the broker to register {key}.pub (`fedrisk-coordinator register-node`)"
             " and check that --ca is the broker's CA certificate.",
         )
-    if code not in (0, 130):
-        raise RunFailedError(f"the SuperNode ended with exit code {code}")
+    if outcome.code != 0:
+        where = f", Flower code {outcome.flower_code}" if outcome.flower_code else ""
+        raise RunFailedError(f"the SuperNode ended with exit code {outcome.code}{where}")
 
 
 def build_app() -> typer.Typer:

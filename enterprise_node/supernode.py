@@ -12,10 +12,13 @@ phones home, and Flower's state lives under the node's state directory.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from protocols.processes import stop_pid_tree
 
 __all__ = [
     "JoinSettings",
+    "JoinOutcome",
     "REFUSED_EXIT",
     "join",
     "supernode_command",
@@ -121,36 +125,91 @@ def supernode_command(config: NodeConfig, config_path: Path, settings: JoinSetti
     return command
 
 
-#: Flower's SuperNode exit code when the SuperLink refuses its key (STACK.md).
+#: Flower's exit code (in the SuperNode's log; the process exits 1) when the SuperLink does
+#: not activate the node: an unregistered key, or a registered one whose earlier session
+#: the SuperLink still holds (a node restarted right after it died).
 REFUSED_EXIT = 305
+_FLOWER_CODE = re.compile(r"Exit Code: (\d+)")
 
 
-def join(config_path: Path, settings: JoinSettings) -> int:
+@dataclass(frozen=True)
+class JoinOutcome:
+    """How ``join`` ended: the SuperNode's exit code, Flower's own exit code from its log
+    (None if it printed none), and whether we stopped it (SIGTERM or Ctrl-C)."""
+
+    code: int
+    flower_code: int | None
+    stopped: bool
+
+
+def _run_once(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, list[int]]:
+    """Start the SuperNode, copying its output to ours and noting Flower's exit codes."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    codes: list[int] = []
+
+    def copy() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if match := _FLOWER_CODE.search(line):
+                codes.append(int(match.group(1)))
+
+    threading.Thread(target=copy, daemon=True).start()
+    return process, codes
+
+
+@dataclass
+class _Running:
+    """The SuperNode process of the moment, and whether we were told to stop."""
+
+    process: subprocess.Popen | None = None
+    stopped: bool = False
+
+
+def join(
+    config_path: Path, settings: JoinSettings, activation_wait_s: float = 180.0
+) -> JoinOutcome:
     """Run this node's SuperNode in the foreground until it ends or we are told to stop.
 
-    Output goes to our stdout (the journal under systemd). Returns the SuperNode's exit
-    code, or 0 when SIGTERM or Ctrl-C stopped it (and its task processes, by PID).
+    Output goes to our stdout (the journal under systemd). If the SuperLink does not
+    activate the node (Flower code 305), the SuperNode is started again every few seconds
+    for up to ``activation_wait_s``: after a crash the SuperLink holds the node's old
+    session until its heartbeat expires. SIGTERM or Ctrl-C stop the SuperNode and its task
+    processes (by PID).
     """
     config = load_node_config(config_path)
     guard_dir = write_guard_wrapper(config)
     command = supernode_command(config, config_path, settings)
+    env = supernode_env(config, guard_dir)
     flower_home(config).mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(command, env=supernode_env(config, guard_dir))
-    stopped = False
+    deadline = time.monotonic() + activation_wait_s
+    running = _Running()
 
     def _stop(_signum: int, _frame: object) -> None:
-        nonlocal stopped
-        stopped = True
-        stop_pid_tree(process.pid)
+        running.stopped = True
+        if running.process is not None:
+            stop_pid_tree(running.process.pid)
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        code = process.wait()
-    except KeyboardInterrupt:
-        stopped = True
-        stop_pid_tree(process.pid)
-        process.wait()
-        code = 0
+        while True:
+            process, codes = _run_once(command, env)
+            running.process = process
+            try:
+                code = process.wait()
+            except KeyboardInterrupt:
+                running.stopped = True
+                stop_pid_tree(process.pid)
+                code = process.wait()
+            time.sleep(0.2)  # let the copy thread read the last lines
+            flower_code = codes[-1] if codes else None
+            retry = flower_code == REFUSED_EXIT and time.monotonic() < deadline
+            if running.stopped or not retry:
+                return JoinOutcome(code, flower_code, running.stopped)
+            print(f"not activated by the SuperLink (Flower code {flower_code}); retrying")
+            time.sleep(5.0)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 0 if stopped else code

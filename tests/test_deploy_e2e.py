@@ -284,7 +284,7 @@ def _copy_of_the_app_with_other_code(target: Path) -> Path:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(app_directory() / name, target / name)
     client = target / "enterprise_node" / "client_app.py"
-    client.write_text(client.read_text() + "\nSTOLEN = 'a stranger's code would run here'\n")
+    client.write_text(client.read_text() + '\nSTOLEN = "a stranger\'s code would run here"\n')
     return target
 
 
