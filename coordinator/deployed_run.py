@@ -26,7 +26,7 @@ from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
 from coordinator.run_store import RunStore
 from coordinator.superlink import CONNECTION, SuperLinkFiles, running_info
-from protocols.app_identity import app_directory
+from protocols.app_identity import staged_app_directory
 from protocols.errors import ConfigError, StateError
 
 __all__ = ["runs_dir", "submit_run"]
@@ -116,7 +116,7 @@ def _submit(
     command = [
         str(Path(sys.executable).with_name("flwr")),
         "run",
-        str(app_directory()),
+        str(staged_app_directory()),
         CONNECTION,
         "--run-config",
         f"run-request='{request_path}'",

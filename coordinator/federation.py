@@ -32,7 +32,7 @@ from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
 from enterprise_node.release_cache import ReleaseCache
-from protocols.app_identity import app_directory
+from protocols.app_identity import staged_app_directory
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, RunFailedError
 from protocols.ledger_client import LedgerClient
@@ -219,7 +219,7 @@ def _submit_and_follow(
     cmd = [
         _bin("flwr"),
         "run",
-        str(app_directory()),
+        str(staged_app_directory()),
         "fedrisk-local",
         "--run-config",
         run_config,

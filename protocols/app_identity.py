@@ -11,11 +11,19 @@ stranger submitting an app through Flower's open Control API, is refused.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 from protocols.errors import ConfigError
 
-__all__ = ["APP_HASH_KEY", "APP_PACKAGES", "app_directory", "installed_app_hash"]
+__all__ = [
+    "APP_HASH_KEY",
+    "APP_PACKAGES",
+    "app_directory",
+    "installed_app_hash",
+    "staged_app_directory",
+]
 
 #: The node-config key under which the app guard tells the ClientApp which app was sent.
 APP_HASH_KEY = "fedrisk-app-hash"
@@ -46,7 +54,7 @@ def _candidate_files(root: Path) -> dict[str, Path]:
     files = {p.name: p for p in root.iterdir() if p.is_file() and not p.is_symlink()}
     for package in APP_PACKAGES:
         for path in (root / package).rglob("*"):
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts:
                 files[path.relative_to(root).as_posix()] = path
     return files
 
@@ -57,3 +65,32 @@ def installed_app_hash() -> str:
 
     fab, _metadata = build_fab_from_files(_candidate_files(app_directory()))
     return hashlib.sha256(fab).hexdigest()
+
+
+def staged_app_directory() -> Path:
+    """A directory holding only the app's files (the same FAB, the same hash), for ``flwr
+    run``: Flower walks every file under the directory it is given before it filters, and
+    a checkout also holds a virtualenv and Flower's installed apps (tens of seconds a run).
+
+    Kept under ``.fedrisk/apps/<digest of the files>`` in the checkout, made once per
+    version of the code and renamed into place whole, so concurrent runs never see a half
+    copy.
+    """
+    root = app_directory()
+    files = _candidate_files(root)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    target = root / ".fedrisk" / "apps" / digest.hexdigest()[:16]
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    for name, source in files.items():
+        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, scratch / name)
+    try:
+        scratch.rename(target)
+    except OSError:  # another process staged the same code first
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

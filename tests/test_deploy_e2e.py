@@ -47,7 +47,7 @@ from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
 from protocols.accounting import rdp_epsilon
-from protocols.app_identity import _candidate_files, app_directory
+from protocols.app_identity import _candidate_files, app_directory, staged_app_directory
 from protocols.ledger import read_ledger
 from protocols.processes import stop_pid_tree
 from protocols.signing import public_key_path
@@ -202,7 +202,8 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
                             delta=node.privacy.delta)  # fmt: skip
         spends = [s for s in guard.spends() if s.run_id == run_id]
         assert [(s.round, s.purpose) for s in spends] == [
-            *[(r, "model") for r in range(1, ROUNDS + 1)], (ROUNDS + 1, "curve")
+            *[(r, "model") for r in range(1, ROUNDS + 1)],
+            (ROUNDS + 1, "curve"),
         ], node.node.name
         planned = plan_noise(config.plan, len(pd.read_csv(node.data_path))).model_spend()
         model = [s for s in spends if s.purpose == "model"]
@@ -251,7 +252,8 @@ def _stranger_submission(world: dict, config: CoordinatorConfig, name: str,
                          expected_nodes=4, node_wait_timeout_s=60.0)  # fmt: skip
     write_run_request(run_dir / "run_request.json", request)
     env = flower_env(SuperLinkFiles(broker).flwr_home)
-    command = [str(Path(sys.executable).with_name("flwr")), "run", str(app or app_directory()),
+    command = [str(Path(sys.executable).with_name("flwr")), "run",
+               str(app or staged_app_directory()),
                CONNECTION, "--run-config", f"run-request='{run_dir / 'run_request.json'}'",
                "--stream"]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
@@ -266,11 +268,19 @@ def _other_plans(config: CoordinatorConfig) -> dict[str, CoordinatorConfig]:
         "more_rounds": plan.model_copy(
             update={"training": training.model_copy(update={"rounds": training.rounds + 5})}
         ),
-        "other_feature": plan.model_copy(update={"model_spec": spec.model_copy(
-            update={"features": [f for f in spec.features if f.name != "vendor_origin"]})}
+        "other_feature": plan.model_copy(
+            update={
+                "model_spec": spec.model_copy(
+                    update={"features": [f for f in spec.features if f.name != "vendor_origin"]}
+                )
+            }
         ),  # fmt: skip
-        "smaller_noise": plan.model_copy(update={"privacy": plan.privacy.model_copy(
-            update={"record": record.model_copy(update={"epsilon": record.epsilon * 8})})}
+        "smaller_noise": plan.model_copy(
+            update={
+                "privacy": plan.privacy.model_copy(
+                    update={"record": record.model_copy(update={"epsilon": record.epsilon * 8})}
+                )
+            }
         ),  # fmt: skip
     }
     assert all(p.digest != plan.digest for p in changed.values())
@@ -325,7 +335,7 @@ def test_control_api_runs_of_other_plans_or_another_app_are_refused_by_every_nod
 
 def test_unregistered_node_is_refused(world: dict, tmp_path: Path) -> None:
     stranger = _stranger_node(world, tmp_path)
-    party = world["deployment"].join(stranger, name="unregistered", max_wait_s=30)
+    party = world["deployment"].join(stranger, name="unregistered", max_wait_s=15)
     assert party.process.wait(timeout=120) == 30
     log = party.log.read_text()
     assert "refused this node" in log

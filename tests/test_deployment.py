@@ -23,7 +23,12 @@ from enterprise_node.supernode import (
     supernode_env,
     write_guard_wrapper,
 )
-from protocols.app_identity import _candidate_files, app_directory, installed_app_hash
+from protocols.app_identity import (
+    _candidate_files,
+    app_directory,
+    installed_app_hash,
+    staged_app_directory,
+)
 from protocols.errors import ConfigError, StateError
 from protocols.tls import init_tls, make_auth_key
 from tests.node_site import NodeSite
@@ -129,6 +134,15 @@ def test_the_app_hash_is_flowers_fab_hash_of_the_installed_code(tmp_path: Path):
     target = root / "enterprise_node" / "client_app.py"
     target.write_text(target.read_text() + "\n# changed\n")
     assert hashlib.sha256(build_fab_from_disk(root)).hexdigest() != fast
+
+
+def test_flwr_runs_a_staged_copy_of_the_app_with_the_same_hash():
+    from flwr.cli.build import build_fab_from_disk
+
+    staged = staged_app_directory()
+    assert staged == staged_app_directory()  # made once per version of the code
+    assert not list(staged.rglob("__pycache__")) and not (staged / ".venv").exists()
+    assert hashlib.sha256(build_fab_from_disk(staged)).hexdigest() == installed_app_hash()
 
 
 def test_a_plan_is_served_only_with_the_app_it_was_approved_with(tmp_path: Path):
