@@ -43,7 +43,7 @@ demo-deploy: setup
 	$(VENV)/bin/fedrisk-coordinator demo-deploy --out demo-deploy-out
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-quick: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -11,7 +11,7 @@ value). Each party runs its own command as its own process (:mod:`coordinator.lo
   ``fedrisk-audit verify`` passes, and no canary in any byte a node sent, log, ledger or
   report;
 - runs submitted straight through Flower's unauthenticated Control API with another plan
-  (more rounds, another feature, a smaller noise multiplier) or another app: every node
+  (more rounds, another feature and a smaller noise multiplier) or another app: every node
   refuses;
 - an unregistered node is refused; a node that does not trust the broker's CA does not
   connect; plain HTTP is refused.
@@ -57,7 +57,7 @@ pytestmark = pytest.mark.slow
 
 CANARY_ID = "CANARY7F3A9C1E5B"
 CANARY_VALUE = 63.1415926535
-ROUNDS = 2
+ROUNDS = 1
 
 
 def _plan(rounds: int = ROUNDS) -> CoordinatorConfig:
@@ -166,11 +166,12 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
     ]
     assert round_1 and round_1[-1]["survivors"] == 3, round_1
 
-    # the coordinator dies in the last model round, after the round before it completed
+    # the coordinator dies once the curve round starts, after the model round completed
+    # (before the curve's masked input stage: a curve contribution is released only once)
     _wait_for(
-        lambda: any(e.get("event") == "round_start" and e.get("round") == ROUNDS
+        lambda: any(e.get("event") == "round_start" and e.get("round") == ROUNDS + 1
                     for e in _events(run_dir)),
-        f"round {ROUNDS} to start", party=runner,
+        "the curve round to start", party=runner,
     )  # fmt: skip
     superlink = next(p for p in deployment.parties if p.name == "superlink")
     deployment.kill(superlink)
@@ -227,7 +228,7 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
     subprocess.run([sys.executable, "-m", "coordinator.cli", "report", str(run_dir)],
                    check=True, env=deployment.env, capture_output=True)  # fmt: skip
     sent = list((out / "sent").rglob("*.bin"))
-    assert len(sent) > 40, "the app guard kept no copy of what left"
+    assert len(sent) > 20, "the app guard kept no copy of what left"
     data_files = {load_node_config(p).data_path.resolve() for p in nodes}
     patterns = _canary_patterns()
     scanned = 0
@@ -260,31 +261,24 @@ def _stranger_submission(world: dict, config: CoordinatorConfig, name: str,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 
 
-def _other_plans(config: CoordinatorConfig) -> dict[str, CoordinatorConfig]:
-    """The approved plan with more rounds, without a feature, and with less noise."""
+def _other_plan(config: CoordinatorConfig) -> CoordinatorConfig:
+    """The approved plan with more rounds, without a feature, and with less noise (each
+    difference alone is refused in process: tests/test_plan_approval.py)."""
     plan = config.plan
     spec, training, record = plan.model_spec, plan.training, plan.privacy.record
-    changed = {
-        "more_rounds": plan.model_copy(
-            update={"training": training.model_copy(update={"rounds": training.rounds + 5})}
-        ),
-        "other_feature": plan.model_copy(
-            update={
-                "model_spec": spec.model_copy(
-                    update={"features": [f for f in spec.features if f.name != "vendor_origin"]}
-                )
-            }
-        ),  # fmt: skip
-        "smaller_noise": plan.model_copy(
-            update={
-                "privacy": plan.privacy.model_copy(
-                    update={"record": record.model_copy(update={"epsilon": record.epsilon * 8})}
-                )
-            }
-        ),  # fmt: skip
-    }
-    assert all(p.digest != plan.digest for p in changed.values())
-    return {name: config.model_copy(update={"plan": p}) for name, p in changed.items()}
+    changed = plan.model_copy(
+        update={
+            "training": training.model_copy(update={"rounds": training.rounds + 5}),
+            "model_spec": spec.model_copy(
+                update={"features": [f for f in spec.features if f.name != "vendor_origin"]}
+            ),
+            "privacy": plan.privacy.model_copy(
+                update={"record": record.model_copy(update={"epsilon": record.epsilon * 8})}
+            ),
+        }
+    )
+    assert changed.digest != plan.digest
+    return config.model_copy(update={"plan": changed})
 
 
 def _copy_of_the_app_with_other_code(target: Path) -> Path:
@@ -301,11 +295,9 @@ def _copy_of_the_app_with_other_code(target: Path) -> Path:
 def test_control_api_runs_of_other_plans_or_another_app_are_refused_by_every_node(
     world: dict, tmp_path: Path
 ) -> None:
-    # Execute: four strangers' submissions at once, straight through the Control API
-    submissions = {
-        name: _stranger_submission(world, config, name)
-        for name, config in _other_plans(world["config"]).items()
-    }
+    # Execute: two strangers' submissions at once, straight through the Control API
+    submissions = {"other_plan": _stranger_submission(world, _other_plan(world["config"]),
+                                                      "other_plan")}  # fmt: skip
     app = _copy_of_the_app_with_other_code(tmp_path / "app")
     submissions["other_app"] = _stranger_submission(world, world["config"], "other_app", app)
     summaries = {}
