@@ -5,7 +5,7 @@ BaseException raised from the grid (or from the checkpoint write), which, like S
 lets nothing of the coordinator run afterwards: no failed summary, no RunEnded. The
 resumed run goes on over a fresh grid (fresh Flower contexts) with the same nodes; an
 uninterrupted run of the same plan on fresh copies of the nodes is the reference. The same
-over real Flower with SIGKILL: tests/test_resume_e2e.py.
+over real processes with SIGKILL and ``run --resume``: tests/test_deploy_e2e.py.
 """
 
 from __future__ import annotations
