@@ -29,7 +29,7 @@ def test_rdp_orders_start_with_opacus_defaults() -> None:
     assert list(RDP_ORDERS[: len(RDPAccountant.DEFAULT_ALPHAS)]) == [
         float(a) for a in RDPAccountant.DEFAULT_ALPHAS
     ]
-    assert RDP_ORDERS == tuple(sorted(set(RDP_ORDERS)))
+    assert tuple(sorted(set(RDP_ORDERS))) == RDP_ORDERS
 
 
 def test_composing_k_times_equals_one_spend_with_k_steps() -> None:
