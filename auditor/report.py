@@ -7,7 +7,6 @@ to the reports and embedded in the HTML as base64, so the HTML file stands alone
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from auditor.plot import write_epsilon_plot
 from auditor.verify import AuditResult
 from protocols.exit_codes import EXIT_CODE_HELP
+from protocols.html_report import html_png, html_table
 
 __all__ = ["MARKDOWN_FILE", "HTML_FILE", "write_reports"]
 
@@ -180,20 +180,9 @@ def _html(result: AuditResult, plot: Path | None) -> str:
     ]
     for table in _tables(result):
         parts.append(f"<h2>{esc(table.title)}</h2>")
-        if not table.rows:
-            parts.append(f"<p>{esc(table.empty)}</p>")
-            continue
-        head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows
-        )
-        parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        parts.append(html_table(table.headers, table.rows, table.empty))
     if plot is not None:
-        data = base64.b64encode(plot.read_bytes()).decode("ascii")
-        parts += [
-            "<h2>Epsilon over time</h2>",
-            f"<img alt='epsilon over time' src='data:image/png;base64,{data}'>",
-        ]
+        parts += ["<h2>Epsilon over time</h2>", html_png(plot, "epsilon over time")]
     parts += [
         "<h2>Method</h2>",
         f"<p>{esc(_METHOD.format(tol=result.tolerance))}</p>",

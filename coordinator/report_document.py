@@ -7,11 +7,12 @@ relative to the report and escapes table cells' pipes.
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from protocols.html_report import html_png, html_table
 
 __all__ = ["Table", "Section", "Document", "render_markdown", "render_html"]
 
@@ -82,17 +83,8 @@ def render_html(document: Document) -> str:
     for section in document.sections:
         parts.append(f"<h2>{esc(section.title)}</h2>")
         parts += [f"<p>{esc(paragraph)}</p>" for paragraph in section.paragraphs]
-        for table in section.tables:
-            if not table.rows:
-                parts.append(f"<p>{esc(table.empty)}</p>")
-                continue
-            head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows
-            )
-            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        parts += [html_table(t.headers, t.rows, t.empty) for t in section.tables]
         if section.image is not None:
-            data = base64.b64encode(section.image.read_bytes()).decode("ascii")
-            parts.append(f"<img alt='{esc(section.image_alt)}' src='data:image/png;base64,{data}'>")
+            parts.append(html_png(section.image, section.image_alt))
     parts.append("</body></html>")
     return "\n".join(parts)
