@@ -13,6 +13,10 @@ with noise multiplier z = noise std / L2 sensitivity, Poisson-subsampled with ra
   multiplier of the secure sum of noise shares (Kairouz, Liu, Steinke 2021). The discrete
   Gaussian's RDP is at most the continuous one's (Canonne, Kamath, Steinke 2020), so
   ``GaussianDpEvent(z)`` is a valid bound;
+- ``distributed_discrete_gaussian_glm``: one Newton round of the GLM hazard model, the
+  secure sum of per-unit clipped gradients and information matrices (L2 sensitivity
+  sqrt(2) in units of the clip bounds) with the nodes' discrete Gaussian shares; as for
+  the distributed histogram, z is the effective multiplier of the sum of shares;
 - ``enterprise_distributed_discrete_gaussian``: one Gaussian step of the secure sum per
   model round, enterprise as the unit (DP-FedAvg, McMahan et al. 2018).
 
@@ -47,6 +51,7 @@ KNOWN_MECHANISMS: frozenset[str] = frozenset(
         "dp_sgd",
         "discrete_gaussian_histogram",
         "distributed_discrete_gaussian_histogram",
+        "distributed_discrete_gaussian_glm",
         "enterprise_distributed_discrete_gaussian",
     }
 )

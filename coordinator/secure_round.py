@@ -34,7 +34,12 @@ from protocols.secagg_messages import (
     unmask_response_from_dict,
 )
 from protocols.secagg_server import SecAggServer
-from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
+from protocols.secure_round import (
+    SECAGG_KEY,
+    SECAGG_PAYLOAD_KEY,
+    VALUE_BOUND,
+    SecureRoundSettings,
+)
 
 __all__ = [
     "VALUE_BOUND",
@@ -46,9 +51,6 @@ __all__ = [
     "round_threshold",
 ]
 
-#: Largest |count| a node may put in a curve cell (noised); with 64-bit arithmetic the sum
-#: of up to 2**22 nodes cannot wrap. A larger value is an error at the node, never a wrap.
-VALUE_BOUND = 2**40
 MODULUS_BITS = 64
 
 #: Runs one exchange: (stage, message type, nodes, content per node) -> {node: ok reply},

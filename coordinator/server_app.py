@@ -33,6 +33,7 @@ from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.coordinator_ledger import CoordinatorLedger
 from coordinator.curves import check_counts, estimate_curves, sum_counts
+from coordinator.newton_fit import NewtonStep, take_newton_step
 from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
@@ -48,6 +49,7 @@ from coordinator.secure_round import (
 )
 from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
 from models.curves import RiskCurve
+from models.glm import hazard_arrays, initial_theta, statistics_length, theta_from_arrays
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
 from protocols.accounting import Spend, rdp_epsilon
@@ -64,6 +66,8 @@ from protocols.messages import (
 )
 from protocols.secagg_messages import SecAggError
 from protocols.secure_curve import curve_vector_length, decode_curve_vector
+from protocols.secure_glm import glm_bounds
+from protocols.secure_round import THETA_KEY
 from protocols.secure_update import (
     EnterpriseShare,
     decode_mean_update,
@@ -205,7 +209,12 @@ class Coordinator:
     def _train(self, node_ids: list[int]) -> ArrayRecord:
         training, resumed = self.plan.training, self.resumed
         if resumed is None:
-            initial = init_arrays(self.plan.model_spec, seed=training.seed)
+            spec = self.plan.model_spec
+            initial = (
+                hazard_arrays(initial_theta(spec), spec)
+                if training.method == "newton"
+                else init_arrays(spec, seed=training.seed)
+            )
             arrays = ArrayRecord({f"param_{i:03d}": Array(a) for i, a in enumerate(initial)})
         else:
             arrays = ArrayRecord({name: Array(a) for name, a in resumed.arrays})
@@ -219,6 +228,8 @@ class Coordinator:
         if self.enterprise is not None and "enterprise" not in self.privacy_notes:
             self._announce_enterprise_dp(node_ids, arrays)
         first = 1 if resumed is None else resumed.round + 1
+        if training.method == "newton":
+            return self._newton_fit(node_ids, first, arrays, optimizer)
         for round_number in range(first, training.rounds + 1):
             header = self._header(round_number, "model")
             if self.plan.secure_aggregation:
@@ -364,6 +375,61 @@ class Coordinator:
         )
         mean = unflatten(flatten(reference) + mean_update, reference)
         return ArrayRecord({name: Array(a) for name, a in zip(arrays, mean, strict=True)})
+
+    def _newton_fit(
+        self, node_ids: list[int], first: int, arrays: ArrayRecord, optimizer: ServerOptimizer
+    ) -> ArrayRecord:
+        """Newton rounds of the GLM hazard model on securely summed, noised statistics."""
+        spec = self.plan.model_spec
+        bounds = glm_bounds(self.plan)
+        theta = theta_from_arrays([arrays[name].numpy() for name in arrays], spec)
+        for round_number in range(first, self.plan.training.rounds + 1):
+            released: list[NodeReply] = []
+            secure = self._secure_sum(
+                round_number,
+                "model",
+                self._exchange(round_number, released),
+                node_ids,
+                header=self._header(round_number, "model"),
+                task=("model", MODEL_TASK),
+                vector_length=statistics_length(spec),
+                bound=VALUE_BOUND,
+                threshold=self.config.federation.reconstruction_threshold,
+                num_shares=self.config.federation.num_shares,
+                arrays=ArrayRecord({THETA_KEY: Array(theta)}),
+            )
+            self._require_secure_quorum(round_number, "model", secure)
+            survivors = [r for r in released if r.node_id in secure.survivor_ids]
+            step = take_newton_step(
+                theta,
+                secure.total,
+                [_metric(r, "noise-std") for r in survivors],
+                self.plan,
+                round_number=round_number,
+                gradient_clip=bounds.gradient_clip,
+                hessian_clip=bounds.hessian_clip,
+            )
+            self._note_newton_step(step)
+            theta = step.theta
+            arrays = ArrayRecord(
+                {f"param_{i:03d}": Array(a) for i, a in enumerate(hazard_arrays(theta, spec))}
+            )
+            self._checkpoint(round_number, arrays, optimizer)
+        return arrays
+
+    def _note_newton_step(self, step: NewtonStep) -> None:
+        """The step next to its noise: in the progress log, the summary and, when the
+        noise dominates, a warning."""
+        summary = step.summary()
+        self.store.event("newton_step", **summary)
+        notes = dict(self.privacy_notes.get("model_noise", {}))  # type: ignore[call-overload]
+        notes["newton_steps"] = [*notes.get("newton_steps", []), summary]
+        warning = step.warning
+        if warning is not None:
+            _log.warning("%s", warning)
+            notes["warnings"] = [*notes.get("warnings", []), warning]
+            self.store.event("model_noise_warning", round=step.round, warning=warning)
+        self.privacy_notes["model_noise"] = notes
 
     def _announce_enterprise_dp(self, node_ids: list[int], arrays: ArrayRecord) -> None:
         """State the expected noise next to the update norm (expensive with few enterprises)."""

@@ -1,8 +1,10 @@
 """How much noise a node adds in one run, calibrated from the plan and its own size.
 
 The plan gives the run's record-level budget (epsilon, delta). The curve release gets
-``curve_share`` of epsilon on its own; DP-SGD's noise multiplier is then the smallest
-whose composition with the curve release over all rounds stays within epsilon (RDP).
+``curve_share`` of epsilon on its own; the model's noise multiplier is then the smallest
+whose composition with the curve release over all rounds stays within epsilon (RDP):
+DP-SGD's Poisson-sampled steps, or one Gaussian release of the summed GLM statistics per
+Newton round (``training.method: newton``).
 Everything here is a function of public plan settings and the node's unit count.
 """
 
@@ -15,10 +17,20 @@ from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
 from protocols.errors import DataError
 from protocols.plan import TrainingPlan, TrainingSettings
 
-__all__ = ["NoisePlan", "dp_sgd_schedule", "plan_noise"]
+__all__ = [
+    "CURVE_MECHANISM",
+    "MODEL_MECHANISM",
+    "GLM_MECHANISM",
+    "NoisePlan",
+    "dp_sgd_schedule",
+    "plan_noise",
+]
 
 CURVE_MECHANISM = "discrete_gaussian_histogram"
 MODEL_MECHANISM = "dp_sgd"
+#: One Newton round's release: the secure sum of the nodes' clipped GLM statistics with
+#: their discrete Gaussian noise shares (``enterprise_node/glm_task.py``).
+GLM_MECHANISM = "distributed_discrete_gaussian_glm"
 
 
 def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, int]:
@@ -33,7 +45,8 @@ def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, in
 
 @dataclass(frozen=True)
 class NoisePlan:
-    """Per-run noise of one node: DP-SGD (sigma, q, steps per round) and the curve sigma."""
+    """Per-run noise of one node: the model's (sigma, q, steps per round) and the curve
+    sigma. For a Newton fit q = 1 and one step (release) per round."""
 
     model_noise_multiplier: float
     sample_rate: float
@@ -41,13 +54,14 @@ class NoisePlan:
     rounds: int
     curve_noise_multiplier: float | None
     delta: float
+    model_mechanism: str = MODEL_MECHANISM
 
     def model_spend(self, run_id: str = "", round_number: int = 0) -> Spend:
         return Spend(
             self.model_noise_multiplier,
             self.sample_rate,
             self.steps_per_round,
-            MODEL_MECHANISM,
+            self.model_mechanism,
             run_id,
             round_number,
             "model",
@@ -76,7 +90,13 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
     sensitivity), so the same plan covers releases with and without entry histograms.
     """
     record = plan.privacy.record
-    sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
+    newton = plan.training.method == "newton"
+    if newton:
+        if n_units < 1:
+            raise DataError("no equipment units to train on")
+        sample_rate, steps = 1.0, 1
+    else:
+        sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
     fixed: tuple[Spend, ...] = ()
     curve_sigma = None
     if plan.curve_release:
@@ -101,4 +121,5 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         rounds=plan.training.rounds,
         curve_noise_multiplier=curve_sigma,
         delta=record.delta,
+        model_mechanism=GLM_MECHANISM if newton else MODEL_MECHANISM,
     )

@@ -32,6 +32,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
 from enterprise_node.curve_release import NoisyCounts, add_noise, discrete_gaussian
+from enterprise_node.glm_task import glm_contribution
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import (
@@ -42,6 +43,7 @@ from enterprise_node.tasks import (
     run_model_task,
 )
 from models.digest import model_digest
+from models.glm import parameter_count, statistics_length
 from models.histogram import unit_histograms, with_explicit_entries
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
@@ -60,7 +62,14 @@ from protocols.secagg_messages import (
     unmask_response_to_dict,
 )
 from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
-from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, STATE_KEY, SecureRoundSettings
+from protocols.secure_round import (
+    SECAGG_KEY,
+    SECAGG_PAYLOAD_KEY,
+    STATE_KEY,
+    THETA_KEY,
+    VALUE_BOUND,
+    SecureRoundSettings,
+)
 from protocols.secure_update import (
     check_update_range,
     clip_l2,
@@ -75,6 +84,7 @@ __all__ = [
     "sa_shares",
     "secure_curve",
     "secure_model",
+    "secure_newton",
     "sa_unmask",
 ]
 
@@ -251,7 +261,10 @@ def secure_model(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
     """Stage 3 of a model round: local DP-SGD (budget charged), then the update, clipped
-    and noised at enterprise level when the plan asks, quantised and masked."""
+    and noised at enterprise level when the plan asks, quantised and masked; for a Newton
+    fit, the node's clipped GLM statistics with its noise share (:func:`secure_newton`)."""
+    if plan.training.method == "newton":
+        return secure_newton(runtime, header, plan, message, context)
     settings = _settings(message)
     record = message.content.array_records[ARRAYS_KEY]
     global_arrays = [record[name].numpy() for name in sorted(record)]
@@ -275,6 +288,40 @@ def secure_model(
     )
     masked = _masked(context, message, settings, released.arrays["vector"])
     # No example count leaves: under secure aggregation the mean is unweighted.
+    return TaskResult(
+        arrays={"masked": masked},
+        metrics=released.metrics,
+        receipt=released.receipt,
+        resent=released.resent,
+    )
+
+
+def secure_newton(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
+) -> TaskResult:
+    """Stage 3 of a Newton round: the GLM statistics at the coordinator's theta with this
+    node's noise share (budget charged), masked; a re-run round on the same theta and
+    threshold re-sends the same vector, uncharged."""
+    settings = _settings(message)
+    record = message.content.array_records[ARRAYS_KEY]
+    if list(record) != [THETA_KEY]:
+        raise ConfigError("task refused: a Newton round carries exactly one array, theta")
+    theta = np.asarray(record[THETA_KEY].numpy(), dtype=np.float64)
+    if theta.shape != (parameter_count(plan.model_spec),) or not np.all(np.isfinite(theta)):
+        raise ConfigError("task refused: theta does not fit the plan's GLM hazard model")
+    _check_length(settings, statistics_length(plan.model_spec), "GLM statistics")
+    if settings.bound != VALUE_BOUND:
+        raise ConfigError("task refused: the round's value bound is not the secure sum's")
+    released = release_once(
+        runtime,
+        header,
+        plan,
+        kind="model",
+        basis=f"{model_digest([theta])}:threshold={settings.threshold}",
+        resend=True,
+        compute=lambda: glm_contribution(runtime, header, plan, settings, theta),
+    )
+    masked = _masked(context, message, settings, released.arrays["vector"])
     return TaskResult(
         arrays={"masked": masked},
         metrics=released.metrics,

@@ -109,7 +109,10 @@ class PrivacyReceipt:
     ``distributed_discrete_gaussian_histogram`` (the node added a share of scale
     ``share_std`` inside a secure sum of at least ``noise_shares`` shares;
     ``noise_multiplier`` is the Gaussian multiplier that sum is as private as, by
-    Kairouz-Liu-Steinke 2021, so RDP composition is unchanged).
+    Kairouz-Liu-Steinke 2021, so RDP composition is unchanged), or
+    ``distributed_discrete_gaussian_glm`` (one Newton round's GLM statistics: the same
+    kind of share, ``sensitivity`` and ``share_std`` in units of the clip bounds,
+    ``max_grad_norm`` the absolute gradient clip C_g).
     ``epsilon_task`` is this task's own epsilon at ``delta``; ``epsilon_total`` the
     node's lifetime spend after it (same accountant, same delta).
     """

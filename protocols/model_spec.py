@@ -99,7 +99,9 @@ class ModelSpec(StrictModel):
     segments: tuple[str, ...]
     equipment_classes: tuple[str, ...]
     features: tuple[Annotated[NumericFeature | CategoryFeature, Field(discriminator="kind")], ...]
-    hidden_units: tuple[int, ...] = (32,)
+    #: Hidden layers of the risk score; empty = linear (the GLM hazard model that
+    #: ``training.method: newton`` fits). Non-empty needs ``dp_sgd``.
+    hidden_units: tuple[int, ...] = ()
 
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:

@@ -25,14 +25,27 @@ __all__ = [
     "EnterprisePrivacy",
     "PrivacySettings",
     "SecureUpdateSettings",
+    "NewtonSettings",
     "TrainingPlan",
 ]
 
 
 class TrainingSettings(StrictModel):
-    """Federated training of the hazard model: rounds of local DP-SGD, combined by FedAvgM
-    (FedAvg with server momentum, Hsu et al. 2019; momentum 0 is plain FedAvg)."""
+    """Federated training of the hazard model, by ``method``:
 
+    - ``newton``: the GLM hazard model (``model_spec.hidden_units: []``) fitted by
+      ``rounds`` Newton steps on securely summed, clipped per-unit gradients and
+      information matrices, noised ONCE in the sum (:class:`NewtonSettings`); the noise
+      does not grow with the number of enterprises.
+    - ``dp_sgd``: rounds of local DP-SGD (Opacus) at each node, combined by FedAvgM (FedAvg
+      with server momentum, Hsu et al. 2019; momentum 0 is plain FedAvg); each node adds
+      its own noise, so the aggregate carries sqrt(n) times one release's noise. Needed for
+      a neural risk score (``hidden_units``) and for enterprise-level DP.
+
+    ``local_epochs`` .. ``server_momentum`` apply to ``dp_sgd`` only.
+    """
+
+    method: Literal["newton", "dp_sgd"] = "newton"
     rounds: int = Field(5, ge=1, le=1000)
     local_epochs: float = Field(1.0, gt=0, le=100)
     batch_size: int = Field(128, ge=1)
@@ -54,7 +67,7 @@ class RecordPrivacy(StrictModel):
     enabled: bool = True
     epsilon: float = Field(2.0, gt=0)
     delta: float = Field(1e-6, gt=0, lt=1)
-    curve_share: float = Field(0.3, gt=0, lt=1)
+    curve_share: float = Field(0.5, gt=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
 
     @property
@@ -104,6 +117,28 @@ class SecureUpdateSettings(StrictModel):
         return int(math.ceil(self.update_bound * self.scale))
 
 
+class NewtonSettings(StrictModel):
+    """The secure-sum Newton fit (``training.method: newton``), see ``models/glm.py``.
+
+    Each unit's gradient is clipped to L2 norm ``gradient_clip`` x z_max and its information
+    matrix to Frobenius norm ``hessian_clip`` x z_max^2, where z_max is the largest norm one
+    cell's design vector can have under the spec's public bounds
+    (:func:`models.glm.design_norm_bound`): bounds relative to the spec, so the defaults
+    suit any feature list. ``ridge`` is the penalty ridge/2 ||theta||^2 (a public prior
+    that also keeps a noisy step bounded). The released sums are rounded to multiples of
+    2^-``scale_bits`` (in units of the clip bounds) for secure aggregation.
+    """
+
+    gradient_clip: float = Field(1.0, gt=0)
+    hessian_clip: float = Field(0.25, gt=0)
+    ridge: float = Field(1.0, ge=0)
+    scale_bits: int = Field(16, ge=8, le=24)
+
+    @property
+    def scale(self) -> float:
+        return float(2**self.scale_bits)
+
+
 class TrainingPlan(StrictModel):
     """What a node runs: spec + training + privacy. Named by :attr:`digest`."""
 
@@ -113,12 +148,30 @@ class TrainingPlan(StrictModel):
     curve_release: bool = True
     #: Model updates and curve histograms go through secure aggregation (the coordinator
     #: sees only sums), and record-level curve noise is added as per-node shares.
-    secure_aggregation: bool = False
+    secure_aggregation: bool = True
     secure_update: SecureUpdateSettings = SecureUpdateSettings()
     #: Curve histograms carry entry counts (left truncation, ``entry_age``). Needed when
     #: any node's data has delayed entry; every node then sends entries (sensitivity
     #: sqrt(2)).
     delayed_entry: bool = False
+    newton: NewtonSettings = NewtonSettings()
+
+    @model_validator(mode="after")
+    def _newton_fits_a_glm_in_secure_sums(self) -> TrainingPlan:
+        if self.training.method != "newton":
+            return self
+        problems = []
+        if self.model_spec.hidden_units:
+            problems.append("model_spec.hidden_units: [] (the GLM hazard model)")
+        if not self.secure_aggregation:
+            problems.append("secure_aggregation: true (its noise is added once, in the sum)")
+        if self.privacy.enterprise is not None:
+            problems.append("no privacy.enterprise (enterprise-level DP clips DP-SGD updates)")
+        if problems:
+            raise ValueError(
+                "training.method newton needs " + "; ".join(problems) + "; or use dp_sgd"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enterprise_dp_needs_secure_sums(self) -> TrainingPlan:

@@ -2,7 +2,8 @@
 
 One secure round (keys, shares, masked input, unmask) sums one int64 vector per node.
 The vector's meaning depends on the round: curve histograms
-(:mod:`protocols.secure_curve`) or model updates (:mod:`protocols.secure_update`).
+(:mod:`protocols.secure_curve`), model updates (:mod:`protocols.secure_update`) or a
+Newton round's GLM statistics (:mod:`models.glm`).
 
 Compatibility rule: keys are never changed in meaning; add new ones.
 """
@@ -13,11 +14,25 @@ from dataclasses import asdict, dataclass
 
 from flwr.app import ConfigRecord
 
-__all__ = ["SECAGG_KEY", "SECAGG_PAYLOAD_KEY", "STATE_KEY", "SecureRoundSettings"]
+__all__ = [
+    "SECAGG_KEY",
+    "SECAGG_PAYLOAD_KEY",
+    "STATE_KEY",
+    "THETA_KEY",
+    "VALUE_BOUND",
+    "SecureRoundSettings",
+]
 
 SECAGG_KEY = "secagg"
 SECAGG_PAYLOAD_KEY = "secagg-payload"
 STATE_KEY = "fedrisk-secagg-client"
+#: The one array of a Newton round's task: the GLM parameters theta (float64).
+THETA_KEY = "theta"
+
+#: Largest |value| a node may put in a curve cell or GLM statistic (noised); with 64-bit
+#: arithmetic the sum of up to 2**22 nodes cannot wrap. A larger value is an error at the
+#: node, never a wrap.
+VALUE_BOUND = 2**40
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""The node's contribution to one secure Newton round of the GLM hazard model.
+
+At the coordinator's theta the node sums its units' clipped gradients and information
+matrices (:mod:`models.glm`; the clip bounds are public, from the plan and the spec),
+scales them to integers (multiples of 2^-scale_bits of the bounds), adds its discrete
+Gaussian noise share (OpenDP, CSPRNG) and hands the vector to secure aggregation: the
+coordinator only ever sees the sum over nodes, noised once.
+
+Privacy: one unit moves the released vector by at most sqrt(2) x 2^scale_bits, plus
+sqrt(d) for the node's rounding of its sum, in L2. The share is sized, like the curve
+shares, so that the ``threshold`` shares any released sum must hold are as private as a
+Gaussian mechanism with the plan's noise multiplier (Kairouz, Liu, Steinke 2021,
+:mod:`protocols.distributed_noise`); the node charges its lifetime accountant for that
+worst case. A node that will not count on its peers (``privacy.distributed_noise: false``)
+adds the whole noise itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from enterprise_node.curve_release import discrete_gaussian
+from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
+from enterprise_node.runtime import NodeRuntime
+from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
+from models.features import encode_units
+from models.glm import encode_statistics, unit_statistics
+from protocols.accounting import Spend
+from protocols.distributed_noise import share_for_noise_multiplier
+from protocols.errors import ConfigError
+from protocols.messages import TaskHeader
+from protocols.plan import TrainingPlan
+from protocols.quantization import QuantizationRangeError
+from protocols.secure_glm import glm_bounds, glm_share_sensitivity
+from protocols.secure_round import SecureRoundSettings
+
+__all__ = ["glm_contribution"]
+
+
+def glm_contribution(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    plan: TrainingPlan,
+    settings: SecureRoundSettings,
+    theta: np.ndarray,
+) -> TaskResult:
+    """The node's integer statistics vector at ``theta`` with its noise share, the budget
+    charged first (exact statistics, no receipt, when the plan turns DP off and node.yaml
+    allows it); range-checked, not masked."""
+    spec = plan.model_spec
+    units = encode_units(runtime.units(spec).frame, spec)
+    if len(units) == 0:
+        raise ConfigError("task refused: no valid units to train on")
+    bounds = glm_bounds(plan)
+    stats = unit_statistics(
+        units,
+        theta,
+        spec,
+        gradient_clip=bounds.gradient_clip,
+        hessian_clip=bounds.hessian_clip,
+    )
+    encoded = encode_statistics(
+        stats, gradient_clip=bounds.gradient_clip, hessian_clip=bounds.hessian_clip
+    )
+    vector = np.rint(encoded * bounds.scale).astype(np.int64)
+    if not record_dp_required(runtime, plan):
+        _check_range(vector, settings.bound)
+        return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
+    target = plan_noise(plan, len(units)).model_noise_multiplier
+    n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
+    l2, l1, dimension = glm_share_sensitivity(plan)
+    share = share_for_noise_multiplier(
+        target, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1, dimension=dimension
+    )
+    spend = Spend(
+        share.effective_noise_multiplier,
+        1.0,
+        1,
+        GLM_MECHANISM,
+        header.run_id,
+        header.round,
+        "model",
+    )
+    runtime.guard.check([spend])
+    vector = vector + discrete_gaussian(vector.shape, share.share_sigma)
+    _check_range(vector, settings.bound)
+    total = runtime.guard.charge([spend])
+    receipt = receipt_for(
+        runtime,
+        spend,
+        sensitivity=l2 / bounds.scale,
+        clip=bounds.gradient_clip,
+        total=total,
+        secure_rng=True,
+        noise_shares=n_shares,
+        share_std=share.share_sigma / bounds.scale,
+    )
+    # the share's std in units of the clip bounds: the coordinator's noise floor needs it
+    return TaskResult(
+        arrays={"vector": vector},
+        metrics={"noise-std": share.share_sigma / bounds.scale},
+        receipt=receipt,
+    )
+
+
+def _check_range(vector: np.ndarray, bound: int) -> None:
+    """Refuse a vector the secure sum cannot carry (never clip, never wrap)."""
+    over = int(np.sum(np.abs(vector) > bound))
+    if over:
+        raise QuantizationRangeError(
+            f"GLM statistics: {over} value(s) beyond the secure sum's range +-{bound}",
+            advice="Lower plan.newton.scale_bits (the site has very many units).",
+        )

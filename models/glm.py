@@ -1,0 +1,248 @@
+"""The GLM hazard model fitted by Newton steps on summed, clipped per-unit statistics.
+
+Model: for interval j (0-based) and encoded unit x (``models.features``),
+``logit h_j(x) = alpha_j + x . beta``; theta = (alpha_0 .. alpha_{J-1}, beta), p = J + W
+parameters. Unit i is at risk in cells j = entry_i .. exit_i, with y_ij = 1 only for a
+failure in its exit interval. With z_ij = (e_j, x_i), r_ij = y_ij - h_ij and
+w_ij = h_ij (1 - h_ij), the unit's log-likelihood term has
+
+    gradient     g_i = sum_j r_ij z_ij = (r_i, (sum_j r_ij) x_i)
+    information  H_i = sum_j w_ij z_ij z_ij^T
+                     = [[diag(w_i), w_i x_i^T], [x_i w_i^T, (sum_j w_ij) x_i x_i^T]].
+
+Each unit's g_i is clipped to L2 norm C_g and H_i to Frobenius norm C_H (public bounds
+from the plan). The released vector is u = (sum g_i / C_g, vech(sum H_i) / C_H), vech the
+upper triangle row by row; adding or removing one unit moves it by at most sqrt(2) in L2
+(||vech(H)||_2 <= ||H||_F), whatever the unit's data. This is the DP mechanism's
+sensitivity: everything above is a sum over units, so it can be summed across sites
+inside secure aggregation and noised once (DESIGN.md, "Privacy model").
+
+The coordinator takes a Newton step on the penalised log-likelihood
+``l(theta) - ridge/2 ||theta||^2`` from the (noised) sums: theta + (H + ridge I)^-1
+(G - ridge theta), with H's eigenvalues raised to a floor that covers the noise. With no
+noise and no clipping the iterates are exactly Newton's method on the pooled person-period
+logistic regression (tested against scikit-learn).
+
+A GLM is a HazardNet with ``hidden_units = ()`` whose time-varying weights are zero
+(:func:`hazard_arrays`), so outputs, scoring and checkpoints need nothing new.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.features import EncodedUnits
+from protocols.model_spec import ModelSpec
+
+__all__ = [
+    "INITIAL_HAZARD_LOGIT",
+    "SENSITIVITY",
+    "GlmStatistics",
+    "design_norm_bound",
+    "parameter_count",
+    "statistics_length",
+    "initial_theta",
+    "unit_statistics",
+    "encode_statistics",
+    "decode_statistics",
+    "newton_step",
+    "noise_floor",
+    "hazard_arrays",
+    "theta_from_arrays",
+]
+
+#: Initial logit of every interval's hazard: logit(0.05), a public, data-independent prior
+#: (the same as ``models.hazard.INITIAL_HAZARD_LOGIT``).
+INITIAL_HAZARD_LOGIT = -2.944
+
+#: L2 sensitivity of the released vector u to adding or removing one unit (see module).
+SENSITIVITY = math.sqrt(2.0)
+
+
+@dataclass(frozen=True, eq=False)
+class GlmStatistics:
+    """Summed (clipped) statistics at theta: gradient G (p,) of the log-likelihood and
+    information H (p, p), symmetric; ``clipped_gradients`` / ``clipped_hessians`` count
+    the units whose term the bounds shortened (they stay at the node)."""
+
+    gradient: np.ndarray
+    hessian: np.ndarray
+    clipped_gradients: int = 0
+    clipped_hessians: int = 0
+
+
+def design_norm_bound(spec: ModelSpec) -> float:
+    """z_max: the largest ||z_ij|| the spec's public bounds allow. z is the interval
+    indicator (1), the segment and class one-hots (1 each), each numeric feature scaled to
+    [0, 1] and each category's one-hot (at most 1 each)."""
+    return math.sqrt(3.0 + len(spec.features))
+
+
+def parameter_count(spec: ModelSpec) -> int:
+    """p = J interval intercepts + the encoded input width."""
+    return spec.time_grid.n_intervals + spec.input_width
+
+
+def statistics_length(spec: ModelSpec) -> int:
+    """Length of the released vector: p gradient entries + p(p+1)/2 for vech(H)."""
+    p = parameter_count(spec)
+    return p + p * (p + 1) // 2
+
+
+def initial_theta(spec: ModelSpec) -> np.ndarray:
+    """The public starting point: every interval's hazard 0.05, no covariate effect."""
+    theta = np.zeros(parameter_count(spec))
+    theta[: spec.time_grid.n_intervals] = INITIAL_HAZARD_LOGIT
+    return theta
+
+
+def _cells(units: EncodedUnits, theta: np.ndarray, n_intervals: int):
+    """(x, r, w): inputs, residuals y - h and weights h(1-h), zero outside the risk set."""
+    x = np.asarray(units.x, dtype=np.float64)
+    alpha, beta = theta[:n_intervals], theta[n_intervals:]
+    cells = np.arange(n_intervals)[None, :]
+    at_risk = (cells >= units.entry_interval[:, None]) & (cells <= units.interval[:, None])
+    target = (cells == units.interval[:, None]) & (units.event[:, None] == 1)
+    eta = alpha[None, :] + (x @ beta)[:, None]
+    h = 0.5 * (1.0 + np.tanh(0.5 * eta))  # sigmoid without overflow warnings
+    r = np.where(at_risk, target - h, 0.0)
+    w = np.where(at_risk, h * (1.0 - h), 0.0)
+    return x, r, w
+
+
+def _clip_factors(norms: np.ndarray, bound: float) -> np.ndarray:
+    """min(1, bound / norm) per unit (1 for a zero norm)."""
+    safe = np.where(norms > 0, norms, 1.0)
+    return np.minimum(1.0, bound / safe)
+
+
+def unit_statistics(
+    units: EncodedUnits,
+    theta: np.ndarray,
+    spec: ModelSpec,
+    *,
+    gradient_clip: float = math.inf,
+    hessian_clip: float = math.inf,
+) -> GlmStatistics:
+    """Sum over units of each unit's gradient and information, each clipped to its bound.
+
+    Vectorised: no per-unit p x p matrix is formed (the block form in the module
+    docstring gives every norm and sum from n x J arrays).
+    """
+    n_intervals = spec.time_grid.n_intervals
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.shape != (parameter_count(spec),):
+        raise ValueError(f"theta: expected shape ({parameter_count(spec)},), got {theta.shape}")
+    x, r, w = _cells(units, theta, n_intervals)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    r_sum, w_sum = r.sum(axis=1), w.sum(axis=1)
+    g_norm = np.sqrt(np.einsum("ij,ij->i", r, r) + r_sum**2 * x_sq)
+    w_sq = np.einsum("ij,ij->i", w, w)
+    h_norm = np.sqrt(w_sq + 2.0 * x_sq * w_sq + w_sum**2 * x_sq**2)
+    c_g = _clip_factors(g_norm, gradient_clip)
+    c_h = _clip_factors(h_norm, hessian_clip)
+    gradient = np.concatenate([c_g @ r, x.T @ (c_g * r_sum)])
+    weighted = c_h[:, None] * w
+    hessian = np.zeros((parameter_count(spec), parameter_count(spec)))
+    hessian[:n_intervals, :n_intervals] = np.diag(weighted.sum(axis=0))
+    cross = weighted.T @ x
+    hessian[:n_intervals, n_intervals:] = cross
+    hessian[n_intervals:, :n_intervals] = cross.T
+    hessian[n_intervals:, n_intervals:] = (x * (c_h * w_sum)[:, None]).T @ x
+    return GlmStatistics(
+        gradient=gradient,
+        hessian=hessian,
+        clipped_gradients=int(np.sum(c_g < 1.0)),
+        clipped_hessians=int(np.sum(c_h < 1.0)),
+    )
+
+
+def encode_statistics(
+    stats: GlmStatistics, *, gradient_clip: float, hessian_clip: float
+) -> np.ndarray:
+    """u = (G / C_g, vech(H) / C_H): the vector whose per-unit sensitivity is sqrt(2)."""
+    p = stats.gradient.shape[0]
+    upper = np.triu_indices(p)
+    return np.concatenate([stats.gradient / gradient_clip, stats.hessian[upper] / hessian_clip])
+
+
+def decode_statistics(
+    vector: np.ndarray, spec: ModelSpec, *, gradient_clip: float, hessian_clip: float
+) -> GlmStatistics:
+    """G and symmetric H from a (summed) u; H's structural zeros (the interval block is
+    diagonal: a cell belongs to one interval) are restored, a public post-processing."""
+    p = parameter_count(spec)
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.shape != (statistics_length(spec),):
+        raise ValueError(
+            f"GLM statistics: expected {statistics_length(spec)} values, got {vector.shape}"
+        )
+    gradient = vector[:p] * gradient_clip
+    hessian = np.zeros((p, p))
+    hessian[np.triu_indices(p)] = vector[p:] * hessian_clip
+    hessian = hessian + hessian.T - np.diag(np.diag(hessian))
+    n_intervals = spec.time_grid.n_intervals
+    block = hessian[:n_intervals, :n_intervals]
+    hessian[:n_intervals, :n_intervals] = np.diag(np.diag(block))
+    return GlmStatistics(gradient=gradient, hessian=hessian)
+
+
+def noise_floor(hessian_noise_std: float, p: int) -> float:
+    """About the spectral norm of a symmetric p x p Gaussian noise matrix with entry std
+    s: 2 s sqrt(p) (Wigner semicircle edge). Raising H's eigenvalues to it keeps a noisy
+    H positive definite without shrinking the well-determined directions."""
+    return 2.0 * hessian_noise_std * math.sqrt(p)
+
+
+def newton_step(
+    theta: np.ndarray,
+    stats: GlmStatistics,
+    *,
+    ridge: float,
+    eigen_floor: float = 0.0,
+    max_step: float = math.inf,
+) -> np.ndarray:
+    """theta + (H' + ridge I)^-1 (G - ridge theta), H' = H with eigenvalues >= eigen_floor.
+
+    ``max_step`` caps the step's L2 norm (a trust region; inf = a full Newton step).
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    values, vectors = np.linalg.eigh(stats.hessian)
+    values = np.maximum(values, eigen_floor) + ridge
+    if np.any(values <= 0):
+        raise ValueError("Newton step: the information matrix is singular; use a ridge > 0")
+    direction = stats.gradient - ridge * theta
+    step = vectors @ ((vectors.T @ direction) / values)
+    norm = float(np.linalg.norm(step))
+    if norm > max_step:
+        step = step * (max_step / norm)
+    return theta + step
+
+
+def hazard_arrays(theta: np.ndarray, spec: ModelSpec) -> list[np.ndarray]:
+    """The GLM as HazardNet arrays (``hidden_units`` must be empty), state_dict order:
+    baseline.weight (J, W) = 0, baseline.bias = alpha, risk.0.weight (1, W) = beta,
+    risk.0.bias = 0. Float64, so theta survives a checkpoint exactly."""
+    if spec.hidden_units:
+        raise ValueError("the GLM hazard model needs model_spec.hidden_units: []")
+    n_intervals, width = spec.time_grid.n_intervals, spec.input_width
+    theta = np.asarray(theta, dtype=np.float64)
+    return [
+        np.zeros((n_intervals, width)),
+        theta[:n_intervals].copy(),
+        theta[n_intervals:].reshape(1, width).copy(),
+        np.zeros(1),
+    ]
+
+
+def theta_from_arrays(arrays: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """theta of HazardNet arrays that hold a GLM (time-varying weights zero)."""
+    if spec.hidden_units or len(arrays) != 4:
+        raise ValueError("not a GLM hazard model: expected a HazardNet with hidden_units []")
+    baseline_w, baseline_b, risk_w, risk_b = (np.asarray(a, dtype=np.float64) for a in arrays)
+    if np.any(baseline_w != 0.0):
+        raise ValueError("not a GLM hazard model: its covariate effects vary by interval")
+    return np.concatenate([baseline_b + risk_b[0], risk_w.reshape(-1)])
