@@ -7,15 +7,17 @@ errors naming the key and the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from protocols.config_file import StrictModel, load_yaml_model
 
 __all__ = [
     "CANONICAL_COLUMNS",
     "ColumnMap",
+    "ConstantColumn",
+    "CONSTANT_ALLOWED",
     "DataSource",
     "PrivacyCap",
     "NodeSettings",
@@ -34,20 +36,64 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 )
 
 
+class ConstantColumn(StrictModel):
+    """One value for every row, in place of a column: ``segment: {value: hdd}`` for a site
+    whose file has no segment column because all its units are in one segment."""
+
+    value: str = Field(min_length=1)
+
+
+def _column_or_constant(value: object) -> str:
+    return "constant" if isinstance(value, dict | ConstantColumn) else "column"
+
+
+#: A site column name, or ``{value: ...}``: the same value in every row.
+ColumnOrConstant = Annotated[
+    Annotated[str, Tag("column")] | Annotated[ConstantColumn, Tag("constant")],
+    Discriminator(_column_or_constant),
+]
+
+#: The canonical columns node.yaml may give as a constant instead of a column.
+CONSTANT_ALLOWED: tuple[str, ...] = ("segment", "equipment_class")
+
+
 class ColumnMap(StrictModel):
     """Canonical column name -> the site's own column name.
 
+    ``segment`` and ``equipment_class`` may instead be a constant (``{value: hdd}``): every
+    row then has that value, checked against the spec's published list like a column's.
     ``entry_age`` is optional (None: no delayed entry). ``covariates`` maps each
     feature of the coordinator's model spec to the site's column.
     """
 
     unit_id: str = "unit_id"
-    segment: str = "segment"
-    equipment_class: str = "equipment_class"
+    segment: ColumnOrConstant = "segment"
+    equipment_class: ColumnOrConstant = "equipment_class"
     duration: str = "duration"
     failed: str = "failed"
     entry_age: str | None = None
     covariates: dict[str, str] = Field(default_factory=dict)
+
+    def constants(self) -> dict[str, str]:
+        """Canonical name -> value, for the columns node.yaml gives as a constant."""
+        return {
+            name: mapped.value
+            for name in CONSTANT_ALLOWED
+            if isinstance(mapped := getattr(self, name), ConstantColumn)
+        }
+
+    def site_columns(self) -> dict[str, str]:
+        """Canonical name -> the site's column, for the contract columns read from the file
+        (constants and an unset ``entry_age`` left out; covariates apart)."""
+        mapped = {
+            "unit_id": self.unit_id,
+            "segment": self.segment,
+            "equipment_class": self.equipment_class,
+            "duration": self.duration,
+            "failed": self.failed,
+            "entry_age": self.entry_age,
+        }
+        return {name: site for name, site in mapped.items() if isinstance(site, str)}
 
 
 class DataSource(StrictModel):

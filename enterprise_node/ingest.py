@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from enterprise_node.config import ColumnMap, NodeConfig
+from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, NodeConfig
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
 from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
 from protocols.atomic import atomic_write_text
-from protocols.errors import DataError, DataRefusedError
+from protocols.errors import ConfigError, DataError, DataRefusedError
 from protocols.model_spec import CategoryFeature, ModelSpec
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "read_table",
     "normalise_cells",
     "resolve_columns",
+    "add_constant_columns",
     "quarantine_path_for",
 ]
 
@@ -85,7 +86,12 @@ def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
     table = normalise_cells(original)
     if table.empty:
         raise DataError(f"{path}: the file has a header but no data rows")
-    site_columns = resolve_columns(config.data.columns, spec, tuple(table.columns), path)
+    columns = config.data.columns
+    site_columns = resolve_columns(columns, spec, tuple(table.columns), path)
+    table, constants = add_constant_columns(
+        table, columns, spec, f"{Path(config.base_dir) / 'node.yaml'}"
+    )
+    site_columns = {**site_columns, **constants}
     validation = validate_table(table, site_columns=site_columns, spec=spec, source=path)
     quality = rate_quality(validation, spec, duration_scale=config.data.duration_scale)
     quarantine = None
@@ -147,16 +153,9 @@ def read_table(path: Path, data_format: str = "auto") -> pd.DataFrame:
 def resolve_columns(
     columns: ColumnMap, spec: ModelSpec, header: tuple[str, ...], path: Path
 ) -> dict[str, str]:
-    """Canonical name -> site column for every column the spec needs; DataError if absent."""
-    mapping = {
-        "unit_id": columns.unit_id,
-        "segment": columns.segment,
-        "equipment_class": columns.equipment_class,
-        "duration": columns.duration,
-        "failed": columns.failed,
-    }
-    if columns.entry_age is not None:
-        mapping["entry_age"] = columns.entry_age
+    """Canonical name -> site column for every column the spec needs and the file holds
+    (columns node.yaml gives as a constant are left out); DataError if one is absent."""
+    mapping = columns.site_columns()
     unmapped = [name for name in spec.feature_names if name not in columns.covariates]
     if unmapped:
         extra = sorted(set(columns.covariates) - set(spec.feature_names))
@@ -169,12 +168,40 @@ def resolve_columns(
     absent = [(canonical, site) for canonical, site in mapping.items() if site not in header]
     if absent:
         wanted = ", ".join(f"{canonical} -> {site!r}" for canonical, site in absent)
+        constant = [c for c, _site in absent if c in CONSTANT_ALLOWED]
+        hint = (
+            f" If every row has the same {' and '.join(constant)}, give it as a constant "
+            f"instead, e.g. {constant[0]}: {{value: ...}}."
+            if constant
+            else ""
+        )
         raise DataError(
             f"{path}: mapped columns missing from the header: {wanted}; columns found: "
             f"{', '.join(repr(name) for name in header)}",
-            advice="Fix data.columns in node.yaml (canonical name: your column name).",
+            advice=f"Fix data.columns in node.yaml (canonical name: your column name).{hint}",
         )
     return mapping
+
+
+def add_constant_columns(
+    table: pd.DataFrame, columns: ColumnMap, spec: ModelSpec, config_source: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``table`` with one column per constant of node.yaml (``segment: {value: hdd}``),
+    and canonical name -> that column; ConfigError, naming the key and ``config_source``,
+    for a value outside the spec's published list."""
+    published = {"segment": spec.segments, "equipment_class": spec.equipment_classes}
+    mapping: dict[str, str] = {}
+    table = table.copy()
+    for canonical, value in columns.constants().items():
+        if value not in published[canonical]:
+            raise ConfigError(
+                f"{config_source}: data.columns.{canonical}: constant {value!r} is not in the "
+                f"published list ({', '.join(published[canonical])})"
+            )
+        name = f"{canonical} (constant in node.yaml)"
+        table[name] = value
+        mapping[canonical] = name
+    return table, mapping
 
 
 def quarantine_path_for(source: Path, state_dir: Path) -> Path:

@@ -69,6 +69,8 @@ def plant_defects(
     columns = _column_map(data_path)
     if "entry_after_exit" in kinds and columns.entry_age is None:
         raise ValueError(f"{data_path}: entry_after_exit needs an entry_age column")
+    if "unknown_segment" in kinds and "segment" in columns.constants():
+        raise ValueError(f"{data_path}: unknown_segment needs a segment column, not a constant")
     parquet = data_path.suffix == ".parquet"
     frame = pd.read_parquet(data_path) if parquet else _read_csv_as_text(data_path)
     rng = np.random.default_rng(seed)
@@ -114,11 +116,12 @@ def _plant_row(
 ) -> PlantedDefect:
     """Plant one defect of ``kind`` in the next free row; return what was planted."""
     row = next(rows)
+    site = columns.site_columns()
     column = {
         "missing_value": None,
         "negative_duration": columns.duration,
         "non_numeric_duration": columns.duration,
-        "unknown_segment": columns.segment,
+        "unknown_segment": site.get("segment"),
         "duplicate_id": columns.unit_id,
         "failed_not_binary": columns.failed,
         "entry_after_exit": columns.entry_age,
@@ -148,14 +151,9 @@ def _plant_row(
 
 
 def _required_columns(columns: ColumnMap) -> list[str]:
-    """Mapped columns that every row must fill (entry_age may legitimately be empty)."""
-    fixed = [
-        columns.unit_id,
-        columns.segment,
-        columns.equipment_class,
-        columns.duration,
-        columns.failed,
-    ]
+    """Mapped columns that every row must fill (entry_age may legitimately be empty;
+    constants of node.yaml are no column)."""
+    fixed = [site for name, site in columns.site_columns().items() if name != "entry_age"]
     return fixed + list(columns.covariates.values())
 
 

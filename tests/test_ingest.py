@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from node_site import NodeSite, load_spec
 
 import protocols.atomic
@@ -114,6 +115,69 @@ def test_cells_are_stripped_and_na_tokens_are_missing(tmp_path):
     # Assert
     assert result.frame.loc[1, "segment"] == "nev_battery"
     assert [(e.row, e.column, e.kind) for e in result.errors] == [(3, "load_pct", "missing")]
+
+
+def _with_constants(site: NodeSite, constants: dict[str, object]) -> Path:
+    """node.yaml of ``site`` with some canonical columns given as constants."""
+    path = site.write_config()
+    document = yaml.safe_load(path.read_text())
+    document["data"]["columns"].update(constants)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_segment_and_equipment_class_can_be_constants(site):
+    # Prepare: a one-segment site whose file has neither column
+    site.write_data(6, drop=("segment", "equipment_class"))
+    path = _with_constants(
+        site, {"segment": {"value": "nev_battery"}, "equipment_class": {"value": "coating"}}
+    )
+    # Execute
+    result = ingest(load_node_config(path), SPEC)
+    # Assert
+    assert (result.n_rows_accepted, result.errors) == (6, ())
+    assert set(result.frame["segment"]) == {"nev_battery"}
+    assert set(result.frame["equipment_class"]) == {"coating"}
+    assert result.quality.completeness == 1.0
+
+
+def test_a_constant_outside_the_published_list_is_a_config_error_naming_key_and_file(site):
+    # Prepare
+    site.write_data(4, drop=("segment",))
+    path = _with_constants(site, {"segment": {"value": "hdd"}})
+    # Execute / Assert
+    with pytest.raises(
+        ConfigError, match=r"data\.columns\.segment: constant 'hdd' is not in"
+    ) as info:
+        ingest(load_node_config(path), SPEC)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("constant", "key_path"),
+    [
+        ({"segment": {"value": "nev_battery", "colour": "red"}}, "segment.constant.colour"),
+        ({"equipment_class": {"valeu": "coating"}}, "equipment_class.constant.valeu"),
+        ({"unit_id": {"value": "U1"}}, "unit_id"),
+    ],
+)
+def test_constants_are_parsed_strictly(site, constant, key_path):
+    # Prepare
+    path = _with_constants(site, constant)
+    # Execute / Assert
+    with pytest.raises(ConfigError, match=rf"data\.columns\.{key_path}: ") as info:
+        load_node_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_missing_segment_column_suggests_a_constant(site):
+    # Prepare
+    site.write_data(3, drop=("segment",))
+    config = load_node_config(site.write_config())
+    # Execute / Assert
+    with pytest.raises(DataError, match="segment -> 'segment'") as info:
+        ingest(config, SPEC)
+    assert "segment: {value: ...}" in info.value.advice
 
 
 # --- pseudonyms and the site secret --------------------------------------------------
