@@ -9,6 +9,7 @@ cell (failure or survival). Only Opacus-supported layers are used (Linear, ReLU)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,8 @@ __all__ = [
     "hazard_nll",
     "survival_curves",
     "failure_curves",
+    "risk_score",
+    "horizon_cumulative_hazard",
     "init_arrays",
     "state_to_arrays",
     "arrays_to_state",
@@ -106,6 +109,44 @@ def survival_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarra
 def failure_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Cumulative failure probability F(t) = 1 - S(t) on the grid, shape (n, J+1)."""
     return 1.0 - survival_curves(model, x)
+
+
+def risk_score(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """THE risk score of fedrisk: F(t_J | x) = 1 - S(t_J | x), shape (n,), float64.
+
+    The predicted probability that the unit fails by the end of the published grid t_J.
+    It is the one score by which fedrisk ranks units and computes its C-index (Harrell's
+    C, :func:`models.metrics.harrell_c`), because:
+
+    - it is defined for every model the plan can train (any model that gives a logit per
+      interval, whatever its architecture or time-varying effects; a network's inner
+      ``risk`` head is not: the baseline can vary with the covariates too);
+    - it is what insurance pricing needs: the probability of a claim over the horizon;
+    - for a GLM hazard model (logit h_j = alpha_j + eta(x): a linear risk, no
+      time-varying effects), -log S(t_J) = sum_j log(1 + exp(alpha_j + eta)) is strictly
+      increasing in eta, so it ranks units exactly as the linear predictor does.
+
+    Computed in float64 (the model is run on a float64 copy) through the log-survival
+    log S(t_J) = sum_j logsigmoid(-logit_j) and F = -expm1(log S), so F is accurate to
+    the last digits even near 0. Near 1, distinct units can round to the same F; rank by
+    :func:`horizon_cumulative_hazard`, which is strictly increasing in F and keeps them
+    apart.
+    """
+    return -np.expm1(-horizon_cumulative_hazard(model, x))
+
+
+def horizon_cumulative_hazard(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """H(t_J | x) = -log S(t_J | x) = -sum_j logsigmoid(-logit_j), shape (n,), float64.
+
+    The ranking form of :func:`risk_score`: F = 1 - exp(-H) is strictly increasing in H,
+    so both order units alike, but H separates units whose F rounds to the same float
+    (F near 1). Harrell's C on the risk score is computed on H.
+    """
+    inputs = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    exact = copy.deepcopy(model).double()
+    with torch.no_grad():
+        logits = exact(inputs)
+    return -F.logsigmoid(-logits).sum(dim=1).numpy()
 
 
 def init_arrays(spec: ModelSpec, *, seed: int) -> list[np.ndarray]:

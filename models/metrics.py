@@ -1,5 +1,7 @@
-"""Discrimination and calibration metrics for predicted survival curves.
+"""Discrimination and calibration metrics for risk scores and predicted survival curves.
 
+- ``harrell_c``: Harrell's concordance index for one risk score per unit; fedrisk's C-index,
+  on the risk score F(t_J | x) of ``models.hazard.risk_score``.
 - ``concordance_td``: Antolini's time-dependent concordance for curves on a time grid.
 - ``brier_score`` / ``integrated_brier_score``: IPCW Brier score (Graf et al. 1999), written
   to match ``sksurv.metrics`` exactly (same censoring estimator, weights and checks).
@@ -9,7 +11,44 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["concordance_td", "brier_score", "integrated_brier_score"]
+__all__ = ["FIGURE_NAMES", "harrell_c", "concordance_td", "brier_score", "integrated_brier_score"]
+
+#: The plain name of each figure, as every table and report prints it (keys as in
+#: ``coordinator.evaluation.ModelScore`` and its evaluation.json).
+FIGURE_NAMES = {
+    "harrell_c": "Harrell C on F(t_J), the risk score",
+    "c_td": "Antolini C_td on the curves",
+    "ibs": "integrated Brier score",
+}
+
+
+def harrell_c(durations: np.ndarray, events: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's C = sum_{i,j} comp_ij [1{r_i > r_j} + 0.5 1{r_i = r_j}] / sum comp_ij.
+
+    A higher ``risk`` means an earlier failure. Pair (i, j) is comparable (comp_ij = 1)
+    when unit i failed and T_i < T_j, or T_i = T_j with j censored (a failure is taken to
+    come before a censoring at the same time); two failures at the same time are not
+    comparable. These are the pairs of scikit-survival's ``concordance_index_censored``.
+    Risks tie only when equal; sksurv also counts |r_i - r_j| <= 1e-8 (its ``tied_tol``)
+    as a tie, so the two agree whenever distinct risks are more than 1e-8 apart.
+
+    >>> harrell_c([1.0, 2.0, 3.0, 4.0], [1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1])
+    0.9
+
+    O(n log n) (:func:`_later_and_lower`): n = 50,000 takes a fraction of a second.
+    """
+    t, e = _check_durations(durations, events)
+    r = np.asarray(risk, dtype=float)
+    if r.shape != t.shape:
+        raise ValueError(f"risk: expected shape {t.shape}, got {r.shape}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError("risk: must be finite")
+    key = _time_order_key(t, e)
+    pairs = int(np.sum(len(key) - np.searchsorted(np.sort(key), key[e], side="right")))
+    if pairs == 0:
+        raise ValueError("harrell_c: no comparable pairs (need a failure before another exit)")
+    lower, ties = _later_and_lower(key, r, e)
+    return (lower + 0.5 * ties) / pairs
 
 
 def concordance_td(
@@ -148,6 +187,56 @@ def _time_order_key(t: np.ndarray, e: np.ndarray) -> np.ndarray:
     key = np.empty(len(t), dtype=np.int64)
     key[order] = np.cumsum(new) - 1
     return key
+
+
+def _later_and_lower(key: np.ndarray, value: np.ndarray, query: np.ndarray) -> tuple[int, int]:
+    """Over all (i, j) with query[i] and key[j] > key[i]: (#value_j < value_i, #equal).
+
+    A pair with key_j > key_i is counted once, at the highest bit where the keys differ
+    (i has 0 there, j has 1, the higher bits are equal). The units are kept sorted by
+    (higher bits, value): one sort by value, then at each bit, from the top, a stable
+    split of every group by that bit; each of the log n bits costs O(n).
+    """
+    n = len(key)
+    order = np.argsort(value, kind="stable")
+    k, v, q = key[order], value[order], query[order]
+    position = np.arange(n)
+    lower = ties = 0
+    for bit in reversed(range(int(key.max(initial=0)).bit_length())):
+        group = k >> (bit + 1)
+        group_start, group_end = _runs(group)
+        run_start, run_end = _runs(group, v)
+        high = ((k >> bit) & 1) == 1
+        high_before = np.concatenate(([0], np.cumsum(high)))
+        # In its group, i (bit 0) meets every j with bit 1; values ascend within a group.
+        asks = q & ~high
+        lower += int(np.sum(high_before[run_start[asks]] - high_before[group_start[asks]]))
+        ties += int(np.sum(high_before[run_end[asks]] - high_before[run_start[asks]]))
+        # Split each group by this bit, 0s first, keeping the values ascending in each part.
+        low_in_group = (position - high_before[:-1]) - (group_start - high_before[group_start])
+        highs = high_before[group_end] - high_before[group_start]
+        n_low = group_end - group_start - highs
+        target = np.where(
+            high,
+            group_start + n_low + (position - group_start - low_in_group),
+            group_start + low_in_group,
+        )
+        source = np.empty(n, dtype=np.int64)
+        source[target] = position
+        k, v, q = k[source], v[source], q[source]
+    return lower, ties
+
+
+def _runs(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per position: start and end (exclusive) of its run of rows equal in all ``columns``."""
+    same = np.ones(len(columns[0]) - 1, dtype=bool)
+    for column in columns:
+        same &= column[1:] == column[:-1]
+    new = np.concatenate(([True], ~same))
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(new))
+    run = np.cumsum(new) - 1
+    return starts[run], ends[run]
 
 
 def _dominance_counts(

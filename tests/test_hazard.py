@@ -18,8 +18,10 @@ from models.hazard import (
     arrays_to_state,
     failure_curves,
     hazard_nll,
+    horizon_cumulative_hazard,
     init_arrays,
     model_digest,
+    risk_score,
     state_to_arrays,
     survival_curves,
 )
@@ -236,6 +238,73 @@ def test_survival_curve_is_product_of_one_minus_hazard(spec: ModelSpec) -> None:
     survival = survival_curves(net, x)
     # Assert
     np.testing.assert_allclose(survival[:, 1:], np.cumprod(1.0 - hazards, axis=1), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- risk score
+
+
+def test_risk_score_is_failure_by_the_end_of_the_grid(spec: ModelSpec) -> None:
+    # Prepare
+    torch.manual_seed(2)
+    net = HazardNet(spec)
+    x = np.random.default_rng(2).random((40, spec.input_width), dtype=np.float32)
+    # Execute
+    score = risk_score(net, x)
+    hazard = horizon_cumulative_hazard(net, x)
+    # Assert: F(t_J) = 1 - S(t_J) = 1 - exp(-H); the curves run in float32, the score in float64
+    assert score.shape == (40,) and score.dtype == np.float64
+    np.testing.assert_allclose(score, failure_curves(net, x)[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(score, -np.expm1(-hazard), rtol=1e-15)
+    assert next(net.parameters()).dtype == torch.float32  # the model is left as it was
+
+
+def test_risk_score_ranks_units_whose_failure_probability_rounds_alike() -> None:
+    # Prepare: the inputs are the interval logits themselves (3 intervals)
+    logits = np.array([[40.0] * 3, [41.0] * 3, [-41.0] * 3, [-40.0] * 3])
+    model = torch.nn.Identity()
+    # Execute
+    score = risk_score(model, logits)
+    hazard = horizon_cumulative_hazard(model, logits)
+    # Assert: near 1, F rounds to 1.0 for both, H still orders them
+    assert score[0] == score[1] == 1.0
+    assert hazard[1] > hazard[0] > hazard[3] > hazard[2] > 0.0
+    # near 0, F is accurate (1 - S would round to 0): F = sum_j h_j to first order
+    expected = 3.0 / (1.0 + np.exp(-logits[2:, 0]))
+    np.testing.assert_allclose(score[2:], expected, rtol=1e-12)
+    assert 0.0 < score[2] < score[3]
+
+
+def test_risk_score_runs_the_model_in_float64() -> None:
+    # Prepare: two inputs that float32 cannot tell apart
+    torch.manual_seed(3)
+    model = torch.nn.Linear(1, 4)
+    x = np.array([[1.0], [1.0 + 1e-12]])
+    assert np.float32(x[0, 0]) == np.float32(x[1, 0])
+    # Execute
+    hazard = horizon_cumulative_hazard(model, x)
+    # Assert: ranked by the model's exact function, not tied by float32 rounding
+    slope = float(model.weight.detach().sum())
+    assert np.sign(hazard[1] - hazard[0]) == np.sign(slope) != 0
+
+
+def test_risk_score_of_the_glm_ranks_units_as_its_linear_predictor(spec: ModelSpec) -> None:
+    # Prepare: the GLM hazard model, logit h_j = alpha_j + x . beta (no time-varying effects)
+    glm_spec = spec.model_copy(update={"hidden_units": ()})
+    torch.manual_seed(4)
+    net = HazardNet(glm_spec)
+    with torch.no_grad():
+        net.baseline.weight.zero_()
+        net.baseline.bias.copy_(torch.linspace(-5.0, -1.0, glm_spec.time_grid.n_intervals))
+    x = np.random.default_rng(4).random((300, glm_spec.input_width), dtype=np.float32)
+    beta = net.risk[0].weight.detach().double().numpy().ravel()
+    eta = x.astype(np.float64) @ beta
+    # Execute
+    score = horizon_cumulative_hazard(net, x)
+    # Assert: strictly increasing along the linear predictor
+    order = np.argsort(eta)
+    assert len(np.unique(eta)) == len(eta)
+    assert np.all(np.diff(score[order]) > 0.0)
+    assert np.all(np.diff(risk_score(net, x)[order]) > 0.0)
 
 
 # ---------------------------------------------------------------- arrays

@@ -1,17 +1,21 @@
-"""Metrics: Antolini's C_td (known answer, brute force, lifelines), Brier/IBS vs scikit-survival."""
+"""Metrics: Harrell's C (known answer, scikit-survival, speed), Antolini's C_td (known answer,
+brute force, lifelines), Brier/IBS vs scikit-survival."""
 
 from __future__ import annotations
 
+import doctest
 import time
 
 import numpy as np
 import pytest
 from lifelines.utils import concordance_index
 from sksurv.metrics import brier_score as sk_brier_score
+from sksurv.metrics import concordance_index_censored
 from sksurv.metrics import integrated_brier_score as sk_integrated_brier_score
 from sksurv.util import Surv
 
-from models.metrics import brier_score, concordance_td, integrated_brier_score
+import models.metrics
+from models.metrics import brier_score, concordance_td, harrell_c, integrated_brier_score
 
 EDGES = np.arange(0.0, 121.0, 6.0)
 
@@ -43,6 +47,101 @@ def brute_force_ctd(t: np.ndarray, e: np.ndarray, surv: np.ndarray, edges: np.nd
                 a, b = surv[i, column[i]], surv[j, column[i]]
                 concordant += 1.0 if a < b else 0.5 if a == b else 0.0
     return concordant / comparable
+
+
+# ---------------------------------------------------------------- Harrell's C
+
+
+def test_harrell_c_hand_computed_with_ties_in_time_and_risk() -> None:
+    # Prepare: B, C, D exit at 4 (B, D fail, C censored); B, D, E tie in risk
+    durations = np.array([2.0, 4.0, 4.0, 4.0, 6.0, 8.0])
+    events = np.array([1, 1, 0, 1, 0, 1])
+    risk = np.array([0.9, 0.5, 0.7, 0.5, 0.5, 0.1])
+    # Execute
+    c = harrell_c(durations, events, risk)
+    # Assert: A vs the 5 others: 5; B vs C (same time, censored): 0, vs E: 0.5, vs F: 1,
+    # not vs D (two failures at one time); D likewise: 1.5; 8 of 11 pairs
+    assert c == pytest.approx(8 / 11, abs=1e-15)
+    assert c == pytest.approx(
+        concordance_index_censored(events.astype(bool), durations, risk)[0], abs=1e-15
+    )
+
+
+def test_harrell_c_docstring_example_runs() -> None:
+    result = doctest.testmod(models.metrics)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_harrell_c_matches_scikit_survival_with_ties(seed: int) -> None:
+    # Prepare: few distinct times and risks, so both tie often (distinct risks differ by
+    # >= 0.1, far above sksurv's tied_tol of 1e-8)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    t = rng.choice(np.arange(1.0, 25.0), n)
+    e = rng.random(n) < 0.6
+    e[0] = True
+    t[0] = 0.0  # a failure before every other exit: at least one comparable pair
+    risk = np.round(rng.normal(0.0, 1.0, n), 1)
+    # Execute
+    c = harrell_c(t, e.astype(int), risk)
+    # Assert
+    assert c == pytest.approx(concordance_index_censored(e, t, risk)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_harrell_c_matches_scikit_survival_on_continuous_data(seed: int) -> None:
+    # Prepare
+    data = proportional_curves(3000, seed=seed)
+    events = data["events"].astype(bool)
+    # Execute
+    c = harrell_c(data["durations"], data["events"], data["eta"])
+    # Assert
+    expected = concordance_index_censored(events, data["durations"], data["eta"])[0]
+    assert c == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_harrell_c_equals_concordance_td_when_curves_do_not_cross(seed: int) -> None:
+    # Prepare: proportional curves rank units alike at every time
+    data = proportional_curves(800, seed=seed)
+    # Execute
+    c = harrell_c(data["durations"], data["events"], data["eta"])
+    # Assert
+    c_td = concordance_td(data["durations"], data["events"], data["survival"], EDGES)
+    assert c == pytest.approx(c_td, abs=1e-12)
+
+
+def test_harrell_c_is_fast_for_50000_units() -> None:
+    # Prepare: tied times (whole months) and continuous risks
+    rng = np.random.default_rng(3)
+    t = np.round(rng.exponential(40.0, 50_000))
+    e = rng.integers(0, 2, 50_000)
+    risk = rng.normal(0.0, 1.0, 50_000) - 0.01 * t
+    # Execute
+    start = time.perf_counter()
+    c = harrell_c(t, e, risk)
+    elapsed = time.perf_counter() - start
+    # Assert: O(n log n); the pairwise loop would take minutes
+    assert elapsed < 1.0
+    assert 0.5 < c < 0.9
+
+
+def test_harrell_c_rejects_bad_input() -> None:
+    t = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="no comparable pairs"):
+        harrell_c(t, np.array([0, 0]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="no comparable pairs"):
+        harrell_c(np.array([1.0, 1.0]), np.array([1, 1]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"risk: expected shape \(2,\)"):
+        harrell_c(t, np.array([1, 0]), np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="risk: must be finite"):
+        harrell_c(t, np.array([1, 0]), np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="events: must be 0/1"):
+        harrell_c(t, np.array([2, 0]), np.array([0.1, 0.2]))
+
+
+# ---------------------------------------------------------------- Antolini's C_td
 
 
 def test_concordance_td_hand_computed() -> None:
