@@ -1,7 +1,10 @@
 """The spine benchmark's figures: the JSON record (bench/out/spine.json) and its table.
 
 Compatibility rule: keys of the JSON record are never removed and their meaning never
-changes, so records of different commits can be compared; add keys only.
+changes, so records of different commits can be compared; add keys only. So the
+``c_index_*`` keys stay Antolini's C_td on the curves, as they always were; fedrisk's
+C-index, Harrell's C on the risk score F(t_J), is under ``harrell_c_*`` (added later;
+absent from older records).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from rich.table import Table
 
 from bench.timing import RoundTiming, ratio
+from models.metrics import FIGURE_NAMES
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,8 +50,10 @@ class BenchSetup:
 class RunFigures:
     """One federated run judged on the benchmark's data.
 
-    Curve errors are max over the grid of |F(t) - F_ref(t)| per segment; the C-index is
-    time-dependent (Antolini) and the IBS is IPCW, both on the held-out population.
+    Curve errors are max over the grid of |F(t) - F_ref(t)| per segment. On the held-out
+    population: ``harrell_c`` is Harrell's C on the risk score F(t_J) (fedrisk's C-index;
+    None when not measured), ``c_index`` Antolini's time-dependent C_td on the curves
+    (named for spine.json's ``c_index_*`` keys), ``ibs`` the IPCW integrated Brier score.
     """
 
     timing: RoundTiming
@@ -57,6 +63,7 @@ class RunFigures:
     curve_vs_pooled: dict[str, float]
     epsilon_per_node: dict[str, float]
     run_seconds: float
+    harrell_c: float | None = None
 
 
 def machine_info() -> dict[str, Any]:
@@ -96,8 +103,12 @@ def spine_report(
     machine: dict[str, Any],
     timestamp: str,
     wall_seconds: float,
+    central_harrell_c: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON record of one benchmark invocation (both runs on the same data and machine)."""
+    """The JSON record of one benchmark invocation (both runs on the same data and machine).
+
+    ``central_c_index`` is the central model's Antolini C_td, ``central_harrell_c`` its
+    Harrell C on the risk score (see :class:`RunFigures`)."""
     return {
         "benchmark": "spine",
         "schema_version": SCHEMA_VERSION,
@@ -117,6 +128,9 @@ def spine_report(
         "curve_max_abs_error_vs_pooled": _rounded(dp.curve_vs_pooled),
         "curve_max_abs_error_vs_truth_plain": _rounded(plain.curve_vs_truth),
         "curve_max_abs_error_vs_pooled_plain": _rounded(plain.curve_vs_pooled),
+        "harrell_c_federated_dp": _r(dp.harrell_c, 6),
+        "harrell_c_federated_plain": _r(plain.harrell_c, 6),
+        "harrell_c_central_nonprivate": _r(central_harrell_c, 6),
         "c_index_federated_dp": _r(dp.c_index, 6),
         "c_index_federated_plain": _r(plain.c_index, 6),
         "c_index_central_nonprivate": _r(central_c_index, 6),
@@ -175,12 +189,13 @@ def render_table(report: dict[str, Any]) -> Table:
 
 
 def _model_rows(table: Table, report: dict[str, Any]) -> None:
-    for label, key in (("C-index (td), holdout", "c_index"), ("integrated Brier, holdout", "ibs")):
+    for figure, key in (("harrell_c", "harrell_c"), ("c_td", "c_index"), ("ibs", "ibs")):
         table.add_row(
-            label,
-            _fmt(report[f"{key}_federated_dp"], ".4f"),
-            _fmt(report[f"{key}_federated_plain"], ".4f"),
-            _fmt(report[f"{key}_central_nonprivate"], ".4f"),
+            f"{FIGURE_NAMES[figure]}, holdout",
+            *(
+                _fmt(report.get(f"{key}_{run}"), ".4f")
+                for run in ("federated_dp", "federated_plain", "central_nonprivate")
+            ),
         )
 
 

@@ -111,7 +111,8 @@ def _plain_figures(
     score = score_arrays(load_global_model(run.run_dir), pd.read_csv(manifest.holdout_path), spec)
     return RunFigures(
         timing=read_round_timing(run.run_dir),
-        c_index=score.c_index,
+        harrell_c=score.harrell_c,
+        c_index=score.c_td,
         ibs=score.ibs,
         curve_vs_truth={e.segment: e.vs_truth for e in errors},
         curve_vs_pooled={e.segment: e.vs_pooled for e in errors},
@@ -124,7 +125,8 @@ def _dp_figures(run: FederationResult, evaluation: dict) -> RunFigures:
     rows = evaluation["curve_errors"]
     return RunFigures(
         timing=read_round_timing(run.run_dir),
-        c_index=evaluation["federated_dp"]["c_index"],
+        harrell_c=evaluation["federated_dp"]["harrell_c"],
+        c_index=evaluation["federated_dp"]["c_td"],
         ibs=evaluation["federated_dp"]["ibs"],
         curve_vs_truth={r["segment"]: r["vs_truth"] for r in rows},
         curve_vs_pooled={r["segment"]: r["vs_pooled"] for r in rows},
@@ -192,7 +194,8 @@ def run_spine(
         _setup(manifest, config, seed),
         _dp_figures(dp_run, evaluation),
         _plain_figures(plain_run, manifest, config),
-        central_c_index=evaluation["central_nonprivate"]["c_index"],
+        central_harrell_c=evaluation["central_nonprivate"]["harrell_c"],
+        central_c_index=evaluation["central_nonprivate"]["c_td"],
         central_ibs=evaluation["central_nonprivate"]["ibs"],
         central_seconds=evaluation["central_seconds"],
         machine=machine_info(),

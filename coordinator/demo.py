@@ -1,8 +1,9 @@
 """`make demo`: synthetic factories -> a whole federation on Flower -> judged against truth.
 
 Prints, per segment, the federated DP curve's max |F(t) error| against the truth and
-against the pooled non-private life table; the C-index and IBS of the federated DP model
-next to a centrally trained non-private model; and epsilon per node.
+against the pooled non-private life table; Harrell's C on the risk score F(t_J) (the
+C-index), Antolini's C_td on the curves and the IBS of the federated DP model next to a
+centrally trained non-private model; and epsilon per node.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from coordinator.progress import ProgressPrinter
 from enterprise_node.approval import approve_at_nodes
 from models.central import train_central
 from models.curves import plot_curves
+from models.metrics import FIGURE_NAMES
 from models.synthetic import SyntheticConfig, generate_federation
 from protocols.atomic import atomic_write_json
 from protocols.errors import ConfigError, StateError
@@ -225,14 +227,15 @@ def _print(console: Console, evaluation: dict) -> None:
         curves.add_row(row["segment"], f"{row['vs_truth']:.4f}", f"{row['vs_pooled']:.4f}")
     console.print(curves)
     models = Table(title="Failure-risk model on a held-out population")
-    for column in ("model", "C-index (td)", "integrated Brier"):
+    figures = ("harrell_c", "c_td", "ibs")
+    for column in ("model", *(FIGURE_NAMES[f] for f in figures)):
         models.add_column(column)
     for name, key in (
-        ("federated, DP-SGD", "federated_dp"),
+        ("federated, DP", "federated_dp"),
         ("central, non-private", "central_nonprivate"),
     ):
         score = evaluation[key]
-        models.add_row(name, f"{score['c_index']:.4f}", f"{score['ibs']:.4f}")
+        models.add_row(name, *(f"{score[f]:.4f}" for f in figures))
     console.print(models)
     eps = Table(title="Record-level epsilon per node")
     for column in (

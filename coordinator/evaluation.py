@@ -18,9 +18,9 @@ from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.curves import RiskCurve
 from models.features import encode_units
-from models.hazard import HazardNet, arrays_to_state, survival_curves
+from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard, survival_curves
 from models.histogram import unit_histograms
-from models.metrics import concordance_td, integrated_brier_score
+from models.metrics import concordance_td, harrell_c, integrated_brier_score
 from protocols.model_spec import ModelSpec
 
 __all__ = [
@@ -46,9 +46,17 @@ class CurveError:
 
 @dataclass(frozen=True)
 class ModelScore:
-    """Time-dependent C-index (Antolini) and integrated Brier score (IPCW) on a holdout."""
+    """A model judged on a holdout.
 
-    c_index: float
+    ``harrell_c``: Harrell's C of the risk score F(t_J | x) (:func:`models.hazard.risk_score`),
+    fedrisk's C-index; ``c_td``: Antolini's time-dependent C of the whole predicted curves
+    (it can differ from ``harrell_c`` when curves cross); ``ibs``: integrated Brier score
+    (IPCW) over the grid edges inside the holdout's follow-up. Reports name them by
+    :data:`models.metrics.FIGURE_NAMES`.
+    """
+
+    harrell_c: float
+    c_td: float
     ibs: float
 
 
@@ -90,18 +98,21 @@ def curve_errors(
 
 
 def score_model(model: HazardNet, holdout: pd.DataFrame, spec: ModelSpec) -> ModelScore:
-    """C-index and IBS of ``model`` on ``holdout`` (censoring weights from the holdout)."""
+    """Harrell's C on the risk score, Antolini's C_td and the IBS of ``model`` on ``holdout``
+    (censoring weights from the holdout)."""
     units = encode_units(holdout, spec)
     surv = survival_curves(model, units.x)
     edges = np.asarray(spec.time_grid.edges, dtype=float)
     durations = holdout["duration"].to_numpy(dtype=float)
     events = holdout["failed"].to_numpy(dtype=int)
-    c_index = concordance_td(durations, events, surv, edges)
+    # Ranked by H = -log S(t_J), which orders units as F(t_J) does (see risk_score).
+    c_harrell = harrell_c(durations, events, horizon_cumulative_hazard(model, units.x))
+    c_td = concordance_td(durations, events, surv, edges)
     lo, hi = durations.min(), durations.max()
     mask = (edges > lo) & (edges < hi)
     times = edges[mask]
     ibs = integrated_brier_score(durations, events, durations, events, surv[:, mask], times)
-    return ModelScore(c_index=float(c_index), ibs=float(ibs))
+    return ModelScore(harrell_c=float(c_harrell), c_td=float(c_td), ibs=float(ibs))
 
 
 def score_arrays(arrays: list[np.ndarray], holdout: pd.DataFrame, spec: ModelSpec) -> ModelScore:

@@ -25,6 +25,7 @@ from coordinator.outputs import MODEL_FILE
 from coordinator.report_document import Document, Section, Table, render_html, render_markdown
 from coordinator.run_view import RunView, utc_time
 from models.curves import RiskCurve
+from models.metrics import FIGURE_NAMES
 from protocols.atomic import atomic_write_text
 
 __all__ = ["REPORT_FORMATS", "MARKDOWN_FILE", "HTML_FILE", "build_report", "write_run_report"]
@@ -32,6 +33,14 @@ __all__ = ["REPORT_FORMATS", "MARKDOWN_FILE", "HTML_FILE", "build_report", "writ
 REPORT_FORMATS = ("md", "html", "both")
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+#: Names of the evaluation.json figures, in the report's order; ``c_index`` is Antolini's
+#: C_td under the name it had before Harrell's C on the risk score was added.
+_FIGURE_LABELS = {
+    "harrell_c": FIGURE_NAMES["harrell_c"],
+    "c_td": FIGURE_NAMES["c_td"],
+    "c_index": FIGURE_NAMES["c_td"],
+    "ibs": FIGURE_NAMES["ibs"],
+}
 #: Ages at which the curves table shows F and its band on a grid in months.
 _AGES_MONTHS = (12.0, 24.0, 36.0, 48.0, 60.0)
 
@@ -253,9 +262,18 @@ def _model(run: RunView) -> Section:
     if evaluation.exists():
         scores = json.loads(evaluation.read_text(encoding="utf-8"))
         for key in ("federated_dp", "central_nonprivate"):
-            for metric, value in _scalar_rows(scores.get(key, {})):
-                rows.append((f"held-out evaluation, {key}: {metric}", value))
+            for label, value in _figure_rows(scores.get(key, {})):
+                rows.append((f"held-out evaluation, {key}: {label}", value))
     return Section("Model", tables=(Table(("item", "value"), tuple(rows)),))
+
+
+def _figure_rows(scores: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An evaluation's figures by their plain names, Harrell's C on the risk score first."""
+    order = list(_FIGURE_LABELS)
+    rows = sorted(
+        _scalar_rows(scores), key=lambda row: order.index(row[0]) if row[0] in order else len(order)
+    )
+    return [(_FIGURE_LABELS.get(metric, metric), value) for metric, value in rows]
 
 
 def _ledger(run: RunView) -> tuple[dict[str, str], Section]:
