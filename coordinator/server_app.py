@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
@@ -48,6 +49,7 @@ from coordinator.secure_round import (
     run_secure_round,
 )
 from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
+from coordinator.update_noise import update_noise
 from models.curves import RiskCurve
 from models.glm import hazard_arrays, initial_theta, statistics_length, theta_from_arrays
 from models.hazard import init_arrays
@@ -249,6 +251,7 @@ class Coordinator:
             outcome = self._round(node_ids, round_number, "model", MODEL_TASK, content_for)
             good = self._valid(outcome, lambda c, ref=arrays: check_update(c, ref))
             self._require_quorum(outcome, good)
+            self._check_update_noise(round_number, arrays, good)
             arrays = optimizer.step(round_number, [reply.message for reply in good])
             self._checkpoint(round_number, arrays, optimizer)
         return arrays
@@ -354,10 +357,11 @@ class Coordinator:
                 projected = self.enterprise.project(noise_multiplier=z, sample_rate=1.0)
                 self._stop_training(round_number, projected)
                 return None
+        released: list[NodeReply] = []
         secure = self._secure_sum(
             round_number,
             "model",
-            self._exchange(round_number, []),
+            self._exchange(round_number, released),
             node_ids,
             header=header,
             task=("model", MODEL_TASK),
@@ -373,6 +377,10 @@ class Coordinator:
         mean_update = decode_mean_update(
             secure.total, secure.survivors, self.plan.secure_update.scale
         )
+        if planned is None:  # with enterprise DP the update's noise is stated separately
+            survivors = [r for r in released if r.node_id in secure.survivor_ids]
+            norm = float(np.linalg.norm(mean_update))
+            self._note_update_noise(round_number, norm, survivors, dimension)
         mean = unflatten(flatten(reference) + mean_update, reference)
         return ArrayRecord({name: Array(a) for name, a in zip(arrays, mean, strict=True)})
 
@@ -416,6 +424,35 @@ class Coordinator:
             )
             self._checkpoint(round_number, arrays, optimizer)
         return arrays
+
+    def _check_update_noise(
+        self, round_number: int, reference: ArrayRecord, good: list[NodeReply]
+    ) -> None:
+        """The mean of the clear updates next to the DP noise expected in it."""
+        before = flatten([reference[name].numpy() for name in reference])
+        updates = [
+            flatten([a.numpy() for a in reply.content.array_records[ARRAYS_KEY].values()])
+            - before
+            for reply in good
+        ]
+        norm = float(np.linalg.norm(np.mean(updates, axis=0)))
+        self._note_update_noise(round_number, norm, good, before.size)
+
+    def _note_update_noise(
+        self, round_number: int, norm: float, replies: list[NodeReply], dimension: int
+    ) -> None:
+        receipts = [r.receipt for r in replies if r.receipt is not None]
+        check = update_noise(round_number, norm, receipts, self.plan.training, dimension)
+        if check.noise_norm == 0.0:
+            return
+        notes = dict(self.privacy_notes.get("model_noise", {}))  # type: ignore[call-overload]
+        notes["dp_sgd_rounds"] = [*notes.get("dp_sgd_rounds", []), check.summary()]
+        warning = check.warning
+        if warning is not None and round_number == 1:  # later rounds converge: signal fades
+            _log.warning("%s", warning)
+            notes["warnings"] = [*notes.get("warnings", []), warning]
+            self.store.event("model_noise_warning", round=round_number, warning=warning)
+        self.privacy_notes["model_noise"] = notes
 
     def _note_newton_step(self, step: NewtonStep) -> None:
         """The step next to its noise: in the progress log, the summary and, when the
