@@ -25,7 +25,7 @@ from pathlib import Path
 from enterprise_node.config import NodeConfig, load_node_config
 from protocols.atomic import atomic_write_text
 from protocols.errors import ConfigError
-from protocols.processes import stop_pid_tree
+from protocols.processes import adopt_orphans, stop_pid_tree
 
 __all__ = [
     "JoinSettings",
@@ -143,7 +143,9 @@ class JoinOutcome:
 
 
 def _run_once(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, list[int]]:
-    """Start the SuperNode, copying its output to ours and noting Flower's exit codes."""
+    """Start the SuperNode, copying its output to ours and noting Flower's exit codes; its
+    orphaned task processes come to us to be reaped (:func:`adopt_orphans`)."""
+    adopt_orphans()
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -4,18 +4,59 @@ Flower's SuperLink and SuperNode start their helpers (SuperExec, the simulation 
 Ray) in new sessions, so killing a process group is not enough. The descendants are
 collected from /proc (by parent PID) before anything is signalled, then stopped
 gracefully, then killed if they linger. Only PIDs descended from ours are touched.
+
+Reaping: stopping a tree stops parents (SuperExec, ``flwr-simulation``) together with
+their children (``flwr-simulation``, Ray's ``gcs_server`` and ``raylet``), so the
+children outlive their parents and are re-parented. By default that is PID 1, which in a
+container without an init never waits for them: they stay ``<defunct>``. A process that
+spawns through this module therefore makes itself their child subreaper (Linux
+``PR_SET_CHILD_SUBREAPER``, :func:`adopt_orphans`): orphans of the trees it started come
+to it, and :func:`stop_pid_tree` reaps them (by PID, those of the tree it stopped).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "rss_kb", "spawn_logged", "stop_pid_tree", "stop_tree"]
+__all__ = [
+    "adopt_orphans",
+    "descendants",
+    "rss_kb",
+    "spawn_logged",
+    "stop_pid_tree",
+    "stop_tree",
+]
+
+#: prctl(2) option: orphaned descendants are re-parented to this process, not to PID 1.
+_PR_SET_CHILD_SUBREAPER = 36
+_REAP_WAIT_S = 5.0
+
+
+def adopt_orphans() -> bool:
+    """Make this process the child subreaper of everything it starts from now on (Linux;
+    idempotent): a descendant whose parent dies is re-parented here, where
+    :func:`stop_pid_tree` reaps it, instead of to PID 1. False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces: split after its closing ')'
+    return stat[stat.rfind(")") + 2 :].split()
 
 
 def _parents() -> dict[int, int]:
@@ -24,13 +65,9 @@ def _parents() -> dict[int, int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # the command name (field 2) may contain spaces: split after its closing ')'
-        fields = stat[stat.rfind(")") + 2 :].split()
-        table[int(entry.name)] = int(fields[1])
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            table[int(entry.name)] = int(fields[1])
     return table
 
 
@@ -79,7 +116,9 @@ def _signal(pids: list[int], sig: int) -> None:
 
 
 def spawn_logged(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start ``command`` in its own session, its output appended to ``log_path``."""
+    """Start ``command`` in its own session, its output appended to ``log_path``; this
+    process adopts the orphans of its tree (:func:`adopt_orphans`)."""
+    adopt_orphans()
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             command,
@@ -92,8 +131,11 @@ def spawn_logged(command: list[str], env: dict[str, str], log_path: Path) -> sub
 
 
 def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM ``pid`` and every descendant, wait up to ``grace``, then SIGKILL the rest."""
+    """SIGTERM ``pid`` and every descendant, wait up to ``grace``, then SIGKILL the rest;
+    then reap the descendants re-parented to this process (``pid`` itself is left to its
+    parent: :func:`stop_tree` waits for a process we started)."""
     tree = [pid, *descendants(pid)]
+    sessions = {fields[3] for p in tree if (fields := _stat_fields(p)) is not None}
     _signal(tree, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -101,6 +143,39 @@ def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
             break
         time.sleep(0.2)
     _signal([p for p in tree if _alive(p)], signal.SIGKILL)
+    _reap([*tree[1:], *_adopted_zombies(sessions, exclude=pid)], set(tree))
+
+
+def _adopted_zombies(sessions: set[str], *, exclude: int) -> list[int]:
+    """Dead children of this process in one of the tree's ``sessions``: orphans of the
+    tree adopted while it ran (its root ``exclude`` apart)."""
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and fields[0] == "Z" and int(fields[1]) == me and fields[3] in sessions:
+            found.append(int(entry.name))
+    return found
+
+
+def _reap(pids: list[int], tree: set[int]) -> None:
+    """Wait for each of ``pids`` that is (or becomes, once its parent in ``tree`` is gone)
+    a child of this process; leave the others to their own parents."""
+    pending = set(pids)
+    deadline = time.monotonic() + _REAP_WAIT_S
+    while pending and time.monotonic() < deadline:
+        for pid in sorted(pending):
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours (yet): gone, or another parent's
+                fields = _stat_fields(pid)
+                done = fields is None or int(fields[1]) not in tree
+            if done:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.05)
 
 
 def stop_tree(process: subprocess.Popen, grace: float = 10.0) -> None:

@@ -5,7 +5,9 @@ Slow (each run starts Ray): marked ``slow``; CI runs them all.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from coordinator.demo import evaluate_run
 from coordinator.federation import run_local_federation
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.errors import RunFailedError
+from protocols.processes import descendants
 
 pytestmark = pytest.mark.slow
 
@@ -50,17 +53,45 @@ def make_federation(
     return manifest
 
 
-def federate(manifest: FederationManifest, config: CoordinatorConfig, run_dir: Path, home: Path):
+def federate(
+    manifest: FederationManifest,
+    config: CoordinatorConfig,
+    run_dir: Path,
+    home: Path,
+    progress=None,
+):
     approve_plan(manifest.node_configs, config.plan)
-    return run_local_federation(list(manifest.node_configs), config, run_dir, flwr_home=home)
+    return run_local_federation(
+        list(manifest.node_configs), config, run_dir, flwr_home=home, progress=progress
+    )
+
+
+def _stat(pid: int) -> list[str] | None:
+    """State, parent, ... of ``pid`` from /proc (None: no such process, not even a zombie)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
 
 
 def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
-    # Prepare
+    # Prepare; this process stands in for an init that never waits (a container's PID 1):
+    # whatever of the federation's processes is orphaned comes here, and is reaped only if
+    # fedrisk does it. Every process of the run is noted (SuperLink, SuperExec,
+    # flwr-simulation, Ray's gcs_server and raylet, ...) whenever progress arrives.
     manifest = make_federation(tmp_path / "fed", 4)
     config = small_config()
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    seen: dict[int, str] = {}
+
+    def note_processes(_event: dict) -> None:
+        for pid in descendants(os.getpid()):
+            if (fields := _stat(pid)) is not None:
+                seen.setdefault(pid, fields[19])  # start time: a recycled pid differs
+
     # Execute
-    result = federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
+    result = federate(manifest, config, tmp_path / "run", tmp_path / "flwr", note_processes)
     evaluation = evaluate_run(
         result.run_dir,
         list(manifest.node_configs),
@@ -78,6 +109,14 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
         assert row["vs_pooled"] < 0.05, row
     for name in ("curves.json", "curves.csv", "curves.png", "global_model.npz", "summary.json"):
         assert (result.run_dir / name).exists(), name
+    # Assert: the finished federation left nothing behind, running or <defunct>
+    assert len(seen) >= 4, seen
+    left = {
+        pid: fields[0]
+        for pid, start in seen.items()
+        if (fields := _stat(pid)) and fields[19] == start
+    }
+    assert left == {}, f"left behind (pid: state): {left}"
     assert all(eps <= 2.0 + 1e-6 for eps in evaluation["epsilon_per_node"].values())
     assert result.summary["withheld_segments"] == []
     assert len(result.summary["published_segments"]) == 3
