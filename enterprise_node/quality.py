@@ -21,6 +21,13 @@ With n rows read (all rows, before quarantine):
 
 score = 100 x (0.25 C + 0.35 V + 0.20 K + 0.20 P), rounded to one decimal; the grade is
 read from the rounded score: A >= 90, B >= 75, C >= 60, D otherwise.
+
+Durations in the wrong time unit (days read as months: ``duration_scale`` forgotten) shift
+every curve, however clean the rows: when, of at least ``MIN_UNITS_TO_JUDGE`` durations,
+more than ``DURATION_UNIT_SUSPECT_SHARE`` exceed ``DURATION_SANE_MULTIPLE`` x the horizon,
+the grade is at most ``SUSPECT_UNIT_GRADE`` and ``warnings`` says so; when their median
+is beyond the horizon too (the bulk moved, not a tail of typos) it names the unit they
+look like and the ``duration_scale`` that converts it (:func:`guess_duration_unit`).
 """
 
 from __future__ import annotations
@@ -39,9 +46,13 @@ __all__ = [
     "MIN_UNITS_TO_JUDGE",
     "MAX_FAILURE_SHARE",
     "DURATION_SANE_MULTIPLE",
+    "DURATION_UNIT_SUSPECT_SHARE",
+    "SUSPECT_UNIT_GRADE",
+    "UNIT_DAYS",
     "QualityRating",
     "weighted_score",
     "grade_for",
+    "guess_duration_unit",
     "rate_quality",
 ]
 
@@ -57,6 +68,19 @@ GRADE_THRESHOLDS: tuple[tuple[str, float], ...] = (("A", 90.0), ("B", 75.0), ("C
 MIN_UNITS_TO_JUDGE = 20
 MAX_FAILURE_SHARE = 0.95
 DURATION_SANE_MULTIPLE = 3.0
+#: Share of durations beyond DURATION_SANE_MULTIPLE x the horizon above which the time
+#: unit itself is suspect (a few very old units are not).
+DURATION_UNIT_SUSPECT_SHARE = 0.05
+#: The best grade a table whose time unit is suspect can get.
+SUSPECT_UNIT_GRADE = "C"
+#: Length of common time units in days (a month is 365.25 / 12 days), finest first.
+UNIT_DAYS: dict[str, float] = {
+    "hours": 1.0 / 24.0,
+    "days": 1.0,
+    "weeks": 7.0,
+    "months": 30.4375,
+    "years": 365.25,
+}
 
 _REQUIRED = ("unit_id", "segment", "equipment_class", "duration", "failed")
 
@@ -72,6 +96,11 @@ class QualityRating:
     score: float
     grade: str
     notes: tuple[str, ...] = ()
+    #: What the site must look at before it joins (shown apart from the notes).
+    warnings: tuple[str, ...] = ()
+    #: The duration_scale the durations look like they need (None: no suspicion, or no
+    #: common unit fits).
+    suggested_duration_scale: float | None = None
 
 
 def weighted_score(
@@ -100,6 +129,7 @@ def rate_quality(
 ) -> QualityRating:
     """Rate the table ``validation`` checked; durations are multiplied by ``duration_scale``."""
     notes: list[str] = []
+    warnings: list[str] = []
     completeness = _completeness(validation, spec, notes)
     validity = 1.0 - validation.n_bad / validation.n_rows if validation.n_rows else 0.0
     consistency = float(
@@ -120,14 +150,25 @@ def rate_quality(
         )
     )
     score = weighted_score(completeness, validity, consistency, plausibility)
+    grade = grade_for(score)
+    suggested = None
+    suspect = _suspect_unit(validation.parsed, spec, duration_scale)
+    if suspect is not None:
+        warning, suggested = suspect
+        if grade < SUSPECT_UNIT_GRADE:  # letters: "A" < "B" < "C" < "D"
+            grade = SUSPECT_UNIT_GRADE
+            warning += f" The grade is capped at {SUSPECT_UNIT_GRADE} until this is fixed."
+        warnings.append(warning)
     return QualityRating(
         completeness=completeness,
         validity=validity,
         consistency=consistency,
         plausibility=plausibility,
         score=score,
-        grade=grade_for(score),
+        grade=grade,
         notes=tuple(notes),
+        warnings=tuple(warnings),
+        suggested_duration_scale=suggested,
     )
 
 
@@ -212,3 +253,81 @@ def _sane_durations(
             f"({DURATION_SANE_MULTIPLE:g} x the horizon): check data.duration_scale"
         )
     return _share(sane, len(durations))
+
+
+def _site_durations(parsed: pd.DataFrame) -> np.ndarray:
+    """Finite, non-negative durations as the site wrote them (before duration_scale)."""
+    durations = parsed["duration"].to_numpy(dtype=float)
+    return durations[np.isfinite(durations) & (durations >= 0)]
+
+
+def _suspect_unit(
+    parsed: pd.DataFrame, spec: ModelSpec, duration_scale: float
+) -> tuple[str, float | None] | None:
+    """(warning, suggested duration_scale) when the time unit is suspect, else None."""
+    durations = _site_durations(parsed)
+    if len(durations) < MIN_UNITS_TO_JUDGE:
+        return None
+    grid, scaled = spec.time_grid, durations * duration_scale
+    limit = DURATION_SANE_MULTIPLE * grid.horizon
+    beyond = int((scaled > limit).sum())
+    if beyond <= DURATION_UNIT_SUSPECT_SHARE * len(durations):
+        return None
+    found = (
+        f"with data.duration_scale {duration_scale:g}, {beyond} of {len(durations)} durations "
+        f"({beyond / len(durations):.1%}) exceed {limit:g} {grid.unit} "
+        f"({DURATION_SANE_MULTIPLE:g} x the grid's horizon of {grid.horizon:g} {grid.unit})"
+    )
+    # a wrong unit moves the bulk, not only a tail of typos
+    bulk_off = float(np.median(scaled)) > grid.horizon
+    guess = guess_duration_unit(durations, spec, duration_scale=duration_scale)
+    if not bulk_off or guess is None:
+        return (
+            f"Durations look too long for {grid.unit}: {found}. If your durations are in "
+            f"another unit, set data.duration_scale in node.yaml to the number of "
+            f"{grid.unit} in one of them; otherwise check those rows.",
+            None,
+        )
+    name, scale = guess
+    return (
+        f"The durations look like {name}, not {grid.unit}: {found}. Set "
+        f"data.duration_scale: {scale:.4g} in node.yaml to convert {name} to {grid.unit}.",
+        scale,
+    )
+
+
+def guess_duration_unit(
+    durations: np.ndarray, spec: ModelSpec, *, duration_scale: float
+) -> tuple[str, float] | None:
+    """The coarsest common unit finer than ``duration_scale`` implies under which the site's
+    ``durations`` fit the grid: at most DURATION_UNIT_SUSPECT_SHARE of them beyond
+    DURATION_SANE_MULTIPLE x the horizon, and their median within the horizon (a grid is
+    published to cover the ages observed). Returns (unit, the duration_scale converting it
+    to the grid's unit), or None when the grid's unit is not a common one or none fits.
+
+    >>> from protocols.model_spec import ModelSpec
+    >>> spec = ModelSpec(time_grid={"unit": "months", "edges": [0, 60, 120]},
+    ...                  segments=["s"], equipment_classes=["c"], features=[])
+    >>> days = np.array([30.0, 400.0, 900.0, 1500.0, 2500.0, 3600.0])
+    >>> guess_duration_unit(days, spec, duration_scale=1.0)
+    ('days', 0.03285420944558522)
+    """
+    grid_days = UNIT_DAYS.get(_plural(spec.time_grid.unit))
+    durations = np.asarray(durations, dtype=float)
+    if grid_days is None or len(durations) == 0:
+        return None
+    limit = DURATION_SANE_MULTIPLE * spec.time_grid.horizon
+    for name, days in reversed(UNIT_DAYS.items()):
+        scale = days / grid_days
+        if scale >= duration_scale * (1 - 1e-9):
+            continue
+        scaled = durations * scale
+        few_beyond = (scaled > limit).mean() <= DURATION_UNIT_SUSPECT_SHARE
+        if few_beyond and np.median(scaled) <= spec.time_grid.horizon:
+            return name, scale
+    return None
+
+
+def _plural(unit: str) -> str:
+    unit = unit.strip().lower()
+    return unit if unit.endswith("s") else f"{unit}s"

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from node_site import NodeSite, load_spec
 
 from enterprise_node.ingest import normalise_cells
-from enterprise_node.quality import WEIGHTS, grade_for, rate_quality, weighted_score
+from enterprise_node.quality import (
+    SUSPECT_UNIT_GRADE,
+    WEIGHTS,
+    grade_for,
+    guess_duration_unit,
+    rate_quality,
+    weighted_score,
+)
 from enterprise_node.validation import validate_table
 
 SPEC = load_spec()
@@ -119,3 +127,64 @@ def test_wrong_duration_scale_costs_plausibility(tmp_path):
     # Assert
     assert rating.plausibility == pytest.approx((1.0 + 0.0) / 2)
     assert any("check data.duration_scale" in note for note in rating.notes)
+
+
+def _in_days(n_rows: int) -> dict[tuple[int, str], str]:
+    """Every row's duration (6.5 + 3 i months) written in days."""
+    return {(i + 1, "duration"): f"{(6.5 + 3 * i) * 30.4375:g}" for i in range(n_rows)}
+
+
+def test_days_read_as_months_are_named_with_the_scale_and_cap_the_grade(tmp_path):
+    # Prepare: 60 units whose durations are in days, duration_scale forgotten (1.0)
+    # Execute
+    rating = _rate(tmp_path, 60, bad=_in_days(60))
+    # Assert: the score alone would still be an A; the unit is named and the grade capped
+    assert rating.score >= 90
+    assert rating.grade == SUSPECT_UNIT_GRADE == "C"
+    assert rating.suggested_duration_scale == pytest.approx(1 / 30.4375)
+    (warning,) = rating.warnings
+    assert "durations look like days, not months" in warning
+    assert "Set data.duration_scale: 0.03285 in node.yaml" in warning
+    assert "exceed 360 months" in warning and "capped at C" in warning
+
+
+def test_days_with_their_scale_are_fine(tmp_path):
+    # Execute
+    rating = _rate(tmp_path, 60, bad=_in_days(60), duration_scale=1 / 30.4375)
+    # Assert
+    assert (rating.grade, rating.warnings, rating.suggested_duration_scale) == ("A", (), None)
+
+
+def test_a_few_very_old_units_do_not_make_the_unit_suspect(tmp_path):
+    # Prepare: 3 of 60 units (5 %, not more) older than 3 x the horizon
+    bad = {(row, "duration"): "400" for row in (1, 2, 3)}
+    # Execute
+    rating = _rate(tmp_path, 60, bad=bad)
+    # Assert: a note and a lower plausibility, but no warning
+    assert rating.warnings == () and rating.grade == "A"
+    assert any("check data.duration_scale" in note for note in rating.notes)
+
+
+def test_the_guess_finds_hours_and_gives_up_on_an_unknown_grid_unit():
+    # Prepare: ages 1-9 years in hours
+    hours = np.array([1.0, 2.5, 4.0, 6.0, 9.0]) * 365.25 * 24
+    # Execute
+    guess = guess_duration_unit(hours, SPEC, duration_scale=1.0)
+    cycles = SPEC.model_copy(
+        update={"time_grid": SPEC.time_grid.model_copy(update={"unit": "cycles"})}
+    )
+    # Assert
+    assert guess == ("hours", pytest.approx(1 / 730.5))
+    assert guess_duration_unit(hours, cycles, duration_scale=1.0) is None
+
+
+def test_a_tail_of_typos_is_flagged_without_naming_a_unit(tmp_path):
+    # Prepare: 4 of 60 durations (6.7 %) typed as 2000 months; the bulk is in months
+    bad = {(row, "duration"): "2000" for row in (5, 15, 25, 35)}
+    # Execute
+    rating = _rate(tmp_path, 60, bad=bad)
+    # Assert
+    (warning,) = rating.warnings
+    assert warning.startswith("Durations look too long for months") and "look like" not in warning
+    assert "4 of 60 durations (6.7%) exceed 360 months" in warning
+    assert (rating.grade, rating.suggested_duration_scale) == ("C", None)
