@@ -88,7 +88,8 @@ def plan_summary(
     plan: TrainingPlan, config: NodeConfig, n_units: int | None
 ) -> list[tuple[str, str]]:
     """(label, text) rows of what ``plan`` does at this node; ``n_units`` (the node's valid
-    units, if known) gives the epsilon at the node's own cap delta."""
+    units, if known) gives the epsilon at the node's own cap delta and what training makes
+    of its units (a WARNING row when its contribution would be mostly noise)."""
     spec, training, record = plan.model_spec, plan.training, plan.privacy.record
     columns = config.data.columns
     features = ", ".join(
@@ -127,6 +128,12 @@ def plan_summary(
                 f"cap {config.privacy.epsilon:g} (delta {config.privacy.delta:g})",
             )
         )
+    if n_units:
+        from enterprise_node.contribution import contribution_outlook
+
+        outlook = contribution_outlook(n_units, plan)
+        rows.append(("your model contribution", outlook.describe()))
+        rows += [("WARNING", warning) for warning in outlook.warnings]
     rows.append(
         (
             "results go to",

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from enterprise_node.config import NodeConfig
+from enterprise_node.contribution import ContributionOutlook, contribution_outlook
 from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
 from enterprise_node.quality import QualityRating
 from enterprise_node.validation import ERROR_KINDS, ROW_NUMBERING, RowError
@@ -23,12 +24,14 @@ from protocols.atomic import atomic_write_json
 from protocols.config_file import parse_model
 from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
+from protocols.plan import TrainingPlan
 
 __all__ = [
     "NOTHING_SENT",
     "SegmentSummary",
     "CheckReport",
     "load_model_spec",
+    "load_plan_or_none",
     "build_check_report",
     "render_check_report",
     "report_to_dict",
@@ -68,6 +71,7 @@ class CheckReport:
     quality: QualityRating
     quarantine_path: Path | None
     max_bad_fraction: float
+    contribution: ContributionOutlook | None = None
 
     @property
     def bad_fraction(self) -> float:
@@ -78,8 +82,8 @@ class CheckReport:
         return self.bad_fraction <= self.max_bad_fraction
 
 
-def load_model_spec(path: Path) -> ModelSpec:
-    """The model spec from a coordinator.yaml (``plan.model_spec``), a plan, or a spec file."""
+def _read_document(path: Path) -> dict:
+    """The mapping in a JSON or YAML file; ConfigError naming the file otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -90,6 +94,12 @@ def load_model_spec(path: Path) -> ModelSpec:
         raise ConfigError(f"{path}: cannot read the model spec: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping holding a model spec")
+    return data
+
+
+def load_model_spec(path: Path) -> ModelSpec:
+    """The model spec from a coordinator.yaml (``plan.model_spec``), a plan, or a spec file."""
+    data = _read_document(path)
     if isinstance(data.get("plan"), dict) and "model_spec" in data["plan"]:
         return parse_model(ModelSpec, data["plan"]["model_spec"], f"{path}: plan.model_spec")
     if "model_spec" in data:
@@ -102,10 +112,26 @@ def load_model_spec(path: Path) -> ModelSpec:
     )
 
 
+def load_plan_or_none(path: Path) -> TrainingPlan | None:
+    """The training plan of a coordinator.yaml (``plan``) or a plan file; None for a bare
+    model spec (then the check cannot tell what DP-SGD would make of the site's units)."""
+    data = _read_document(path)
+    if isinstance(data.get("plan"), dict):
+        return parse_model(TrainingPlan, data["plan"], f"{path}: plan")
+    if "model_spec" in data and len(data) > 1:  # a plan's JSON, not a wrapped spec
+        return parse_model(TrainingPlan, data, str(path))
+    return None
+
+
 def build_check_report(
-    result: IngestResult, spec: ModelSpec, *, max_bad_fraction: float
+    result: IngestResult,
+    spec: ModelSpec,
+    *,
+    max_bad_fraction: float,
+    plan: TrainingPlan | None = None,
 ) -> CheckReport:
-    """Summarise an ingest result (accepted or not) for display and JSON."""
+    """Summarise an ingest result (accepted or not) for display and JSON; with the ``plan``
+    (or without, from the unit count alone) what training would make of the site's units."""
     counts = Counter(error.kind for error in result.errors)
     return CheckReport(
         source=result.source,
@@ -119,6 +145,7 @@ def build_check_report(
         quality=result.quality,
         quarantine_path=result.quarantine_path,
         max_bad_fraction=max_bad_fraction,
+        contribution=contribution_outlook(result.n_rows_accepted, plan),
     )
 
 
@@ -132,11 +159,18 @@ def _segments(result: IngestResult, spec: ModelSpec) -> tuple[SegmentSummary, ..
 
 
 def run_check(
-    config: NodeConfig, spec: ModelSpec, *, console: Console, json_path: Path | None = None
+    config: NodeConfig,
+    spec: ModelSpec,
+    *,
+    console: Console,
+    json_path: Path | None = None,
+    plan: TrainingPlan | None = None,
 ) -> CheckReport:
     """Ingest, print the report, write it as JSON if asked, then refuse a too-bad file."""
     result = load_and_validate(config, spec)
-    report = build_check_report(result, spec, max_bad_fraction=config.data.max_bad_fraction)
+    report = build_check_report(
+        result, spec, max_bad_fraction=config.data.max_bad_fraction, plan=plan
+    )
     render_check_report(report, console)
     notes = declaration_notes(config.node.segments, report)
     for note in notes:
@@ -188,8 +222,18 @@ def render_check_report(report: CheckReport, console: Console) -> None:
     console.print(_quality_table(report.quality))
     for note in report.quality.notes:
         console.print(f"  - {note}")
+    if report.contribution is not None:
+        console.print(f"Model contribution: {report.contribution.describe()}")
+    for warning in _warnings(report):
+        console.print(f"WARNING: {warning}", style="bold yellow", markup=False)
     _render_verdict(report, console)
     console.print(NOTHING_SENT, style="bold")
+
+
+def _warnings(report: CheckReport) -> tuple[str, ...]:
+    """What the site must look at before it joins: the data's, then its contribution's."""
+    contribution = () if report.contribution is None else report.contribution.warnings
+    return (*report.quality.warnings, *contribution)
 
 
 def _render_errors(report: CheckReport, console: Console) -> None:
@@ -278,6 +322,10 @@ def report_to_dict(report: CheckReport) -> dict[str, object]:
             "score": report.quality.score,
             "grade": report.quality.grade,
             "notes": list(report.quality.notes),
+            "warnings": list(report.quality.warnings),
+            "suggested_duration_scale": report.quality.suggested_duration_scale,
         },
+        "contribution": None if report.contribution is None else report.contribution.to_dict(),
+        "warnings": list(_warnings(report)),
         "sent": False,
     }

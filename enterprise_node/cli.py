@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from enterprise_node.check import load_model_spec, run_check
+from enterprise_node.check import load_model_spec, load_plan_or_none, run_check
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ledger_view import show_ledger
 from enterprise_node.node_ledger import node_key, node_key_id
@@ -120,10 +120,10 @@ def _check_command(
         with resources.as_file(
             resources.files("coordinator.templates").joinpath("coordinator.yaml")
         ) as default:
-            model_spec = load_model_spec(default)
+            model_spec, plan = load_model_spec(default), load_plan_or_none(default)
     else:
-        model_spec = load_model_spec(spec)
-    run_check(node_config, model_spec, console=console, json_path=json_path)
+        model_spec, plan = load_model_spec(spec), load_plan_or_none(spec)
+    run_check(node_config, model_spec, console=console, json_path=json_path, plan=plan)
 
 
 def _status_command(

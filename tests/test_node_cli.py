@@ -131,6 +131,61 @@ def test_check_data_argument_overrides_data_path_and_writes_json(site, tmp_path,
     assert "quarantined" in out
 
 
+def test_check_says_plainly_when_durations_look_like_days(site, tmp_path, capsys):
+    # Prepare: durations written in days, duration_scale left at 1 (months)
+    days = {(i + 1, "duration"): f"{(6.5 + 3 * i) * 30.4375:g}" for i in range(30)}
+    site.build(30, bad=days)
+    report_path = tmp_path / "report.json"
+    # Execute
+    code, out, _ = _run(
+        [
+            "check",
+            "-c",
+            str(site.root / "node.yaml"),
+            "-s",
+            str(COORDINATOR_YAML),
+            "--json",
+            str(report_path),
+        ],
+        capsys,
+    )
+    # Assert: accepted (the rows are valid) but graded C with the unit and the fix named
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "grade C" in flat
+    assert "WARNING: The durations look like days, not months" in flat
+    assert "Set data.duration_scale: 0.03285 in node.yaml" in flat
+    report = json.loads(report_path.read_text())
+    assert report["quality"]["grade"] == "C"
+    assert report["quality"]["suggested_duration_scale"] == pytest.approx(1 / 30.4375)
+    assert report["warnings"] == report["quality"]["warnings"]
+
+
+def _dp_sgd_plan(tmp_path: Path) -> Path:
+    """The shipped coordinator.yaml with the model trained by DP-SGD at each node."""
+    document = yaml.safe_load(COORDINATOR_YAML.read_text())
+    document["plan"]["training"]["method"] = "dp_sgd"
+    path = tmp_path / "coordinator-dp-sgd.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_check_warns_a_small_site_that_dp_sgd_makes_its_contribution_noise(site, tmp_path, capsys):
+    # Prepare: 5 units
+    site.build(5)
+    node_yaml = str(site.root / "node.yaml")
+    # Execute
+    dp_sgd = _run(["check", "-c", node_yaml, "-s", str(_dp_sgd_plan(tmp_path))], capsys)
+    newton = _run(["check", "-c", node_yaml, "-s", str(COORDINATOR_YAML)], capsys)
+    # Assert: the DP-SGD figures and the warning; a secure-sum fit is not warned
+    flat = " ".join(dp_sgd[1].split())
+    assert dp_sgd[0] == 0
+    assert "Model contribution: 5 units; DP-SGD sample rate 1, noise multiplier 12.5" in flat
+    assert "WARNING: This site's contribution to the model will be mostly noise" in flat
+    assert "plan.training.method: newton" in flat
+    assert newton[0] == 0 and "mostly noise" not in newton[1]
+
+
 def test_check_refused_file_exits_12_with_message_and_advice(site, tmp_path, capsys):
     # Prepare
     site.build(10, bad={(2, "duration"): "-1", (3, "failed"): "9"}, max_bad_fraction=0.1)
@@ -389,6 +444,27 @@ def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_p
         "note": "",
         "app_hash": app,
     }
+
+
+def test_approve_warns_a_small_site_before_it_approves_a_dp_sgd_plan(tmp_path, capsys):
+    # Prepare: a site with 5 units
+    (tmp_path / "site").mkdir()
+    site = NodeSite(tmp_path / "site")
+    site.write_data(5)
+    node_yaml = site.write_config()
+    from enterprise_node.approval import load_plan, plan_summary
+    from enterprise_node.config import load_node_config
+
+    plan_path = _dp_sgd_plan(tmp_path)
+    # Execute
+    code, out, _ = _run(["approve", str(plan_path), "--config", str(node_yaml), "--yes"], capsys)
+    rows = dict(plan_summary(load_plan(plan_path), load_node_config(node_yaml), 5))
+    # Assert: the summary shown before approval has the figures and the warning
+    assert code == 0 and "WARNING" in out and "mostly noise" in out
+    assert rows["your model contribution"].startswith(
+        "5 units; DP-SGD sample rate 1, noise multiplier 12.5"
+    )
+    assert "will be mostly noise: only 5 units" in rows["WARNING"]
 
 
 def test_approve_declined_records_nothing_and_a_bad_plan_exits_10(tmp_path, capsys, monkeypatch):
