@@ -116,7 +116,7 @@ def _submit(
     command = [
         str(Path(sys.executable).with_name("flwr")),
         "run",
-        str(staged_app_directory()),
+        str(staged_app_directory(files.flwr_home)),
         CONNECTION,
         "--run-config",
         f"run-request='{request_path}'",

@@ -219,7 +219,7 @@ def _submit_and_follow(
     cmd = [
         _bin("flwr"),
         "run",
-        str(staged_app_directory()),
+        str(staged_app_directory(Path(env["FLWR_HOME"]))),
         "fedrisk-local",
         "--run-config",
         run_config,

@@ -20,6 +20,7 @@ from protocols.errors import ConfigError
 __all__ = [
     "APP_HASH_KEY",
     "APP_PACKAGES",
+    "STAGED_APPS_DIR",
     "app_directory",
     "installed_app_hash",
     "staged_app_directory",
@@ -27,6 +28,8 @@ __all__ = [
 
 #: The node-config key under which the app guard tells the ClientApp which app was sent.
 APP_HASH_KEY = "fedrisk-app-hash"
+#: Where, under a FLWR_HOME, ``flwr run`` gets its staged copies of the app.
+STAGED_APPS_DIR = "fedrisk-apps"
 
 
 def app_directory() -> Path:
@@ -67,21 +70,21 @@ def installed_app_hash() -> str:
     return hashlib.sha256(fab).hexdigest()
 
 
-def staged_app_directory() -> Path:
+def staged_app_directory(flwr_home: Path) -> Path:
     """A directory holding only the app's files (the same FAB, the same hash), for ``flwr
     run``: Flower walks every file under the directory it is given before it filters, and
     a checkout also holds a virtualenv and Flower's installed apps (tens of seconds a run).
 
-    Kept under ``.fedrisk/apps/<digest of the files>`` in the checkout, made once per
-    version of the code and renamed into place whole, so concurrent runs never see a half
-    copy.
+    Kept under ``flwr_home/fedrisk-apps/<digest of the files>`` (the FLWR_HOME of the run,
+    which the caller owns), never in the installation, which may be read-only; made once
+    per version of the code and renamed into place whole, so concurrent runs never see a
+    half copy.
     """
-    root = app_directory()
-    files = _candidate_files(root)
+    files = _candidate_files(app_directory())
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    target = root / ".fedrisk" / "apps" / digest.hexdigest()[:16]
+    target = Path(flwr_home) / STAGED_APPS_DIR / digest.hexdigest()[:16]
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -254,7 +254,7 @@ def _stranger_submission(world: dict, config: CoordinatorConfig, name: str,
     write_run_request(run_dir / "run_request.json", request)
     env = flower_env(SuperLinkFiles(broker).flwr_home)
     command = [str(Path(sys.executable).with_name("flwr")), "run",
-               str(app or staged_app_directory()),
+               str(app or staged_app_directory(SuperLinkFiles(broker).flwr_home)),
                CONNECTION, "--run-config", f"run-request='{run_dir / 'run_request.json'}'",
                "--stream"]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,

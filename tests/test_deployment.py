@@ -24,6 +24,7 @@ from enterprise_node.supernode import (
     write_guard_wrapper,
 )
 from protocols.app_identity import (
+    STAGED_APPS_DIR,
     _candidate_files,
     app_directory,
     installed_app_hash,
@@ -136,12 +137,33 @@ def test_the_app_hash_is_flowers_fab_hash_of_the_installed_code(tmp_path: Path):
     assert hashlib.sha256(build_fab_from_disk(root)).hexdigest() != fast
 
 
-def test_flwr_runs_a_staged_copy_of_the_app_with_the_same_hash():
+def test_flwr_runs_a_staged_copy_of_the_app_with_the_same_hash(tmp_path: Path):
     from flwr.cli.build import build_fab_from_disk
 
-    staged = staged_app_directory()
-    assert staged == staged_app_directory()  # made once per version of the code
+    staged = staged_app_directory(tmp_path / "flwr-home")
+    assert staged == staged_app_directory(tmp_path / "flwr-home")  # once per code version
+    assert staged.parent == tmp_path / "flwr-home" / STAGED_APPS_DIR
     assert not list(staged.rglob("__pycache__")) and not (staged / ".venv").exists()
+    assert hashlib.sha256(build_fab_from_disk(staged)).hexdigest() == installed_app_hash()
+
+
+def test_staging_the_app_writes_nothing_into_the_installation(tmp_path: Path, monkeypatch):
+    # Prepare: an installation of the app's files that must stay as it is (read-only)
+    from flwr.cli.build import build_fab_from_disk
+
+    import protocols.app_identity
+
+    install = tmp_path / "install"
+    for name, source in _candidate_files(app_directory()).items():
+        (install / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, install / name)
+    before = sorted(p.relative_to(install) for p in install.rglob("*"))
+    monkeypatch.setattr(protocols.app_identity, "app_directory", lambda: install)
+    # Execute
+    staged = staged_app_directory(tmp_path / "run-state" / "flwr-home")
+    # Assert: the copy is under the run's FLWR_HOME, the installation untouched, same FAB
+    assert staged.is_relative_to(tmp_path / "run-state" / "flwr-home")
+    assert sorted(p.relative_to(install) for p in install.rglob("*")) == before
     assert hashlib.sha256(build_fab_from_disk(staged)).hexdigest() == installed_app_hash()
 
 
