@@ -1,24 +1,39 @@
 """Test helper: a small factory site (data file + node.yaml) with injectable bad cells.
 
-Used by the node ingestion tests; the synthetic-data generator lives elsewhere.
+Used by the node ingestion tests; the synthetic-data generator lives elsewhere. Also the
+plan and config factories tests share (:func:`plan_with`, :func:`config_with`): they
+re-validate, so a test that needs DP-SGD or clear tasks pins them (:data:`DP_SGD`,
+:data:`CLEAR_DP_SGD`) instead of relying on the shipped defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
-from coordinator.config import load_coordinator_config
+from coordinator.config import CoordinatorConfig, load_coordinator_config
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.config import NodeConfig, load_node_config
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 
-__all__ = ["REPO", "COORDINATOR_YAML", "load_spec", "good_rows", "approve_plan", "NodeSite"]
+__all__ = [
+    "REPO",
+    "COORDINATOR_YAML",
+    "DP_SGD",
+    "CLEAR_DP_SGD",
+    "load_spec",
+    "plan_with",
+    "config_with",
+    "good_rows",
+    "approve_plan",
+    "NodeSite",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 COORDINATOR_YAML = REPO / "configs" / "coordinator.yaml"
@@ -29,6 +44,48 @@ _CLASSES = {
     "industrial_robot": ("robot_arm", "agv", "welding_cell"),
 }
 _SEGMENTS = tuple(_CLASSES)
+
+
+#: Plan settings (for :func:`plan_with` / :func:`config_with`) of tests of local DP-SGD +
+#: FedAvgM: Opacus, model updates, update ranges, server momentum, enterprise-level DP.
+DP_SGD: dict[str, Any] = {"training": {"method": "dp_sgd"}}
+#: ... and of tests of tasks served in the clear (no secure aggregation), which only
+#: DP-SGD allows (the Newton fit adds its noise once, in the secure sum).
+CLEAR_DP_SGD: dict[str, Any] = {"secure_aggregation": False, "training": {"method": "dp_sgd"}}
+
+
+def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes``: nested mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def plan_with(plan: TrainingPlan, *changes: Mapping[str, Any]) -> TrainingPlan:
+    """``plan`` with each of ``changes`` (nested plan settings) merged in, RE-VALIDATED
+    (``model_copy(update=...)`` is not): an invalid combination fails here, loudly."""
+    data = plan.model_dump(mode="json")
+    for change in changes:
+        data = _merged(data, change)
+    return TrainingPlan.model_validate(data)
+
+
+def config_with(
+    config: CoordinatorConfig | None = None,
+    *,
+    plan: Mapping[str, Any] | None = None,
+    **top: Any,
+) -> CoordinatorConfig:
+    """``config`` (default: configs/coordinator.yaml) with nested ``plan`` settings and
+    top-level sections (``enterprise_budget={...}``, ``federation={...}``) merged in,
+    re-validated as a whole."""
+    base = load_coordinator_config(COORDINATOR_YAML) if config is None else config
+    data = _merged(base.model_dump(mode="json"), {"plan": dict(plan or {}), **top})
+    return CoordinatorConfig.model_validate(data)
 
 
 def load_spec() -> ModelSpec:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from flwr.supercore.task_identity import TaskIdentity
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
+from node_site import config_with
 
 from auditor.cli import main
 from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
@@ -165,7 +166,7 @@ def test_recomputed_epsilon_matches_the_claims(clean) -> None:
     # Execute
     largest = clean.largest_relative_difference
     print(f"largest relative difference, claimed vs recomputed epsilon: {largest:+.3e}")
-    # Assert: 4 nodes x 3 releases (2 DP-SGD rounds + 1 curve histogram)
+    # Assert: 4 nodes x 3 releases (2 model rounds + 1 curve histogram)
     assert len(clean.node_rows) == 4
     assert all(row.releases == 3 and len(row.points) == 3 for row in clean.node_rows)
     assert abs(largest) < 1e-4
@@ -500,27 +501,24 @@ def test_a_node_charged_twice_for_one_round_is_warned(run, tmp_path) -> None:
 
 
 def test_a_real_enterprise_dp_run_that_stopped_at_its_cap_passes_the_audit(tmp_path) -> None:
-    # Prepare: enterprise-level DP (z 1.0 at 3 of 4 shares) with a cap that stops training
-    # after 2 of 4 rounds; record-level DP off so the run is quick
-    from coordinator.config import EnterpriseBudget
-    from protocols.plan import EnterprisePrivacy
-
+    # Prepare: enterprise-level DP (z 1.0 at 3 of 4 shares; it clips DP-SGD updates) with
+    # a cap that stops training after 2 of 4 rounds; record-level DP off so the run is quick
     saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 7, 0, 1
     try:
-        config = load_config_or_default(None)
-        plan = config.plan
-        training = plan.training.model_copy(update={"rounds": 4, "local_epochs": 1})
-        record = plan.privacy.record.model_copy(update={"enabled": False})
-        enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
-        privacy = plan.privacy.model_copy(update={"record": record, "enterprise": enterprise})
-        plan = plan.model_copy(
-            update={"training": training, "privacy": privacy, "curve_release": False}
+        config = config_with(
+            load_config_or_default(None),
+            plan={
+                "training": {"method": "dp_sgd", "rounds": 4, "local_epochs": 1},
+                "privacy": {
+                    "record": {"enabled": False},
+                    "enterprise": {"clip_norm": 0.5, "noise_multiplier": 1.0},
+                },
+                "curve_release": False,
+            },
+            enterprise_budget={"epsilon_cap": 7.0},
         )
-        config = config.model_copy(
-            update={"plan": plan, "enterprise_budget": EnterpriseBudget(epsilon_cap=7.0)}
-        )
-        nodes = small_federation(tmp_path / "fed", plan.model_spec, non_private=True)
+        nodes = small_federation(tmp_path / "fed", config.plan.model_spec, non_private=True)
         coord = tmp_path / "coord"
         # Execute
         run_coordinator(InProcessGrid(nodes), config, tmp_path / "run", coordinator_dir=coord)

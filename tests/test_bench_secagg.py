@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_site import DP_SGD, config_with
 
 from bench.coverage import SimulationSetup, node_sigma, share_sigma
 from bench.secagg import (
@@ -198,8 +199,9 @@ def test_ratios_over_plain_divide_by_the_plain_value_and_keep_missing_ones() -> 
 
 
 def test_variant_configs_set_rounds_secure_aggregation_record_and_enterprise_dp() -> None:
-    # Prepare
-    config = load_config_or_default(None)
+    # Prepare: DP-SGD, the method all four variants admit (the plain one is not secure,
+    # the last has enterprise-level DP: neither is a Newton fit)
+    config = config_with(load_config_or_default(None), plan=DP_SGD)
     # Execute
     configs = {v.label: variant_config(config, v, rounds=3) for v in VARIANTS}
     # Assert
@@ -223,6 +225,7 @@ def test_variant_configs_set_rounds_secure_aggregation_record_and_enterprise_dp(
     assert enterprise.plan.privacy.enterprise == ENTERPRISE_DP
     assert enterprise.enterprise_budget == ENTERPRISE_BUDGET
     assert all(c.plan.model_spec == config.plan.model_spec for c in configs.values())
+    assert {c.plan.training.method for c in configs.values()} == {"dp_sgd"}
 
 
 def test_inprocess_scale_times_an_exact_secure_sum() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
-from node_site import COORDINATOR_YAML, NodeSite, approve_plan
+from node_site import CLEAR_DP_SGD, COORDINATOR_YAML, NodeSite, approve_plan, plan_with
 
 import enterprise_node.client_app as client_app
 from coordinator.aggregation import check_update
@@ -58,9 +58,10 @@ S, J = 3, 15  # segments and intervals of configs/coordinator.yaml
 
 
 def clear_plan() -> TrainingPlan:
-    """The shipped plan served in the clear (secure rounds: tests/test_secure_rounds.py)."""
+    """The shipped plan served in the clear (secure rounds: tests/test_secure_rounds.py),
+    so with local DP-SGD: the model tasks below are DP-SGD tasks (Newton: test_newton_fit)."""
     shipped = load_coordinator_config(COORDINATOR_YAML).plan
-    return shipped.model_copy(update={"secure_aggregation": False})
+    return plan_with(shipped, CLEAR_DP_SGD)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +334,7 @@ def test_a_secure_plan_is_never_served_in_the_clear(
 ) -> None:
     # Prepare: the plan promises secure aggregation; the message carries no secagg settings
     node_yaml = site(tmp_path)
-    secure_plan = plan.model_copy(update={"secure_aggregation": True})
+    secure_plan = plan_with(plan, {"secure_aggregation": True})
     approve_plan([node_yaml], secure_plan)
     header = header_for(secure_plan, task)
     # Execute

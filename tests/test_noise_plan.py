@@ -15,9 +15,18 @@ from protocols.plan import TrainingPlan
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", params=["newton", "dp_sgd"])
+def plan(request: pytest.FixtureRequest) -> TrainingPlan:
+    """The demo plan, fitted by each method (the budget must be filled either way)."""
+    shipped = load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan
+    return with_changes(shipped, training={"method": request.param})
+
+
 @pytest.fixture(scope="module")
-def plan() -> TrainingPlan:
-    return load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan
+def dp_sgd_plan() -> TrainingPlan:
+    """The demo plan with local DP-SGD, for the tests of its Poisson-sampled schedule."""
+    shipped = load_coordinator_config(REPO / "configs" / "coordinator.yaml").plan
+    return with_changes(shipped, training={"method": "dp_sgd"})
 
 
 def with_changes(
@@ -83,35 +92,41 @@ def test_curve_spend_is_one_full_release(plan: TrainingPlan) -> None:
     assert (spend.run_id, spend.round, spend.purpose) == ("run-1", 11, "curve")
 
 
-def test_model_spend_follows_the_dp_sgd_schedule(plan: TrainingPlan) -> None:
+def test_model_spend_follows_the_dp_sgd_schedule(dp_sgd_plan: TrainingPlan) -> None:
     # Prepare
-    sample_rate, steps = dp_sgd_schedule(2_000, plan.training)
+    sample_rate, steps = dp_sgd_schedule(2_000, dp_sgd_plan.training)
     # Execute
-    spend = plan_noise(plan, 2_000).model_spend("run-1", 3)
+    spend = plan_noise(dp_sgd_plan, 2_000).model_spend("run-1", 3)
     # Assert
     assert (spend.sample_rate, spend.steps) == (sample_rate, steps)
-    assert sample_rate == pytest.approx(plan.training.batch_size / 2_000)
+    assert sample_rate == pytest.approx(dp_sgd_plan.training.batch_size / 2_000)
     assert (spend.run_id, spend.round, spend.purpose) == ("run-1", 3, "model")
 
 
-def test_larger_nodes_get_a_smaller_dp_sgd_noise_multiplier(plan: TrainingPlan) -> None:
+def test_larger_nodes_get_a_smaller_dp_sgd_noise_multiplier(dp_sgd_plan: TrainingPlan) -> None:
     # Execute
-    sigmas = [plan_noise(plan, n).model_noise_multiplier for n in (400, 1_500, 6_000, 24_000)]
+    sigmas = [
+        plan_noise(dp_sgd_plan, n).model_noise_multiplier for n in (400, 1_500, 6_000, 24_000)
+    ]
     # Assert: strictly decreasing, and the curve noise does not depend on size
     assert all(a > b for a, b in zip(sigmas, sigmas[1:], strict=False)), sigmas
-    curve = {plan_noise(plan, n).curve_noise_multiplier for n in (400, 24_000)}
+    curve = {plan_noise(dp_sgd_plan, n).curve_noise_multiplier for n in (400, 24_000)}
     assert len(curve) == 1
 
 
-def test_without_curve_release_dp_sgd_gets_the_whole_budget(plan: TrainingPlan) -> None:
+def test_without_curve_release_dp_sgd_gets_the_whole_budget(dp_sgd_plan: TrainingPlan) -> None:
     # Prepare
-    no_curves = with_changes(plan, curve_release=False)
+    no_curves = with_changes(dp_sgd_plan, curve_release=False)
     # Execute
     noise = plan_noise(no_curves, 2_000)
-    with_curves = plan_noise(plan, 2_000)
+    with_curves = plan_noise(dp_sgd_plan, 2_000)
     # Assert
     assert noise.curve_noise_multiplier is None
     with pytest.raises(ValueError, match="releases no curves"):
         noise.curve_spend()
-    assert 0.99 * plan.privacy.record.epsilon <= noise.run_epsilon() <= plan.privacy.record.epsilon
+    assert (
+        0.99 * dp_sgd_plan.privacy.record.epsilon
+        <= noise.run_epsilon()
+        <= dp_sgd_plan.privacy.record.epsilon
+    )
     assert noise.model_noise_multiplier < with_curves.model_noise_multiplier

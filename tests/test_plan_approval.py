@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
-from node_site import NodeSite, approve_plan
+from node_site import CLEAR_DP_SGD, NodeSite, approve_plan, config_with, plan_with
 
 import enterprise_node.client_app as client_app
 from auditor.verify import audit
@@ -55,10 +55,16 @@ pytestmark = pytest.mark.usefixtures("flower_identity")
 
 
 def short_config() -> CoordinatorConfig:
-    """The shipped config (secure aggregation, record DP, curves) with one short round."""
-    config = load_config_or_default(None)
-    training = config.plan.training.model_copy(update={"rounds": 1, "local_epochs": 1})
-    return config.model_copy(update={"plan": config.plan.model_copy(update={"training": training})})
+    """The shipped config (its training method, secure aggregation, record DP, curves)
+    with one short round."""
+    return config_with(
+        load_config_or_default(None), plan={"training": {"rounds": 1, "local_epochs": 1}}
+    )
+
+
+def served_as(plan: TrainingPlan, *, secure: bool) -> TrainingPlan:
+    """``plan`` as is, or served in the clear: which only local DP-SGD allows."""
+    return plan if secure else plan_with(plan, CLEAR_DP_SGD)
 
 
 def with_plan(config: CoordinatorConfig, plan: TrainingPlan) -> CoordinatorConfig:
@@ -66,22 +72,19 @@ def with_plan(config: CoordinatorConfig, plan: TrainingPlan) -> CoordinatorConfi
 
 
 def more_rounds(plan: TrainingPlan) -> TrainingPlan:
-    training = plan.training.model_copy(update={"rounds": plan.training.rounds + 1})
-    return plan.model_copy(update={"training": training})
+    return plan_with(plan, {"training": {"rounds": plan.training.rounds + 1}})
 
 
 def another_feature(plan: TrainingPlan) -> TrainingPlan:
     """The plan reading one more covariate than the approved one."""
     extra = NumericFeature(name="humidity_pct", lower=0.0, upper=100.0)
-    spec = plan.model_spec.model_copy(update={"features": (*plan.model_spec.features, extra)})
-    return plan.model_copy(update={"model_spec": spec})
+    features = [f.model_dump(mode="json") for f in (*plan.model_spec.features, extra)]
+    return plan_with(plan, {"model_spec": {"features": features}})
 
 
 def smaller_noise(plan: TrainingPlan) -> TrainingPlan:
-    """The plan with twice the record-level epsilon: a smaller DP-SGD noise multiplier."""
-    record = plan.privacy.record.model_copy(update={"epsilon": 2 * plan.privacy.record.epsilon})
-    privacy = plan.privacy.model_copy(update={"record": record})
-    changed = plan.model_copy(update={"privacy": privacy})
+    """The plan with twice the record-level epsilon: a smaller model noise multiplier."""
+    changed = plan_with(plan, {"privacy": {"record": {"epsilon": 2 * plan.privacy.record.epsilon}}})
     assert (
         plan_noise(changed, 400).model_noise_multiplier
         < plan_noise(plan, 400).model_noise_multiplier
@@ -150,7 +153,7 @@ def test_a_node_without_approval_refuses_every_task_kind_before_reading_data(
     node = NodeSite(tmp_path)
     node.write_data(40)
     node_yaml = node.write_config(max_bad_fraction=0.01)
-    plan = short_config().plan.model_copy(update={"secure_aggregation": secure})
+    plan = served_as(short_config().plan, secure=secure)
 
     def no_ingest(*args: object, **kwargs: object) -> None:
         raise AssertionError("the node read its data for an unapproved plan")
@@ -181,7 +184,7 @@ def test_approving_the_plan_makes_the_same_task_served(tmp_path: Path) -> None:
     node = NodeSite(tmp_path)
     node.write_data(40)
     node_yaml = node.write_config(max_bad_fraction=0.01)
-    plan = short_config().plan.model_copy(update={"secure_aggregation": False})
+    plan = served_as(short_config().plan, secure=False)
     approve_plan([node_yaml], plan)
     context = Context(7, 5, {"node-config": str(node_yaml)}, RecordDict(), {})
     # Execute

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
-from node_site import COORDINATOR_YAML, NodeSite, approve_plan
+from node_site import CLEAR_DP_SGD, COORDINATOR_YAML, NodeSite, approve_plan, plan_with
 
 from coordinator.config import load_coordinator_config
 from enterprise_node.budget import BudgetGuard
@@ -40,9 +40,10 @@ pytestmark = pytest.mark.usefixtures("flower_identity")
 
 @pytest.fixture(scope="module")
 def plan() -> TrainingPlan:
-    """The shipped plan, served in the clear (secure retries: tests/test_resume.py)."""
+    """The shipped plan, served in the clear (secure retries: tests/test_resume.py), so
+    with local DP-SGD: its model tasks release DP-SGD updates."""
     shipped = load_coordinator_config(COORDINATOR_YAML).plan
-    return shipped.model_copy(update={"secure_aggregation": False})
+    return plan_with(shipped, CLEAR_DP_SGD)
 
 
 def site(root: Path, plan: TrainingPlan) -> Path:

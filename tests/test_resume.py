@@ -22,6 +22,7 @@ import yaml
 from flwr.app import Message
 from flwr.supercore.task_identity import TaskIdentity
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
+from node_site import config_with
 
 import coordinator.server_app as server_app
 from auditor.ledgers import audit_ledger
@@ -74,19 +75,21 @@ class CrashingGrid(InProcessGrid):
 
 
 def private_config(*, rounds: int = ROUNDS, momentum: float = 0.0) -> CoordinatorConfig:
-    """Secure rounds with record-level DP and enterprise-level DP (no budget stop)."""
-    config = load_config_or_default(None)
-    plan = config.plan
-    training = plan.training.model_copy(
-        update={"rounds": rounds, "local_epochs": 1, "server_momentum": momentum}
-    )
+    """Secure DP-SGD + FedAvgM rounds with record-level DP and enterprise-level DP (no
+    budget stop): the model state a resumption restores includes server momentum and the
+    enterprise accountant, which only ``dp_sgd`` has."""
     enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
-    privacy = plan.privacy.model_copy(update={"enterprise": enterprise})
-    plan = plan.model_copy(
-        update={"training": training, "privacy": privacy, "secure_aggregation": True}
-    )
     budget = EnterpriseBudget(epsilon_cap=50.0, delta=1e-5)
-    return config.model_copy(update={"plan": plan, "enterprise_budget": budget})
+    training = {"rounds": rounds, "local_epochs": 1, "server_momentum": momentum}
+    return config_with(
+        load_config_or_default(None),
+        plan={
+            "training": {"method": "dp_sgd", **training},
+            "privacy": {"enterprise": enterprise.model_dump(mode="json")},
+            "secure_aggregation": True,
+        },
+        enterprise_budget=budget.model_dump(mode="json"),
+    )
 
 
 @dataclass(frozen=True)
@@ -280,14 +283,13 @@ def resent_rounds(outcome: Outcome) -> list[int]:
 def test_the_model_continues_exactly_where_it_stopped(federation: Path, tmp_path: Path) -> None:
     # Prepare: DP off (deterministic training) and server momentum on, so the final model
     # depends on every restored piece of state
-    config = private_config(momentum=0.9)
-    record = config.plan.privacy.record.model_copy(update={"enabled": False})
-    privacy = config.plan.privacy.model_copy(update={"record": record, "enterprise": None})
-    config = config.model_copy(
-        update={
-            "plan": config.plan.model_copy(update={"privacy": privacy, "curve_release": False}),
-            "enterprise_budget": None,
-        }
+    config = config_with(
+        private_config(momentum=0.9),
+        plan={
+            "privacy": {"record": {"enabled": False}, "enterprise": None},
+            "curve_release": False,
+        },
+        enterprise_budget=None,
     )
     nodes = fresh_nodes(federation, tmp_path / "a")
     for path in nodes:

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
-from node_site import approve_plan
+from node_site import approve_plan, config_with, plan_with
+from pydantic import BaseModel
 
 import enterprise_node.client_app as client_app
 from coordinator.cli import load_config_or_default
@@ -47,26 +48,33 @@ def secure_config(
     record_dp: bool = False,
     enterprise: EnterprisePrivacy | None = None,
     cap: float | None = None,
+    method: str | None = None,
     **plan_updates,
 ) -> CoordinatorConfig:
-    """The packaged config, secure, with short training (momentum 0: one round = mean)."""
-    config = load_config_or_default(None)
-    plan = config.plan
-    training = plan.training.model_copy(
-        update={"rounds": rounds, "local_epochs": 1, "server_momentum": 0.0}
-    )
-    record = plan.privacy.record.model_copy(update={"enabled": record_dp})
-    privacy = plan.privacy.model_copy(update={"record": record, "enterprise": enterprise})
-    plan = plan.model_copy(
-        update={
-            "training": training,
-            "privacy": privacy,
-            "secure_aggregation": True,
-            **plan_updates,
-        }
-    )
+    """The packaged config, secure, with short training (DP-SGD: momentum 0, so one
+    round = mean). ``method`` pins training.method (None: the packaged one, Newton); the
+    whole config is re-validated, so e.g. enterprise DP without ``dp_sgd`` fails here."""
+    training: dict = {"rounds": rounds, "local_epochs": 1, "server_momentum": 0.0}
+    if method is not None:
+        training["method"] = method
+    plan = {
+        "training": training,
+        "privacy": {
+            "record": {"enabled": record_dp},
+            "enterprise": None if enterprise is None else enterprise.model_dump(mode="json"),
+        },
+        "secure_aggregation": True,
+        **{
+            key: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+            for key, value in plan_updates.items()
+        },
+    }
     budget = None if cap is None else EnterpriseBudget(epsilon_cap=cap, delta=1e-5)
-    return config.model_copy(update={"plan": plan, "enterprise_budget": budget})
+    return config_with(
+        load_config_or_default(None),
+        plan=plan,
+        enterprise_budget=None if budget is None else budget.model_dump(mode="json"),
+    )
 
 
 def events_of(run_dir: Path) -> list[dict]:
@@ -74,8 +82,9 @@ def events_of(run_dir: Path) -> list[dict]:
 
 
 def clear_updates(node_yamls: list[Path], plan: TrainingPlan, tmp: Path) -> list[np.ndarray]:
-    """Each node's update (local - global) from the model task served in the clear."""
-    clear_plan = plan.model_copy(update={"secure_aggregation": False})
+    """Each node's update (local - global) from the model task served in the clear
+    (``plan``: a DP-SGD plan, the only kind that may be)."""
+    clear_plan = plan_with(plan, {"secure_aggregation": False})
     approve_plan(node_yamls, clear_plan)
     text = clear_plan.canonical_json()
     header = TaskHeader("clear", 1, "model", text, clear_plan.digest)
@@ -104,7 +113,7 @@ def test_secure_model_round_gives_the_mean_update_of_the_survivors(tmp_path: Pat
     nodes = small_federation(
         tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
     )
-    config = secure_config()
+    config = secure_config(method="dp_sgd")
     grid = InProcessGrid(nodes, drop={103: {MODEL_TASK}})
     # Execute
     run_coordinator(grid, config, tmp_path / "run")
@@ -127,7 +136,7 @@ def test_the_coordinator_receives_masked_updates_only(tmp_path: Path) -> None:
     nodes = small_federation(
         tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
     )
-    config = secure_config()
+    config = secure_config(method="dp_sgd")
     grid = InProcessGrid(nodes)
     # Execute
     run_coordinator(grid, config, tmp_path / "run")
@@ -153,9 +162,9 @@ def test_an_update_outside_the_declared_range_is_an_error_not_a_clip(tmp_path: P
     nodes = small_federation(
         tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
     )
-    base = secure_config()
+    base = secure_config(method="dp_sgd")
     tiny = base.plan.secure_update.model_copy(update={"update_bound": 1e-6})
-    config = secure_config(secure_update=tiny)
+    config = secure_config(method="dp_sgd", secure_update=tiny)
     grid = InProcessGrid(nodes)
     # Execute / Assert: every node fails the masked stage; the round releases nothing
     with pytest.raises(RunFailedError):
@@ -179,7 +188,7 @@ def test_enterprise_dp_stops_before_the_cap_keeps_the_last_model_and_agrees_with
         tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
     )
     enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
-    config = secure_config(rounds=6, enterprise=enterprise, cap=10.0)
+    config = secure_config(method="dp_sgd", rounds=6, enterprise=enterprise, cap=10.0)
     grid = InProcessGrid(nodes)
     # Execute
     run_coordinator(grid, config, tmp_path / "run")
@@ -216,7 +225,9 @@ def test_enterprise_dp_states_the_expected_noise_next_to_the_update_norm(tmp_pat
         tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
     )
     config = secure_config(
-        enterprise=EnterprisePrivacy(clip_norm=0.1, noise_multiplier=3.0), cap=1000.0
+        method="dp_sgd",
+        enterprise=EnterprisePrivacy(clip_norm=0.1, noise_multiplier=3.0),
+        cap=1000.0,
     )
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path / "run")
@@ -229,6 +240,7 @@ def test_enterprise_dp_states_the_expected_noise_next_to_the_update_norm(tmp_pat
 def test_enterprise_dp_needs_secure_aggregation_and_a_cap() -> None:
     config = load_config_or_default(None)
     data = json.loads(config.model_dump_json())
+    data["plan"]["training"]["method"] = "dp_sgd"  # enterprise-level DP clips DP-SGD updates
     data["plan"]["privacy"]["enterprise"] = {"clip_norm": 1.0, "noise_multiplier": 1.0}
     with pytest.raises(ValueError, match="enterprise_budget"):
         CoordinatorConfig.model_validate(data)
