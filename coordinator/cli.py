@@ -32,7 +32,7 @@ from coordinator.config import CoordinatorConfig, load_coordinator_config
 from coordinator.deploy_cli import run_command, start_command, stop_command
 from coordinator.federation import run_local_federation
 from coordinator.inspect_cli import curves_command, report_command, status_command
-from coordinator.progress import ProgressPrinter
+from coordinator.progress import ProgressPrinter, print_node_epsilons
 from protocols.cli import run_cli
 
 __all__ = ["build_app", "main", "load_config_or_default"]
@@ -146,6 +146,7 @@ def _federate(
         resume=resume,
     )
     _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
+    print_node_epsilons(_console, result.summary)
     for node, verdict in result.summary.get("inclusion_checks", {}).items():
         _console.print(f"  ledger inclusion check, {node}: {verdict}")
 

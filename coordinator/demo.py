@@ -200,6 +200,9 @@ def evaluate_run(
         "central_seconds": round(time.monotonic() - start, 2),
         "epsilon_per_node": {n: v["epsilon_run"] for n, v in nodes.items()},
         "epsilon_total_per_node": {n: v["epsilon_total"] for n, v in nodes.items()},
+        "delta_total_per_node": {
+            n: v.get("delta_total", v.get("delta_cap")) for n, v in nodes.items()
+        },
         "delta": config.plan.privacy.record.delta,
         "refusals": summary["refusals"],
         "run_seconds": summary["seconds"],
@@ -240,13 +243,21 @@ def _print(console: Console, evaluation: dict) -> None:
     eps = Table(title="Record-level epsilon per node")
     for column in (
         "node",
-        f"this run (delta {evaluation['delta']:g})",
-        "lifetime (at its cap's delta)",
+        f"this run (at the plan's delta {evaluation['delta']:g})",
+        "lifetime (at the node cap's delta)",
     ):
         eps.add_column(column)
     for node, value in evaluation["epsilon_per_node"].items():
-        eps.add_row(node, f"{value:.3f}", f"{evaluation['epsilon_total_per_node'][node]:.3f}")
+        lifetime = f"{evaluation['epsilon_total_per_node'][node]:.3f}"
+        delta = evaluation.get("delta_total_per_node", {}).get(node)
+        eps.add_row(
+            node, f"{value:.3f}", lifetime + ("" if delta is None else f" at delta {delta:g}")
+        )
     console.print(eps)
+    console.print(
+        "Epsilons at different deltas are not comparable: at a larger delta the same spend "
+        "has a smaller epsilon."
+    )
     noise = evaluation.get("curve_noise") or {}
     if evaluation.get("secure_aggregation") and "epsilon_realised" in noise:
         console.print(
@@ -255,5 +266,5 @@ def _print(console: Console, evaluation: dict) -> None:
             f"{noise['share_std']:.2f} (total std {noise['total_noise_std']:.2f}); the curve "
             f"release's epsilon is {noise['epsilon_charged_per_node']:.3f} as charged (planned "
             f"for {noise['shares_planned']} shares) and {noise['epsilon_realised']:.3f} with "
-            "the shares present."
+            f"the shares present, both at the plan's delta {noise['delta']:g}."
         )

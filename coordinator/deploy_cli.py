@@ -126,7 +126,7 @@ def run_command(
     """Submit a run to the running SuperLink and follow it, round by round."""
     from coordinator.cli import load_config_or_default
     from coordinator.deployed_run import submit_run
-    from coordinator.progress import ProgressPrinter
+    from coordinator.progress import ProgressPrinter, print_node_epsilons
     from protocols.errors import ConfigError
 
     if plan is not None and resume is not None:
@@ -147,3 +147,4 @@ def run_command(
     _console.print(
         f"Run {summary.get('run_id', '?')} {summary.get('status', '?')}: {result.run_dir}"
     )
+    print_node_epsilons(_console, summary)

@@ -3,6 +3,12 @@
 The coordinator does not enforce record-level budgets (the nodes do); it recomposes each
 node's receipts of this run with the same RDP accountant to report epsilon per node, and
 shows each node's own lifetime total and cap.
+
+Each epsilon is stated with its delta, because they differ: ``epsilon_run`` is at the plan's
+delta (``delta_run``), ``epsilon_total`` (the node's lifetime spend) and ``epsilon_cap`` at
+the node's own cap delta (``delta_total`` = ``delta_cap``). At a larger delta the same
+spend has a smaller epsilon, so a lifetime figure can read smaller than the run's
+(:func:`coordinator.run_view.describe_node_epsilon` says them with their deltas).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from coordinator.rounds import NodeReply
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt
 
-__all__ = ["ReceiptRow", "PrivacyLedgerView"]
+__all__ = ["DELTAS_NOTE", "ReceiptRow", "PrivacyLedgerView"]
+
+#: What summary.json says about the deltas of its epsilons.
+DELTAS_NOTE = (
+    "epsilon_run is this run's record-level epsilon at the plan's delta (delta_run); "
+    "epsilon_total is the node's lifetime epsilon and epsilon_cap its cap, both at the "
+    "node's own cap delta (delta_total = delta_cap). Epsilons at different deltas are not "
+    "comparable: at a larger delta the same spend has a smaller epsilon."
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class PrivacyLedgerView:
                 "epsilon_run": round(self.epsilon_run(node), 6),
                 "delta_run": self.run_delta,
                 "epsilon_total": round(last.epsilon_total, 6),
+                "delta_total": last.delta,
                 "epsilon_cap": last.epsilon_cap,
                 "delta_cap": last.delta,
                 "releases": [
@@ -109,4 +124,10 @@ class PrivacyLedgerView:
                 "(non-cryptographic) RNG: Opacus secure_mode needs torchcsprng, which is not "
                 "installable here. Histogram noise is OpenDP's discrete Gaussian (OpenSSL CSPRNG)."
             )
-        return {"unit": "record", "accountant": "rdp", "nodes": nodes, "notes": notes}
+        return {
+            "unit": "record",
+            "accountant": "rdp",
+            "deltas": DELTAS_NOTE,
+            "nodes": nodes,
+            "notes": notes,
+        }

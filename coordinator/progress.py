@@ -6,7 +6,9 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["ProgressPrinter"]
+from coordinator.run_view import describe_node_epsilon
+
+__all__ = ["ProgressPrinter", "print_node_epsilons"]
 
 
 #: Secure-aggregation stages around each round's task: shown only when a node had a problem.
@@ -68,9 +70,23 @@ class ProgressPrinter:
         self.console.print(
             f"  [{colour}]round {event['round']}/{self.total} {event['task']:<5}[/] "
             f"{len(ok)} ok, {len(refused)} refused, {len(failed)} failed, "
-            f"max node epsilon {event.get('epsilon_max', 0.0):.3f}, {event['seconds']:.1f} s"
+            f"{_lifetime(event)}, {event['seconds']:.1f} s"
         )
         for problem in refused:
             self.console.print(f"    [yellow]refused[/] {problem['node']}: {problem['reason']}")
         for problem in failed:
             self.console.print(f"    [red]failed[/] {problem['node']}: {problem['reason']}")
+
+
+def print_node_epsilons(console: Console, summary: dict[str, Any]) -> None:
+    """After a run: each node's record-level epsilon, each figure with its delta."""
+    for node, figures in summary.get("privacy", {}).get("nodes", {}).items():
+        console.print(f"  {node}: {describe_node_epsilon(figures)}", markup=False)
+
+
+def _lifetime(event: dict[str, Any]) -> str:
+    """A round's ``epsilon_max``: the largest lifetime epsilon of a node so far, which is at
+    that node's own cap delta (not the plan's: the run's epsilon is shown at the end)."""
+    delta = event.get("delta_max")
+    at = "its cap's delta" if delta is None else f"its cap's delta {float(delta):g}"
+    return f"max node lifetime epsilon {event.get('epsilon_max', 0.0):.3f} at {at}"

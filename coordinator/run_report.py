@@ -120,24 +120,25 @@ def _nodes(run: RunView, pseudonyms: Mapping[str, str]) -> Section:
                 pseudonyms.get(name, "-"),
                 _eps(spent.get("epsilon_run")),
                 _within(run, spent.get("epsilon_run")),
-                _eps(spent.get("epsilon_total")),
-                _eps(spent.get("epsilon_cap")),
+                _at_cap_delta(spent, "epsilon_total"),
+                _at_cap_delta(spent, "epsilon_cap"),
                 str(checks.get(name, "-")),
             )
         )
     headers = (
         "node (label)",
         "pseudonymous id",
-        "epsilon this run",
+        "epsilon this run" + ("" if run.run_delta is None else f" (delta {run.run_delta:g})"),
         f"within the plan's target ({target})",
-        "node lifetime epsilon",
+        "node lifetime epsilon (its cap's delta)",
         "node cap",
         "ledger inclusion check",
     )
     note = (
         "Pseudonymous ids are the key ids of the nodes' ledger keys, as in the coordinator's "
         "ledger. Epsilon this run is at the plan's delta; lifetime epsilon and cap at each "
-        "node's own cap delta."
+        "node's own cap delta. Epsilons at different deltas are not comparable: at a larger "
+        "delta the same spend has a smaller epsilon."
     )
     return Section("Nodes", (note,), (Table(headers, tuple(rows), "No node took part."),))
 
@@ -362,6 +363,13 @@ def _scalar_rows(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _eps(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
+
+
+def _at_cap_delta(spent: Mapping[str, Any], key: str) -> str:
+    """A node's lifetime figure with the delta it is at (its cap's)."""
+    delta = spent.get("delta_total", spent.get("delta_cap"))
+    at = "" if delta is None or spent.get(key) is None else f" at delta {float(delta):g}"
+    return _eps(spent.get(key)) + at
 
 
 def _num(value: Any) -> str:

@@ -23,6 +23,7 @@ from protocols.errors import FedriskError, StateError
 __all__ = [
     "RUN_MARKERS",
     "RunView",
+    "describe_node_epsilon",
     "is_run_dir",
     "read_run",
     "list_runs",
@@ -44,7 +45,8 @@ class RunView:
     ``rounds`` are the per-exchange records (summary.json, else the round_end events);
     ``rounds_done`` counts rounds completed (:func:`_rounds_done`), ``rounds_planned``
     the plan's model rounds plus its curve round (None without run_request.json);
-    ``max_epsilon_run`` the largest record-level epsilon this run cost a node;
+    ``max_epsilon_run`` the largest record-level epsilon this run cost a node, at
+    ``run_delta`` (the plan's delta; None if unknown);
     ``time_unit`` that of the model spec's time grid (equipment age)."""
 
     run_dir: Path
@@ -58,6 +60,7 @@ class RunView:
     refusals: int
     failures: int
     max_epsilon_run: float | None
+    run_delta: float | None
     published: tuple[str, ...]
     withheld: tuple[tuple[str, str], ...]
     error: str | None
@@ -82,6 +85,7 @@ class RunView:
             "refusals": self.refusals,
             "failures": self.failures,
             "max_epsilon_run": self.max_epsilon_run,
+            "delta_run": self.run_delta,
             "published_segments": list(self.published),
             "withheld_segments": [{"segment": s, "reason": r} for s, r in self.withheld],
             "error": self.error,
@@ -126,6 +130,7 @@ def read_run(run_dir: Path) -> RunView:
         refusals=sum(len(r["refused"]) for r in rounds),
         failures=sum(len(r["failed"]) for r in rounds),
         max_epsilon_run=max((n["epsilon_run"] for n in nodes_privacy.values()), default=None),
+        run_delta=_run_delta(nodes_privacy, plan),
         published=tuple(summary.get("published_segments", ())),
         withheld=tuple((w["segment"], w["reason"]) for w in summary.get("withheld_segments", ())),
         error=summary.get("error") or (ends[-1].get("error") if ends else None),
@@ -136,6 +141,14 @@ def read_run(run_dir: Path) -> RunView:
         request=request,
         time_unit=_time_unit(run_dir / "model_spec.json"),
     )
+
+
+def _run_delta(nodes_privacy: Mapping[str, Any], plan: Any) -> float | None:
+    """The delta of the run's epsilons: summary.json's, else the plan's."""
+    deltas = {n["delta_run"] for n in nodes_privacy.values() if "delta_run" in n}
+    if len(deltas) == 1:
+        return float(deltas.pop())
+    return None if plan is None else float(plan.privacy.record.delta)
 
 
 def list_runs(state_dir: Path) -> list[RunView]:
@@ -234,3 +247,23 @@ def _read_request(path: Path) -> RunRequest | None:
         return read_run_request(path)
     except (FedriskError, ValueError):
         return None
+
+
+def describe_node_epsilon(node: Mapping[str, Any]) -> str:
+    """One node's figures of summary.json as a sentence naming each delta, e.g. "epsilon
+    1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)".
+
+    >>> describe_node_epsilon({"epsilon_run": 1.9991, "delta_run": 1e-6,
+    ...     "epsilon_total": 1.78, "delta_cap": 1e-5, "epsilon_cap": 5.0})
+    "epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)"
+    """
+    run_delta = node.get("delta_run")
+    cap_delta = node.get("delta_total", node.get("delta_cap"))
+    run = "the plan's delta" if run_delta is None else f"delta {float(run_delta):g}"
+    text = f"epsilon {float(node['epsilon_run']):.4g} at {run} (this run)"
+    if node.get("epsilon_total") is not None:
+        cap = "delta" if cap_delta is None else f"delta {float(cap_delta):g}"
+        text += f"; lifetime {float(node['epsilon_total']):.4g} at the node cap's {cap}"
+        if node.get("epsilon_cap") is not None:
+            text += f" (cap {float(node['epsilon_cap']):g})"
+    return text

@@ -8,7 +8,7 @@ another program) is reported as stale, never trusted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,7 @@ def print_status(console: Console, status: CoordinatorStatus) -> None:
     table = Table(title=escape(f"runs under {status.state_dir / 'runs'}"))
     for column in ("run", "status", "started (UTC)"):
         table.add_column(column, no_wrap=True)
-    for column in ("rounds", "nodes", "refusals", "max eps/node", "published segments"):
+    for column in ("rounds", "nodes", "refusals", "max eps/node this run", "published segments"):
         table.add_column(column, overflow="fold")
     for run in status.runs:
         planned = "?" if run.rounds_planned is None else run.rounds_planned
@@ -154,11 +154,33 @@ def print_status(console: Console, status: CoordinatorStatus) -> None:
         )
         table.add_row(*map(escape, cells))
     console.print(table)
+    if any(run.max_epsilon_run is not None for run in status.runs):
+        console.print(escape(_run_deltas(status.runs)))
     for run in status.runs:
         if run.status == "in progress" and run.last_event is not None:
             console.print(escape(f"run {run.run_id}, last event: {describe_event(run.last_event)}"))
         if run.status == "failed":
             console.print(escape(f"run {run.run_id} failed: {run.error}"))
+
+
+def _run_deltas(runs: Sequence[RunView]) -> str:
+    """The footnote naming the delta of the runs' epsilons (the plan's of each run)."""
+    deltas: dict[str, list[str]] = {}
+    for run in runs:
+        if run.max_epsilon_run is not None:
+            key = "?" if run.run_delta is None else f"{run.run_delta:g}"
+            deltas.setdefault(key, []).append(run.run_id)
+    if len(deltas) == 1:
+        (delta,) = deltas
+        where = f"at delta {delta}"
+    else:
+        where = "at each plan's delta: " + "; ".join(
+            f"{delta} ({', '.join(ids)})" for delta, ids in deltas.items()
+        )
+    return (
+        f"max eps/node this run: the largest record-level epsilon a run cost a node, {where} "
+        "(lifetime epsilons, at each node's cap delta, are in the run's summary and report)"
+    )
 
 
 def describe_event(event: Mapping[str, Any]) -> str:

@@ -28,7 +28,7 @@ def _what(kind: str, body: dict) -> str:
     if kind == "privacy_spent":
         return (
             f"{body['mechanism']}: epsilon {body['epsilon_task']:.4f}, total "
-            f"{body['epsilon_total']:.4f} of {body['epsilon_cap']:g}"
+            f"{body['epsilon_total']:.4f} of {body['epsilon_cap']:g}, at delta {body['delta']:g}"
         )
     if kind == "task_refused":
         return body["reason"]

@@ -133,6 +133,7 @@ def test_status_json_tells_each_run_as_its_files_do(broker, capsys) -> None:
     assert runs["run-ok"]["refusals"] == ok["refusals"] == 0
     epsilons = [n["epsilon_run"] for n in ok["privacy"]["nodes"].values()]
     assert runs["run-ok"]["max_epsilon_run"] == max(epsilons)
+    assert runs["run-ok"]["delta_run"] == small_config().plan.privacy.record.delta
     assert runs["run-ok"]["published_segments"] == ok["published_segments"]
     assert runs["run-withheld"]["published_segments"] == []
     assert runs["run-failed"]["status"] == "failed"
@@ -140,6 +141,21 @@ def test_status_json_tells_each_run_as_its_files_do(broker, capsys) -> None:
     assert runs["run-failed"]["error"] == failed["error"]
     refused = sum(len(r["refused"]) for r in failed["rounds"])
     assert runs["run-failed"]["refusals"] == refused > 0
+
+
+def test_summary_names_the_delta_of_each_epsilon(broker) -> None:
+    # Prepare
+    state, nodes = broker
+    plan_delta = small_config().plan.privacy.record.delta
+    # Execute
+    privacy = summary_of(state / "runs" / "run-ok")["privacy"]
+    # Assert: the run's epsilon at the plan's delta; lifetime and cap at the node cap's
+    assert "not comparable" in privacy["deltas"]
+    assert len(privacy["nodes"]) == len(nodes)
+    for node in privacy["nodes"].values():
+        assert node["delta_run"] == plan_delta
+        assert node["delta_total"] == node["delta_cap"] == 1e-5 != plan_delta
+        assert {"epsilon_run", "epsilon_total", "epsilon_cap"} <= set(node)  # kept for readers
 
 
 def test_status_json_tells_the_ledger_register_and_superlink(broker, capsys) -> None:
@@ -168,6 +184,11 @@ def test_status_text_shows_the_runs_and_the_failure(broker, capsys) -> None:
     assert "Nodes: 1 active, 1 revoked" in text
     assert "verified" in text and "SuperLink: not started" in text
     assert "run-ok" in text and "run-withheld" in text
+    delta = small_config().plan.privacy.record.delta
+    assert (
+        "max eps/node this run: the largest record-level epsilon a run cost a node, "
+        f"at delta {delta:g}" in text
+    )
     assert f"run run-failed failed: {summary_of(state / 'runs' / 'run-failed')['error'][:40]}" in (
         text
     )
@@ -406,6 +427,9 @@ def test_report_states_the_runs_figures(broker, capsys, tmp_path) -> None:
     assert f"| plan digest | {summary['plan_digest']} |" in markdown
     for node, spent in summary["privacy"]["nodes"].items():
         assert re.search(rf"\| {node} \| [0-9a-f]{{16}} \| {spent['epsilon_run']:.4f} \|", markdown)
+        lifetime = f"{spent['epsilon_total']:.4f} at delta {spent['delta_total']:g}"
+        assert f"| {lifetime} | {spent['epsilon_cap']:.4f} at delta" in markdown
+    assert f"epsilon this run (delta {spent['delta_run']:g})" in markdown
     for curve in curves:
         at_12 = curve["edges"].index(12.0)
         assert f"| {curve['segment']} | 12 months | {curve['failure'][at_12]:.4f} |" in markdown

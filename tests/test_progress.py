@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from coordinator.progress import ProgressPrinter
+from coordinator.progress import ProgressPrinter, print_node_epsilons
 
 
 def stage(task: str, *, failed: list | None = None) -> dict:
@@ -60,3 +60,32 @@ def test_enterprise_dp_warning_and_budget_stop_are_shown() -> None:
 def test_a_resumed_run_says_where_it_continues() -> None:
     text = printed({"event": "run_resumed", "run_id": "r1", "from_round": 3, "checkpoint_round": 2})
     assert "resumed after a crash: 2 model round(s) complete, continuing with round 3" in text
+
+
+def test_each_epsilon_is_named_with_its_delta() -> None:
+    # Prepare: a node whose run epsilon (plan delta 1e-6) reads larger than its lifetime
+    # epsilon (cap delta 1e-5), as in summary.json
+    summary = {
+        "privacy": {
+            "nodes": {
+                "fab-a": {
+                    "epsilon_run": 1.999,
+                    "delta_run": 1e-6,
+                    "epsilon_total": 1.78,
+                    "delta_total": 1e-5,
+                    "epsilon_cap": 5.0,
+                    "delta_cap": 1e-5,
+                }
+            }
+        }
+    }
+    console = Console(record=True, width=200)
+    # Execute
+    print_node_epsilons(console, summary)
+    round_line = printed(stage("model"))
+    # Assert
+    assert (
+        "fab-a: epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's "
+        "delta 1e-05 (cap 5)"
+    ) in console.export_text()
+    assert "max node lifetime epsilon 0.500 at its cap's delta" in round_line
