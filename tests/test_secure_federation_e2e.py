@@ -14,7 +14,7 @@ import dp_accounting
 import numpy as np
 import pytest
 import yaml
-from node_site import approve_plan
+from node_site import approve_plan, config_with
 
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
@@ -28,17 +28,16 @@ pytestmark = pytest.mark.slow
 
 
 def secure_plain_config(*, threshold: int | None = None) -> CoordinatorConfig:
-    config = load_config_or_default(None)
-    training = config.plan.training.model_copy(update={"rounds": 1, "local_epochs": 1})
-    record = config.plan.privacy.record.model_copy(update={"enabled": False})
-    privacy = config.plan.privacy.model_copy(update={"record": record})
-    plan = config.plan.model_copy(
-        update={"training": training, "privacy": privacy, "secure_aggregation": True}
+    """The packaged config (its training method), secure, one round, record DP off."""
+    return config_with(
+        load_config_or_default(None),
+        plan={
+            "training": {"rounds": 1, "local_epochs": 1},
+            "privacy": {"record": {"enabled": False}},
+            "secure_aggregation": True,
+        },
+        federation={"min_nodes": 3, "reconstruction_threshold": threshold},
     )
-    federation = config.federation.model_copy(
-        update={"min_nodes": 3, "reconstruction_threshold": threshold}
-    )
-    return config.model_copy(update={"plan": plan, "federation": federation})
 
 
 def federation_with_a_dropout(root: Path) -> list[Path]:
@@ -102,16 +101,17 @@ def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
 
 
 def test_enterprise_budget_stop_through_flower_keeps_the_last_model(tmp_path: Path) -> None:
-    # Prepare: enterprise-level DP with a cap that admits one round (4.0) but not two (6.6)
+    # Prepare: enterprise-level DP (it clips DP-SGD updates) with a cap that admits one
+    # round (4.0) but not two (6.6)
     nodes = federation_with_a_dropout(tmp_path)
-    base = secure_plain_config()
-    training = base.plan.training.model_copy(update={"rounds": 3})
-    privacy = base.plan.privacy.model_copy(
-        update={"enterprise": EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)}
-    )
-    plan = base.plan.model_copy(update={"training": training, "privacy": privacy})
-    config = base.model_copy(
-        update={"plan": plan, "enterprise_budget": EnterpriseBudget(epsilon_cap=5.0)}
+    enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
+    config = config_with(
+        secure_plain_config(),
+        plan={
+            "training": {"method": "dp_sgd", "rounds": 3},
+            "privacy": {"enterprise": enterprise.model_dump(mode="json")},
+        },
+        enterprise_budget=EnterpriseBudget(epsilon_cap=5.0).model_dump(mode="json"),
     )
     # Execute
     result = federate(nodes, config, tmp_path)
