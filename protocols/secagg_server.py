@@ -21,7 +21,6 @@ from collections.abc import Collection, Iterable, Mapping
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from flwr.common.secure_aggregation.crypto.shamir import combine_shares
 
 from protocols.masking import agree
 from protocols.quantization import field_add, field_sub
@@ -34,6 +33,7 @@ from protocols.secagg_messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
+from protocols.shamir import ShareError, combine_shares
 
 __all__ = ["SecAggServer", "simulate_round"]
 
@@ -173,10 +173,10 @@ class SecAggServer:
     def _reconstruct(self, node: int, shares: list[bytes | None], kind: str) -> bytes:
         present = sorted({s for s in shares if s is not None})
         self._require(len(present), f"{kind} shares of node {node}")
-        try:  # any t shares determine the secret; more only slow Shamir.combine (O(t^2))
+        try:  # any t shares determine the secret; more only slow combine_shares (O(t^2))
             secret = combine_shares(present[: self.config.threshold])
-        except ValueError:
-            raise SecAggError(f"the {kind} shares of node {node} do not combine") from None
+        except ShareError as error:
+            raise SecAggError(f"the {kind} shares of node {node} do not combine: {error}") from None
         if len(secret) != 32:
             raise SecAggError(f"the {kind} of node {node} reconstructed to {len(secret)} bytes")
         return secret

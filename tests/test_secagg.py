@@ -6,16 +6,19 @@ Reference answers: plain numpy sums of the inputs; RFC 8439 (A.1) for the ChaCha
 from __future__ import annotations
 
 import json
+import secrets
 
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.common.secure_aggregation.crypto.shamir import create_shares as flower_create_shares
 from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
 from flwr.common.serde import config_record_from_proto, config_record_to_proto
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 from pydantic import ValidationError
 from scipy import stats
 
+import protocols.secagg as secagg
 from coordinator.cli import load_config_or_default
 from coordinator.config import FederationSettings
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
@@ -34,6 +37,7 @@ from protocols.secagg_messages import (
     SecAggConfig,
     SecAggError,
     UnmaskRequest,
+    UnmaskResponse,
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
     key_directory_from_dict,
@@ -294,6 +298,57 @@ def test_share_replayed_in_another_round_fails_decryption() -> None:
     # Execute / Assert
     with pytest.raises(SecAggError, match="failed authentication"):
         clients_b[2].masked_input(np.zeros(4, dtype=np.uint64), inbox_b[2])
+
+
+def test_a_peer_sending_flower_shares_is_refused_at_decryption(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: node 1 still splits with Flower's Shamir (52-byte shares), the others ours
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients = {i: SecAggClient(config, i, ROUND) for i in (1, 2, 3)}
+    server = SecAggServer(config, ROUND)
+    directory = server.collect_public_keys(c.advertise_keys() for c in clients.values())
+    with monkeypatch.context() as patch:
+        patch.setattr(secagg, "create_shares", flower_create_shares)
+        outgoing = {1: clients[1].share_keys(directory)}
+    outgoing |= {i: clients[i].share_keys(directory) for i in (2, 3)}
+    inbox = server.route_shares(outgoing)
+    # Execute / Assert
+    with pytest.raises(
+        SecAggError, match="node 2: share from node 1: share is 52 bytes, expected 69"
+    ):
+        clients[2].masked_input(np.zeros(4, dtype=np.uint64), inbox[2])
+
+
+def test_state_holding_a_malformed_share_is_refused() -> None:
+    # Prepare: node 1's state with a Flower-sized share in place of one it holds
+    config = SecAggConfig(num_nodes=3, threshold=2, vector_length=4)
+    clients, _, _ = staged(config, [1, 2, 3])
+    state = clients[1].state_dict()
+    state["held_key_shares"] = [bytes(52), *state["held_key_shares"][1:]]
+    # Execute / Assert
+    with pytest.raises(SecAggError, match=r"keys 'held_\*_shares': share is 52 bytes, expected 69"):
+        SecAggClient.from_state_dict(state, round_id=ROUND)
+
+
+def test_a_garbled_revealed_share_makes_the_round_release_nothing() -> None:
+    # Prepare: node 1 reveals a random value as its share of node 2's self-mask seed
+    # (a deliberate small shift would pass: combining is no authenticity check)
+    config = SecAggConfig(num_nodes=5, threshold=3, vector_length=4)
+    clients, server, inbox = staged(config, [1, 2, 3, 4, 5])
+    zero = np.zeros(4, dtype=np.uint64)
+    request = server.collect_masked_inputs(
+        {i: c.masked_input(zero, inbox[i]) for i, c in clients.items()}
+    )
+    responses = [clients[i].unmask_response(request) for i in sorted(clients)]
+    honest = responses[0].seed_shares[2]
+    garbled = honest[:3] + secrets.randbelow(2**521 - 1).to_bytes(66, "big")
+    responses[0] = UnmaskResponse(1, responses[0].seed_shares | {2: garbled}, {})
+    # Execute / Assert
+    with pytest.raises(
+        SecAggError, match="seed shares of node 2 do not combine: .*too few, mixed or altered"
+    ):
+        server.unmask(responses)
 
 
 def test_a_node_never_reveals_both_kinds_of_share_for_one_peer() -> None:
