@@ -233,12 +233,14 @@ def ratios_over_plain(values: Mapping[str, float | None]) -> dict[str, float | N
 
 
 def variant_config(config: CoordinatorConfig, variant: Variant, rounds: int) -> CoordinatorConfig:
-    """``config`` with ``rounds`` model rounds and secure aggregation, record DP and
-    enterprise DP as ``variant`` says (validated, so a bad combination fails here)."""
+    """``config`` with ``rounds`` DP-SGD model rounds and secure aggregation, record DP
+    and enterprise DP as ``variant`` says (validated, so a bad combination fails here).
+    The variants compare the cost of secure aggregation on model updates, so they all
+    train with DP-SGD: the Newton fit has no clear variant to compare with."""
     if not variant.dp:
         config = non_private_config(config)
     plan = config.plan
-    training = plan.training.model_copy(update={"rounds": rounds})
+    training = plan.training.model_copy(update={"rounds": rounds, "method": "dp_sgd"})
     enterprise = ENTERPRISE_DP if variant.enterprise_dp else None
     privacy = plan.privacy.model_copy(update={"enterprise": enterprise})
     plan = plan.model_copy(

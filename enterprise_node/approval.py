@@ -66,7 +66,14 @@ def load_plan(path: Path) -> TrainingPlan:
 def _mechanisms(plan: TrainingPlan) -> list[str]:
     record = plan.privacy.record
     lines = []
-    if record.enabled:
+    if record.enabled and plan.training.method == "newton":
+        lines.append(
+            "Newton fit: each round your units' gradients and information matrices, each "
+            f"unit's clipped (bounds {plan.newton.gradient_clip:g} and "
+            f"{plan.newton.hessian_clip:g} of the spec's design norm), summed, with a "
+            "discrete Gaussian noise share inside the secure sum"
+        )
+    elif record.enabled:
         lines.append(
             f"DP-SGD (Opacus) on each model round, gradients clipped to {record.max_grad_norm:g}"
         )
@@ -105,8 +112,13 @@ def plan_summary(
         ),
         (
             "rounds",
-            f"{training.rounds} model round(s) of {training.local_epochs:g} local "
-            f"epoch(s)" + (", then one curve release" if plan.curve_release else ""),
+            (
+                f"{training.rounds} Newton round(s)"
+                if training.method == "newton"
+                else f"{training.rounds} model round(s) of {training.local_epochs:g} local "
+                "epoch(s)"
+            )
+            + (", then one curve release" if plan.curve_release else ""),
         ),
         ("privacy", "; ".join(_mechanisms(plan))),
         ("most epsilon per run", f"{record.epsilon:g} at delta {record.delta:g} (record level)"),

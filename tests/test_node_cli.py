@@ -423,8 +423,8 @@ def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_p
     for words in (
         "load_pct",
         "15 intervals to 120 months",
-        "10 model round(s)",
-        "DP-SGD",
+        f"{plan.training.rounds} Newton round(s)",
+        "Newton fit",
         "2 at delta 1e-06",
         "only sums",
     ):
