@@ -88,8 +88,16 @@ class PrivacyLedgerView:
         return rdp_epsilon(spends, self.run_delta)
 
     def max_epsilon_total(self) -> float:
-        totals = [rows[-1].receipt.epsilon_total for rows in self._rows.values() if rows]
-        return max(totals, default=0.0)
+        return self.max_total()[0]
+
+    def max_total(self) -> tuple[float, float | None]:
+        """The largest lifetime epsilon a node reported and the delta it is at (that
+        node's cap delta); (0.0, None) before any receipt."""
+        lasts = [rows[-1].receipt for rows in self._rows.values() if rows]
+        if not lasts:
+            return 0.0, None
+        top = max(lasts, key=lambda r: r.epsilon_total)
+        return top.epsilon_total, top.delta
 
     def summary(self) -> dict:
         nodes = {}

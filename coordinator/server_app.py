@@ -733,10 +733,12 @@ class Coordinator:
         self.rounds.append(outcome)
         if self.ledger is not None:
             self.ledger.round(outcome)
+        epsilon_max, delta_max = self.privacy.max_total()
         self.store.event(
             "round_end",
             **outcome.summary(),
-            epsilon_max=self.privacy.max_epsilon_total(),
+            epsilon_max=epsilon_max,
+            **({} if delta_max is None else {"delta_max": delta_max}),
         )
         return good
 
