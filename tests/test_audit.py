@@ -175,6 +175,31 @@ def test_recomputed_epsilon_matches_the_claims(clean) -> None:
         assert 0.0 < row.recomputed < row.cap
 
 
+def test_the_clean_run_is_a_newton_fit_whose_glm_releases_are_recomputed(run, clean) -> None:
+    # Prepare: the shipped plan fits the GLM by Newton steps on secure sums
+    assert load_config_or_default(None).plan.training.method == "newton"
+    # Execute: what each party's ledger says was released
+    kinds = {
+        party.ledger_id: sorted(
+            (e.body["task"], e.body["mechanism"])
+            for e in read_ledger(party.ledger).entries()
+            if e.kind in ("privacy_spent", "release_accounted")
+        )
+        for party in run.parties
+    }
+    # Assert: 2 GLM releases and 1 curve release per node, claimed by the coordinator
+    # too, and the auditor recomputed every node's epsilon from them
+    for party in run.nodes:
+        assert kinds[party.ledger_id] == [
+            ("curve", "distributed_discrete_gaussian_histogram"),
+            ("model", "distributed_discrete_gaussian_glm"),
+            ("model", "distributed_discrete_gaussian_glm"),
+        ]
+    assert kinds["coordinator"].count(("model", "distributed_discrete_gaussian_glm")) == 8
+    assert clean.verdict == "PASS"
+    assert all(row.recomputed == pytest.approx(row.claimed, rel=1e-4) for row in clean.node_rows)
+
+
 def test_per_run_epsilon_is_within_the_plan(clean) -> None:
     # Assert: the node calibrates each run to the plan's record epsilon (2.0 at 1e-6)
     assert len(clean.run_rows) == 4
