@@ -11,7 +11,7 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup protos demo demo-deploy test test-quick lint bench clean
+.PHONY: setup protos demo demo-deploy test test-quick lint bench tune clean
 
 setup: $(STAMP) protos
 
@@ -58,6 +58,12 @@ bench: setup
 	$(PY) -m bench.coverage
 	$(PY) -m bench.secagg
 	$(PY) -m bench.ledger
+	$(PY) -m bench.model
+
+# The written procedure that chose the plan's utility defaults (bench/tuning.py), on the
+# real data sets' training splits only; writes bench/out/tuning.json (about 40 minutes).
+tune: setup
+	$(PY) -m bench.tuning
 
 clean:
 	rm -rf demo-out demo-deploy-out bench/out .fedrisk .pytest_cache .mypy_cache .ruff_cache $(PROTO_STUBS)
