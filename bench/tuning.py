@@ -18,9 +18,10 @@ Procedure (issue 10):
    at a time in the order listed, keeping a change only if it raises the score by more
    than ``min_gain`` (ties keep the earlier, cheaper or shipped value).
 
-Grids: Newton fit: rounds 3, 5, 8; gradient_clip 0.5, 1, 2; hessian_clip 0.1, 0.25,
-0.5; ridge 0.1, 1, 10. DP-SGD (the plan option): optimiser and learning rate (Adam 0.003,
-0.01, 0.03; SGD 0.1, 0.3, 1.0); max_grad_norm 0.5, 1, 2; local_epochs 1, 2; rounds 5, 10.
+Grids: Newton fit: eigen_floor 0.25, 0.5, 1; rounds 3, 5, 8; gradient_clip 0.5, 1, 2;
+hessian_clip 0.1, 0.25, 0.5; ridge 0.1, 1, 10. DP-SGD (the plan option): optimiser and
+learning rate (Adam 0.003, 0.01, 0.03; SGD 0.1, 0.3, 1.0); max_grad_norm 0.5, 1, 2;
+local_epochs 1, 2; rounds 5, 10.
 
 Writes ``bench/out/tuning.json`` (every candidate's figures and the choice); the README
 states the result.
@@ -67,6 +68,7 @@ def _values(key: str, *values: Any) -> tuple[dict[str, Any], ...]:
 
 GRIDS: dict[str, tuple[Setting, ...]] = {
     "newton": (
+        Setting("eigen_floor", "newton", _values("eigen_floor", 0.25, 0.5, 1.0)),
         Setting("rounds", "training", _values("rounds", 3, 5, 8)),
         Setting("gradient_clip", "newton", _values("gradient_clip", 0.5, 1.0, 2.0)),
         Setting("hessian_clip", "newton", _values("hessian_clip", 0.1, 0.25, 0.5)),

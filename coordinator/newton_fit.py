@@ -3,8 +3,9 @@ GLM statistics, take the Newton step, and say how much of it is noise.
 
 The sum holds every survivor's noise share; their std (in units of the clip bounds, as
 each node reports it) gives the noise on the summed gradient and information matrix. The
-information matrix's eigenvalues are raised to the noise's spectral edge before the step
-(:func:`models.glm.noise_floor`), so a noisy matrix cannot flip the step's direction.
+information matrix's eigenvalues are raised to ``plan.newton.eigen_floor`` x the noise's
+spectral edge before the step (:func:`models.glm.noise_floor`), so a noisy matrix cannot
+flip the step's direction.
 
 A step whose noise is as large as its signal is reported, never silently taken as
 progress: :attr:`NewtonStep.warning` says so in plain words (the run's log and summary).
@@ -96,7 +97,7 @@ def take_newton_step(
     noise_std = math.sqrt(math.fsum(s * s for s in share_stds))
     p = parameter_count(spec)
     hessian_noise = noise_std * hessian_clip
-    floor = noise_floor(hessian_noise, p)
+    floor = newton.eigen_floor * noise_floor(hessian_noise, p)
     new_theta = newton_step(theta, stats, ridge=newton.ridge, eigen_floor=floor)
     eigenvalues = np.maximum(np.linalg.eigvalsh(stats.hessian), floor) + newton.ridge
     gradient_noise = noise_std * gradient_clip

@@ -126,13 +126,17 @@ class NewtonSettings(StrictModel):
     (:func:`models.glm.design_norm_bound`): bounds relative to the spec, so the defaults
     suit any feature list. ``ridge`` is the penalty ridge/2 ||theta||^2 (a public prior
     that also keeps a noisy step bounded). The released sums are rounded to multiples of
-    2^-``scale_bits`` (in units of the clip bounds) for secure aggregation.
+    2^-``scale_bits`` (in units of the clip bounds) for secure aggregation. Before each
+    step the noisy information matrix's eigenvalues are raised to ``eigen_floor`` x the
+    noise's spectral edge 2 s sqrt(p) (:func:`models.glm.noise_floor`): 1 keeps every
+    step out of the noise but slows convergence; lower converges faster, noisier.
     """
 
     gradient_clip: float = Field(1.0, gt=0)
     hessian_clip: float = Field(0.25, gt=0)
     ridge: float = Field(1.0, ge=0)
     scale_bits: int = Field(16, ge=8, le=30)
+    eigen_floor: float = Field(0.5, ge=0)
 
     @property
     def scale(self) -> float:
