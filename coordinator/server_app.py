@@ -235,7 +235,7 @@ class Coordinator:
         for round_number in range(first, training.rounds + 1):
             header = self._header(round_number, "model")
             if self.plan.secure_aggregation:
-                mean = self._secure_model_round(node_ids, round_number, header, arrays)
+                mean = self._secure_model_round(node_ids, round_number, arrays)
                 if mean is None:  # the enterprise budget stop: keep the last model
                     self._checkpoint(round_number - 1, arrays, optimizer, training_done=True)
                     break
@@ -343,7 +343,7 @@ class Coordinator:
         return [*self.earlier_rounds, *(o.summary() for o in self.rounds)]
 
     def _secure_model_round(
-        self, node_ids: list[int], round_number: int, header: TaskHeader, arrays: ArrayRecord
+        self, node_ids: list[int], round_number: int, arrays: ArrayRecord
     ) -> ArrayRecord | None:
         """One securely aggregated model round: the mean model, or None at the budget stop."""
         reference = [arrays[name].numpy() for name in arrays]
@@ -358,20 +358,14 @@ class Coordinator:
                 self._stop_training(round_number, projected)
                 return None
         released: list[NodeReply] = []
-        secure = self._secure_sum(
+        secure = self._secure_model_sum(
             round_number,
-            "model",
-            self._exchange(round_number, released),
             node_ids,
-            header=header,
-            task=("model", MODEL_TASK),
+            released,
             vector_length=dimension,
             bound=self.plan.secure_update.integer_bound,
-            threshold=self.config.federation.reconstruction_threshold,
-            num_shares=self.config.federation.num_shares,
             arrays=arrays,
         )
-        self._require_secure_quorum(round_number, "model", secure)
         if planned is not None:
             self._charge_enterprise_round(round_number, secure, planned, dimension)
         mean_update = decode_mean_update(
@@ -384,6 +378,34 @@ class Coordinator:
         mean = unflatten(flatten(reference) + mean_update, reference)
         return ArrayRecord({name: Array(a) for name, a in zip(arrays, mean, strict=True)})
 
+    def _secure_model_sum(
+        self,
+        round_number: int,
+        node_ids: list[int],
+        released: list[NodeReply],
+        *,
+        vector_length: int,
+        bound: int,
+        arrays: ArrayRecord,
+    ) -> SecureTotal:
+        """A model round's secure sum (quorum checked); the masked-input replies are kept
+        in ``released``. ``arrays`` go to the nodes with the masked-input stage."""
+        secure = self._secure_sum(
+            round_number,
+            "model",
+            self._exchange(round_number, released),
+            node_ids,
+            header=self._header(round_number, "model"),
+            task=("model", MODEL_TASK),
+            vector_length=vector_length,
+            bound=bound,
+            threshold=self.config.federation.reconstruction_threshold,
+            num_shares=self.config.federation.num_shares,
+            arrays=arrays,
+        )
+        self._require_secure_quorum(round_number, "model", secure)
+        return secure
+
     def _newton_fit(
         self, node_ids: list[int], first: int, arrays: ArrayRecord, optimizer: ServerOptimizer
     ) -> ArrayRecord:
@@ -393,20 +415,14 @@ class Coordinator:
         theta = theta_from_arrays([arrays[name].numpy() for name in arrays], spec)
         for round_number in range(first, self.plan.training.rounds + 1):
             released: list[NodeReply] = []
-            secure = self._secure_sum(
+            secure = self._secure_model_sum(
                 round_number,
-                "model",
-                self._exchange(round_number, released),
                 node_ids,
-                header=self._header(round_number, "model"),
-                task=("model", MODEL_TASK),
+                released,
                 vector_length=statistics_length(spec),
                 bound=VALUE_BOUND,
-                threshold=self.config.federation.reconstruction_threshold,
-                num_shares=self.config.federation.num_shares,
                 arrays=ArrayRecord({THETA_KEY: Array(theta)}),
             )
-            self._require_secure_quorum(round_number, "model", secure)
             survivors = [r for r in released if r.node_id in secure.survivor_ids]
             step = take_newton_step(
                 theta,

@@ -27,6 +27,7 @@ at most once (:func:`enterprise_node.tasks.release_once`; why: the module docstr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message
@@ -277,17 +278,32 @@ def secure_model(
     basis = model_digest(global_arrays)
     if plan.privacy.enterprise is not None:
         basis += f":threshold={settings.threshold}"
-    released = release_once(
+    # No example count leaves: under secure aggregation the mean is unweighted.
+    return _masked_model_release(
         runtime,
         header,
         plan,
-        kind="model",
-        basis=basis,
-        resend=True,
-        compute=lambda: _model_contribution(runtime, header, plan, settings, global_arrays),
+        (message, context, settings),
+        basis,
+        lambda: _model_contribution(runtime, header, plan, settings, global_arrays),
+    )
+
+
+def _masked_model_release(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    plan: TrainingPlan,
+    round_: tuple[Message, Context, SecureRoundSettings],
+    basis: str,
+    compute: Callable[[], TaskResult],
+) -> TaskResult:
+    """A model round's contribution, released once per round (a retry on the same
+    ``basis`` re-sends it uncharged), masked for this round's secure sum."""
+    message, context, settings = round_
+    released = release_once(
+        runtime, header, plan, kind="model", basis=basis, resend=True, compute=compute
     )
     masked = _masked(context, message, settings, released.arrays["vector"])
-    # No example count leaves: under secure aggregation the mean is unweighted.
     return TaskResult(
         arrays={"masked": masked},
         metrics=released.metrics,
@@ -312,21 +328,13 @@ def secure_newton(
     _check_length(settings, statistics_length(plan.model_spec), "GLM statistics")
     if settings.bound != VALUE_BOUND:
         raise ConfigError("task refused: the round's value bound is not the secure sum's")
-    released = release_once(
+    return _masked_model_release(
         runtime,
         header,
         plan,
-        kind="model",
-        basis=f"{model_digest([theta])}:threshold={settings.threshold}",
-        resend=True,
-        compute=lambda: glm_contribution(runtime, header, plan, settings, theta),
-    )
-    masked = _masked(context, message, settings, released.arrays["vector"])
-    return TaskResult(
-        arrays={"masked": masked},
-        metrics=released.metrics,
-        receipt=released.receipt,
-        resent=released.resent,
+        (message, context, settings),
+        f"{model_digest([theta])}:threshold={settings.threshold}",
+        lambda: glm_contribution(runtime, header, plan, settings, theta),
     )
 
 
