@@ -19,6 +19,7 @@ Writes ``bench/out/model.json`` and prints a table and the acceptance checks of 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -53,6 +54,7 @@ __all__ = ["Cell", "CELLS", "run_model_bench", "main"]
 
 EPSILONS: tuple[float | None, ...] = (0.5, 1.0, 2.0, None)
 PARTITIONS = ("group", "random50")
+FITS = ("newton", "dp_sgd")
 #: Data sets with at least this many units carry the acceptance thresholds.
 LARGE = 5_000
 
@@ -112,9 +114,7 @@ def _federations(name: str, work: Path, seed: int) -> tuple[list[BenchFederation
         "random50": partition_random(splits.train, seed=seed),
     }
     federations = [
-        prepare_federation(
-            name, key, parts, splits.test, dataset.spec, base, work / name / key
-        )
+        prepare_federation(name, key, parts, splits.test, dataset.spec, base, work / name / key)
         for key, parts in partitions.items()
     ]
     ridge = base.plan.newton.ridge
@@ -140,14 +140,16 @@ def _federations(name: str, work: Path, seed: int) -> tuple[list[BenchFederation
     return federations, facts
 
 
-def run_dataset(name: str, work: Path, repetitions: int, seed: int) -> dict[str, Any]:
-    """Every cell of one data set (run in one worker process)."""
+def run_dataset(
+    name: str, work: Path, repetitions: int, seed: int, fits: Sequence[str] = FITS
+) -> dict[str, Any]:
+    """Every cell of one data set with one of ``fits`` (run in one worker process)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     federations, facts = _federations(name, work, seed)
     by_partition = {f.partition: f for f in federations}
     base = load_config_or_default(None)
     cells = []
-    for cell in CELLS:
+    for cell in (c for c in CELLS if c.fit in fits):
         fed = by_partition[cell.partition]
         config = plan_config(base, fed.spec, fit=cell.fit, epsilon=cell.epsilon)
         scores = [
@@ -156,9 +158,11 @@ def run_dataset(name: str, work: Path, repetitions: int, seed: int) -> dict[str,
         ]
         row = {**asdict(cell), **_summary(scores)}
         cells.append(row)
-        print(f"[{name}] {cell.partition} {cell.fit} eps={cell.epsilon}: "
-              f"C {row['c_mean']} ({row['c_min']}-{row['c_max']}) in {row['seconds_mean']} s/run",
-              flush=True)
+        print(
+            f"[{name}] {cell.partition} {cell.fit} eps={cell.epsilon}: "
+            f"C {row['c_mean']} ({row['c_min']}-{row['c_max']}) in {row['seconds_mean']} s/run",
+            flush=True,
+        )
     return {"dataset": name, **facts, "cells": cells}
 
 
@@ -187,8 +191,7 @@ def acceptance(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "dataset": data["dataset"],
                     "check": f"{what}: mean C >= central - {margin}, spread <= {spread}",
                     "binding": large,
-                    "value": f"mean {row['c_mean']} vs central {central}, "
-                    f"spread {row['c_spread']}",
+                    "value": f"mean {row['c_mean']} vs central {central}, spread {row['c_spread']}",
                     "pass": ok,
                 }
             )
@@ -217,16 +220,44 @@ def acceptance(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
+def merge(earlier: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` over ``earlier`` (a previous report's data sets): a cell measured now
+    replaces the same cell (data set, partition, fit, epsilon) measured before."""
+    by_name = {d["dataset"]: d for d in earlier}
+    for data in results:
+        before = by_name.get(data["dataset"])
+        if before is not None:
+            now = {(c["partition"], c["fit"], c["epsilon"]) for c in data["cells"]}
+            keep = [
+                c for c in before["cells"] if (c["partition"], c["fit"], c["epsilon"]) not in now
+            ]
+            data = {**data, "cells": keep + data["cells"]}
+        by_name[data["dataset"]] = data
+    return list(by_name.values())
+
+
 def run_model_bench(
-    datasets: Sequence[str], out: Path, work: Path, repetitions: int, seed: int, workers: int
+    datasets: Sequence[str],
+    out: Path,
+    work: Path,
+    repetitions: int,
+    seed: int,
+    workers: int,
+    fits: Sequence[str] = FITS,
+    update: bool = False,
 ) -> dict[str, Any]:
+    """Run the cells of ``fits`` on ``datasets`` and write the report to ``out``; with
+    ``update``, the cells measured now replace their like in the report already there."""
     fresh_work_dir(work)
     started = time.monotonic()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(run_dataset, name, work, repetitions, seed) for name in datasets
+            pool.submit(run_dataset, name, work, repetitions, seed, tuple(fits))
+            for name in datasets
         ]
         results = [f.result() for f in futures]
+    if update and out.exists():
+        results = merge(json.loads(out.read_text(encoding="utf-8"))["datasets"], results)
     base = load_config_or_default(None).plan
     report = {
         "benchmark": "model",
@@ -251,8 +282,18 @@ def run_model_bench(
 
 def render(report: dict[str, Any], console: Console) -> None:
     table = Table(title="Harrell C on held-back units: mean (min-max) over noise repetitions")
-    for column in ("data set", "partition", "fit", "epsilon", "C", "central GLM", "Cox",
-                   "curve err", "rounds", "s/run"):
+    for column in (
+        "data set",
+        "partition",
+        "fit",
+        "epsilon",
+        "C",
+        "central GLM",
+        "Cox",
+        "curve err",
+        "rounds",
+        "s/run",
+    ):
         table.add_column(column)
     for data in report["datasets"]:
         central = data["central"]
@@ -281,6 +322,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repetitions", type=int, default=5, help="noise repetitions per cell")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test split and partitions")
     parser.add_argument("--workers", type=int, default=2, help="data sets run in parallel")
+    parser.add_argument("--fits", nargs="+", default=list(FITS), choices=list(FITS))
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the cells run now in the report already at --out",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "model.json")
     parser.add_argument("--work", type=Path, default=REPO / ".fedrisk" / "bench-model")
     return parser
@@ -292,7 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def call() -> None:
         report = run_model_bench(
-            args.datasets, args.out, args.work, args.repetitions, args.seed, args.workers
+            args.datasets,
+            args.out,
+            args.work,
+            args.repetitions,
+            args.seed,
+            args.workers,
+            fits=args.fits,
+            update=args.update,
         )
         render(report, console)
         console.print(f"written {args.out} in {report['seconds']:.0f} s")

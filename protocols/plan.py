@@ -132,7 +132,7 @@ class NewtonSettings(StrictModel):
     step out of the noise but slows convergence; lower converges faster, noisier.
     """
 
-    gradient_clip: float = Field(1.0, gt=0)
+    gradient_clip: float = Field(0.5, gt=0)
     hessian_clip: float = Field(0.25, gt=0)
     ridge: float = Field(1.0, ge=0)
     scale_bits: int = Field(16, ge=8, le=30)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.model import CELLS, _summary, acceptance
+from bench.model import CELLS, _summary, acceptance, merge
 from bench.model_runs import RunScore, plan_config
 from coordinator.cli import load_config_or_default
 
@@ -85,3 +85,19 @@ def test_a_bad_override_fails_when_the_plan_is_made() -> None:
     spec = base.plan.model_spec.model_copy(update={"hidden_units": (8,)})
     with pytest.raises(ValueError, match="hidden_units"):
         plan_config(base, spec, fit="newton", epsilon=2.0)
+
+
+def test_an_update_replaces_only_the_cells_measured_again() -> None:
+    # Prepare: a report with both fits, then a run of DP-SGD only
+    earlier = [
+        result(
+            52_000,
+            {("group", "newton", 2.0): [0.85] * 5, ("group", "dp_sgd", 2.0): [0.70] * 5},
+        )
+    ]
+    now = [result(52_000, {("group", "dp_sgd", 2.0): [0.80] * 5})]
+    # Execute
+    [merged] = merge(earlier, now)
+    # Assert
+    by_fit = {c["fit"]: c["c_mean"] for c in merged["cells"]}
+    assert by_fit == {"newton": 0.85, "dp_sgd": 0.80}
