@@ -40,7 +40,13 @@ from typing import Any
 
 from bench.datasets import load_dataset
 from bench.entry import REPO, fresh_work_dir, run_bench
-from bench.model_runs import BenchFederation, central_glm_c, plan_config, prepare_federation
+from bench.model_runs import (
+    BenchFederation,
+    Fit,
+    central_glm_c,
+    plan_config,
+    prepare_federation,
+)
 from bench.model_runs import run_and_score as _run_and_score
 from bench.splits import partition_by_group, split_units
 from coordinator.cli import load_config_or_default
@@ -101,7 +107,7 @@ GRIDS: dict[str, tuple[Setting, ...]] = {
 class Search:
     """The search's state: the current choice per section and every evaluation."""
 
-    fit: str
+    fit: Fit
     choice: dict[str, dict[str, Any]]
     evaluated: list[dict[str, Any]] = field(default_factory=list)
 
@@ -146,7 +152,7 @@ def _score(
                 fed.spec,
                 fit=search.fit,
                 epsilon=epsilon,
-                **candidate,  # type: ignore[arg-type]
+                **candidate,
             )
             cs = [
                 _run_and_score(fed, config, f"tune-{len(search.evaluated)}-{epsilon}-{r}").harrell_c
@@ -169,7 +175,7 @@ def _score(
     return score
 
 
-def tune(fit: str, work: Path, *, repetitions: int, seed: int, min_gain: float) -> dict[str, Any]:
+def tune(fit: Fit, work: Path, *, repetitions: int, seed: int, min_gain: float) -> dict[str, Any]:
     """Coordinate descent over :data:`GRIDS` for ``fit``; the choice and every figure."""
     federations = _federations(work, seed)
     search = Search(fit, {"training": {}, "newton": {}, "record": {}})
@@ -195,12 +201,12 @@ def _copy(choice: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {section: dict(values) for section, values in choice.items()}
 
 
-def _is_start(setting: Setting, value: dict[str, Any], fit: str) -> bool:
+def _is_start(setting: Setting, value: dict[str, Any], fit: Fit) -> bool:
     """Whether ``value`` is the shipped plan's own (already scored as the start)."""
     plan = plan_config(
         load_config_or_default(None),
         load_config_or_default(None).plan.model_spec,
-        fit=fit,  # type: ignore[arg-type]
+        fit=fit,
         epsilon=2.0,
     ).plan
     section = {"training": plan.training, "newton": plan.newton, "record": plan.privacy.record}

@@ -35,7 +35,7 @@ from models.glm import (
     theta_from_arrays,
     unit_statistics,
 )
-from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature
+from protocols.model_spec import CategoryFeature, ModelSpec
 from protocols.plan import NewtonSettings, TrainingPlan
 from protocols.secure_glm import glm_bounds
 
@@ -263,9 +263,7 @@ def test_newton_noise_plan_agrees_with_dp_accounting() -> None:
 def newton_config(*, rounds: int, record_dp: bool, **newton):
     config = secure_config(rounds=rounds, record_dp=record_dp)
     settings = NewtonSettings(**newton)
-    return config.model_copy(
-        update={"plan": config.plan.model_copy(update={"newton": settings})}
-    )
+    return config.model_copy(update={"plan": config.plan.model_copy(update={"newton": settings})})
 
 
 def test_a_noiseless_federated_newton_fit_equals_the_pooled_fit(tmp_path: Path) -> None:
@@ -309,4 +307,6 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
         for e in entries
     ]
     delta = load_node_config(nodes[-1]).privacy.delta
-    assert math.isclose(compose_epsilon(releases, delta), entries[-1]["epsilon_after"], rel_tol=0.01)
+    assert math.isclose(
+        compose_epsilon(releases, delta), entries[-1]["epsilon_after"], rel_tol=0.01
+    )
