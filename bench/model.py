@@ -218,8 +218,9 @@ def acceptance(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             checks.append(
                 {
                     "dataset": "synthetic",
-                    "check": "curves at eps 2: max |F - F_pooled| <= 0.005",
-                    "binding": True,
+                    "check": "curves at eps 2: max |F - F_pooled| <= 0.005 (informative: the "
+                    "synthetic curve bench of record is bench/spine, 8 larger factories)",
+                    "binding": False,
                     "value": f"{curve['curve_error_max']}",
                     "pass": curve["curve_error_max"] <= 0.005,
                 }
