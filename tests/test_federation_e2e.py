@@ -84,10 +84,12 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
     config = small_config()
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     seen: dict[int, str] = {}
+    # what earlier tests in this process left (judged by their own tests) is not this run's
+    before = {pid: f[19] for pid in descendants(os.getpid()) if (f := _stat(pid)) is not None}
 
     def note_processes(_event: dict) -> None:
         for pid in descendants(os.getpid()):
-            if (fields := _stat(pid)) is not None:
+            if (fields := _stat(pid)) is not None and before.get(pid) != fields[19]:
                 seen.setdefault(pid, fields[19])  # start time: a recycled pid differs
 
     # Execute

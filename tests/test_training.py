@@ -28,6 +28,20 @@ from protocols.errors import ConfigError, DataError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 
+
+def dp_sgd_settings(**overrides: object) -> TrainingSettings:
+    """The DP-SGD settings these tests were written for (Adam at 0.01, 1 local epoch, 5
+    rounds), whatever the plan's defaults: they test the training machinery, not them."""
+    base: dict[str, object] = {
+        "method": "dp_sgd",
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "local_epochs": 1.0,
+        "rounds": 5,
+    }
+    return TrainingSettings.model_validate({**base, **overrides})
+
+
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
 pytestmark = pytest.mark.filterwarnings("ignore:Opacus DP-SGD noise")
 
@@ -122,7 +136,7 @@ def test_dp_sgd_schedule_known_answers(
     n_units: int, batch_size: int, epochs: float, expected: tuple[float, int]
 ) -> None:
     # Prepare
-    settings = TrainingSettings(batch_size=batch_size, local_epochs=epochs)
+    settings = dp_sgd_settings(batch_size=batch_size, local_epochs=epochs)
     # Execute
     sample_rate, steps = dp_sgd_schedule(n_units, settings)
     # Assert
@@ -132,7 +146,7 @@ def test_dp_sgd_schedule_known_answers(
 
 def test_dp_sgd_schedule_refuses_empty_data() -> None:
     with pytest.raises(DataError, match="no equipment units"):
-        dp_sgd_schedule(0, TrainingSettings())
+        dp_sgd_schedule(0, dp_sgd_settings())
 
 
 @pytest.mark.parametrize(
@@ -168,7 +182,7 @@ def test_train_dp_learns_the_effect_and_reduces_loss(
     monkeypatch.setattr(training, "_private_seed", lambda: 12345)
     units = encode_units(synthetic_units(spec, 2000, effect=4.0, seed=1), spec)
     start = init_arrays(spec, seed=0)
-    settings = TrainingSettings(local_epochs=4, batch_size=128, learning_rate=0.05)
+    settings = dp_sgd_settings(local_epochs=4, batch_size=128, learning_rate=0.05)
     # Execute
     update = train_dp(start, units, spec, settings, noise_multiplier=0.8, max_grad_norm=1.0, seed=0)
     # Assert: true S(120 months) is 0.82 at load 10 and 0.012 at load 90
@@ -186,7 +200,7 @@ def test_train_dp_learns_the_effect_and_reduces_loss(
 def test_train_dp_does_exactly_the_scheduled_steps(spec: ModelSpec) -> None:
     # Prepare: batch size 1 on 40 units gives many empty Poisson batches
     units = encode_units(synthetic_units(spec, 40, effect=1.0, seed=2), spec)
-    settings = TrainingSettings(local_epochs=1.5, batch_size=1)
+    settings = dp_sgd_settings(local_epochs=1.5, batch_size=1)
     # Execute
     with StepCounter() as counter:
         update = train_dp(
@@ -216,7 +230,7 @@ def test_train_dp_samples_at_exactly_the_accounted_rate(
 
     monkeypatch.setattr(training, "hazard_nll", recording_nll)
     units = encode_units(synthetic_units(spec, 1000, effect=1.0, seed=3), spec)
-    settings = TrainingSettings(local_epochs=12, batch_size=400)
+    settings = dp_sgd_settings(local_epochs=12, batch_size=400)
     # Execute
     update = train_dp(
         init_arrays(spec, seed=0),
@@ -238,7 +252,7 @@ def test_dp_noise_is_not_derived_from_the_public_seed(spec: ModelSpec) -> None:
     # Prepare
     units = encode_units(synthetic_units(spec, 200, effect=1.0, seed=4), spec)
     start = init_arrays(spec, seed=0)
-    settings = TrainingSettings(local_epochs=1, batch_size=50)
+    settings = dp_sgd_settings(local_epochs=1, batch_size=50)
     # Execute
     first, second = (
         train_dp(start, units, spec, settings, noise_multiplier=1.0, max_grad_norm=1.0, seed=0)
@@ -258,7 +272,7 @@ def test_train_dp_warns_about_the_insecure_rng(spec: ModelSpec) -> None:
             init_arrays(spec, seed=0),
             units,
             spec,
-            TrainingSettings(batch_size=50),
+            dp_sgd_settings(batch_size=50),
             noise_multiplier=1.0,
             max_grad_norm=1.0,
             seed=0,
@@ -275,7 +289,7 @@ def test_train_dp_leaves_the_input_arrays_alone(spec: ModelSpec) -> None:
         start,
         units,
         spec,
-        TrainingSettings(batch_size=50),
+        dp_sgd_settings(batch_size=50),
         noise_multiplier=1.0,
         max_grad_norm=1.0,
         seed=0,
@@ -292,7 +306,7 @@ def test_train_dp_refuses_bad_mechanism_parameters(spec: ModelSpec) -> None:
             init_arrays(spec, seed=0),
             units,
             spec,
-            TrainingSettings(),
+            dp_sgd_settings(),
             noise_multiplier=1.0,
             max_grad_norm=0.0,
             seed=0,
@@ -306,7 +320,7 @@ def test_train_plain_is_reproducible_and_learns(spec: ModelSpec) -> None:
     # Prepare
     units = encode_units(synthetic_units(spec, 1000, effect=4.0, seed=8), spec)
     start = init_arrays(spec, seed=0)
-    settings = TrainingSettings(local_epochs=3, batch_size=64, learning_rate=0.02)
+    settings = dp_sgd_settings(local_epochs=3, batch_size=64, learning_rate=0.02)
     # Execute
     with StepCounter() as counter:
         first = train_plain(start, units, spec, settings, seed=3)
@@ -324,7 +338,7 @@ def test_train_central_learns_the_sign_of_the_effect(spec: ModelSpec) -> None:
     frame = synthetic_units(spec, 1500, effect=4.0, seed=9)
     # Execute
     model = train_central(
-        frame, spec, TrainingSettings(batch_size=64, learning_rate=0.05), epochs=3, seed=0
+        frame, spec, dp_sgd_settings(batch_size=64, learning_rate=0.05), epochs=3, seed=0
     )
     # Assert: true S(120 months) is 0.82 at load 10 and 0.012 at load 90
     low, high = horizon_survival(model, spec, [10.0, 90.0])
