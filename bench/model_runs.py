@@ -92,9 +92,7 @@ def prepare_federation(
     node_yamls = write_sites(parts, Path(work) / "sites", plan, approve_by=None)
     for path in node_yamls:
         allow_non_private(path)
-    train = pd.concat(
-        [p.assign(_site=i) for i, p in enumerate(parts)], ignore_index=True
-    )
+    train = pd.concat([p.assign(_site=i) for i, p in enumerate(parts)], ignore_index=True)
     return BenchFederation(dataset, partition, spec, tuple(node_yamls), train, test, Path(work))
 
 
@@ -185,9 +183,7 @@ def _curve_error(run_dir: Path, fed: BenchFederation) -> float | None:
     if not published:
         return None
     pooled = {c.segment: c for c in pooled_curves(fed.train, fed.spec, censor_weight=0.5)}
-    return max(
-        float(np.max(np.abs(c.failure - pooled[c.segment].failure))) for c in published
-    )
+    return max(float(np.max(np.abs(c.failure - pooled[c.segment].failure))) for c in published)
 
 
 def _epsilon_run(summary: dict) -> float:
