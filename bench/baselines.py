@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models import metrics
 from models.features import EncodedUnits, encode_units
 from protocols.model_spec import CategoryFeature, ModelSpec
 
@@ -62,12 +63,13 @@ class CentralFit:
 
 
 def harrell_c(units: pd.DataFrame, risk: np.ndarray) -> float:
-    """Harrell's C of ``risk`` (higher = fails sooner) on the units' duration and failed."""
-    from sksurv.metrics import concordance_index_censored
-
-    events = units["failed"].to_numpy().astype(bool)
-    durations = units["duration"].to_numpy(dtype=float)
-    return float(concordance_index_censored(events, durations, np.asarray(risk, float))[0])
+    """Harrell's C of ``risk`` (higher = fails sooner) on the units' own duration and
+    failed (:func:`models.metrics.harrell_c`, fedrisk's one C-index)."""
+    return metrics.harrell_c(
+        units["duration"].to_numpy(dtype=float),
+        units["failed"].to_numpy(dtype=int),
+        np.asarray(risk, dtype=float),
+    )
 
 
 def _covariate_blocks(spec: ModelSpec) -> list[tuple[int, int, bool]]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from bench.baselines import harrell_c
 from bench.inprocess import run_in_process
 from bench.model_sites import write_sites
 from bench.spine import allow_non_private
@@ -28,7 +29,6 @@ from coordinator.evaluation import load_curves, pooled_curves
 from models.features import encode_units
 from models.glm import initial_theta, newton_step, unit_statistics
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard
-from models.metrics import harrell_c
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 
@@ -149,10 +149,7 @@ def test_harrell_c(arrays: list[np.ndarray], units: pd.DataFrame, spec: ModelSpe
     """Harrell C of the model's risk score on ``units`` (their own durations and events)."""
     model = HazardNet(spec)
     arrays_to_state(model, arrays)
-    risk = horizon_cumulative_hazard(model, encode_units(units, spec).x)
-    return harrell_c(
-        units["duration"].to_numpy(dtype=float), units["failed"].to_numpy(dtype=int), risk
-    )
+    return harrell_c(units, horizon_cumulative_hazard(model, encode_units(units, spec).x))
 
 
 def central_glm_c(
@@ -169,10 +166,7 @@ def central_glm_c(
         if done:
             break
     x = encode_units(test, spec).x.astype(np.float64)
-    risk = x @ theta[spec.time_grid.n_intervals :]
-    return harrell_c(
-        test["duration"].to_numpy(dtype=float), test["failed"].to_numpy(dtype=int), risk
-    )
+    return harrell_c(test, x @ theta[spec.time_grid.n_intervals :])
 
 
 def _curve_error(run_dir: Path, fed: BenchFederation) -> float | None:

@@ -219,12 +219,8 @@ def _copy(choice: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _is_start(setting: Setting, value: dict[str, Any], fit: Fit) -> bool:
     """Whether ``value`` is the shipped plan's own (already scored as the start)."""
-    plan = plan_config(
-        load_config_or_default(None),
-        load_config_or_default(None).plan.model_spec,
-        fit=fit,
-        epsilon=2.0,
-    ).plan
+    base = load_config_or_default(None)
+    plan = plan_config(base, base.plan.model_spec, fit=fit, epsilon=2.0).plan
     section = {"training": plan.training, "newton": plan.newton, "record": plan.privacy.record}
     current = section[setting.section]
     return all(getattr(current, k) == v for k, v in value.items())

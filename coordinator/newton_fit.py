@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.glm import decode_statistics, newton_step, noise_floor, parameter_count
+from models.glm import (
+    decode_statistics,
+    floored_information,
+    newton_step,
+    noise_floor,
+    parameter_count,
+)
 from protocols.plan import TrainingPlan
 
 __all__ = ["NewtonStep", "take_newton_step", "NOISY_COEFFICIENT_STD"]
@@ -98,8 +104,9 @@ def take_newton_step(
     p = parameter_count(spec)
     hessian_noise = noise_std * hessian_clip
     floor = newton.eigen_floor * noise_floor(hessian_noise, p)
-    new_theta = newton_step(theta, stats, ridge=newton.ridge, eigen_floor=floor)
-    eigenvalues = np.maximum(np.linalg.eigvalsh(stats.hessian), floor) + newton.ridge
+    information = floored_information(stats.hessian, ridge=newton.ridge, eigen_floor=floor)
+    new_theta = newton_step(theta, stats, ridge=newton.ridge, information=information)
+    eigenvalues = information[0]
     gradient_noise = noise_std * gradient_clip
     return NewtonStep(
         round=round_number,

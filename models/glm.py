@@ -48,14 +48,15 @@ __all__ = [
     "unit_statistics",
     "encode_statistics",
     "decode_statistics",
+    "floored_information",
     "newton_step",
     "noise_floor",
     "hazard_arrays",
     "theta_from_arrays",
 ]
 
-#: Initial logit of every interval's hazard: logit(0.05), a public, data-independent prior
-#: (the same as ``models.hazard.INITIAL_HAZARD_LOGIT``).
+#: Initial logit of every interval's hazard: logit(0.05), a public, data-independent prior,
+#: for the GLM and the hazard network alike (here: the node's Newton task loads no torch).
 INITIAL_HAZARD_LOGIT = -2.944
 
 #: L2 sensitivity of the released vector u to adding or removing one unit (see module).
@@ -197,29 +198,34 @@ def noise_floor(hessian_noise_std: float, p: int) -> float:
     return 2.0 * hessian_noise_std * math.sqrt(p)
 
 
+def floored_information(
+    hessian: np.ndarray, *, ridge: float, eigen_floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues, eigenvectors) of H' + ridge I, H' = H with eigenvalues raised to
+    ``eigen_floor``: the matrix a Newton step inverts."""
+    values, vectors = np.linalg.eigh(hessian)
+    values = np.maximum(values, eigen_floor) + ridge
+    if np.any(values <= 0):
+        raise ValueError("Newton step: the information matrix is singular; use a ridge > 0")
+    return values, vectors
+
+
 def newton_step(
     theta: np.ndarray,
     stats: GlmStatistics,
     *,
     ridge: float,
     eigen_floor: float = 0.0,
-    max_step: float = math.inf,
+    information: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """theta + (H' + ridge I)^-1 (G - ridge theta), H' = H with eigenvalues >= eigen_floor.
-
-    ``max_step`` caps the step's L2 norm (a trust region; inf = a full Newton step).
-    """
+    """theta + (H' + ridge I)^-1 (G - ridge theta), H' = H with eigenvalues >= eigen_floor
+    (``information``: :func:`floored_information` of it, when the caller has it)."""
     theta = np.asarray(theta, dtype=np.float64)
-    values, vectors = np.linalg.eigh(stats.hessian)
-    values = np.maximum(values, eigen_floor) + ridge
-    if np.any(values <= 0):
-        raise ValueError("Newton step: the information matrix is singular; use a ridge > 0")
+    values, vectors = information or floored_information(
+        stats.hessian, ridge=ridge, eigen_floor=eigen_floor
+    )
     direction = stats.gradient - ridge * theta
-    step = vectors @ ((vectors.T @ direction) / values)
-    norm = float(np.linalg.norm(step))
-    if norm > max_step:
-        step = step * (max_step / norm)
-    return theta + step
+    return theta + vectors @ ((vectors.T @ direction) / values)
 
 
 def hazard_arrays(theta: np.ndarray, spec: ModelSpec) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.digest import model_digest
+from models.glm import INITIAL_HAZARD_LOGIT
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 
@@ -38,8 +39,6 @@ __all__ = [
 ]
 
 
-#: Initial logit of every interval's hazard: logit(0.05), a data-independent prior.
-INITIAL_HAZARD_LOGIT = -2.944
 
 
 class HazardNet(nn.Module):

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from test_secure_rounds import secure_config
 
 from auditor.epsilon import Release, compose_epsilon
+from bench.baselines import person_period
 from coordinator.evaluation import pooled_frame
 from coordinator.newton_fit import NewtonStep
 from coordinator.outputs import load_global_model
@@ -42,21 +43,9 @@ from protocols.secure_glm import glm_bounds
 pytestmark = pytest.mark.usefixtures("flower_identity")
 
 
-def person_period(units: EncodedUnits, n_intervals: int) -> tuple[np.ndarray, np.ndarray]:
-    """One row per unit and at-risk interval: (interval one-hot, x) and the failure flag."""
-    rows, targets = [], []
-    for i in range(len(units)):
-        for j in range(units.entry_interval[i], units.interval[i] + 1):
-            onehot = np.zeros(n_intervals)
-            onehot[j] = 1.0
-            rows.append(np.concatenate([onehot, units.x[i]]))
-            targets.append(int(j == units.interval[i] and units.event[i] == 1))
-    return np.asarray(rows), np.asarray(targets)
-
-
 def pooled_glm(units: EncodedUnits, spec: ModelSpec, ridge: float) -> np.ndarray:
     """scikit-learn's exact Newton fit of the penalised person-period logistic regression."""
-    design, target = person_period(units, spec.time_grid.n_intervals)
+    design, target = person_period(units, spec)
     fit = LogisticRegression(
         C=1.0 / ridge, fit_intercept=False, solver="newton-cholesky", tol=1e-12, max_iter=500
     ).fit(design, target)
