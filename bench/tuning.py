@@ -20,10 +20,13 @@ Procedure (issue 10):
    at a time in the order listed, keeping a change only if it raises the score by more
    than ``min_gain`` (ties keep the earlier, cheaper or shipped value).
 
-Grids: Newton fit: eigen_floor 0.25, 0.5, 1; rounds 3, 5, 8; gradient_clip 0.5, 1, 2;
-hessian_clip 0.1, 0.25, 0.5; ridge 0.1, 1, 10. DP-SGD (the plan option): optimiser and
-learning rate (Adam 0.003, 0.01, 0.03; SGD 0.1, 0.3, 1.0); max_grad_norm 0.5, 1, 2;
-local_epochs 1, 2; rounds 5, 10.
+Grids: Newton fit: its settings are searched first by ``bench/newton_study.py``
+(coordinate descent on the same splits over more noise seeds and the 50-enterprise split
+too, scored by the slack to issue 10's thresholds, the secure sum's noise drawn
+directly); the grid here then checks that choice in real runs against the alternatives
+it rejected: momentum 0, the information matrix released every round, eigen_floor 0.5.
+DP-SGD (the plan option): optimiser and learning rate (Adam 0.003, 0.01, 0.03; SGD 0.1,
+0.3, 1.0); max_grad_norm 0.5, 1, 2; local_epochs 1, 2; rounds 5, 10.
 
 Writes ``bench/out/tuning.json`` (every candidate's figures and the choice); the README
 states the result.
@@ -76,11 +79,13 @@ def _values(key: str, *values: Any) -> tuple[dict[str, Any], ...]:
 
 GRIDS: dict[str, tuple[Setting, ...]] = {
     "newton": (
-        Setting("eigen_floor", "newton", _values("eigen_floor", 0.25, 0.5, 1.0)),
-        Setting("rounds", "training", _values("rounds", 3, 5, 8)),
-        Setting("gradient_clip", "newton", _values("gradient_clip", 0.5, 1.0, 2.0)),
-        Setting("hessian_clip", "newton", _values("hessian_clip", 0.1, 0.25, 0.5)),
-        Setting("ridge", "newton", _values("ridge", 0.1, 1.0, 10.0)),
+        Setting("momentum", "newton", _values("momentum", 0.0)),
+        Setting(
+            "information_rounds",
+            "newton",
+            ({"information_rounds": list(range(1, 11)), "information_weight": 1},),
+        ),
+        Setting("eigen_floor", "newton", _values("eigen_floor", 0.5)),
     ),
     "dp_sgd": (
         Setting(

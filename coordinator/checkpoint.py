@@ -6,15 +6,19 @@ its digest in its ledger (CheckpointWritten); a run restarted with ``RunRequest.
 continues from it and never runs a completed round again. It holds what the rest of the
 run and ``summary.json`` need: the round, the global model, FedAvgM's momentum, the
 enterprise accountant's history, every exchange's summary, the record-level receipts and
-privacy notes so far, and the nodes' pseudonyms.
+privacy notes so far, the nodes' pseudonyms, and a Newton fit's curvature and last move.
 
-File format (version 1). Compatibility rule: keys are never removed and their meanings
+File format (version 2). Compatibility rule: keys are never removed and their meanings
 never change; a new key comes with a default and a new version::
 
-    {"version": 1, "sha256": <SHA-256 of the canonical JSON of "state">, "state": {
+    {"version": 2, "sha256": <SHA-256 of the canonical JSON of "state">, "state": {
         "run_id", "plan_digest", "round", "training_done", "arrays": [[name, array]],
         "momentum": [array] | null, "enterprise": {...} | null, "rounds": [...],
-        "receipts": [...], "privacy_notes": {...}, "pseudonyms": [...]}}
+        "receipts": [...], "privacy_notes": {...}, "pseudonyms": [...],
+        "newton": {"information_round", "noise_std", "floor", "curvature": array,
+                   "velocity": array} | null}}
+
+Version 1 (no "newton", read as null) is still read.
 
 Arrays are stored as in :mod:`protocols.array_json`. A file that does not parse, whose
 digest does not match, or that belongs to another run or plan is refused (StateError).
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.newton_fit import Curvature, NewtonState
 from protocols.array_json import decode_array, encode_array
 from protocols.atomic import atomic_write_text
 from protocols.errors import StateError
@@ -37,8 +42,8 @@ from protocols.errors import StateError
 __all__ = ["CHECKPOINT_FILE", "Checkpoint", "write_checkpoint", "read_checkpoint"]
 
 CHECKPOINT_FILE = "checkpoint.json"
-_VERSION = 1
-_KEYS = (
+_VERSION = 2
+_KEYS_V1 = (
     "run_id",
     "plan_digest",
     "round",
@@ -51,6 +56,7 @@ _KEYS = (
     "privacy_notes",
     "pseudonyms",
 )
+_KEYS = (*_KEYS_V1, "newton")
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,8 @@ class Checkpoint:
     ``enterprise`` the enterprise accountant's ``state_dict`` (None without enterprise DP);
     ``rounds`` each exchange's summary; ``receipts`` the record-level receipts by node;
     ``privacy_notes`` the summary's extra privacy figures; ``pseudonyms`` the nodes'
-    pseudonymous ids seen so far.
+    pseudonymous ids seen so far; ``newton`` what a Newton fit's next round needs (None
+    for DP-SGD, before the first Newton round, or read from a version 1 file).
     """
 
     run_id: str
@@ -77,6 +84,7 @@ class Checkpoint:
     receipts: tuple[dict[str, Any], ...]
     privacy_notes: dict[str, Any]
     pseudonyms: tuple[str, ...]
+    newton: NewtonState | None = None
 
 
 def _state(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -93,7 +101,33 @@ def _state(checkpoint: Checkpoint) -> dict[str, Any]:
         "receipts": list(checkpoint.receipts),
         "privacy_notes": checkpoint.privacy_notes,
         "pseudonyms": list(checkpoint.pseudonyms),
+        "newton": _newton_state(checkpoint.newton),
     }
+
+
+def _newton_state(state: NewtonState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    curvature = state.curvature
+    return {
+        "information_round": curvature.round,
+        "noise_std": curvature.noise_std,
+        "floor": curvature.floor,
+        "curvature": encode_array(curvature.matrix),
+        "velocity": encode_array(state.velocity),
+    }
+
+
+def _read_newton_state(obj: Any, where: str) -> NewtonState | None:
+    if obj is None:
+        return None
+    curvature = Curvature(
+        round=int(obj["information_round"]),
+        matrix=decode_array(obj["curvature"], f"{where}: newton.curvature"),
+        noise_std=float(obj["noise_std"]),
+        floor=float(obj["floor"]),
+    )
+    return NewtonState(curvature, decode_array(obj["velocity"], f"{where}: newton.velocity"))
 
 
 def _digest(state: dict[str, Any]) -> str:
@@ -120,11 +154,13 @@ def read_checkpoint(path: Path, *, run_id: str, plan_digest: str) -> tuple[Check
         raise StateError(f"{where}: the checkpoint cannot be read: {err}") from None
     if not isinstance(document, dict) or set(document) != {"version", "sha256", "state"}:
         raise StateError(f"{where}: not a fedrisk checkpoint (keys version, sha256, state)")
-    if document["version"] != _VERSION:
-        raise StateError(f"{where}: checkpoint version {document['version']!r}, this reads 1")
+    version = document["version"]
+    if version not in (1, _VERSION):
+        raise StateError(f"{where}: checkpoint version {version!r}, this reads 1 and 2")
+    keys = _KEYS if version == _VERSION else _KEYS_V1
     state = document["state"]
-    if not isinstance(state, dict) or sorted(state) != sorted(_KEYS):
-        raise StateError(f"{where}: the checkpoint state must have exactly keys {list(_KEYS)}")
+    if not isinstance(state, dict) or sorted(state) != sorted(keys):
+        raise StateError(f"{where}: the checkpoint state must have exactly keys {list(keys)}")
     digest = _digest(state)
     if digest != document["sha256"]:
         raise StateError(
@@ -163,6 +199,7 @@ def _checkpoint(state: dict[str, Any], where: str) -> Checkpoint:
             receipts=tuple(state["receipts"]),
             privacy_notes=dict(state["privacy_notes"]),
             pseudonyms=tuple(str(p) for p in state["pseudonyms"]),
+            newton=_read_newton_state(state.get("newton"), where),
         )
-    except (TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise StateError(f"{where}: malformed checkpoint state: {err}") from None

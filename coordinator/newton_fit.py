@@ -2,10 +2,14 @@
 GLM statistics, take the Newton step, and say how much of it is noise.
 
 The sum holds every survivor's noise share; their std (in units of the clip bounds, as
-each node reports it) gives the noise on the summed gradient and information matrix. The
-information matrix's eigenvalues are raised to ``plan.newton.eigen_floor`` x the noise's
-spectral edge before the step (:func:`models.glm.noise_floor`), so a noisy matrix cannot
-flip the step's direction.
+each node reports it) gives the noise on the summed gradient and, in the plan's
+information rounds, on the information matrix. A released matrix's eigenvalues are raised
+to ``plan.newton.eigen_floor`` x its noise's spectral edge (:func:`models.glm.noise_floor`),
+so a noisy matrix cannot flip the step's direction; that floored matrix (a
+:class:`Curvature`) serves every step until the next information round. Under
+record-level DP each step adds ``plan.newton.momentum`` x the previous move (heavy ball),
+which wins back the speed the floor takes. Both live in a :class:`NewtonState` that the
+checkpoint keeps for a resumed run.
 
 A step whose noise is as large as its signal is reported, never silently taken as
 progress: :attr:`NewtonStep.warning` says so in plain words (the run's log and summary).
@@ -20,14 +24,22 @@ import numpy as np
 
 from models.glm import (
     decode_statistics,
+    floored_curvature,
     floored_information,
     newton_step,
     noise_floor,
     parameter_count,
 )
 from protocols.plan import TrainingPlan
+from protocols.secure_glm import glm_bounds, round_information_weight
 
-__all__ = ["NewtonStep", "take_newton_step", "NOISY_COEFFICIENT_STD"]
+__all__ = [
+    "Curvature",
+    "NewtonState",
+    "NewtonStep",
+    "take_newton_step",
+    "NOISY_COEFFICIENT_STD",
+]
 
 #: Expected noise per coefficient per step (logit units) above which a run is warned: a
 #: coefficient that moves by 0.25 at random per step ranks units little better than chance
@@ -36,8 +48,29 @@ NOISY_COEFFICIENT_STD = 0.25
 
 
 @dataclass(frozen=True, eq=False)
+class Curvature:
+    """The floored information matrix Newton steps invert, released in round ``round``
+    with noise std ``noise_std`` per entry and floored at ``floor``."""
+
+    round: int
+    matrix: np.ndarray
+    noise_std: float
+    floor: float
+
+
+@dataclass(frozen=True, eq=False)
+class NewtonState:
+    """What the next Newton round needs besides theta: the curvature in use and the
+    last move theta_k - theta_{k-1} (for momentum)."""
+
+    curvature: Curvature
+    velocity: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class NewtonStep:
-    """One Newton round: the new theta, and the step's size next to its noise.
+    """One Newton round: the new theta, the curvature it used, and the step's size next
+    to its noise.
 
     ``gradient_norm`` is ||G|| of the noised sum; ``gradient_noise_norm`` the expected
     norm of its noise (std x sqrt(p)); ``coefficient_noise_std`` the expected std of the
@@ -47,11 +80,10 @@ class NewtonStep:
 
     round: int
     theta: np.ndarray
+    state: NewtonState
     step_norm: float
     gradient_norm: float
     gradient_noise_norm: float
-    hessian_noise_std: float
-    eigen_floor: float
     coefficient_noise_std: float
 
     @property
@@ -74,11 +106,12 @@ class NewtonStep:
     def summary(self) -> dict[str, float | int]:
         return {
             "round": self.round,
+            "information_round": self.state.curvature.round,
             "step_norm": round(self.step_norm, 6),
             "gradient_norm": round(self.gradient_norm, 6),
             "gradient_noise_norm": round(self.gradient_noise_norm, 6),
-            "hessian_noise_std": round(self.hessian_noise_std, 6),
-            "eigen_floor": round(self.eigen_floor, 6),
+            "hessian_noise_std": round(self.state.curvature.noise_std, 6),
+            "eigen_floor": round(self.state.curvature.floor, 6),
             "coefficient_noise_std": round(self.coefficient_noise_std, 6),
         }
 
@@ -90,31 +123,47 @@ def take_newton_step(
     plan: TrainingPlan,
     *,
     round_number: int,
-    gradient_clip: float,
-    hessian_clip: float,
+    state: NewtonState | None,
 ) -> NewtonStep:
-    """The Newton step from a round's unmasked integer ``total`` and the survivors' noise
-    share stds (in units of the clip bounds; 0 without DP)."""
+    """The Newton step from round ``round_number``'s unmasked integer ``total``, the
+    survivors' noise share stds (in units of the clip bounds; 0 without DP) and the
+    state after the previous round (None before the first)."""
     spec, newton = plan.model_spec, plan.newton
-    vector = np.asarray(total, dtype=np.float64) / newton.scale
+    bounds = glm_bounds(plan)
+    weight = round_information_weight(plan, round_number)
     stats = decode_statistics(
-        vector, spec, gradient_clip=gradient_clip, hessian_clip=hessian_clip
+        np.asarray(total, dtype=np.float64) / newton.scale,
+        spec,
+        gradient_clip=bounds.gradient_clip,
+        hessian_clip=bounds.hessian_clip,
+        information_weight=weight,
     )
     noise_std = math.sqrt(math.fsum(s * s for s in share_stds))
     p = parameter_count(spec)
-    hessian_noise = noise_std * hessian_clip
-    floor = newton.eigen_floor * noise_floor(hessian_noise, p)
-    information = floored_information(stats.hessian, ridge=newton.ridge, eigen_floor=floor)
+    if weight is not None:
+        hessian_noise = noise_std * bounds.hessian_clip / math.sqrt(weight)
+        floor = newton.eigen_floor * noise_floor(hessian_noise, p)
+        curvature = Curvature(
+            round_number, floored_curvature(stats.hessian, floor), hessian_noise, floor
+        )
+    elif state is None:
+        raise ValueError(
+            f"Newton round {round_number} reuses the information matrix, but no earlier "
+            "round released one"
+        )
+    else:
+        curvature = state.curvature
+    information = floored_information(curvature.matrix, ridge=newton.ridge)
     new_theta = newton_step(theta, stats, ridge=newton.ridge, information=information)
-    eigenvalues = information[0]
-    gradient_noise = noise_std * gradient_clip
+    if state is not None:
+        new_theta = new_theta + plan.newton_momentum * state.velocity
+    gradient_noise = noise_std * bounds.gradient_clip
     return NewtonStep(
         round=round_number,
         theta=new_theta,
+        state=NewtonState(curvature, new_theta - theta),
         step_norm=float(np.linalg.norm(new_theta - theta)),
         gradient_norm=float(np.linalg.norm(stats.gradient)),
         gradient_noise_norm=gradient_noise * math.sqrt(p),
-        hessian_noise_std=hessian_noise,
-        eigen_floor=floor,
-        coefficient_noise_std=gradient_noise * float(np.sqrt(np.mean(eigenvalues**-2.0))),
+        coefficient_noise_std=gradient_noise * float(np.sqrt(np.mean(information[0] ** -2.0))),
     )

@@ -34,7 +34,7 @@ from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.coordinator_ledger import CoordinatorLedger
 from coordinator.curves import check_counts, estimate_curves, sum_counts
-from coordinator.newton_fit import NewtonStep, take_newton_step
+from coordinator.newton_fit import NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
@@ -51,7 +51,7 @@ from coordinator.secure_round import (
 from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
 from coordinator.update_noise import update_noise
 from models.curves import RiskCurve
-from models.glm import hazard_arrays, initial_theta, statistics_length, theta_from_arrays
+from models.glm import hazard_arrays, initial_theta, theta_from_arrays
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
 from protocols.accounting import Spend, rdp_epsilon
@@ -68,7 +68,7 @@ from protocols.messages import (
 )
 from protocols.secagg_messages import SecAggError
 from protocols.secure_curve import curve_vector_length, decode_curve_vector
-from protocols.secure_glm import glm_bounds
+from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import THETA_KEY
 from protocols.secure_update import (
     EnterpriseShare,
@@ -315,6 +315,7 @@ class Coordinator:
         optimizer: ServerOptimizer,
         *,
         training_done: bool = False,
+        newton: NewtonState | None = None,
     ) -> None:
         """Write the state after model round ``round_number`` (atomic, fsynced), then
         record it: the round is complete and will never run again."""
@@ -332,6 +333,7 @@ class Coordinator:
             receipts=tuple(self.privacy.rows()),
             privacy_notes=dict(self.privacy_notes),
             pseudonyms=tuple(sorted({*earlier, *self.node_keys.values()})),
+            newton=newton,
         )
         sha256 = write_checkpoint(self.store.dir / CHECKPOINT_FILE, checkpoint)
         self.store.event("checkpoint", round=round_number, sha256=sha256)
@@ -411,15 +413,15 @@ class Coordinator:
     ) -> ArrayRecord:
         """Newton rounds of the GLM hazard model on securely summed, noised statistics."""
         spec = self.plan.model_spec
-        bounds = glm_bounds(self.plan)
         theta = theta_from_arrays([arrays[name].numpy() for name in arrays], spec)
+        state = None if self.resumed is None else self.resumed.newton
         for round_number in range(first, self.plan.training.rounds + 1):
             released: list[NodeReply] = []
             secure = self._secure_model_sum(
                 round_number,
                 node_ids,
                 released,
-                vector_length=statistics_length(spec),
+                vector_length=round_statistics_length(self.plan, round_number),
                 bound=VALUE_BOUND,
                 arrays=ArrayRecord({THETA_KEY: Array(theta)}),
             )
@@ -430,15 +432,14 @@ class Coordinator:
                 [_metric(r, "noise-std") for r in survivors],
                 self.plan,
                 round_number=round_number,
-                gradient_clip=bounds.gradient_clip,
-                hessian_clip=bounds.hessian_clip,
+                state=state,
             )
             self._note_newton_step(step)
-            theta = step.theta
+            theta, state = step.theta, step.state
             arrays = ArrayRecord(
                 {f"param_{i:03d}": Array(a) for i, a in enumerate(hazard_arrays(theta, spec))}
             )
-            self._checkpoint(round_number, arrays, optimizer)
+            self._checkpoint(round_number, arrays, optimizer, newton=state)
         return arrays
 
     def _check_update_noise(

@@ -67,21 +67,23 @@ def _mechanisms(plan: TrainingPlan) -> list[str]:
     record = plan.privacy.record
     lines = []
     if record.enabled and plan.training.method == "newton":
+        newton = plan.newton
+        rounds = ", ".join(str(r) for r in newton.information_rounds)
         lines.append(
-            "Newton fit: each round your units' gradients and information matrices, each "
-            f"unit's clipped (bounds {plan.newton.gradient_clip:g} and "
-            f"{plan.newton.hessian_clip:g} of the spec's design norm), summed, with a "
-            "discrete Gaussian noise share inside the secure sum"
+            "Newton fit: each round your units' gradients (in round(s) "
+            f"{rounds} also their information matrices), each unit's clipped (bounds "
+            f"{newton.gradient_clip:g} and {newton.hessian_clip:g} of the spec's design "
+            "norm), summed, with a discrete Gaussian noise share inside the secure sum"
         )
     elif record.enabled:
         lines.append(
             f"DP-SGD (Opacus) on each model round, gradients clipped to {record.max_grad_norm:g}"
         )
-        if plan.curve_release:
-            where = "as a share inside the secure sum" if plan.secure_aggregation else "locally"
-            lines.append(f"discrete Gaussian noise on the curve histograms, added {where}")
     else:
         lines.append("NONE: record-level DP is off (refused unless node.yaml allows it)")
+    if record.enabled and plan.curve_release:
+        where = "as a share inside the secure sum" if plan.secure_aggregation else "locally"
+        lines.append(f"discrete Gaussian noise on the curve histograms, added {where}")
     if plan.privacy.enterprise is not None:
         e = plan.privacy.enterprise
         lines.append(

@@ -1,13 +1,15 @@
 """The node's contribution to one secure Newton round of the GLM hazard model.
 
-At the coordinator's theta the node sums its units' clipped gradients and information
-matrices (:mod:`models.glm`; the clip bounds are public, from the plan and the spec),
-scales them to integers (multiples of 2^-scale_bits of the bounds), adds its discrete
-Gaussian noise share (OpenDP, CSPRNG) and hands the vector to secure aggregation: the
-coordinator only ever sees the sum over nodes, noised once.
+At the coordinator's theta the node sums its units' clipped gradients and, in the plan's
+information rounds, information matrices (:mod:`models.glm`; the clip bounds are public,
+from the plan and the spec; which rounds carry the matrix follows from the plan and the
+round number alone), scales them to integers (multiples of 2^-scale_bits of the bounds),
+adds its discrete Gaussian noise share (OpenDP, CSPRNG) and hands the vector to secure
+aggregation: the coordinator only ever sees the sum over nodes, noised once.
 
-Privacy: one unit moves the released vector by at most sqrt(2) x 2^scale_bits, plus
-sqrt(d) for the node's rounding of its sum, in L2. The share is sized, like the curve
+Privacy: one unit moves the released vector by at most sqrt(1 + w) x 2^scale_bits (w the
+information weight; 1 x in a gradient-only round), plus sqrt(d) for the node's rounding
+of its sum, in L2. The share is sized, like the curve
 shares, so that the ``threshold`` shares any released sum must hold are as private as a
 Gaussian mechanism with the plan's noise multiplier (Kairouz, Liu, Steinke 2021,
 :mod:`protocols.distributed_noise`); the node charges its lifetime accountant for that
@@ -31,7 +33,7 @@ from protocols.errors import ConfigError
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.quantization import QuantizationRangeError
-from protocols.secure_glm import glm_bounds, glm_share_sensitivity
+from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_information_weight
 from protocols.secure_round import SecureRoundSettings
 
 __all__ = ["glm_contribution"]
@@ -60,15 +62,18 @@ def glm_contribution(
         hessian_clip=bounds.hessian_clip,
     )
     encoded = encode_statistics(
-        stats, gradient_clip=bounds.gradient_clip, hessian_clip=bounds.hessian_clip
+        stats,
+        gradient_clip=bounds.gradient_clip,
+        hessian_clip=bounds.hessian_clip,
+        information_weight=round_information_weight(plan, header.round),
     )
     vector = np.rint(encoded * bounds.scale).astype(np.int64)
     if not record_dp_required(runtime, plan):
         _check_range(vector, settings.bound)
         return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
-    target = plan_noise(plan, len(units)).model_noise_multiplier
+    target = plan_noise(plan, len(units)).round_noise_multiplier(header.round)
     n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
-    l2, l1, dimension = glm_share_sensitivity(plan)
+    l2, l1, dimension = glm_share_sensitivity(plan, header.round)
     share = share_for_noise_multiplier(
         target, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1, dimension=dimension
     )

@@ -4,7 +4,11 @@ The plan gives the run's record-level budget (epsilon, delta). The curve release
 ``curve_share`` of epsilon on its own; the model's noise multiplier is then the smallest
 whose composition with the curve release over all rounds stays within epsilon (RDP):
 DP-SGD's Poisson-sampled steps, or one Gaussian release of the summed GLM statistics per
-Newton round (``training.method: newton``).
+Newton round (``training.method: newton``). A Newton round's release has noise std s on
+every coordinate and sensitivity sqrt(1 + w) with the information matrix (weight w),
+1 without; its RDP is (1 + w) resp. 1 times that of a sensitivity-1 release at s, so the
+run is worth rounds + w x (information rounds) such releases, and s is calibrated for
+that many (``NoisePlan.round_noise_multiplier`` gives each round's multiplier).
 Everything here is a function of public plan settings and the node's unit count.
 """
 
@@ -46,7 +50,9 @@ def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, in
 @dataclass(frozen=True)
 class NoisePlan:
     """Per-run noise of one node: the model's (sigma, q, steps per round) and the curve
-    sigma. For a Newton fit q = 1 and one step (release) per round."""
+    sigma. For a Newton fit q = 1 and one step (release) per round; sigma is the noise
+    std per unit of a gradient-only release's sensitivity, and ``information_rounds``
+    also release the information matrix at ``information_weight``."""
 
     model_noise_multiplier: float
     sample_rate: float
@@ -55,10 +61,19 @@ class NoisePlan:
     curve_noise_multiplier: float | None
     delta: float
     model_mechanism: str = MODEL_MECHANISM
+    information_rounds: tuple[int, ...] = ()
+    information_weight: int = 0
+
+    def round_noise_multiplier(self, round_number: int) -> float:
+        """The model release's noise multiplier in round ``round_number``: the same noise
+        std over a sqrt(1 + w) times larger sensitivity in an information round."""
+        if round_number in self.information_rounds:
+            return self.model_noise_multiplier / math.sqrt(1.0 + self.information_weight)
+        return self.model_noise_multiplier
 
     def model_spend(self, run_id: str = "", round_number: int = 0) -> Spend:
         return Spend(
-            self.model_noise_multiplier,
+            self.round_noise_multiplier(round_number),
             self.sample_rate,
             self.steps_per_round,
             self.model_mechanism,
@@ -77,7 +92,7 @@ class NoisePlan:
     def run_epsilon(self, delta: float | None = None) -> float:
         """Epsilon of the whole run at this node (all rounds + curve) at ``delta`` (default:
         the plan's delta)."""
-        spends = [self.model_spend()] * self.rounds
+        spends = [self.model_spend(round_number=r) for r in range(1, self.rounds + 1)]
         if self.curve_noise_multiplier is not None:
             spends.append(self.curve_spend())
         return rdp_epsilon(spends, self.delta if delta is None else delta)
@@ -91,10 +106,12 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
     """
     record = plan.privacy.record
     newton = plan.training.method == "newton"
+    information: tuple[int, ...] = ()
     if newton:
         if n_units < 1:
             raise DataError("no equipment units to train on")
         sample_rate, steps = 1.0, 1
+        information = plan.newton.information_rounds
     else:
         sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
     fixed: tuple[Spend, ...] = ()
@@ -111,7 +128,7 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         target_epsilon=record.epsilon,
         target_delta=record.delta,
         sample_rate=sample_rate,
-        steps=steps * plan.training.rounds,
+        steps=steps * plan.training.rounds + plan.newton.information_weight * len(information),
         composed_with=fixed,
     )
     return NoisePlan(
@@ -122,4 +139,6 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         curve_noise_multiplier=curve_sigma,
         delta=record.delta,
         model_mechanism=GLM_MECHANISM if newton else MODEL_MECHANISM,
+        information_rounds=information,
+        information_weight=plan.newton.information_weight if newton else 0,
     )

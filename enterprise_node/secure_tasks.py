@@ -44,7 +44,7 @@ from enterprise_node.tasks import (
     run_model_task,
 )
 from models.digest import model_digest
-from models.glm import parameter_count, statistics_length
+from models.glm import parameter_count
 from models.histogram import unit_histograms, with_explicit_entries
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
@@ -63,6 +63,7 @@ from protocols.secagg_messages import (
     unmask_response_to_dict,
 )
 from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
+from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import (
     SECAGG_KEY,
     SECAGG_PAYLOAD_KEY,
@@ -325,7 +326,7 @@ def secure_newton(
     theta = np.asarray(record[THETA_KEY].numpy(), dtype=np.float64)
     if theta.shape != (parameter_count(plan.model_spec),) or not np.all(np.isfinite(theta)):
         raise ConfigError("task refused: theta does not fit the plan's GLM hazard model")
-    _check_length(settings, statistics_length(plan.model_spec), "GLM statistics")
+    _check_length(settings, round_statistics_length(plan, header.round), "GLM statistics")
     if settings.bound != VALUE_BOUND:
         raise ConfigError("task refused: the round's value bound is not the secure sum's")
     return _masked_model_release(

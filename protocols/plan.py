@@ -128,17 +128,42 @@ class NewtonSettings(StrictModel):
     (:func:`models.glm.design_norm_bound`): bounds relative to the spec, so the defaults
     suit any feature list. ``ridge`` is the penalty ridge/2 ||theta||^2 (a public prior
     that also keeps a noisy step bounded). The released sums are rounded to multiples of
-    2^-``scale_bits`` (in units of the clip bounds) for secure aggregation. Before each
-    step the noisy information matrix's eigenvalues are raised to ``eigen_floor`` x the
-    noise's spectral edge 2 s sqrt(p) (:func:`models.glm.noise_floor`): 1 keeps every
-    step out of the noise but slows convergence; lower converges faster, noisier.
+    2^-``scale_bits`` (in units of the clip bounds) for secure aggregation.
+
+    Every round releases the summed gradient; only ``information_rounds`` (1-based, the
+    first among them) also release the information matrix, and the rounds between reuse
+    the last one: curvature needs little precision, so spending the budget on it once
+    or twice and on the gradient every round converges faster than a noisy matrix each
+    round. ``information_weight`` w gives the matrix w times the gradient's share of the
+    release's budget (its noise std is 1/sqrt(w) of the gradient's). Before a step the
+    noisy matrix's eigenvalues are raised to ``eigen_floor`` x its noise's spectral edge
+    2 s sqrt(p) (:func:`models.glm.noise_floor`): 1 keeps every step out of the noise but
+    slows convergence; lower converges faster, noisier. The floor damps the steps where
+    the data's curvature is below it; heavy-ball ``momentum`` (theta_{k+1} = theta_k +
+    step_k + momentum (theta_k - theta_{k-1})) wins back that speed, a post-processing
+    that costs no budget. Without record-level DP there is nothing to save or to floor:
+    every round releases the matrix and the steps are plain Newton steps
+    (:meth:`TrainingPlan.releases_information`, :attr:`TrainingPlan.newton_momentum`).
     """
 
     gradient_clip: float = Field(0.5, gt=0)
     hessian_clip: float = Field(0.25, gt=0)
-    ridge: float = Field(1.0, ge=0)
+    ridge: float = Field(0.3, ge=0)
     scale_bits: int = Field(16, ge=8, le=30)
-    eigen_floor: float = Field(0.5, ge=0)
+    eigen_floor: float = Field(0.3, ge=0)
+    information_rounds: tuple[int, ...] = (1,)
+    information_weight: int = Field(4, ge=1, le=64)
+    momentum: float = Field(0.5, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _information_first(self) -> NewtonSettings:
+        rounds = self.information_rounds
+        if not rounds or rounds[0] != 1 or list(rounds) != sorted(set(rounds)):
+            raise ValueError(
+                "newton.information_rounds must be increasing round numbers starting at 1 "
+                f"(the first step needs curvature), got {list(rounds)}"
+            )
+        return self
 
     @property
     def scale(self) -> float:
@@ -173,6 +198,12 @@ class TrainingPlan(StrictModel):
             problems.append("secure_aggregation: true (its noise is added once, in the sum)")
         if self.privacy.enterprise is not None:
             problems.append("no privacy.enterprise (enterprise-level DP clips DP-SGD updates)")
+        late = [r for r in self.newton.information_rounds if r > self.training.rounds]
+        if late:
+            problems.append(
+                f"newton.information_rounds within training.rounds ({self.training.rounds}), "
+                f"not {late}"
+            )
         if problems:
             raise ValueError(
                 "training.method newton needs " + "; ".join(problems) + "; or use dp_sgd"
@@ -187,6 +218,19 @@ class TrainingPlan(StrictModel):
                 "is added as shares inside the secure sum)"
             )
         return self
+
+    def releases_information(self, round_number: int) -> bool:
+        """Whether Newton round ``round_number`` releases the information matrix: in the
+        plan's information rounds under record-level DP, in every round without it."""
+        if not self.privacy.record.enabled:
+            return True
+        return round_number in self.newton.information_rounds
+
+    @property
+    def newton_momentum(self) -> float:
+        """The Newton steps' momentum: the plan's under record-level DP, 0 without (exact
+        Newton steps need none)."""
+        return self.newton.momentum if self.privacy.record.enabled else 0.0
 
     def canonical_json(self) -> str:
         """Deterministic JSON form (sorted keys, no spaces) that the digest covers."""

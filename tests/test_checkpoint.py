@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 import protocols.array_json
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, write_checkpoint
+from coordinator.newton_fit import Curvature, NewtonState
 from protocols.errors import StateError
 
 RUN, PLAN = "run-a", "ab" * 32
@@ -69,6 +71,38 @@ def test_no_momentum_and_no_enterprise_accountant_round_trip(tmp_path: Path) -> 
     assert again.momentum is None and again.enterprise is None and again.training_done
 
 
+def test_a_newton_fits_curvature_and_last_move_round_trip(tmp_path: Path) -> None:
+    # Prepare
+    rng = np.random.default_rng(6)
+    state = NewtonState(Curvature(1, rng.normal(size=(4, 4)), 0.25, 3.5), rng.normal(size=4))
+    path = tmp_path / CHECKPOINT_FILE
+    # Execute
+    write_checkpoint(path, a_checkpoint(momentum=None, newton=state))
+    again, _ = read_checkpoint(path, run_id=RUN, plan_digest=PLAN)
+    # Assert
+    assert again.newton is not None
+    got = again.newton.curvature
+    assert (got.round, got.noise_std, got.floor) == (1, 0.25, 3.5)
+    assert np.array_equal(got.matrix, state.curvature.matrix)
+    assert np.array_equal(again.newton.velocity, state.velocity)
+
+
+def test_a_version_1_checkpoint_is_still_read(tmp_path: Path) -> None:
+    # Prepare: the file as version 1 wrote it (no "newton" key), digest recomputed
+    path = tmp_path / CHECKPOINT_FILE
+    write_checkpoint(path, a_checkpoint())
+    document = json.loads(path.read_text())
+    del document["state"]["newton"]
+    text = json.dumps(document["state"], sort_keys=True, separators=(",", ":"))
+    document.update(version=1, sha256=hashlib.sha256(text.encode()).hexdigest())
+    path.write_text(json.dumps(document))
+    # Execute
+    again, _ = read_checkpoint(path, run_id=RUN, plan_digest=PLAN)
+    # Assert
+    assert_same(again, a_checkpoint())
+    assert again.newton is None
+
+
 def test_a_changed_value_is_refused_as_corrupt(tmp_path: Path) -> None:
     # Prepare: one completed round turned into three, digest left as it was
     path = tmp_path / CHECKPOINT_FILE
@@ -87,7 +121,7 @@ def test_a_changed_value_is_refused_as_corrupt(tmp_path: Path) -> None:
     [
         (lambda text: text[: len(text) // 2], "cannot be read"),
         (lambda text: "[]", "not a fedrisk checkpoint"),
-        (lambda text: text.replace('"version": 1', '"version": 2'), "version 2"),
+        (lambda text: text.replace('"version": 2', '"version": 3'), "version 3"),
     ],
     ids=["torn", "not-a-checkpoint", "newer-version"],
 )

@@ -206,14 +206,16 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
             *[(r, "model") for r in range(1, ROUNDS + 1)],
             (ROUNDS + 1, "curve"),
         ], node.node.name
-        planned = plan_noise(config.plan, len(pd.read_csv(node.data_path))).model_spend()
+        noise = plan_noise(config.plan, len(pd.read_csv(node.data_path)))
         model = [s for s in spends if s.purpose == "model"]
-        # one charge per round, each with the same noise: the planned multiplier, or (a
-        # distributed share, Newton fit) the share's effective one, at least the planned
-        [charged] = {(s.noise_multiplier, s.sample_rate, s.steps) for s in model}
-        assert charged[1:] == (planned.sample_rate, planned.steps)
-        assert planned.noise_multiplier <= charged[0] <= planned.noise_multiplier * 1.001
-        uninterrupted = rdp_epsilon([model[0]] * ROUNDS + spends[-1:], node.privacy.delta)
+        # one charge per round, each with its round's planned noise: the planned multiplier,
+        # or (a distributed share, Newton fit) the share's effective one, at least the planned
+        for spend in model:
+            planned = noise.model_spend(round_number=spend.round)
+            assert (spend.sample_rate, spend.steps) == (planned.sample_rate, planned.steps)
+            assert planned.noise_multiplier <= spend.noise_multiplier
+            assert spend.noise_multiplier <= planned.noise_multiplier * 1.001
+        uninterrupted = rdp_epsilon([*model, *spends[-1:]], node.privacy.delta)
         assert guard.status().epsilon_spent == pytest.approx(uninterrupted, rel=1e-12)
 
     # the killed node's state is intact: its ledger verifies, its budget matches the ledger
