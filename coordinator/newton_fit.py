@@ -30,21 +30,11 @@ from models.glm import (
     noise_floor,
     parameter_count,
 )
+from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, round_information_weight
 
-__all__ = [
-    "Curvature",
-    "NewtonState",
-    "NewtonStep",
-    "take_newton_step",
-    "NOISY_COEFFICIENT_STD",
-]
-
-#: Expected noise per coefficient per step (logit units) above which a run is warned: a
-#: coefficient that moves by 0.25 at random per step ranks units little better than chance
-#: when real effects are of that size.
-NOISY_COEFFICIENT_STD = 0.25
+__all__ = ["Curvature", "NewtonState", "NewtonStep", "take_newton_step"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +63,11 @@ class NewtonStep:
     to its noise.
 
     ``gradient_norm`` is ||G|| of the noised sum; ``gradient_noise_norm`` the expected
-    norm of its noise (std x sqrt(p)); ``coefficient_noise_std`` the expected std of the
-    step's noise per coefficient, sqrt(mean 1/lambda_k^2) x gradient noise std over the
-    floored eigenvalues lambda_k.
+    norm of its noise (std x sqrt(p)). ``score_noise_std`` is how far the step's noise
+    moves a unit's risk score (logit units, RMS over the at-risk cells the information
+    matrix sums), ``score_spread`` how far the new theta's scores spread over those cells
+    (:func:`_score_figures`): a step whose noise moves the scores as much as they differ
+    ranks units little better than chance.
     """
 
     round: int
@@ -84,16 +76,18 @@ class NewtonStep:
     step_norm: float
     gradient_norm: float
     gradient_noise_norm: float
-    coefficient_noise_std: float
+    score_noise_std: float
+    score_spread: float
 
     @property
     def warning(self) -> str | None:
-        if self.coefficient_noise_std > NOISY_COEFFICIENT_STD:
+        if self.score_noise_std > self.score_spread:
             return (
-                f"Newton round {self.round}: the DP noise moves each coefficient by about "
-                f"{self.coefficient_noise_std:.2g} per step (logit units): the model will "
-                "rank little better than chance. More units, a larger epsilon or fewer "
-                "rounds would help."
+                f"Newton round {self.round}: the DP noise moves each unit's risk score by "
+                f"about {self.score_noise_std:.2g} per step (logit units), more than the "
+                f"scores differ across units ({self.score_spread:.2g}): the model will rank "
+                "little better than chance. More units, a larger epsilon or fewer rounds "
+                "would help."
             )
         if self.round == 1 and self.gradient_norm < 2.0 * self.gradient_noise_norm:
             return (
@@ -112,7 +106,8 @@ class NewtonStep:
             "gradient_noise_norm": round(self.gradient_noise_norm, 6),
             "hessian_noise_std": round(self.state.curvature.noise_std, 6),
             "eigen_floor": round(self.state.curvature.floor, 6),
-            "coefficient_noise_std": round(self.coefficient_noise_std, 6),
+            "score_noise_std": round(self.score_noise_std, 6),
+            "score_spread": round(self.score_spread, 6),
         }
 
 
@@ -158,6 +153,7 @@ def take_newton_step(
     if state is not None:
         new_theta = new_theta + plan.newton_momentum * state.velocity
     gradient_noise = noise_std * bounds.gradient_clip
+    score_noise, spread = _score_figures(new_theta, curvature.matrix, information, spec)
     return NewtonStep(
         round=round_number,
         theta=new_theta,
@@ -165,5 +161,34 @@ def take_newton_step(
         step_norm=float(np.linalg.norm(new_theta - theta)),
         gradient_norm=float(np.linalg.norm(stats.gradient)),
         gradient_noise_norm=gradient_noise * math.sqrt(p),
-        coefficient_noise_std=gradient_noise * float(np.sqrt(np.mean(information[0] ** -2.0))),
+        score_noise_std=gradient_noise * score_noise,
+        score_spread=spread,
     )
+
+
+def _score_figures(
+    theta: np.ndarray,
+    curvature: np.ndarray,
+    information: tuple[np.ndarray, np.ndarray],
+    spec: ModelSpec,
+) -> tuple[float, float]:
+    """(noise gain, spread) of the risk score (x - c) . beta over the at-risk cells,
+    weighted by w = h(1 - h) as the information matrix H = sum w z z^T weights them
+    (W = sum w = the trace of its interval block): a step's noise (H' + ridge I)^-1 e,
+    e white of std 1, moves the linear predictor by sqrt(trace(H A^-2) / W) RMS; the
+    scores spread by sqrt(beta' S beta / W), S the covariate block of H with the
+    interval effects partialled out (its Schur complement). Post-processing of released
+    sums only."""
+    n = spec.time_grid.n_intervals
+    values, vectors = information
+    total = float(np.trace(curvature[:n, :n]))
+    if total <= 0:
+        return math.inf, 0.0
+    inverse_squared = (vectors / values**2) @ vectors.T
+    gain = math.sqrt(max(float(np.sum(curvature * inverse_squared)), 0.0) / total)
+    intervals = np.diag(curvature)[:n]
+    cross = curvature[:n, n:]
+    safe = np.where(intervals > 0, intervals, np.inf)  # an interval no unit reaches
+    within = curvature[n:, n:] - cross.T @ (cross / safe[:, None])
+    beta = theta[n:]
+    return gain, math.sqrt(max(float(beta @ within @ beta), 0.0) / total)

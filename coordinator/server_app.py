@@ -472,14 +472,15 @@ class Coordinator:
         self.privacy_notes["model_noise"] = notes
 
     def _note_newton_step(self, step: NewtonStep) -> None:
-        """The step next to its noise: in the progress log, the summary and, when the
-        noise dominates, a warning."""
+        """The step next to its noise: in the progress log, the summary and, the first
+        time the noise dominates, a warning (the rounds that reuse one information matrix
+        would repeat it word for word)."""
         summary = step.summary()
         self.store.event("newton_step", **summary)
         notes = dict(self.privacy_notes.get("model_noise", {}))  # type: ignore[call-overload]
         notes["newton_steps"] = [*notes.get("newton_steps", []), summary]
         warning = step.warning
-        if warning is not None:
+        if warning is not None and not notes.get("warnings"):
             _log.warning("%s", warning)
             notes["warnings"] = [*notes.get("warnings", []), warning]
             self.store.event("model_noise_warning", round=step.round, warning=warning)

@@ -222,9 +222,9 @@ def test_the_glm_round_trips_through_hazard_network_arrays() -> None:
 
 def test_a_noise_dominated_step_is_warned() -> None:
     state = NewtonState(Curvature(1, np.eye(3), 0.1, 0.0), np.zeros(3))
-    quiet = NewtonStep(1, np.zeros(3), state, 1.0, 10.0, 1.0, 0.01)
-    noisy = NewtonStep(2, np.zeros(3), state, 1.0, 10.0, 1.0, 0.6)
-    weak = NewtonStep(1, np.zeros(3), state, 1.0, 1.5, 1.0, 0.01)
+    quiet = NewtonStep(1, np.zeros(3), state, 1.0, 10.0, 1.0, 0.05, 0.5)
+    noisy = NewtonStep(2, np.zeros(3), state, 1.0, 10.0, 1.0, 0.6, 0.5)
+    weak = NewtonStep(1, np.zeros(3), state, 1.0, 1.5, 1.0, 0.05, 0.5)
     assert quiet.warning is None
     assert "rank little better than chance" in (noisy.warning or "")
     assert "within twice its noise" in (weak.warning or "")
