@@ -55,11 +55,16 @@ from coordinator.newton_fit import NewtonState, take_newton_step
 from coordinator.secure_round import round_threshold
 from enterprise_node.noise_plan import plan_noise
 from models.features import EncodedUnits, encode_units
-from models.glm import encode_statistics, initial_theta, release_sensitivity, unit_statistics
+from models.glm import initial_theta, release_sensitivity
 from protocols.atomic import atomic_write_json
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
-from protocols.secure_glm import glm_bounds, round_information_weight, round_statistics_length
+from protocols.secure_glm import (
+    glm_bounds,
+    round_information_weight,
+    round_statistics,
+    round_statistics_length,
+)
 
 __all__ = ["GRID", "StudyCell", "simulate_fit", "study"]
 
@@ -105,19 +110,7 @@ def simulate_fit(cell: StudyCell, plan: TrainingPlan, rng: np.random.Generator) 
     state: NewtonState | None = None
     for round_number in range(1, plan.training.rounds + 1):
         weight = round_information_weight(plan, round_number)
-        stats = unit_statistics(
-            cell.units,
-            theta,
-            spec,
-            gradient_clip=bounds.gradient_clip,
-            hessian_clip=bounds.hessian_clip,
-        )
-        u = encode_statistics(
-            stats,
-            gradient_clip=bounds.gradient_clip,
-            hessian_clip=bounds.hessian_clip,
-            information_weight=weight,
-        )
+        u = round_statistics(cell.units, theta, plan, round_number)
         # the node's L2 sensitivity in units of u: the release's, plus its rounding
         rounding = math.sqrt(round_statistics_length(plan, round_number)) / bounds.scale
         std = (

@@ -24,7 +24,9 @@ Grids: Newton fit: its settings are searched first by ``bench/newton_study.py``
 (coordinate descent on the same splits over more noise seeds and the 50-enterprise split
 too, scored by the slack to issue 10's thresholds, the secure sum's noise drawn
 directly); the grid here then checks that choice in real runs against the alternatives
-it rejected: momentum 0, the information matrix released every round, eigen_floor 0.5.
+it rejected: momentum 0, the information matrix released every round, eigen_floor 0.5,
+with the rule of step 4 (an alternative that scores better by more than ``min_gain`` in
+real runs replaces the study's value).
 DP-SGD (the plan option): optimiser and learning rate (Adam 0.003, 0.01, 0.03; SGD 0.1,
 0.3, 1.0); max_grad_norm 0.5, 1, 2; local_epochs 1, 2; rounds 5, 10.
 

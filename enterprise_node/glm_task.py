@@ -26,14 +26,13 @@ from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
 from models.features import encode_units
-from models.glm import encode_statistics, unit_statistics
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
 from protocols.errors import ConfigError
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.quantization import QuantizationRangeError
-from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_information_weight
+from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics
 from protocols.secure_round import SecureRoundSettings
 
 __all__ = ["glm_contribution"]
@@ -54,19 +53,7 @@ def glm_contribution(
     if len(units) == 0:
         raise ConfigError("task refused: no valid units to train on")
     bounds = glm_bounds(plan)
-    stats = unit_statistics(
-        units,
-        theta,
-        spec,
-        gradient_clip=bounds.gradient_clip,
-        hessian_clip=bounds.hessian_clip,
-    )
-    encoded = encode_statistics(
-        stats,
-        gradient_clip=bounds.gradient_clip,
-        hessian_clip=bounds.hessian_clip,
-        information_weight=round_information_weight(plan, header.round),
-    )
+    encoded = round_statistics(units, theta, plan, header.round)
     vector = np.rint(encoded * bounds.scale).astype(np.int64)
     if not record_dp_required(runtime, plan):
         _check_range(vector, settings.bound)

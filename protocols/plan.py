@@ -150,7 +150,7 @@ class NewtonSettings(StrictModel):
     hessian_clip: float = Field(0.25, gt=0)
     ridge: float = Field(0.3, ge=0)
     scale_bits: int = Field(16, ge=8, le=30)
-    eigen_floor: float = Field(0.3, ge=0)
+    eigen_floor: float = Field(0.5, ge=0)
     information_rounds: tuple[int, ...] = (1,)
     information_weight: int = Field(4, ge=1, le=64)
     momentum: float = Field(0.5, ge=0, lt=1)

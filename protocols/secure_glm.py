@@ -13,7 +13,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.glm import design_norm_bound, release_sensitivity, statistics_length
+import numpy as np
+
+from models.features import EncodedUnits
+from models.glm import (
+    design_norm_bound,
+    encode_statistics,
+    release_sensitivity,
+    statistics_length,
+    unit_statistics,
+)
 from protocols.plan import TrainingPlan
 
 __all__ = [
@@ -22,6 +31,7 @@ __all__ = [
     "round_information_weight",
     "round_statistics_length",
     "glm_share_sensitivity",
+    "round_statistics",
 ]
 
 
@@ -62,3 +72,24 @@ def glm_share_sensitivity(plan: TrainingPlan, round_number: int) -> tuple[float,
     sensitivity = release_sensitivity(round_information_weight(plan, round_number))
     l2 = sensitivity * plan.newton.scale + math.sqrt(d)
     return l2, math.sqrt(d) * l2, d
+
+
+def round_statistics(
+    units: EncodedUnits, theta: np.ndarray, plan: TrainingPlan, round_number: int
+) -> np.ndarray:
+    """u: what ``units`` release in round ``round_number`` at ``theta``, their clipped
+    statistics in units of the plan's bounds (before rounding and noise)."""
+    bounds = glm_bounds(plan)
+    stats = unit_statistics(
+        units,
+        theta,
+        plan.model_spec,
+        gradient_clip=bounds.gradient_clip,
+        hessian_clip=bounds.hessian_clip,
+    )
+    return encode_statistics(
+        stats,
+        gradient_clip=bounds.gradient_clip,
+        hessian_clip=bounds.hessian_clip,
+        information_weight=round_information_weight(plan, round_number),
+    )
