@@ -63,6 +63,7 @@ bench: setup
 # The written procedure that chose the plan's utility defaults (bench/tuning.py), on the
 # real data sets' training splits only; writes bench/out/tuning.json (about 40 minutes).
 tune: setup
+	$(PY) -m bench.newton_study
 	$(PY) -m bench.tuning
 
 clean:
