@@ -50,8 +50,8 @@ test-quick: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check coordinator enterprise_node models protocols auditor bench tests
-	$(VENV)/bin/mypy coordinator enterprise_node models protocols auditor bench
+	$(VENV)/bin/ruff check common coordinator enterprise_node models protocols auditor bench tests
+	$(VENV)/bin/mypy common coordinator enterprise_node models protocols auditor bench
 
 bench: setup
 	$(PY) -m bench.spine

@@ -2,11 +2,11 @@
 
     fedrisk-audit verify LEDGER_DIR... --keys PEM... [--out DIR] [--coordinator HOST:PORT]
 
-Exit codes (``protocols/exit_codes.py``): 0 pass; 50 a ledger does not verify; 52 a cap
+Exit codes (``common/exit_codes.py``): 0 pass; 50 a ledger does not verify; 52 a cap
 is exceeded; 51 a claim understates the recomputed epsilon; 53 node and coordinator
 ledgers disagree (when several fail, the first in this order); 2 / 10 / 40 for bad usage,
 an unreadable key, an unreadable ledger. Errors are mapped to exit codes in one place,
-:func:`protocols.cli.run_cli`.
+:func:`common.cli.run_cli`.
 
     >>> from auditor.cli import build_app
     >>> [c.name for c in build_app().registered_commands]
@@ -27,7 +27,7 @@ from rich.markup import escape
 from auditor.claims import DEFAULT_TOLERANCE
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
-from protocols.cli import run_cli
+from common.cli import run_cli
 
 __all__ = ["build_app", "main"]
 
@@ -119,7 +119,7 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (errors mapped to exit codes in ``protocols.cli.run_cli``)."""
+    """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     run_cli(build_app(), "fedrisk-audit", _expand_keys(args))
 

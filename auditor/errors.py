@@ -1,15 +1,15 @@
-"""Errors of ``fedrisk-audit``: part of the one fedrisk hierarchy (:mod:`protocols.errors`).
+"""Errors of ``fedrisk-audit``: part of the one fedrisk hierarchy (:mod:`common.errors`).
 
 An audit that runs and finds problems is not an error (it returns findings and an exit
 code); these are for audits that cannot run: wrong usage, unreadable inputs. A key file
 that cannot be read raises :class:`protocols.signing.SigningKeyError` (exit 10) and an
-unreadable ledger file :class:`protocols.errors.StateError` (exit 40).
+unreadable ledger file :class:`common.errors.StateError` (exit 40).
 """
 
 from __future__ import annotations
 
-from protocols.errors import FedriskError
-from protocols.exit_codes import ExitCode
+from common.errors import FedriskError
+from common.exit_codes import ExitCode
 
 __all__ = ["AuditUsageError"]
 

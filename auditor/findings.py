@@ -1,7 +1,7 @@
 """What an audit found: one frozen record per finding, its failure class, and the verdict.
 
 A finding is an ``error`` (the audit fails) or a ``warning`` (reported, never fails). Each
-error belongs to one failure class with its own exit code (``protocols/exit_codes.py``).
+error belongs to one failure class with its own exit code (``common/exit_codes.py``).
 When several classes fail, the exit code is the first failing class in
 :data:`CLASS_PRIORITY`: broken evidence first (nothing else can be trusted on top of it),
 then a privacy guarantee actually exceeded, then claims that understate the spend, then
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from protocols.exit_codes import ExitCode
+from common.exit_codes import ExitCode
 
 __all__ = [
     "FailureClass",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocols.errors import StateError
+from common.errors import StateError
 from protocols.ledger import LedgerContents, LedgerError
 from protocols.ledger_client import LedgerClient
 from protocols.signing import SignatureError

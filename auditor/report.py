@@ -14,8 +14,8 @@ from pathlib import Path
 
 from auditor.plot import write_epsilon_plot
 from auditor.verify import AuditResult
-from protocols.exit_codes import EXIT_CODE_HELP
-from protocols.html_report import html_png, html_table
+from common.exit_codes import EXIT_CODE_HELP
+from common.html_report import html_png, html_table
 
 __all__ = ["MARKDOWN_FILE", "HTML_FILE", "write_reports"]
 

@@ -26,8 +26,8 @@ from auditor.node_epsilon import NodeEpsilonRow, node_epsilon
 from auditor.remote import fetch_coordinator_ledger
 from auditor.rounds import charged_once, counted_once
 from auditor.run_epsilon import EnterpriseEpsilonRow, RunEpsilonRow, run_epsilon
-from protocols.errors import StateError
-from protocols.exit_codes import ExitCode
+from common.errors import StateError
+from common.exit_codes import ExitCode
 from protocols.ledger import ENTRIES_FILE, TREE_HEADS_FILE, LedgerContents, read_ledger
 from protocols.signing import key_id, load_public_key
 

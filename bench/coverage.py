@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from bench.entry import REPO
+from common.atomic import atomic_write_json
 from coordinator.config import load_coordinator_config
 from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.curve_release import discrete_gaussian
@@ -55,7 +56,6 @@ from models.histogram import ExitCounts, unit_histograms
 from models.synthetic import _draw_cell, _segment_counts  # the generator's exact model
 from models.synthetic_truth import draw_frailty, draw_profiles, segment_truths
 from protocols.accounting import calibrate_noise_multiplier
-from protocols.atomic import atomic_write_json
 from protocols.distributed_noise import share_for_noise_multiplier
 from protocols.model_spec import ModelSpec
 from protocols.secure_curve import noised_length

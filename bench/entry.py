@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from protocols.errors import ConfigError, FedriskError
-from protocols.exit_codes import ExitCode
+from common.errors import ConfigError, FedriskError
+from common.exit_codes import ExitCode
 
 __all__ = ["BENCH_APPROVER", "REPO", "bench_flwr_home", "fresh_work_dir", "run_bench"]
 

@@ -29,8 +29,8 @@ from rich.table import Table
 
 from bench.entry import REPO, fresh_work_dir, run_bench
 from bench.report import machine_info
-from protocols.atomic import atomic_write_json
-from protocols.errors import ConfigError
+from common.atomic import atomic_write_json
+from common.errors import ConfigError
 from protocols.ledger import Ledger, verify_ledger
 from protocols.ledger_records import ReleaseAccounted
 from protocols.signing import generate_private_key

@@ -21,13 +21,13 @@ import pandas as pd
 import yaml
 
 from bench.entry import BENCH_APPROVER
+from common.atomic import atomic_write_bytes, atomic_write_text
+from common.errors import ConfigError
 from coordinator.config import CoordinatorConfig
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.config import CANONICAL_COLUMNS, load_node_config
 from enterprise_node.node_ledger import node_key
 from enterprise_node.pseudonym import load_or_create_site_secret
-from protocols.atomic import atomic_write_bytes, atomic_write_text
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 

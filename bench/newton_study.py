@@ -50,13 +50,13 @@ from bench.entry import REPO, run_bench
 from bench.model_runs import central_glm_c, plan_config
 from bench.splits import RANDOM_ENTERPRISES, partition_by_group, split_units
 from bench.tuning import TUNING_DATASETS
+from common.atomic import atomic_write_json
 from coordinator.cli import load_config_or_default
 from coordinator.newton_fit import NewtonState, take_newton_step
 from coordinator.secure_round import round_threshold
 from enterprise_node.noise_plan import plan_noise
 from models.features import EncodedUnits, encode_units
 from models.glm import initial_theta, release_sensitivity
-from protocols.atomic import atomic_write_json
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import (

@@ -48,6 +48,8 @@ from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, r
 from bench.report import machine_info
 from bench.spine import allow_non_private, non_private_config
 from bench.timing import ratio
+from common.atomic import atomic_write_json
+from common.errors import RunFailedError
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.federation import run_local_federation
@@ -57,8 +59,6 @@ from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.curve_release import discrete_gaussian
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
-from protocols.atomic import atomic_write_json
-from protocols.errors import RunFailedError
 from protocols.model_spec import ModelSpec
 from protocols.plan import EnterprisePrivacy
 from protocols.quantization import IntegerCodec

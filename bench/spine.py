@@ -26,6 +26,8 @@ from rich.console import Console
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import BenchSetup, RunFigures, machine_info, render_table, spine_report
 from bench.timing import read_round_timing
+from common.atomic import atomic_write_json, atomic_write_text
+from common.errors import ConfigError, RunFailedError
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
 from coordinator.demo import evaluate_run
@@ -41,8 +43,6 @@ from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
 from enterprise_node.approval import approve_at_nodes
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
-from protocols.atomic import atomic_write_json, atomic_write_text
-from protocols.errors import ConfigError, RunFailedError
 
 __all__ = ["REPO", "non_private_config", "allow_non_private", "run_spine", "main"]
 

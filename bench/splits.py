@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import GROUP_COLUMN
-from protocols.errors import ConfigError
+from common.errors import ConfigError
 
 __all__ = [
     "Splits",

@@ -20,7 +20,7 @@ never change; a new key comes with a default and a new version::
 
 Version 1 (no "newton", read as null) is still read.
 
-Arrays are stored as in :mod:`protocols.array_json`. A file that does not parse, whose
+Arrays are stored as in :mod:`common.array_json`. A file that does not parse, whose
 digest does not match, or that belongs to another run or plan is refused (StateError).
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from common.array_json import decode_array, encode_array
+from common.atomic import atomic_write_text
+from common.errors import StateError
 from coordinator.newton_fit import Curvature, NewtonState
-from protocols.array_json import decode_array, encode_array
-from protocols.atomic import atomic_write_text
-from protocols.errors import StateError
 
 __all__ = ["CHECKPOINT_FILE", "Checkpoint", "write_checkpoint", "read_checkpoint"]
 

@@ -8,7 +8,7 @@ folders through Flower on this machine), ``demo`` (both, then judge the result),
 ``list-nodes`` / ``revoke-node`` (the register of admitted node keys), ``start`` /
 ``stop`` (the TLS SuperLink) and ``run`` (submit a plan to it; ``--resume``).
 ``status`` (SuperLink, nodes, ledger, runs), ``curves`` and ``report`` (a run's
-exports). Errors are mapped to exit codes in one place, :func:`protocols.cli.run_cli`.
+exports). Errors are mapped to exit codes in one place, :func:`common.cli.run_cli`.
 
     >>> from coordinator.cli import build_app
     >>> names = sorted(c.name for c in build_app().registered_commands)
@@ -28,12 +28,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from common.cli import run_cli
 from coordinator.config import CoordinatorConfig, load_coordinator_config
 from coordinator.deploy_cli import run_command, start_command, stop_command
 from coordinator.federation import run_local_federation
 from coordinator.inspect_cli import curves_command, report_command, status_command
 from coordinator.progress import ProgressPrinter, print_node_epsilons
-from protocols.cli import run_cli
 
 __all__ = ["build_app", "main", "load_config_or_default"]
 
@@ -121,7 +121,7 @@ def _federate(
 
         request_path = out / "run_request.json"
         if not request_path.exists():
-            from protocols.errors import StateError
+            from common.errors import StateError
 
             raise StateError(f"{request_path} is missing: there is no run to resume in {out}")
         cfg = read_run_request(request_path).config
@@ -160,9 +160,9 @@ def _init(
 ) -> None:
     """Create the broker's CA, the server certificate and the ledger signing key (kept if
     they exist; private files 0600)."""
+    from common.tls import init_tls
     from coordinator.coordinator_ledger import coordinator_key_paths
     from protocols.signing import generate_key_pair
-    from protocols.tls import init_tls
 
     files, made = init_tls(state / "tls", list(host or []))
     private, public = coordinator_key_paths(state)
@@ -225,8 +225,8 @@ def _serve_ledger(
     """Serve the coordinator's signed ledger over gRPC on loopback until Ctrl-C."""
     import time
 
+    from common.errors import ConfigError
     from coordinator.ledger_service import serve_ledger
-    from protocols.errors import ConfigError
 
     ledger = state / "ledger"
     if not (ledger / "tree_heads.jsonl").exists():
@@ -313,7 +313,7 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (errors mapped to exit codes in ``protocols.cli.run_cli``)."""
+    """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
     run_cli(build_app(), "fedrisk-coordinator", argv)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from protocols.config_file import StrictModel, load_yaml_model
+from common.config_file import StrictModel, load_yaml_model
 from protocols.plan import TrainingPlan
 
 __all__ = [

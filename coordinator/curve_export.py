@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_write_text
+from common.errors import RunFailedError, StateError
 from coordinator.errors import CommandUsageError
 from coordinator.outputs import WITHHELD_CURVES_FILE
 from coordinator.run_view import RunView
 from models.curves import RiskCurve, curves_csv, curves_to_json, plot_curves
-from protocols.atomic import atomic_write_text
-from protocols.errors import RunFailedError, StateError
 
 __all__ = ["CURVE_FORMATS", "WITHHELD_WARNING", "run_curves", "select_segments", "export_curves"]
 

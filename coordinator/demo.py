@@ -18,6 +18,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from common.atomic import atomic_write_json
+from common.errors import ConfigError, StateError
 from coordinator.config import CoordinatorConfig
 from coordinator.evaluation import (
     curve_errors,
@@ -35,8 +37,6 @@ from models.central import train_central
 from models.curves import plot_curves
 from models.metrics import FIGURE_NAMES
 from models.synthetic import SyntheticConfig, generate_federation
-from protocols.atomic import atomic_write_json
-from protocols.errors import ConfigError, StateError
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 

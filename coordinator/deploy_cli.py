@@ -1,7 +1,7 @@
 """The broker's deployment commands: ``start`` / ``stop`` the SuperLink, ``run`` a plan.
 
 Registered on the ``fedrisk-coordinator`` app by :func:`coordinator.cli.build_app`; errors
-map to exit codes in :func:`protocols.cli.run_cli` like every other command.
+map to exit codes in :func:`common.cli.run_cli` like every other command.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def start_command(
     ] = False,
 ) -> None:
     """Start the SuperLink: TLS, registered node keys only, no runtime installs."""
+    from common.processes import stop_tree
     from coordinator.flower_nodes import sync_nodes
     from coordinator.superlink import record_ready, start_superlink
-    from protocols.processes import stop_tree
 
     process, info = start_superlink(state, host=host, port=port)
     try:
@@ -98,9 +98,9 @@ def stop_command(state: StateArg) -> None:
 def _resumed_config(state: Path, run_id: str | None) -> CoordinatorConfig | None:
     """The configuration of run ``run_id`` under ``state`` (None if it cannot be read:
     the resume itself then says why)."""
+    from common.errors import FedriskError
     from coordinator.deployed_run import runs_dir
     from coordinator.run_request import read_run_request
-    from protocols.errors import FedriskError
 
     if run_id is None:
         return None
@@ -124,10 +124,10 @@ def run_command(
     ] = None,
 ) -> None:
     """Submit a run to the running SuperLink and follow it, round by round."""
+    from common.errors import ConfigError
     from coordinator.cli import load_config_or_default
     from coordinator.deployed_run import submit_run
     from coordinator.progress import ProgressPrinter, print_node_epsilons
-    from protocols.errors import ConfigError
 
     if plan is not None and resume is not None:
         raise ConfigError("give either a PLAN or --resume RUN_ID, not both")

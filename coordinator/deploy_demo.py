@@ -21,14 +21,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from common.atomic import atomic_write_json, atomic_write_text
+from common.errors import ConfigError, RunFailedError
 from coordinator.config import CoordinatorConfig
 from coordinator.loopback import TIME, LoopbackDeployment, Party, ProcessUsage, prepare_broker
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.app_identity import installed_app_hash
-from protocols.atomic import atomic_write_json, atomic_write_text
-from protocols.errors import ConfigError, RunFailedError
 
 __all__ = ["run_deploy_demo", "make_world", "write_plan", "follow_log", "latest_run"]
 

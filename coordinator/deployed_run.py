@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from common.errors import ConfigError, StateError
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.federation import FederationResult, ProgressFn, run_flwr
@@ -27,7 +28,6 @@ from coordinator.run_request import RunRequest, read_run_request, write_run_requ
 from coordinator.run_store import RunStore
 from coordinator.superlink import CONNECTION, SuperLinkFiles, running_info
 from protocols.app_identity import staged_app_directory
-from protocols.errors import ConfigError, StateError
 
 __all__ = ["runs_dir", "submit_run"]
 

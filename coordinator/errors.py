@@ -1,14 +1,14 @@
 """Errors of the broker's read-only commands (``status``, ``curves``, ``report``): part of
-the one fedrisk hierarchy (:mod:`protocols.errors`).
+the one fedrisk hierarchy (:mod:`common.errors`).
 
-A missing or corrupt state or run directory raises :class:`protocols.errors.StateError`
+A missing or corrupt state or run directory raises :class:`common.errors.StateError`
 (exit 40); a command line that names something the run does not have is a usage error.
 """
 
 from __future__ import annotations
 
-from protocols.errors import FedriskError
-from protocols.exit_codes import ExitCode
+from common.errors import FedriskError
+from common.exit_codes import ExitCode
 
 __all__ = ["CommandUsageError"]
 

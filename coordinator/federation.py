@@ -20,6 +20,9 @@ from typing import Any
 
 import httpx
 
+from common.atomic import atomic_write_json
+from common.errors import ConfigError, RunFailedError
+from common.processes import spawn_logged, stop_tree
 from coordinator.checkpoint import CHECKPOINT_FILE
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
@@ -33,10 +36,7 @@ from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
 from enterprise_node.release_cache import ReleaseCache
 from protocols.app_identity import staged_app_directory
-from protocols.atomic import atomic_write_json
-from protocols.errors import ConfigError, RunFailedError
 from protocols.ledger_client import LedgerClient
-from protocols.processes import spawn_logged, stop_tree
 from protocols.signing import load_public_key
 
 __all__ = ["FederationResult", "run_flwr", "run_local_federation"]

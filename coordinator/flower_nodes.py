@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_write_text
+from common.errors import RunFailedError
 from coordinator.flower_env import flower_env
 from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import CONNECTION, SuperLinkFiles
-from protocols.atomic import atomic_write_text
-from protocols.errors import RunFailedError
 
 __all__ = ["NodeSync", "flwr_json", "superlink_nodes", "sync_nodes"]
 

@@ -2,7 +2,7 @@
 ``report``.
 
 Registered on the ``fedrisk-coordinator`` app by :func:`coordinator.cli.build_app`; errors
-map to exit codes in :func:`protocols.cli.run_cli` like every other command.
+map to exit codes in :func:`common.cli.run_cli` like every other command.
 """
 
 from __future__ import annotations

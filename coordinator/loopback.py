@@ -21,15 +21,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import RunFailedError
+from common.processes import descendants, rss_kb, spawn_logged, stop_pid_tree
+from common.tls import init_tls, make_auth_key
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port
 from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import SuperLinkFiles, read_info, wait_healthy
 from enterprise_node.config import load_node_config
-from protocols.errors import RunFailedError
-from protocols.processes import descendants, rss_kb, spawn_logged, stop_pid_tree
 from protocols.signing import generate_key_pair
-from protocols.tls import init_tls, make_auth_key
 
 __all__ = ["LoopbackDeployment", "Party", "ProcessUsage", "parse_time_report", "prepare_broker"]
 

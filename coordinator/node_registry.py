@@ -22,8 +22,8 @@ from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from protocols.atomic import atomic_write_text
-from protocols.errors import ConfigError, StateError
+from common.atomic import atomic_write_text
+from common.errors import ConfigError, StateError
 
 __all__ = ["RegisteredNode", "NodeRegistry", "fingerprint"]
 

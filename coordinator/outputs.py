@@ -8,13 +8,13 @@ import json
 import numpy as np
 from flwr.app import ArrayRecord
 
+from common.atomic import atomic_write_bytes
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import withheld_summary
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
 from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_csv
 from models.hazard import model_digest
-from protocols.atomic import atomic_write_bytes
 
 __all__ = ["MODEL_FILE", "WITHHELD_CURVES_FILE", "write_outputs", "load_global_model"]
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocols.html_report import html_png, html_table
+from common.html_report import html_png, html_table
 
 __all__ = ["Table", "Section", "Document", "render_markdown", "render_html"]
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError, StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint
 from coordinator.config import CoordinatorConfig
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
-from protocols.errors import ConfigError, StateError
 from protocols.ledger import Entry
 from protocols.ledger_records import CheckpointWritten, RunEnded, RunStarted
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import atomic_write_text
 from coordinator.coordinator_ledger import file_sha256
 from coordinator.curve_export import run_curves
 from coordinator.errors import CommandUsageError
@@ -26,7 +27,6 @@ from coordinator.report_document import Document, Section, Table, render_html, r
 from coordinator.run_view import RunView, utc_time
 from models.curves import RiskCurve
 from models.metrics import FIGURE_NAMES
-from protocols.atomic import atomic_write_text
 
 __all__ = ["REPORT_FORMATS", "MARKDOWN_FILE", "HTML_FILE", "build_report", "write_run_report"]
 

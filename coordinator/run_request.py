@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import Field
 
+from common.atomic import atomic_write_text
+from common.config_file import StrictModel, parse_model
 from coordinator.config import CoordinatorConfig
-from protocols.atomic import atomic_write_text
-from protocols.config_file import StrictModel, parse_model
 
 __all__ = ["RunRequest", "write_run_request", "read_run_request"]
 

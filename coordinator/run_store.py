@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from protocols.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 
 __all__ = ["RunStore"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import FedriskError, StateError
 from coordinator.errors import CommandUsageError
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
-from protocols.errors import FedriskError, StateError
 
 __all__ = [
     "RUN_MARKERS",

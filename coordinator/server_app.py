@@ -30,6 +30,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from common.errors import FedriskError, RunFailedError, StateError
 from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.coordinator_ledger import CoordinatorLedger
@@ -57,7 +58,6 @@ from models.histogram import ExitCounts
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.distributed_noise import effective_noise_multiplier
 from protocols.enterprise_accounting import EnterpriseAccountant
-from protocols.errors import FedriskError, RunFailedError, StateError
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,

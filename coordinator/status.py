@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from common.errors import StateError
 from coordinator.ledger_view import LedgerView, read_ledger_view
 from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
 from coordinator.run_view import RunView, list_runs, utc_time
 from coordinator.superlink import SuperLinkFiles, is_superlink_process, read_info
-from protocols.errors import StateError
 
 __all__ = ["SUPERLINK_FILE", "SuperlinkState", "CoordinatorStatus", "read_status", "print_status"]
 

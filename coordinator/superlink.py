@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from common.atomic import atomic_write_text
+from common.errors import ConfigError, RunFailedError, StateError
+from common.processes import spawn_logged, stop_pid_tree, stop_tree
+from common.tls import TlsFiles
 from coordinator.flower_env import flower_env
-from protocols.atomic import atomic_write_text
-from protocols.errors import ConfigError, RunFailedError, StateError
-from protocols.processes import spawn_logged, stop_pid_tree, stop_tree
-from protocols.tls import TlsFiles
 
 __all__ = [
     "CONNECTION",

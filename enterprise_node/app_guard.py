@@ -38,8 +38,8 @@ from flwr.supernode.runtime.run_clientapp import (
     push_task_output,
 )
 
+from common.atomic import atomic_write_bytes
 from protocols.app_identity import APP_HASH_KEY
-from protocols.atomic import atomic_write_bytes
 
 __all__ = ["KEEP_SENT_ENV", "fab_hash", "keep_sent_copy", "serve_installed", "main"]
 

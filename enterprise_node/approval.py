@@ -25,11 +25,11 @@ from pathlib import Path
 
 import yaml
 
+from common.atomic import atomic_write_text
+from common.config_file import parse_model
+from common.errors import ConfigError, FedriskError, StateError
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import NodeLedger
-from protocols.atomic import atomic_write_text
-from protocols.config_file import parse_model
-from protocols.errors import ConfigError, FedriskError, StateError
 from protocols.ledger_records import PlanApproved
 from protocols.plan import TrainingPlan
 

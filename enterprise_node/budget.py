@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.atomic import atomic_write_json
+from common.errors import BudgetExceededError, StateError
 from protocols.accounting import Spend, rdp_epsilon
-from protocols.atomic import atomic_write_json
-from protocols.errors import BudgetExceededError, StateError
 
 __all__ = ["BudgetStatus", "BudgetGuard"]
 

@@ -15,14 +15,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from common.atomic import atomic_write_json
+from common.config_file import parse_model
+from common.errors import ConfigError
 from enterprise_node.config import NodeConfig
 from enterprise_node.contribution import ContributionOutlook, contribution_outlook
 from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
 from enterprise_node.quality import QualityRating
 from enterprise_node.validation import ERROR_KINDS, ROW_NUMBERING, RowError
-from protocols.atomic import atomic_write_json
-from protocols.config_file import parse_model
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingPlan
 

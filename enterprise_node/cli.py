@@ -1,7 +1,7 @@
 """`fedrisk-node`: the enterprise's command line (init, check, approve, join, status, ledger).
 
 Commands stay thin and call the modules that do the work. :func:`main` hands the app to
-:func:`protocols.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
+:func:`common.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
 the message and advice to stderr and exits with the error's code; Ctrl-C exits with 130.
 
 Example (doctest)::
@@ -21,17 +21,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from common.atomic import atomic_write_text
+from common.cli import run_cli
+from common.errors import ConfigError
+from common.tls import make_auth_key
 from enterprise_node.check import load_model_spec, load_plan_or_none, run_check
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ledger_view import show_ledger
 from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
-from protocols.atomic import atomic_write_text
-from protocols.cli import run_cli
-from protocols.errors import ConfigError
 from protocols.signing import public_key_path
-from protocols.tls import make_auth_key
 
 __all__ = ["build_app", "main", "init_node", "node_template"]
 
@@ -208,8 +208,8 @@ def _join_command(
     ] = None,
 ) -> None:
     """Start this site's SuperNode over TLS with its key; serve approved plans only."""
+    from common.errors import RunFailedError
     from enterprise_node.supernode import REFUSED_EXIT, JoinSettings, join
-    from protocols.errors import RunFailedError
 
     node_config = load_node_config(config)
     settings = JoinSettings(superlink, ca, runtime_port=runtime_port, max_wait_s=max_wait)
@@ -252,7 +252,7 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (errors mapped to exit codes in ``protocols.cli.run_cli``)."""
+    """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
     run_cli(build_app(), "fedrisk-node", argv)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from common.errors import ConfigError
 from enterprise_node.approval import require_approved
 from enterprise_node.node_ledger import NodeLedger, node_key_id
 from enterprise_node.outbox import OutboxEntry
@@ -31,7 +32,6 @@ from enterprise_node.tasks import (
     serve_model_task,
 )
 from protocols.app_identity import APP_HASH_KEY
-from protocols.errors import ConfigError
 from protocols.messages import (
     ARRAYS_KEY,
     METRICS_KEY,

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from protocols.config_file import StrictModel, load_yaml_model
+from common.config_file import StrictModel, load_yaml_model
 
 __all__ = [
     "CANONICAL_COLUMNS",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.errors import ConfigError
 from enterprise_node.curve_release import discrete_gaussian
 from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
 from enterprise_node.runtime import NodeRuntime
@@ -28,7 +29,6 @@ from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
 from models.features import encode_units
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
-from protocols.errors import ConfigError
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.quantization import QuantizationRangeError

@@ -11,9 +11,9 @@ reached the coordinator: such a message is counted, not a failure.
 
 from __future__ import annotations
 
+from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
-from protocols.errors import StateError
 from protocols.ledger import read_ledger
 from protocols.ledger_client import LedgerClient
 from protocols.ledger_records import InclusionChecked

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from common.atomic import atomic_write_text
+from common.errors import ConfigError, DataError, DataRefusedError
 from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, NodeConfig
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
 from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
-from protocols.atomic import atomic_write_text
-from protocols.errors import ConfigError, DataError, DataRefusedError
 from protocols.model_spec import CategoryFeature, ModelSpec
 
 __all__ = [

@@ -11,9 +11,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, node_key
-from protocols.errors import StateError
 from protocols.ledger import read_ledger, verify_ledger
 from protocols.signing import key_id
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from common.errors import DataError
 from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
-from protocols.errors import DataError
 from protocols.plan import TrainingPlan, TrainingSettings
 
 __all__ = [

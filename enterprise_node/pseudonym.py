@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from protocols.errors import StateError
+from common.errors import StateError
 
 __all__ = ["SECRET_BYTES", "pseudonymise", "pseudonymise_many", "load_or_create_site_secret"]
 

@@ -46,7 +46,7 @@ deleted when the run completes (:meth:`ReleaseCache.forget_run`), and at most
 File format (version 1; compatibility rule: keys are never removed or re-meant)::
 
     {"version": 1, "run_id", "round", "kind", "plan_digest", "basis",
-     "arrays": {name: array (protocols.array_json)}, "metrics": {...}, "receipt": {...}|null}
+     "arrays": {name: array (common.array_json)}, "metrics": {...}, "receipt": {...}|null}
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ from typing import Any
 
 import numpy as np
 
-from protocols.array_json import decode_array, encode_array
-from protocols.atomic import atomic_write_json
-from protocols.errors import StateError
+from common.array_json import decode_array, encode_array
+from common.atomic import atomic_write_json
+from common.errors import StateError
 from protocols.messages import PrivacyReceipt
 
 __all__ = ["RELEASES_DIR", "MAX_RUNS", "TASK_KINDS", "CachedRelease", "ReleaseCache"]

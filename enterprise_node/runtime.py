@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ingest import IngestResult, ingest
 from enterprise_node.outbox import Outbox
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 
 __all__ = ["NodeRuntime", "resolve_node_config_path", "load_runtime"]

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
+from common.errors import ConfigError
 from enterprise_node.curve_release import NoisyCounts, add_noise, discrete_gaussian
 from enterprise_node.glm_task import glm_contribution
 from enterprise_node.noise_plan import plan_noise
@@ -48,7 +49,6 @@ from models.glm import parameter_count
 from models.histogram import unit_histograms, with_explicit_entries
 from protocols.accounting import Spend
 from protocols.distributed_noise import share_for_noise_multiplier
-from protocols.errors import ConfigError
 from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.quantization import IntegerCodec

@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.atomic import atomic_write_text
+from common.errors import ConfigError
+from common.processes import adopt_orphans, stop_pid_tree
 from enterprise_node.config import NodeConfig, load_node_config
-from protocols.atomic import atomic_write_text
-from protocols.errors import ConfigError
-from protocols.processes import adopt_orphans, stop_pid_tree
 
 __all__ = [
     "JoinSettings",

@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from flwr.app import ConfigRecord
 
+from common.errors import (
+    BudgetExceededError,
+    ConfigError,
+    DataRefusedError,
+    FedriskError,
+)
 from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, release_counts
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release_cache import CachedRelease, ReleaseCache
@@ -27,12 +33,6 @@ from models.digest import model_digest
 from models.features import encode_units
 from models.histogram import unit_histograms
 from protocols.accounting import Spend, rdp_epsilon
-from protocols.errors import (
-    BudgetExceededError,
-    ConfigError,
-    DataRefusedError,
-    FedriskError,
-)
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 

@@ -24,6 +24,7 @@ from opacus import PrivacyEngine
 from opacus.data_loader import DPDataLoader
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.errors import ConfigError
 from enterprise_node.noise_plan import dp_sgd_schedule
 from models.features import EncodedUnits
 from models.hazard import (
@@ -34,7 +35,6 @@ from models.hazard import (
     single_thread,
     state_to_arrays,
 )
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 

@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.errors import DataError
 from models.features import encode_units
 from models.hazard import HazardNet, hazard_nll, make_optimizer, single_thread
-from protocols.errors import DataError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 

@@ -24,8 +24,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from common.atomic import atomic_write_bytes, atomic_write_text
 from models.life_table import LifeTable
-from protocols.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CURVES_FORMAT_VERSION",

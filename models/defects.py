@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_write_bytes, atomic_write_text
 from enterprise_node.config import ColumnMap, load_node_config
-from protocols.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["DEFECT_KINDS", "PlantedDefect", "plant_defects"]
 

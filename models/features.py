@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from protocols.errors import DataError
+from common.errors import DataError
 from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
 
 __all__ = ["EncodedUnits", "encode_units", "entry_interval_index"]

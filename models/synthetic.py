@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from common.errors import ConfigError
 from models.synthetic_truth import (
     SegmentTruth,
     covariate_scaling,
@@ -44,8 +46,6 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
-from protocols.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from protocols.errors import ConfigError
 from protocols.model_spec import CategoryFeature, ModelSpec
 
 __all__ = ["SyntheticConfig", "FederationManifest", "generate_federation"]

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from protocols.errors import ConfigError
+from common.errors import ConfigError
 
 __all__ = [
     "APP_HASH_KEY",
@@ -44,7 +44,7 @@ def app_directory() -> Path:
 
 
 #: The directories ``[tool.flwr.app] fab-include`` draws from (pyproject.toml).
-APP_PACKAGES = ("coordinator", "enterprise_node", "models", "protocols")
+APP_PACKAGES = ("common", "coordinator", "enterprise_node", "models", "protocols")
 
 
 def _candidate_files(root: Path) -> dict[str, Path]:

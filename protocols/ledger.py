@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocols.errors import StateError
+from common.errors import StateError
 from protocols.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
 from protocols.signing import SignatureError, key_id, sign, verify_signature
 

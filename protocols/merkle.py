@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from protocols.errors import StateError
+from common.errors import StateError
 
 __all__ = [
     "EMPTY_ROOT",

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from protocols.config_file import StrictModel
+from common.config_file import StrictModel
 
 __all__ = ["TimeGrid", "NumericFeature", "CategoryFeature", "ModelSpec"]
 

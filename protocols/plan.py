@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from protocols.config_file import StrictModel, parse_model
+from common.config_file import StrictModel, parse_model
 from protocols.model_spec import ModelSpec
 
 __all__ = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.errors import ConfigError, FedriskError
+from common.errors import ConfigError, FedriskError
 
 __all__ = [
     "QuantizationRangeError",

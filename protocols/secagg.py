@@ -54,7 +54,7 @@ from flwr.common.secure_aggregation.secaggplus_utils import (
     share_keys_plaintext_separate,
 )
 
-from protocols.errors import ConfigError
+from common.errors import ConfigError
 from protocols.masking import (
     LABEL_PAIRWISE_MASK,
     LABEL_SELF_MASK,

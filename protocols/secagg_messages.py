@@ -15,7 +15,7 @@ from typing import Any
 
 from flwr.app.typing import ConfigRecordValues
 
-from protocols.errors import ConfigError, RunFailedError
+from common.errors import ConfigError, RunFailedError
 
 __all__ = [
     "SecAggError",

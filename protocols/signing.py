@@ -18,8 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocols.atomic import atomic_write_bytes
-from protocols.errors import ConfigError, StateError
+from common.atomic import atomic_write_bytes
+from common.errors import ConfigError, StateError
 
 __all__ = [
     "public_key_path",

@@ -26,6 +26,7 @@ from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass, exit_code_for
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
+from common.exit_codes import ExitCode
 from coordinator.cli import load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.federation import check_nodes_inclusion
@@ -34,7 +35,6 @@ from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key_id
 from protocols.accounting import Spend, rdp_epsilon
 from protocols.enterprise_accounting import EnterpriseAccountant
-from protocols.exit_codes import ExitCode
 from protocols.ledger import Ledger, read_ledger
 from protocols.ledger_records import (
     CheckpointWritten,

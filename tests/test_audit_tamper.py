@@ -24,7 +24,7 @@ import pytest
 from test_audit import FederationRun, Party, federation_run, rebuild_ledger
 
 from auditor.verify import audit
-from protocols.exit_codes import ExitCode
+from common.exit_codes import ExitCode
 from protocols.ledger import TreeHead, canonical_json, read_ledger
 from protocols.ledger_records import (
     CheckpointWritten,

@@ -20,12 +20,12 @@ from bench.splits import (
     partition_random,
     split_units,
 )
+from common.errors import ConfigError
 from coordinator.cli import load_config_or_default
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.features import encode_units
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 
 #: Units and natural enterprises of each data set (synthetic: its generated ones).

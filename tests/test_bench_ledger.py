@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.ledger import main, records, render_table, run_ledger_bench
-from protocols.exit_codes import ExitCode
+from common.exit_codes import ExitCode
 from protocols.ledger import read_ledger
 from protocols.ledger_records import record_from_entry
 

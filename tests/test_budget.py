@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from opacus.accountants import RDPAccountant
 
+from common.errors import BudgetExceededError, StateError
 from enterprise_node.budget import BudgetGuard
 from protocols.accounting import RDP_ORDERS, Spend, calibrate_noise_multiplier, rdp_epsilon
-from protocols.errors import BudgetExceededError, StateError
 
 
 def dp_sgd(sigma: float = 1.0, q: float = 0.05, steps: int = 100) -> Spend:

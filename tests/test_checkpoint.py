@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import protocols.array_json
+import common.array_json
+from common.errors import StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, write_checkpoint
 from coordinator.newton_fit import Curvature, NewtonState
-from protocols.errors import StateError
 
 RUN, PLAN = "run-a", "ab" * 32
 
@@ -159,5 +159,5 @@ def test_a_bad_array_is_named(tmp_path: Path) -> None:
 
 
 def test_array_json_examples_run() -> None:
-    result = doctest.testmod(protocols.array_json)
+    result = doctest.testmod(common.array_json)
     assert result.attempted > 0 and result.failed == 0

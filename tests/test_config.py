@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common.errors import ConfigError
 from coordinator.config import load_coordinator_config
 from enterprise_node.config import load_node_config
-from protocols.errors import ConfigError
 from protocols.plan import TrainingPlan
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flwr.supercore.task_identity import TaskIdentity
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 
+from common.errors import RunFailedError
+from common.exit_codes import ExitCode
 from coordinator.cli import load_config_or_default, main
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
@@ -26,8 +28,6 @@ from coordinator.node_registry import NodeRegistry
 from coordinator.run_request import RunRequest, write_run_request
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
-from protocols.errors import RunFailedError
-from protocols.exit_codes import ExitCode
 from protocols.ledger import read_ledger
 
 

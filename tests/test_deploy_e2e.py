@@ -33,6 +33,8 @@ import pandas as pd
 import pytest
 
 from auditor.verify import audit
+from common.processes import stop_pid_tree
+from common.tls import init_tls, make_auth_key
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
@@ -49,9 +51,7 @@ from enterprise_node.noise_plan import plan_noise
 from protocols.accounting import rdp_epsilon
 from protocols.app_identity import _candidate_files, app_directory, staged_app_directory
 from protocols.ledger import read_ledger
-from protocols.processes import stop_pid_tree
 from protocols.signing import public_key_path
-from protocols.tls import init_tls, make_auth_key
 
 pytestmark = pytest.mark.slow
 

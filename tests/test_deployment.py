@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError, StateError
+from common.tls import init_tls, make_auth_key
 from coordinator.flower_nodes import sync_nodes
 from coordinator.loopback import parse_time_report
 from coordinator.node_registry import NodeRegistry
@@ -30,8 +32,6 @@ from protocols.app_identity import (
     installed_app_hash,
     staged_app_directory,
 )
-from protocols.errors import ConfigError, StateError
-from protocols.tls import init_tls, make_auth_key
 from tests.node_site import NodeSite
 
 
@@ -246,8 +246,8 @@ def test_a_gnu_time_report_is_read():
 def test_flwr_json_failures_are_errors_even_when_flwr_exits_0(tmp_path: Path, monkeypatch):
     import subprocess
 
+    from common.errors import RunFailedError
     from coordinator import flower_nodes
-    from protocols.errors import RunFailedError
 
     answer = {"success": False, "error-message": "Using SuperLink\n[code: 23] Public key in use."}
 

@@ -7,10 +7,11 @@ import pkgutil
 
 import pytest
 
+import common
 import protocols
-from protocols import errors
-from protocols.errors import FedriskError
-from protocols.exit_codes import EXIT_CODE_HELP, ExitCode
+from common import errors
+from common.errors import FedriskError
+from common.exit_codes import EXIT_CODE_HELP, ExitCode
 
 
 def all_subclasses(cls: type) -> set[type]:
@@ -21,9 +22,10 @@ def all_subclasses(cls: type) -> set[type]:
 
 
 def fedrisk_errors() -> list[type[FedriskError]]:
-    """FedriskError and every subclass defined in the protocols package."""
-    for module in pkgutil.iter_modules(protocols.__path__, "protocols."):
-        importlib.import_module(module.name)
+    """FedriskError and every subclass defined in the common and protocols packages."""
+    for package in (common, protocols):
+        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
     return sorted({FedriskError} | all_subclasses(FedriskError), key=lambda c: c.__name__)
 
 

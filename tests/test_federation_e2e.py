@@ -14,13 +14,13 @@ import pytest
 import yaml
 from node_site import approve_plan
 
+from common.errors import RunFailedError
+from common.processes import descendants
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig
 from coordinator.demo import evaluate_run
 from coordinator.federation import run_local_federation
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
-from protocols.errors import RunFailedError
-from protocols.processes import descendants
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ import torch
 from conftest import grid20_spec
 from opacus import GradSampleModule
 
+from common.errors import DataError
 from models.features import encode_units
 from models.hazard import (
     HazardNet,
@@ -25,7 +26,6 @@ from models.hazard import (
     state_to_arrays,
     survival_curves,
 )
-from protocols.errors import DataError
 from protocols.model_spec import ModelSpec
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"

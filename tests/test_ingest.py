@@ -14,7 +14,8 @@ import pytest
 import yaml
 from node_site import NodeSite, load_spec
 
-import protocols.atomic
+import common.atomic
+from common.errors import ConfigError, DataError, DataRefusedError, StateError
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest, load_and_validate, quarantine_path_for
 from enterprise_node.pseudonym import (
@@ -23,7 +24,6 @@ from enterprise_node.pseudonym import (
     pseudonymise,
     pseudonymise_many,
 )
-from protocols.errors import ConfigError, DataError, DataRefusedError, StateError
 
 SPEC = load_spec()
 
@@ -377,7 +377,7 @@ def test_quarantine_write_is_atomic(site, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(protocols.atomic.os, "replace", failing_replace)
+    monkeypatch.setattr(common.atomic.os, "replace", failing_replace)
     # Execute
     with pytest.raises(OSError, match="disk gone"):
         ingest(config, SPEC)

@@ -15,9 +15,9 @@ import yaml
 from node_site import COORDINATOR_YAML, REPO, NodeSite
 
 import enterprise_node.cli
+from common.exit_codes import ExitCode
 from enterprise_node.check import NOTHING_SENT
 from enterprise_node.cli import main, node_template
-from protocols.exit_codes import ExitCode
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -21,6 +21,8 @@ from node_site import CLEAR_DP_SGD, NodeSite, approve_plan, config_with, plan_wi
 
 import enterprise_node.client_app as client_app
 from auditor.verify import audit
+from common.errors import ConfigError, RunFailedError
+from common.exit_codes import ExitCode
 from coordinator.cli import FEDERATE_APPROVER, load_config_or_default
 from coordinator.cli import main as coordinator_main
 from coordinator.config import CoordinatorConfig
@@ -34,8 +36,6 @@ from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
 from models.hazard import init_arrays
-from protocols.errors import ConfigError, RunFailedError
-from protocols.exit_codes import ExitCode
 from protocols.ledger import read_ledger, verify_ledger
 from protocols.messages import (
     ARRAYS_KEY,

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from protocols.processes import descendants, stop_tree
+from common.processes import descendants, stop_tree
 
 CHILD = (
     "import subprocess, sys, time\n"
@@ -51,7 +51,7 @@ _TREE = (
 _COORDINATOR = (
     "import sys, time\n"
     "from pathlib import Path\n"
-    "from protocols.processes import descendants, spawn_logged, stop_tree\n"
+    "from common.processes import descendants, spawn_logged, stop_tree\n"
     "root = spawn_logged([sys.executable, '-c', sys.argv[1]], {}, Path(sys.argv[2]))\n"
     "deadline = time.monotonic() + 20\n"
     "while len(descendants(root.pid)) < 2 and time.monotonic() < deadline:\n"

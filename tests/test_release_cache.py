@@ -11,6 +11,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from node_site import CLEAR_DP_SGD, COORDINATOR_YAML, NodeSite, approve_plan, plan_with
 
+from common.errors import ConfigError, StateError
 from coordinator.config import load_coordinator_config
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.client_app import curve_task, model_task
@@ -19,7 +20,6 @@ from enterprise_node.release_cache import MAX_RUNS, ReleaseCache
 from enterprise_node.runtime import load_runtime
 from enterprise_node.tasks import TaskResult, release_once, run_curve_task
 from models.hazard import init_arrays
-from protocols.errors import ConfigError, StateError
 from protocols.ledger import read_ledger
 from protocols.messages import (
     ARRAYS_KEY,

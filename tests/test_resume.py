@@ -28,6 +28,7 @@ import coordinator.server_app as server_app
 from auditor.ledgers import audit_ledger
 from auditor.rounds import counted_once
 from auditor.verify import AuditResult, audit
+from common.errors import RunFailedError, StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
@@ -38,7 +39,6 @@ from coordinator.resumption import RunHistory, resume_point
 from coordinator.run_request import RunRequest
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
-from protocols.errors import RunFailedError, StateError
 from protocols.ledger import read_ledger
 from protocols.ledger_records import ReleaseAccounted, RoundRecorded
 from protocols.messages import CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader

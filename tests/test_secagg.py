@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from scipy import stats
 
 import protocols.secagg as secagg
+from common.errors import ConfigError
 from coordinator.cli import load_config_or_default
 from coordinator.config import FederationSettings
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
-from protocols.errors import ConfigError
 from protocols.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
 from protocols.messages import ARRAYS_KEY, MODEL_TASK, TaskHeader
 from protocols.quantization import (

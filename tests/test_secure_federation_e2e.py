@@ -16,12 +16,12 @@ import pytest
 import yaml
 from node_site import approve_plan, config_with
 
+from common.errors import RunFailedError
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
 from coordinator.federation import FederationResult, run_local_federation
 from models.synthetic import SyntheticConfig, generate_federation
-from protocols.errors import RunFailedError
 from protocols.plan import EnterprisePrivacy
 
 pytestmark = pytest.mark.slow

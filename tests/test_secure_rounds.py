@@ -20,13 +20,13 @@ from node_site import approve_plan, config_with, plan_with
 from pydantic import BaseModel
 
 import enterprise_node.client_app as client_app
+from common.errors import RunFailedError
 from coordinator.cli import load_config_or_default
 from coordinator.config import CoordinatorConfig, EnterpriseBudget
 from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
 from coordinator.outputs import load_global_model
 from enterprise_node.noise_plan import plan_noise
 from models.hazard import init_arrays
-from protocols.errors import RunFailedError
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,

@@ -17,6 +17,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 
 import models.synthetic
+from common.errors import ConfigError
 from enterprise_node.config import NodeConfig, load_node_config
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from models.synthetic_truth import (
@@ -31,7 +32,6 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
-from protocols.errors import ConfigError
 from protocols.model_spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ from opacus.accountants import RDPAccountant
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import enterprise_node.training as training
+from common.errors import ConfigError, DataError
 from enterprise_node.training import (
     OPACUS_SECURE_RNG,
     dp_sgd_schedule,
@@ -24,7 +25,6 @@ from models.central import train_central
 from models.features import EncodedUnits, encode_units
 from models.hazard import HazardNet, arrays_to_state, hazard_nll, init_arrays, survival_curves
 from protocols.accounting import calibrate_noise_multiplier
-from protocols.errors import ConfigError, DataError
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 

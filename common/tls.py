@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from protocols.atomic import atomic_write_bytes
-from protocols.errors import ConfigError
+from common.atomic import atomic_write_bytes
+from common.errors import ConfigError
 
 __all__ = [
     "LOCAL_HOSTS",

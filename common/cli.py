@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import typer
 
-from protocols.errors import FedriskError
-from protocols.exit_codes import ExitCode
+from common.errors import FedriskError
+from common.exit_codes import ExitCode
 
 __all__ = ["run_cli"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from protocols.errors import StateError
+from common.errors import StateError
 
 __all__ = ["encode_array", "decode_array"]
 

@@ -1,12 +1,12 @@
 """The one error hierarchy of fedrisk: every user-facing failure is a FedriskError.
 
-Each class carries an exit code (see ``protocols/exit_codes.py``) and advice for the
+Each class carries an exit code (see ``common/exit_codes.py``) and advice for the
 user; each CLI catches ``FedriskError`` in exactly one place and maps it to its code.
 """
 
 from __future__ import annotations
 
-from protocols.exit_codes import ExitCode
+from common.exit_codes import ExitCode
 
 __all__ = [
     "FedriskError",

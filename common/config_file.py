@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from protocols.errors import ConfigError
+from common.errors import ConfigError
 
 __all__ = ["StrictModel", "load_yaml_model", "parse_model", "format_validation_error"]
 
