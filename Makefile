@@ -15,11 +15,11 @@ export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
 setup: $(STAMP) protos
 
-# gRPC stubs of the ledger service, generated from protocols/ledger_service.proto by
+# gRPC stubs of the ledger service, generated from ledger/service.proto by
 # grpcio-tools; never edited by hand, never committed.
-PROTO := protocols/ledger_service.proto
-PROTO_STUBS := protocols/ledger_service_pb2.py protocols/ledger_service_pb2_grpc.py \
-	protocols/ledger_service_pb2.pyi
+PROTO := ledger/service.proto
+PROTO_STUBS := ledger/service_pb2.py ledger/service_pb2_grpc.py \
+	ledger/service_pb2.pyi
 protos: $(PROTO_STUBS)
 
 $(PROTO_STUBS) &: $(PROTO) $(STAMP)
@@ -50,8 +50,8 @@ test-quick: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check common coordinator enterprise_node models protocols auditor bench tests
-	$(VENV)/bin/mypy common coordinator enterprise_node models protocols auditor bench
+	$(VENV)/bin/ruff check common ledger coordinator enterprise_node models protocols auditor bench tests
+	$(VENV)/bin/mypy common ledger coordinator enterprise_node models protocols auditor bench
 
 bench: setup
 	$(PY) -m bench.spine

@@ -18,7 +18,7 @@ import math
 
 from auditor.epsilon import Release
 from auditor.findings import AuditFinding, FailureClass
-from protocols.ledger_records import PrivacySpent, ReleaseAccounted
+from ledger.records import PrivacySpent, ReleaseAccounted
 
 __all__ = [
     "DEFAULT_TOLERANCE",

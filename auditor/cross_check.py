@@ -29,7 +29,7 @@ from auditor.findings import AuditFinding, FailureClass
 from auditor.inclusion import inclusion_findings
 from auditor.ledgers import AuditedEntry, AuditedLedger
 from auditor.rounds import resumed_rounds
-from protocols.ledger_records import (
+from ledger.records import (
     ContributionResent,
     MessageReceived,
     MessageSent,

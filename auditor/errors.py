@@ -2,7 +2,7 @@
 
 An audit that runs and finds problems is not an error (it returns findings and an exit
 code); these are for audits that cannot run: wrong usage, unreadable inputs. A key file
-that cannot be read raises :class:`protocols.signing.SigningKeyError` (exit 10) and an
+that cannot be read raises :class:`ledger.signing.SigningKeyError` (exit 10) and an
 unreadable ledger file :class:`common.errors.StateError` (exit 40).
 """
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
-from protocols.ledger_records import InclusionChecked, LedgerRecord, MessageReceived
-from protocols.merkle import MerkleTree, leaf_hash
+from ledger.merkle import MerkleTree, leaf_hash
+from ledger.records import InclusionChecked, LedgerRecord, MessageReceived
 
 __all__ = ["inclusion_findings"]
 

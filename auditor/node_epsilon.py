@@ -16,7 +16,7 @@ from auditor.claims import cap_finding, claim_finding, relative_difference, rele
 from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
-from protocols.ledger_records import PrivacySpent
+from ledger.records import PrivacySpent
 
 __all__ = ["EpsilonPoint", "NodeEpsilonRow", "node_epsilon"]
 

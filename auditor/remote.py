@@ -1,7 +1,7 @@
 """The coordinator's ledger fetched from its ledger service instead of a directory.
 
 The latest signed tree head is fetched and checked under each given key in turn
-(:class:`protocols.ledger_client.LedgerClient`); then all entries up to its size. The
+(:class:`ledger.client.LedgerClient`); then all entries up to its size. The
 result is an in-memory ledger of those entries and that one head, audited like a
 directory: its Merkle root must match the signed head. One head (not the history of
 heads) means no consistency proofs between heads here; the nodes' InclusionChecked
@@ -15,9 +15,9 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from common.errors import StateError
-from protocols.ledger import LedgerContents, LedgerError
-from protocols.ledger_client import LedgerClient
-from protocols.signing import SignatureError
+from ledger.client import LedgerClient
+from ledger.log import LedgerContents, LedgerError
+from ledger.signing import SignatureError
 
 __all__ = ["RemoteLedgerError", "fetch_coordinator_ledger"]
 

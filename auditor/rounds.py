@@ -29,7 +29,7 @@ import dataclasses
 
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedEntry, AuditedLedger
-from protocols.ledger_records import (
+from ledger.records import (
     CheckpointWritten,
     LedgerRecord,
     PrivacySpent,

@@ -24,7 +24,7 @@ from auditor.claims import cap_finding, claim_finding, relative_difference, rele
 from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
-from protocols.ledger_records import ReleaseAccounted, RunStarted
+from ledger.records import ReleaseAccounted, RunStarted
 
 __all__ = ["RunEpsilonRow", "EnterpriseEpsilonRow", "run_epsilon"]
 

@@ -28,8 +28,8 @@ from auditor.rounds import charged_once, counted_once
 from auditor.run_epsilon import EnterpriseEpsilonRow, RunEpsilonRow, run_epsilon
 from common.errors import StateError
 from common.exit_codes import ExitCode
-from protocols.ledger import ENTRIES_FILE, TREE_HEADS_FILE, LedgerContents, read_ledger
-from protocols.signing import key_id, load_public_key
+from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, LedgerContents, read_ledger
+from ledger.signing import key_id, load_public_key
 
 __all__ = ["LedgerSummary", "AuditResult", "audit", "load_keys"]
 

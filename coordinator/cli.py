@@ -162,7 +162,7 @@ def _init(
     they exist; private files 0600)."""
     from common.tls import init_tls
     from coordinator.coordinator_ledger import coordinator_key_paths
-    from protocols.signing import generate_key_pair
+    from ledger.signing import generate_key_pair
 
     files, made = init_tls(state / "tls", list(host or []))
     private, public = coordinator_key_paths(state)
@@ -226,7 +226,7 @@ def _serve_ledger(
     import time
 
     from common.errors import ConfigError
-    from coordinator.ledger_service import serve_ledger
+    from ledger.service import serve_ledger
 
     ledger = state / "ledger"
     if not (ledger / "tree_heads.jsonl").exists():

@@ -4,7 +4,7 @@ mechanism and claimed epsilon, outputs.
 Nodes appear only by their pseudonymous id (the key id of their ledger key, sent in each
 reply), never by name. The ledger is signed with the coordinator's Ed25519 key (made on
 first use, 0600, public half beside it for auditors and nodes) and is served over gRPC
-by :mod:`coordinator.ledger_service`.
+by :mod:`ledger.service`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_request import RunRequest
-from protocols.ledger import Entry, Ledger
-from protocols.ledger_records import (
+from ledger.log import Entry, Ledger
+from ledger.records import (
     CheckpointWritten,
     LedgerRecord,
     MessageReceived,
@@ -27,7 +27,7 @@ from protocols.ledger_records import (
     RunResumed,
     RunStarted,
 )
-from protocols.signing import generate_key_pair, load_private_key, public_key_path
+from ledger.signing import generate_key_pair, load_private_key, public_key_path
 
 __all__ = ["COORDINATOR_LEDGER_ID", "coordinator_key_paths", "CoordinatorLedger", "file_sha256"]
 

@@ -139,7 +139,7 @@ def _audit(
     from coordinator.coordinator_ledger import coordinator_key_paths
     from enterprise_node.config import load_node_config
     from enterprise_node.node_ledger import LEDGER_DIR
-    from protocols.signing import public_key_path
+    from ledger.signing import public_key_path
 
     coordinator = coordinator or out / "coordinator"
     ledgers, keys = [coordinator / "ledger"], [coordinator_key_paths(coordinator)[1]]

@@ -27,7 +27,6 @@ from coordinator.checkpoint import CHECKPOINT_FILE
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port, write_connection
-from coordinator.ledger_service import serve_ledger
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
@@ -35,9 +34,10 @@ from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
 from enterprise_node.release_cache import ReleaseCache
+from ledger.client import LedgerClient
+from ledger.service import serve_ledger
+from ledger.signing import load_public_key
 from protocols.app_identity import staged_app_directory
-from protocols.ledger_client import LedgerClient
-from protocols.signing import load_public_key
 
 __all__ = ["FederationResult", "run_flwr", "run_local_federation"]
 

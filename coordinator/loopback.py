@@ -29,7 +29,7 @@ from coordinator.flower_env import flower_env, free_port
 from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import SuperLinkFiles, read_info, wait_healthy
 from enterprise_node.config import load_node_config
-from protocols.signing import generate_key_pair
+from ledger.signing import generate_key_pair
 
 __all__ = ["LoopbackDeployment", "Party", "ProcessUsage", "parse_time_report", "prepare_broker"]
 

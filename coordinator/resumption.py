@@ -31,8 +31,8 @@ from common.errors import ConfigError, StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint
 from coordinator.config import CoordinatorConfig
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
-from protocols.ledger import Entry
-from protocols.ledger_records import CheckpointWritten, RunEnded, RunStarted
+from ledger.log import Entry
+from ledger.records import CheckpointWritten, RunEnded, RunStarted
 
 __all__ = ["RunHistory", "ResumePoint", "resume_point", "resumable_request"]
 

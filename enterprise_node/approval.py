@@ -30,7 +30,7 @@ from common.config_file import parse_model
 from common.errors import ConfigError, FedriskError, StateError
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import NodeLedger
-from protocols.ledger_records import PlanApproved
+from ledger.records import PlanApproved
 from protocols.plan import TrainingPlan
 
 __all__ = [

@@ -31,7 +31,7 @@ from enterprise_node.ledger_view import show_ledger
 from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
-from protocols.signing import public_key_path
+from ledger.signing import public_key_path
 
 __all__ = ["build_app", "main", "init_node", "node_template"]
 

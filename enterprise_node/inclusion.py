@@ -14,9 +14,9 @@ from __future__ import annotations
 from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
-from protocols.ledger import read_ledger
-from protocols.ledger_client import LedgerClient
-from protocols.ledger_records import InclusionChecked
+from ledger.client import LedgerClient
+from ledger.log import read_ledger
+from ledger.records import InclusionChecked
 
 __all__ = ["sent_digests", "check_inclusion"]
 

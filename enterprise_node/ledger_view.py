@@ -14,8 +14,8 @@ from rich.table import Table
 from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, node_key
-from protocols.ledger import read_ledger, verify_ledger
-from protocols.signing import key_id
+from ledger.log import read_ledger, verify_ledger
+from ledger.signing import key_id
 
 __all__ = ["show_ledger"]
 

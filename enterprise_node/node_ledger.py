@@ -19,16 +19,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from enterprise_node.config import NodeConfig
-from protocols.ledger import ENTRIES_FILE, TREE_HEADS_FILE, Ledger
-from protocols.ledger_records import (
+from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, Ledger
+from ledger.records import (
     ContributionResent,
     LedgerRecord,
     MessageSent,
     PrivacySpent,
     TaskRefused,
 )
+from ledger.signing import generate_key_pair, key_id, load_private_key, public_key_path
 from protocols.messages import PrivacyReceipt, ReplyStatus, TaskHeader
-from protocols.signing import generate_key_pair, key_id, load_private_key, public_key_path
 
 __all__ = ["LEDGER_DIR", "node_key", "node_key_id", "NodeLedger"]
 

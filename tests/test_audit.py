@@ -30,13 +30,10 @@ from common.exit_codes import ExitCode
 from coordinator.cli import load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.federation import check_nodes_inclusion
-from coordinator.ledger_service import serve_ledger
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key_id
-from protocols.accounting import Spend, rdp_epsilon
-from protocols.enterprise_accounting import EnterpriseAccountant
-from protocols.ledger import Ledger, read_ledger
-from protocols.ledger_records import (
+from ledger.log import Ledger, read_ledger
+from ledger.records import (
     CheckpointWritten,
     InclusionChecked,
     LedgerRecord,
@@ -49,7 +46,10 @@ from protocols.ledger_records import (
     RunStarted,
     record_from_entry,
 )
-from protocols.signing import load_private_key, public_key_path
+from ledger.service import serve_ledger
+from ledger.signing import load_private_key, public_key_path
+from protocols.accounting import Spend, rdp_epsilon
+from protocols.enterprise_accounting import EnterpriseAccountant
 
 
 @dataclass(frozen=True)

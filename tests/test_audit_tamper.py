@@ -25,8 +25,9 @@ from test_audit import FederationRun, Party, federation_run, rebuild_ledger
 
 from auditor.verify import audit
 from common.exit_codes import ExitCode
-from protocols.ledger import TreeHead, canonical_json, read_ledger
-from protocols.ledger_records import (
+from ledger.log import TreeHead, canonical_json, read_ledger
+from ledger.merkle import MerkleTree, leaf_hash
+from ledger.records import (
     CheckpointWritten,
     ContributionResent,
     LedgerRecord,
@@ -39,8 +40,7 @@ from protocols.ledger_records import (
     RunResumed,
     RunStarted,
 )
-from protocols.merkle import MerkleTree, leaf_hash
-from protocols.signing import generate_private_key, load_private_key
+from ledger.signing import generate_private_key, load_private_key
 
 ENTRIES, HEADS = "entries.jsonl", "tree_heads.jsonl"
 INVALID = ExitCode.AUDIT_LEDGER_INVALID

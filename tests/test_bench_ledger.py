@@ -9,8 +9,8 @@ from rich.console import Console
 
 from bench.ledger import main, records, render_table, run_ledger_bench
 from common.exit_codes import ExitCode
-from protocols.ledger import read_ledger
-from protocols.ledger_records import record_from_entry
+from ledger.log import read_ledger
+from ledger.records import record_from_entry
 
 
 def test_a_small_run_writes_its_figures(tmp_path: Path) -> None:

@@ -30,11 +30,12 @@ from enterprise_node.ingest import ingest
 from enterprise_node.node_ledger import node_key
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
+from ledger.log import read_ledger, verify_ledger
+from ledger.signing import key_id
 from models.defects import plant_defects
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
 from protocols.accounting import rdp_epsilon
-from protocols.ledger import read_ledger, verify_ledger
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -49,7 +50,6 @@ from protocols.messages import (
 )
 from protocols.plan import TrainingPlan
 from protocols.reply_digest import reply_digest
-from protocols.signing import key_id
 
 pytestmark = pytest.mark.usefixtures("flower_identity")
 

@@ -28,7 +28,7 @@ from coordinator.node_registry import NodeRegistry
 from coordinator.run_request import RunRequest, write_run_request
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
-from protocols.ledger import read_ledger
+from ledger.log import read_ledger
 
 
 def small_config(**curves: float) -> CoordinatorConfig:

@@ -48,10 +48,10 @@ from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
+from ledger.log import read_ledger
+from ledger.signing import public_key_path
 from protocols.accounting import rdp_epsilon
 from protocols.app_identity import _candidate_files, app_directory, staged_app_directory
-from protocols.ledger import read_ledger
-from protocols.signing import public_key_path
 
 pytestmark = pytest.mark.slow
 

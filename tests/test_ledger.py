@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocols.ledger import (
+from ledger.log import (
     ENTRIES_FILE,
     TREE_HEADS_FILE,
     Entry,
@@ -35,7 +35,8 @@ from protocols.ledger import (
     read_ledger,
     verify_ledger,
 )
-from protocols.ledger_records import (
+from ledger.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from ledger.records import (
     NodeReason,
     PrivacySpent,
     ReleaseAccounted,
@@ -44,8 +45,7 @@ from protocols.ledger_records import (
     RunStarted,
     record_from_entry,
 )
-from protocols.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from protocols.signing import (
+from ledger.signing import (
     SignatureError,
     SigningKeyError,
     generate_key_pair,

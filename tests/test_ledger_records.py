@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from protocols.ledger import Entry, canonical_json
-from protocols.ledger_records import (
+from ledger.log import Entry, canonical_json
+from ledger.records import (
     RECORD_TYPES,
     CheckpointWritten,
     ContributionResent,

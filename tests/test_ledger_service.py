@@ -7,12 +7,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from coordinator.ledger_service import serve_ledger
-from protocols.ledger import Ledger
-from protocols.ledger_client import LedgerClient
-from protocols.ledger_records import RunEnded
-from protocols.merkle import MerkleError
-from protocols.signing import SignatureError, generate_private_key
+from ledger.client import LedgerClient
+from ledger.log import Ledger
+from ledger.merkle import MerkleError
+from ledger.records import RunEnded
+from ledger.service import serve_ledger
+from ledger.signing import SignatureError, generate_private_key
 
 
 def a_ledger(directory: Path, n: int):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from protocols.merkle import (
+from ledger.merkle import (
     EMPTY_ROOT,
     MerkleError,
     MerkleTree,

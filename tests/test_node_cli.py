@@ -357,7 +357,7 @@ def test_init_makes_the_ledger_key_and_ledger_shows_and_verifies_entries(tmp_pat
     # Prepare: a node with two ledger entries
     from enterprise_node.config import load_node_config
     from enterprise_node.node_ledger import NodeLedger
-    from protocols.ledger_records import TaskRefused
+    from ledger.records import TaskRefused
 
     _run(["init", str(tmp_path)], capsys)
     key = tmp_path / "secrets" / "ledger_key.pem"
@@ -378,7 +378,7 @@ def test_a_tampered_node_ledger_exits_40_naming_the_problem(tmp_path, capsys):
     # Prepare
     from enterprise_node.config import load_node_config
     from enterprise_node.node_ledger import NodeLedger
-    from protocols.ledger_records import TaskRefused
+    from ledger.records import TaskRefused
 
     _run(["init", str(tmp_path)], capsys)
     config = load_node_config(tmp_path / "node.yaml")
@@ -407,8 +407,8 @@ def test_approve_shows_the_plan_then_records_its_digest_and_a_ledger_entry(tmp_p
     # Prepare
     from enterprise_node.approval import Approvals, load_plan
     from enterprise_node.config import load_node_config
+    from ledger.log import read_ledger
     from protocols.app_identity import installed_app_hash
-    from protocols.ledger import read_ledger
 
     node_yaml = _approvable_site(tmp_path)
     plan = load_plan(COORDINATOR_YAML)

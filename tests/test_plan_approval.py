@@ -35,8 +35,9 @@ from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
+from ledger.log import read_ledger, verify_ledger
+from ledger.signing import public_key_path
 from models.hazard import init_arrays
-from protocols.ledger import read_ledger, verify_ledger
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -49,7 +50,6 @@ from protocols.messages import (
 from protocols.model_spec import NumericFeature
 from protocols.plan import TrainingPlan
 from protocols.secure_round import SECAGG_KEY, SecureRoundSettings
-from protocols.signing import public_key_path
 
 pytestmark = pytest.mark.usefixtures("flower_identity")
 

@@ -19,8 +19,8 @@ from enterprise_node.config import load_node_config
 from enterprise_node.release_cache import MAX_RUNS, ReleaseCache
 from enterprise_node.runtime import load_runtime
 from enterprise_node.tasks import TaskResult, release_once, run_curve_task
+from ledger.log import read_ledger
 from models.hazard import init_arrays
-from protocols.ledger import read_ledger
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,

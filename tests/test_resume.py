@@ -39,8 +39,8 @@ from coordinator.resumption import RunHistory, resume_point
 from coordinator.run_request import RunRequest
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
-from protocols.ledger import read_ledger
-from protocols.ledger_records import ReleaseAccounted, RoundRecorded
+from ledger.log import read_ledger
+from ledger.records import ReleaseAccounted, RoundRecorded
 from protocols.messages import CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader
 from protocols.plan import EnterprisePrivacy
 

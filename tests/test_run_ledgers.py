@@ -14,8 +14,8 @@ from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.federation import check_nodes_inclusion
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key
-from protocols.ledger import read_ledger, verify_ledger
-from protocols.signing import key_id, load_public_key
+from ledger.log import read_ledger, verify_ledger
+from ledger.signing import key_id, load_public_key
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives import serialization
 
 from common.tls import init_tls, make_auth_key
 from coordinator.cli import main as coordinator_main
-from coordinator.ledger_service import serve_ledger
-from protocols.ledger import Ledger
-from protocols.ledger_client import LedgerClient
-from protocols.ledger_records import RunEnded
-from protocols.signing import generate_private_key
+from ledger.client import LedgerClient
+from ledger.log import Ledger
+from ledger.records import RunEnded
+from ledger.service import serve_ledger
+from ledger.signing import generate_private_key
 
 
 def mode(path: Path) -> int:

@@ -2,7 +2,7 @@
 
 A ledger directory holds ``entries.jsonl`` (one canonical JSON :class:`Entry` per line) and
 ``tree_heads.jsonl`` (one :class:`TreeHead` per line). The Merkle leaf of an entry is its
-canonical line (RFC 9162 §2.1.1 via :mod:`protocols.merkle`); after every append the
+canonical line (RFC 9162 §2.1.1 via :mod:`ledger.merkle`); after every append the
 writer signs a tree head over all entries with its Ed25519 key. An auditor holding only
 the public key can then detect any edit, insertion, deletion, reordering or truncation of
 signed entries, and any forked or reordered tree head (:func:`verify_ledger`).
@@ -13,7 +13,7 @@ tree head (signed on open), never a ledger that fails verification.
 
 Compatibility rule: the keys of entries and tree heads are never removed and their
 meanings never change, because auditors replay old ledgers; the record bodies follow the
-rule of :mod:`protocols.ledger_records`.
+rule of :mod:`ledger.records`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.errors import StateError
-from protocols.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
-from protocols.signing import SignatureError, key_id, sign, verify_signature
+from ledger.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
+from ledger.signing import SignatureError, key_id, sign, verify_signature
 
 __all__ = [
     "ENTRIES_FILE",

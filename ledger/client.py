@@ -13,10 +13,10 @@ import json
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocols import ledger_service_pb2 as pb
-from protocols import ledger_service_pb2_grpc as pb_grpc
-from protocols.ledger import Entry, LedgerError, TreeHead
-from protocols.merkle import verify_consistency, verify_inclusion
+from ledger import service_pb2 as pb
+from ledger import service_pb2_grpc as pb_grpc
+from ledger.log import Entry, LedgerError, TreeHead
+from ledger.merkle import verify_consistency, verify_inclusion
 
 __all__ = ["LedgerClient"]
 

@@ -3,7 +3,7 @@
 The ledger is written by the coordinator's ServerApp (another process), so the service
 reads it from disk and rebuilds its Merkle tree only when the file has grown. It serves
 signed data only: entries and proofs up to the latest signed tree head, which a client
-checks with the coordinator's public key (:mod:`protocols.ledger_client`). Loopback and
+checks with the coordinator's public key (:mod:`ledger.client`). Loopback and
 plaintext here; deployments put TLS on the same server (``credentials``).
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import grpc
 
-from protocols import ledger_service_pb2 as pb
-from protocols import ledger_service_pb2_grpc as pb_grpc
-from protocols.ledger import ENTRIES_FILE, LedgerContents, read_ledger
-from protocols.merkle import MerkleTree, leaf_hash
+from ledger import service_pb2 as pb
+from ledger import service_pb2_grpc as pb_grpc
+from ledger.log import ENTRIES_FILE, LedgerContents, read_ledger
+from ledger.merkle import MerkleTree, leaf_hash
 
 __all__ = ["MAX_ENTRIES_PER_CALL", "LedgerServicer", "LedgerServer", "serve_ledger"]
 

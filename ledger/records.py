@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from protocols.ledger import Entry, LedgerError
+from ledger.log import Entry, LedgerError
 
 __all__ = [
     "RecordError",
