@@ -50,8 +50,8 @@ test-quick: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check common ledger coordinator enterprise_node models protocols auditor bench tests
-	$(VENV)/bin/mypy common ledger coordinator enterprise_node models protocols auditor bench
+	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor bench tests
+	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor bench
 
 bench: setup
 	$(PY) -m bench.spine

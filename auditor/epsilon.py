@@ -2,7 +2,7 @@
 
 The nodes and the coordinator account with Opacus; the auditor recomputes with an
 independent library (DESIGN.md, "Privacy model"), over the same RDP orders
-(:data:`protocols.accounting.RDP_ORDERS`). Every fedrisk release is a Gaussian mechanism
+(:data:`privacy.accounting.RDP_ORDERS`). Every fedrisk release is a Gaussian mechanism
 with noise multiplier z = noise std / L2 sensitivity, Poisson-subsampled with rate q
 (none when q = 1) and self-composed ``steps`` times:
 
@@ -41,7 +41,7 @@ from functools import lru_cache
 import dp_accounting
 import numpy as np
 
-from protocols.accounting import RDP_ORDERS
+from privacy.accounting import RDP_ORDERS
 
 __all__ = ["KNOWN_MECHANISMS", "UnknownMechanismError", "Release", "compose_epsilon"]
 

@@ -24,7 +24,7 @@ HTML_FILE = "audit.html"
 
 _METHOD = (
     "Epsilon is recomputed with Google's dp-accounting (RDP accountant, the orders of "
-    "protocols.accounting) from the mechanism parameters in the ledgers. A claim that "
+    "privacy.accounting) from the mechanism parameters in the ledgers. A claim that "
     "understates the recomputed value by more than {tol:.0%} fails; an overstatement is "
     "reported only. Relative difference = (claimed - recomputed) / recomputed."
 )

@@ -12,7 +12,7 @@ mean of the drawn units' true F_i(t_j)); t_0 = 0 is left out (F = 0 exactly).
 
 Noise (``--noise-model``): ``distributed`` (the default, what a secure-aggregation run
 does) gives each node, per cell, a share of scale
-``protocols.distributed_noise.share_for_noise_multiplier(z, n_shares = n // 2 + 1, ...)``,
+``privacy.distributed_noise.share_for_noise_multiplier(z, n_shares = n // 2 + 1, ...)``,
 z = calibrate_noise_multiplier(epsilon, delta 1e-6, q = 1, one step), floored at
 MIN_SHARE_SIGMA = 2; ``central`` (a plain run) gives each node std z itself. Either way the
 sum holds n per-node draws and the band uses their variance n sigma^2. Draws are OpenDP's
@@ -55,8 +55,8 @@ from enterprise_node.curve_release import discrete_gaussian
 from models.histogram import ExitCounts, unit_histograms
 from models.synthetic import _draw_cell, _segment_counts  # the generator's exact model
 from models.synthetic_truth import draw_frailty, draw_profiles, segment_truths
-from protocols.accounting import calibrate_noise_multiplier
-from protocols.distributed_noise import share_for_noise_multiplier
+from privacy.accounting import calibrate_noise_multiplier
+from privacy.distributed_noise import share_for_noise_multiplier
 from protocols.model_spec import ModelSpec
 from protocols.secure_curve import noised_length
 

@@ -4,7 +4,7 @@ Why it may stand in for the federation: everything a Newton round releases is a 
 units, and secure aggregation reveals only the sum over nodes, so a run's output depends on
 the enterprises only through (a) the pooled units and (b) the noise in the released sum.
 That noise is the survivors' discrete Gaussian shares, each sized so that any
-``threshold`` of them reach the plan's noise multiplier (:mod:`protocols.distributed_noise`),
+``threshold`` of them reach the plan's noise multiplier (:mod:`privacy.distributed_noise`),
 so with all n of n nodes present the sum carries variance n / threshold times the
 planned one. This module draws that Gaussian directly and then runs the coordinator's
 own code (:func:`coordinator.newton_fit.take_newton_step`) on the node's own statistics

@@ -4,7 +4,7 @@ One invocation measures, on the same synthetic data and machine, through real Fl
 seconds per model round and per curve round for a plain run (no secure aggregation, no
 DP), secure aggregation without DP, secure aggregation with record DP (the packaged plan)
 and that plus enterprise-level DP, for 8 and for 50 enterprises (the 50 timed in process,
-curve round only, through ``protocols.secagg_server.simulate_round`` when ``--large
+curve round only, through ``secagg.server.simulate_round`` when ``--large
 inprocess`` or when their Flower run fails); the bytes each node sent per model round and
 in the curve round (from its ``state/outbox.jsonl``); and, by simulation (bench/coverage.py's
 pieces, with the distributed noise shares a secure run adds), the curves' max |F error|
@@ -61,10 +61,10 @@ from enterprise_node.curve_release import discrete_gaussian
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.model_spec import ModelSpec
 from protocols.plan import EnterprisePrivacy
-from protocols.quantization import IntegerCodec
-from protocols.secagg_messages import SecAggConfig
-from protocols.secagg_server import simulate_round
 from protocols.secure_curve import curve_vector_length
+from secagg.messages import SecAggConfig
+from secagg.quantization import IntegerCodec
+from secagg.server import simulate_round
 
 __all__ = [
     "EPSILONS",
@@ -394,7 +394,7 @@ def inprocess_scale(
         "secagg_dp": _timed(lambda: secure(True)),
     }
     return {
-        "mode": "in-process (protocols.secagg_server.simulate_round), NOT Flower",
+        "mode": "in-process (secagg.server.simulate_round), NOT Flower",
         "enterprises": enterprises,
         "vector_length": length,
         "threshold": config.threshold,

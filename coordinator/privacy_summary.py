@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from coordinator.rounds import NodeReply
-from protocols.accounting import Spend, rdp_epsilon
+from privacy.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt
 
 __all__ = ["DELTAS_NOTE", "ReceiptRow", "PrivacyLedgerView"]

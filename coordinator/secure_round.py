@@ -7,7 +7,7 @@ encrypted Shamir shares, collect masked vectors, collect the shares that remove 
 masks. A node that fails after sharing keys is a dropout: its pairwise masks are
 cancelled from the others' shares, and the sum is exactly that of the survivors. Fewer
 than ``threshold`` at any stage: SecAggError (a RunFailedError), and nothing is
-released. The cryptography lives in protocols/secagg*.py.
+released. The cryptography lives in secagg/client*.py.
 
 With ``num_shares`` = k < n (SecAgg+, Bell et al. 2020) each node shares with and masks
 against only its k-node neighbourhood (``SecAggConfig.neighbours``) and receives only its
@@ -23,8 +23,13 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from protocols.messages import ARRAYS_KEY, TASK_KEY, TaskHeader
-from protocols.quantization import IntegerCodec
-from protocols.secagg_messages import (
+from protocols.secure_round import (
+    SECAGG_KEY,
+    SECAGG_PAYLOAD_KEY,
+    VALUE_BOUND,
+    SecureRoundSettings,
+)
+from secagg.messages import (
     SecAggConfig,
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
@@ -33,13 +38,8 @@ from protocols.secagg_messages import (
     unmask_request_to_dict,
     unmask_response_from_dict,
 )
-from protocols.secagg_server import SecAggServer
-from protocols.secure_round import (
-    SECAGG_KEY,
-    SECAGG_PAYLOAD_KEY,
-    VALUE_BOUND,
-    SecureRoundSettings,
-)
+from secagg.quantization import IntegerCodec
+from secagg.server import SecAggServer
 
 __all__ = [
     "VALUE_BOUND",

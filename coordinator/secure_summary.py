@@ -3,7 +3,7 @@
 A secure sum holds the noise shares of the nodes that survived to unmasking. Nodes plan
 (and charge) their shares for the fewest a released sum can hold, the threshold t; when
 more survive, the sum carries more noise and the realised epsilon is lower. Both are
-reported, computed with the Kairouz-Liu-Steinke bound (:mod:`protocols.distributed_noise`).
+reported, computed with the Kairouz-Liu-Steinke bound (:mod:`privacy.distributed_noise`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from coordinator.secure_round import SecureTotal
-from protocols.accounting import Spend, rdp_epsilon
-from protocols.distributed_noise import effective_noise_multiplier, zcdp_to_epsilon
+from privacy.accounting import Spend, rdp_epsilon
+from privacy.distributed_noise import effective_noise_multiplier, zcdp_to_epsilon
 from protocols.messages import PrivacyReceipt
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import noised_length

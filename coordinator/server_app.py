@@ -9,7 +9,7 @@ With ``plan.secure_aggregation`` every round is a secure round
 (``coordinator/secure_round.py``): the coordinator sees only the sum of the model
 updates and of the noised histograms. With ``plan.privacy.enterprise`` each update is
 clipped and carries an enterprise-level noise share; the coordinator's accountant
-(:class:`protocols.enterprise_accounting.EnterpriseAccountant`) stops training before
+(:class:`privacy.enterprise_accounting.EnterpriseAccountant`) stops training before
 ``enterprise_budget.epsilon_cap`` would be passed and keeps the last model.
 
 After every completed model round the coordinator writes a checkpoint
@@ -55,9 +55,9 @@ from models.curves import RiskCurve
 from models.glm import hazard_arrays, initial_theta, theta_from_arrays
 from models.hazard import init_arrays
 from models.histogram import ExitCounts
-from protocols.accounting import Spend, rdp_epsilon
-from protocols.distributed_noise import effective_noise_multiplier
-from protocols.enterprise_accounting import EnterpriseAccountant
+from privacy.accounting import Spend, rdp_epsilon
+from privacy.distributed_noise import effective_noise_multiplier
+from privacy.enterprise_accounting import EnterpriseAccountant
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -66,7 +66,6 @@ from protocols.messages import (
     TASK_KEY,
     TaskHeader,
 )
-from protocols.secagg_messages import SecAggError
 from protocols.secure_curve import curve_vector_length, decode_curve_vector
 from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import THETA_KEY
@@ -78,6 +77,7 @@ from protocols.secure_update import (
     quantised_sensitivity,
     unflatten,
 )
+from secagg.messages import SecAggError
 
 __all__ = ["app", "Coordinator"]
 

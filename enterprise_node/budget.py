@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common.atomic import atomic_write_json
 from common.errors import BudgetExceededError, StateError
-from protocols.accounting import Spend, rdp_epsilon
+from privacy.accounting import Spend, rdp_epsilon
 
 __all__ = ["BudgetStatus", "BudgetGuard"]
 

@@ -12,7 +12,7 @@ information weight; 1 x in a gradient-only round), plus sqrt(d) for the node's r
 of its sum, in L2. The share is sized, like the curve
 shares, so that the ``threshold`` shares any released sum must hold are as private as a
 Gaussian mechanism with the plan's noise multiplier (Kairouz, Liu, Steinke 2021,
-:mod:`protocols.distributed_noise`); the node charges its lifetime accountant for that
+:mod:`privacy.distributed_noise`); the node charges its lifetime accountant for that
 worst case. A node that will not count on its peers (``privacy.distributed_noise: false``)
 adds the whole noise itself.
 """
@@ -27,13 +27,13 @@ from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
 from models.features import encode_units
-from protocols.accounting import Spend
-from protocols.distributed_noise import share_for_noise_multiplier
+from privacy.accounting import Spend
+from privacy.distributed_noise import share_for_noise_multiplier
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
-from protocols.quantization import QuantizationRangeError
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics
 from protocols.secure_round import SecureRoundSettings
+from secagg.quantization import QuantizationRangeError
 
 __all__ = ["glm_contribution"]
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from common.errors import DataError
-from protocols.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
+from privacy.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
 from protocols.plan import TrainingPlan, TrainingSettings
 
 __all__ = [

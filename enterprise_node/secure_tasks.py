@@ -11,7 +11,7 @@
 
 Distributed noise: each node adds a discrete Gaussian share (OpenDP, CSPRNG) sized so
 that the ``threshold`` shares any released sum must hold are as private as the plan asks
-(Kairouz, Liu, Steinke 2021, :mod:`protocols.distributed_noise`); the node charges its
+(Kairouz, Liu, Steinke 2021, :mod:`privacy.distributed_noise`); the node charges its
 budget for that worst case. The guarantee assumes an honest-but-curious coordinator and
 peers that add their shares, the threat model of DESIGN.md; a node that will not count on
 its peers sets ``privacy.distributed_noise: false`` and adds the whole noise itself.
@@ -47,21 +47,10 @@ from enterprise_node.tasks import (
 from models.digest import model_digest
 from models.glm import parameter_count
 from models.histogram import unit_histograms, with_explicit_entries
-from protocols.accounting import Spend
-from protocols.distributed_noise import share_for_noise_multiplier
+from privacy.accounting import Spend
+from privacy.distributed_noise import share_for_noise_multiplier
 from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
-from protocols.quantization import IntegerCodec
-from protocols.secagg import SecAggClient, from_config_record, to_config_record
-from protocols.secagg_messages import (
-    SecAggConfig,
-    encrypted_shares_from_dict,
-    encrypted_shares_to_dict,
-    key_directory_from_dict,
-    public_keys_to_dict,
-    unmask_request_from_dict,
-    unmask_response_to_dict,
-)
 from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
 from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import (
@@ -79,6 +68,17 @@ from protocols.secure_update import (
     flatten,
     quantise,
 )
+from secagg.client import SecAggClient, from_config_record, to_config_record
+from secagg.messages import (
+    SecAggConfig,
+    encrypted_shares_from_dict,
+    encrypted_shares_to_dict,
+    key_directory_from_dict,
+    public_keys_to_dict,
+    unmask_request_from_dict,
+    unmask_response_to_dict,
+)
+from secagg.quantization import IntegerCodec
 
 __all__ = [
     "DISTRIBUTED_CURVE_MECHANISM",

@@ -32,7 +32,7 @@ from enterprise_node.runtime import NodeRuntime
 from models.digest import model_digest
 from models.features import encode_units
 from models.histogram import unit_histograms
-from protocols.accounting import Spend, rdp_epsilon
+from privacy.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 

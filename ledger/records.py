@@ -5,7 +5,7 @@ and their meanings never change; a new field is added only with a default (old b
 still parse), and then the record's VERSION goes up. A reader refuses a body of a newer
 version than it knows, and any key it does not know, rather than guess.
 
-Privacy parameters follow :mod:`protocols.accounting`: a release is a Gaussian mechanism
+Privacy parameters follow :mod:`privacy.accounting`: a release is a Gaussian mechanism
 (or a secure sum of discrete Gaussian noise shares) run ``steps`` times, with
 ``noise_multiplier`` z = noise std / L2 sensitivity and Poisson ``sample_rate`` q (1.0
 when every unit takes part); epsilons are (epsilon, delta)-DP at ``delta``, composed

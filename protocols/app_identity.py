@@ -44,7 +44,16 @@ def app_directory() -> Path:
 
 
 #: The directories ``[tool.flwr.app] fab-include`` draws from (pyproject.toml).
-APP_PACKAGES = ("common", "ledger", "coordinator", "enterprise_node", "models", "protocols")
+APP_PACKAGES = (
+    "common",
+    "ledger",
+    "privacy",
+    "secagg",
+    "coordinator",
+    "enterprise_node",
+    "models",
+    "protocols",
+)
 
 
 def _candidate_files(root: Path) -> dict[str, Path]:

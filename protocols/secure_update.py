@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.distributed_noise import ShareNoise, share_for_noise_multiplier
+from privacy.distributed_noise import ShareNoise, share_for_noise_multiplier
 from protocols.plan import TrainingPlan
-from protocols.quantization import QuantizationRangeError
+from secagg.quantization import QuantizationRangeError
 
 __all__ = [
     "ENTERPRISE_SHARE_MECHANISM",

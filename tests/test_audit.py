@@ -48,8 +48,8 @@ from ledger.records import (
 )
 from ledger.service import serve_ledger
 from ledger.signing import load_private_key, public_key_path
-from protocols.accounting import Spend, rdp_epsilon
-from protocols.enterprise_accounting import EnterpriseAccountant
+from privacy.accounting import Spend, rdp_epsilon
+from privacy.enterprise_accounting import EnterpriseAccountant
 
 
 @dataclass(frozen=True)

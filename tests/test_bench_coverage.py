@@ -10,7 +10,7 @@ import pytest
 
 from bench.coverage import node_sigma, per_node_sigma, share_sigma
 from coordinator.config import load_coordinator_config
-from protocols.distributed_noise import MIN_SHARE_SIGMA, effective_noise_multiplier
+from privacy.distributed_noise import MIN_SHARE_SIGMA, effective_noise_multiplier
 from protocols.secure_curve import noised_length
 
 SPEC = load_coordinator_config(Path("configs/coordinator.yaml")).plan.model_spec

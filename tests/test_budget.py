@@ -10,7 +10,7 @@ from opacus.accountants import RDPAccountant
 
 from common.errors import BudgetExceededError, StateError
 from enterprise_node.budget import BudgetGuard
-from protocols.accounting import RDP_ORDERS, Spend, calibrate_noise_multiplier, rdp_epsilon
+from privacy.accounting import RDP_ORDERS, Spend, calibrate_noise_multiplier, rdp_epsilon
 
 
 def dp_sgd(sigma: float = 1.0, q: float = 0.05, steps: int = 100) -> Spend:
@@ -25,7 +25,7 @@ def test_rdp_known_answer_from_opacus() -> None:
 
 
 def test_rdp_orders_start_with_opacus_defaults() -> None:
-    # written out in protocols.accounting so a task process need not import Opacus
+    # written out in privacy.accounting so a task process need not import Opacus
     assert list(RDP_ORDERS[: len(RDPAccountant.DEFAULT_ALPHAS)]) == [
         float(a) for a in RDPAccountant.DEFAULT_ALPHAS
     ]

@@ -35,7 +35,7 @@ from ledger.signing import key_id
 from models.defects import plant_defects
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
-from protocols.accounting import rdp_epsilon
+from privacy.accounting import rdp_epsilon
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,

@@ -50,7 +50,7 @@ from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
 from ledger.log import read_ledger
 from ledger.signing import public_key_path
-from protocols.accounting import rdp_epsilon
+from privacy.accounting import rdp_epsilon
 from protocols.app_identity import _candidate_files, app_directory, staged_app_directory
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import math
 import opendp.prelude as dp
 import pytest
 
-from protocols.distributed_noise import (
+from privacy.distributed_noise import (
     realised_epsilon,
     share_sigma,
     zcdp_of_sum,

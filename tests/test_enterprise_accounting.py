@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
-from protocols.accounting import RDP_ORDERS, rdp_epsilon
-from protocols.enterprise_accounting import (
+from privacy.accounting import RDP_ORDERS, rdp_epsilon
+from privacy.enterprise_accounting import (
     EnterpriseAccountant,
     cross_check,
     expected_noise_vs_update_norm,

@@ -8,7 +8,10 @@ import pkgutil
 import pytest
 
 import common
+import ledger
+import privacy
 import protocols
+import secagg
 from common import errors
 from common.errors import FedriskError
 from common.exit_codes import EXIT_CODE_HELP, ExitCode
@@ -22,8 +25,9 @@ def all_subclasses(cls: type) -> set[type]:
 
 
 def fedrisk_errors() -> list[type[FedriskError]]:
-    """FedriskError and every subclass defined in the common and protocols packages."""
-    for package in (common, protocols):
+    """FedriskError and every subclass defined in the shared packages (common, ledger,
+    privacy, secagg, protocols)."""
+    for package in (common, ledger, privacy, secagg, protocols):
         for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
             importlib.import_module(module.name)
     return sorted({FedriskError} | all_subclasses(FedriskError), key=lambda c: c.__name__)

@@ -9,7 +9,7 @@ import pytest
 from coordinator.config import load_coordinator_config
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.training import dp_sgd_schedule
-from protocols.accounting import rdp_epsilon
+from privacy.accounting import rdp_epsilon
 from protocols.plan import TrainingPlan
 
 REPO = Path(__file__).resolve().parents[1]

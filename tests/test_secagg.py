@@ -18,21 +18,16 @@ from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 from pydantic import ValidationError
 from scipy import stats
 
-import protocols.secagg as secagg
+import secagg.client as secagg
 from common.errors import ConfigError
 from coordinator.cli import load_config_or_default
 from coordinator.config import FederationSettings
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
-from protocols.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
 from protocols.messages import ARRAYS_KEY, MODEL_TASK, TaskHeader
-from protocols.quantization import (
-    FixedPointCodec,
-    IntegerCodec,
-    QuantizationRangeError,
-    to_signed,
-)
-from protocols.secagg import SecAggClient, from_config_record, to_config_record
-from protocols.secagg_messages import (
+from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
+from secagg.client import SecAggClient, from_config_record, to_config_record
+from secagg.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
+from secagg.messages import (
     EncryptedShare,
     SecAggConfig,
     SecAggError,
@@ -49,8 +44,13 @@ from protocols.secagg_messages import (
     unmask_response_from_dict,
     unmask_response_to_dict,
 )
-from protocols.secagg_server import SecAggServer, simulate_round
-from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
+from secagg.quantization import (
+    FixedPointCodec,
+    IntegerCodec,
+    QuantizationRangeError,
+    to_signed,
+)
+from secagg.server import SecAggServer, simulate_round
 
 ROUND = "run-1/round-3"
 

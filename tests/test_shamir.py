@@ -1,4 +1,4 @@
-"""Shamir secret sharing over GF(2^521 - 1) (protocols/shamir.py).
+"""Shamir secret sharing over GF(2^521 - 1) (secagg/shamir.py).
 
 Reference answers: hand-computed polynomials with fixed coefficients (f(x) = 7 + 5x), and
 the identity behind Shamir's privacy: t - 1 shares fit every candidate secret.
@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.common.secure_aggregation.crypto.shamir import create_shares as flower_create_shares
 from scipy import stats
 
-import protocols.shamir as shamir
-from protocols.secagg import raw_private
-from protocols.shamir import (
+import secagg.shamir as shamir
+from secagg.client import raw_private
+from secagg.shamir import (
     FIELD_PRIME,
     MAX_SECRET_BYTES,
     SHARE_BYTES,

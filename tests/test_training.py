@@ -24,7 +24,7 @@ from enterprise_node.training import (
 from models.central import train_central
 from models.features import EncodedUnits, encode_units
 from models.hazard import HazardNet, arrays_to_state, hazard_nll, init_arrays, survival_curves
-from protocols.accounting import calibrate_noise_multiplier
+from privacy.accounting import calibrate_noise_multiplier
 from protocols.model_spec import ModelSpec
 from protocols.plan import TrainingSettings
 

@@ -22,10 +22,9 @@ from collections.abc import Collection, Iterable, Mapping
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from protocols.masking import agree
-from protocols.quantization import field_add, field_sub
-from protocols.secagg import SecAggClient, pairwise_mask, raw_public, self_mask
-from protocols.secagg_messages import (
+from secagg.client import SecAggClient, pairwise_mask, raw_public, self_mask
+from secagg.masking import agree
+from secagg.messages import (
     EncryptedShare,
     PublicKeys,
     SecAggConfig,
@@ -33,7 +32,8 @@ from protocols.secagg_messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
-from protocols.shamir import ShareError, combine_shares
+from secagg.quantization import field_add, field_sub
+from secagg.shamir import ShareError, combine_shares
 
 __all__ = ["SecAggServer", "simulate_round"]
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocols.quantization import field_reduce
+from secagg.quantization import field_reduce
 
 __all__ = [
     "LABEL_PAIRWISE_MASK",

@@ -5,7 +5,7 @@ sum carries Gaussian noise of total std z * C; enterprises take part with Poisso
 probability q (q = 1 when all do). One enterprise's whole update is the protected unit, so
 each round is one step of the subsampled Gaussian mechanism with noise multiplier z
 (McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models").
-Rounds compose under Opacus's RDP (:func:`protocols.accounting.rdp_epsilon`);
+Rounds compose under Opacus's RDP (:func:`privacy.accounting.rdp_epsilon`);
 :func:`cross_check` recomputes the same history with Google's ``dp_accounting`` (RDP
 and PLD) and Opacus's PRV accountant, independently.
 
@@ -23,7 +23,7 @@ import dp_accounting
 import numpy as np
 from opacus.accountants import PRVAccountant
 
-from protocols.accounting import Spend, rdp_epsilon
+from privacy.accounting import Spend, rdp_epsilon
 
 __all__ = [
     "ENTERPRISE_MECHANISM",

@@ -6,11 +6,11 @@ Flower 1.42's ``SecAggPlusWorkflow`` + ``secaggplus_mod`` run only in the legacy
 return a weighted *mean* (exact integer sums need tricks, values below 2^31); and their
 masks come from ``pseudo_rand_gen``, which folds the agreed key to a 32-bit seed for
 numpy's non-cryptographic RNG (brute-forceable). Here: Shamir sharing is ours over
-GF(2^521 - 1) (``protocols/shamir.py``; Flower's, PyCryptodome's GF(2^128) behind a thread
+GF(2^521 - 1) (``secagg/shamir.py``; Flower's, PyCryptodome's GF(2^128) behind a thread
 pool per call, took 10-15 s of a 50-node round), key agreement is X25519, share
 encryption ChaCha20-Poly1305, and masks a ChaCha20 stream keyed by HKDF of the full
-secret (``protocols/masking.py``); the sum is exact over Z_{2^k}
-(``protocols/quantization.py``). The coordinator (``protocols/secagg_server.py``) only
+secret (``secagg/masking.py``); the sum is exact over Z_{2^k}
+(``secagg/quantization.py``). The coordinator (``secagg/server.py``) only
 relays messages and learns only the sum of the survivors' inputs.
 
 Round: (1) ``advertise_keys``; (2) ``share_keys``: Shamir shares (threshold t) of the
@@ -26,7 +26,7 @@ Between stages a Flower ClientApp process ends, so the client is saved in
 ``from_state_dict``). The record holds private keys and the self-mask seed: it must
 stay on the node. Compatibility rule: state keys are never removed and their meanings
 never change; ``STATE_FORMAT`` names the layout (v2: ``held_*_shares`` are
-``protocols/shamir.py`` shares; v1's were Flower's, and a v1 state is refused).
+``secagg/shamir.py`` shares; v1's were Flower's, and a v1 state is refused).
 ``num_shares`` is optional (absent: the complete graph, the layout before SecAgg+);
 ``peer_*`` hold the keys of N(u).
 """
@@ -55,7 +55,7 @@ from flwr.common.secure_aggregation.secaggplus_utils import (
 )
 
 from common.errors import ConfigError
-from protocols.masking import (
+from secagg.masking import (
     LABEL_PAIRWISE_MASK,
     LABEL_SELF_MASK,
     LABEL_SHARE_ENCRYPTION,
@@ -63,8 +63,7 @@ from protocols.masking import (
     derive_key,
     expand_mask,
 )
-from protocols.quantization import field_add, field_sub
-from protocols.secagg_messages import (
+from secagg.messages import (
     EncryptedShare,
     PublicKeys,
     SecAggConfig,
@@ -77,7 +76,8 @@ from protocols.secagg_messages import (
     key_directory_to_dict,
     read_value,
 )
-from protocols.shamir import ShareError, create_shares, verify_share
+from secagg.quantization import field_add, field_sub
+from secagg.shamir import ShareError, create_shares, verify_share
 
 __all__ = [
     "STATE_FORMAT",
