@@ -136,6 +136,8 @@ def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
     parent: :func:`stop_tree` waits for a process we started)."""
     tree = [pid, *descendants(pid)]
     sessions = {fields[3] for p in tree if (fields := _stat_fields(p)) is not None}
+    root = _stat_fields(pid)
+    since = int(root[19]) if root is not None else None
     _signal(tree, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -143,19 +145,25 @@ def stop_pid_tree(pid: int, grace: float = 10.0) -> None:
             break
         time.sleep(0.2)
     _signal([p for p in tree if _alive(p)], signal.SIGKILL)
-    _reap([*tree[1:], *_adopted_zombies(sessions, exclude=pid)], set(tree))
+    _reap([*tree[1:], *_adopted_zombies(sessions, exclude=pid, since=since)], set(tree))
 
 
-def _adopted_zombies(sessions: set[str], *, exclude: int) -> list[int]:
-    """Dead children of this process in one of the tree's ``sessions``: orphans of the
-    tree adopted while it ran (its root ``exclude`` apart)."""
+def _adopted_zombies(sessions: set[str], *, exclude: int, since: int | None) -> list[int]:
+    """Dead children of this process adopted from the tree (its root ``exclude`` apart):
+    those in one of the tree's ``sessions``, and those started after the root (``since``,
+    in clock ticks since boot). The second catches orphans that had left the tree
+    before it was stopped and run in sessions of their own (Ray's ``gcs_server`` and
+    ``raylet`` once ``flwr-simulation`` has exited): nothing else would ever wait for
+    them."""
     me = os.getpid()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == exclude:
             continue
         fields = _stat_fields(int(entry.name))
-        if fields and fields[0] == "Z" and int(fields[1]) == me and fields[3] in sessions:
+        if not fields or fields[0] != "Z" or int(fields[1]) != me:
+            continue
+        if fields[3] in sessions or (since is not None and int(fields[19]) >= since):
             found.append(int(entry.name))
     return found
 
