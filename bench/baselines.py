@@ -27,7 +27,7 @@ import pandas as pd
 
 from models import metrics
 from models.features import EncodedUnits, encode_units
-from protocols.model_spec import CategoryFeature, ModelSpec
+from models.spec import CategoryFeature, ModelSpec
 
 __all__ = [
     "CentralFit",

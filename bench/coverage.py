@@ -53,11 +53,11 @@ from coordinator.config import load_coordinator_config
 from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.curve_release import discrete_gaussian
 from models.histogram import ExitCounts, unit_histograms
+from models.spec import ModelSpec
 from models.synthetic import _draw_cell, _segment_counts  # the generator's exact model
 from models.synthetic_truth import draw_frailty, draw_profiles, segment_truths
 from privacy.accounting import calibrate_noise_multiplier
 from privacy.distributed_noise import share_for_noise_multiplier
-from protocols.model_spec import ModelSpec
 from protocols.secure_curve import noised_length
 
 __all__ = [

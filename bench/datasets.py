@@ -37,8 +37,8 @@ import pandas as pd
 from common.errors import ConfigError
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
+from models.spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
 from models.synthetic import SyntheticConfig, generate_federation
-from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
 
 __all__ = ["GROUP_COLUMN", "Dataset", "DATASETS", "load_dataset", "load_synthetic"]
 

@@ -29,7 +29,7 @@ from coordinator.evaluation import load_curves, pooled_curves
 from models.features import encode_units
 from models.glm import initial_theta, newton_step, unit_statistics
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
 __all__ = [

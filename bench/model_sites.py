@@ -28,7 +28,7 @@ from enterprise_node.approval import approve_at_nodes
 from enterprise_node.config import CANONICAL_COLUMNS, load_node_config
 from enterprise_node.node_ledger import node_key
 from enterprise_node.pseudonym import load_or_create_site_secret
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
 __all__ = ["BENCH_EPSILON_CAP", "BENCH_DELTA_CAP", "config_for", "write_site", "write_sites"]

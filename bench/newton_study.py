@@ -57,7 +57,7 @@ from coordinator.secure_round import round_threshold
 from enterprise_node.noise_plan import plan_noise
 from models.features import EncodedUnits, encode_units
 from models.glm import initial_theta, release_sensitivity
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import (
     glm_bounds,

@@ -58,8 +58,8 @@ from coordinator.run_store import RunStore
 from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.curve_release import discrete_gaussian
+from models.spec import ModelSpec
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
-from protocols.model_spec import ModelSpec
 from protocols.plan import EnterprisePrivacy
 from protocols.secure_curve import curve_vector_length
 from secagg.messages import SecAggConfig

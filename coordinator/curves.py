@@ -12,7 +12,7 @@ from models.bands import band_survival_var
 from models.curves import RiskCurve
 from models.histogram import ExitCounts
 from models.life_table import life_table
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 __all__ = ["HistogramSum", "check_counts", "sum_counts", "estimate_curves"]
 

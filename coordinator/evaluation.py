@@ -21,7 +21,7 @@ from models.features import encode_units
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard, survival_curves
 from models.histogram import unit_histograms
 from models.metrics import concordance_td, harrell_c, integrated_brier_score
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 __all__ = [
     "CurveError",

@@ -30,7 +30,7 @@ from models.glm import (
     noise_floor,
     parameter_count,
 )
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, round_information_weight
 

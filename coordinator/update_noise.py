@@ -20,8 +20,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from models.spec import TrainingSettings
 from protocols.messages import PrivacyReceipt
-from protocols.plan import TrainingSettings
 
 __all__ = ["UpdateNoise", "expected_noise_norm", "update_noise"]
 

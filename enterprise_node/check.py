@@ -23,7 +23,7 @@ from enterprise_node.contribution import ContributionOutlook, contribution_outlo
 from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
 from enterprise_node.quality import QualityRating
 from enterprise_node.validation import ERROR_KINDS, ROW_NUMBERING, RowError
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
 __all__ = [

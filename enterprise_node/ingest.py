@@ -26,7 +26,7 @@ from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, NodeConfig
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
 from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
-from protocols.model_spec import CategoryFeature, ModelSpec
+from models.spec import CategoryFeature, ModelSpec
 
 __all__ = [
     "MISSING_TOKENS",

@@ -18,8 +18,9 @@ import math
 from dataclasses import dataclass
 
 from common.errors import DataError
+from models.spec import TrainingSettings
 from privacy.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
-from protocols.plan import TrainingPlan, TrainingSettings
+from protocols.plan import TrainingPlan
 
 __all__ = [
     "CURVE_MECHANISM",

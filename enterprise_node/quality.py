@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from enterprise_node.validation import Validation
-from protocols.model_spec import ModelSpec, NumericFeature
+from models.spec import ModelSpec, NumericFeature
 
 __all__ = [
     "WEIGHTS",
@@ -305,7 +305,7 @@ def guess_duration_unit(
     published to cover the ages observed). Returns (unit, the duration_scale converting it
     to the grid's unit), or None when the grid's unit is not a common one or none fits.
 
-    >>> from protocols.model_spec import ModelSpec
+    >>> from models.spec import ModelSpec
     >>> spec = ModelSpec(time_grid={"unit": "months", "edges": [0, 60, 120]},
     ...                  segments=["s"], equipment_classes=["c"], features=[])
     >>> days = np.array([30.0, 400.0, 900.0, 1500.0, 2500.0, 3600.0])

@@ -18,7 +18,7 @@ from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ingest import IngestResult, ingest
 from enterprise_node.outbox import Outbox
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 __all__ = ["NodeRuntime", "resolve_node_config_path", "load_runtime"]
 

@@ -35,8 +35,7 @@ from models.hazard import (
     single_thread,
     state_to_arrays,
 )
-from protocols.model_spec import ModelSpec
-from protocols.plan import TrainingSettings
+from models.spec import ModelSpec, TrainingSettings
 
 __all__ = [
     "OPACUS_SECURE_RNG",

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature
+from models.spec import CategoryFeature, ModelSpec, NumericFeature
 
 __all__ = [
     "ROW_NUMBERING",

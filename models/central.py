@@ -13,8 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from common.errors import DataError
 from models.features import encode_units
 from models.hazard import HazardNet, hazard_nll, make_optimizer, single_thread
-from protocols.model_spec import ModelSpec
-from protocols.plan import TrainingSettings
+from models.spec import ModelSpec, TrainingSettings
 
 __all__ = ["train_central"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataError
-from protocols.model_spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
+from models.spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
 
 __all__ = ["EncodedUnits", "encode_units", "entry_interval_index"]
 

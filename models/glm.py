@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.features import EncodedUnits
-from protocols.model_spec import CategoryFeature, ModelSpec
+from models.spec import CategoryFeature, ModelSpec
 
 __all__ = [
     "INITIAL_HAZARD_LOGIT",

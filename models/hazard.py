@@ -20,8 +20,7 @@ from torch import nn
 
 from models.digest import model_digest
 from models.glm import INITIAL_HAZARD_LOGIT
-from protocols.model_spec import ModelSpec
-from protocols.plan import TrainingSettings
+from models.spec import ModelSpec, TrainingSettings
 
 __all__ = [
     "HazardNet",

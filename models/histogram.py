@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from protocols.model_spec import ModelSpec, TimeGrid
+from models.spec import ModelSpec, TimeGrid
 
 __all__ = [
     "ExitCounts",

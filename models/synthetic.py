@@ -33,6 +33,7 @@ import yaml
 
 from common.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from common.errors import ConfigError
+from models.spec import CategoryFeature, ModelSpec
 from models.synthetic_truth import (
     SegmentTruth,
     covariate_scaling,
@@ -46,7 +47,6 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
-from protocols.model_spec import CategoryFeature, ModelSpec
 
 __all__ = ["SyntheticConfig", "FederationManifest", "generate_federation"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from protocols.model_spec import ModelSpec, NumericFeature
+from models.spec import ModelSpec, NumericFeature
 
 __all__ = [
     "SegmentTruth",

@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from common.config_file import StrictModel, parse_model
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec, TrainingSettings
 
 __all__ = [
-    "TrainingSettings",
     "RecordPrivacy",
     "EnterprisePrivacy",
     "PrivacySettings",
@@ -28,34 +26,6 @@ __all__ = [
     "NewtonSettings",
     "TrainingPlan",
 ]
-
-
-class TrainingSettings(StrictModel):
-    """Federated training of the hazard model, by ``method``:
-
-    - ``newton``: the GLM hazard model (``model_spec.hidden_units: []``) fitted by
-      ``rounds`` Newton steps on securely summed, clipped per-unit gradients and
-      information matrices, noised ONCE in the sum (:class:`NewtonSettings`); the noise
-      does not grow with the number of enterprises.
-    - ``dp_sgd``: rounds of local DP-SGD (Opacus) at each node, combined by FedAvgM (FedAvg
-      with server momentum, Hsu et al. 2019; momentum 0 is plain FedAvg); each node adds
-      its own noise, so the aggregate carries sqrt(n) times one release's noise. Needed for
-      a neural risk score (``hidden_units``) and for enterprise-level DP.
-
-    ``local_epochs`` .. ``server_momentum`` apply to ``dp_sgd`` only. Every default that
-    touches utility was chosen by ``bench/tuning.py`` on real data (README, "The model on
-    real data"): SGD, not Adam, whose per-coordinate normalisation walks noise at lr per step.
-    """
-
-    method: Literal["newton", "dp_sgd"] = "newton"
-    rounds: int = Field(10, ge=1, le=1000)
-    local_epochs: float = Field(2.0, gt=0, le=100)
-    batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(0.3, gt=0)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    server_learning_rate: float = Field(1.0, gt=0)
-    server_momentum: float = Field(0.5, ge=0, lt=1)
-    seed: int = 0
 
 
 class RecordPrivacy(StrictModel):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.histogram import ExitCounts
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 __all__ = ["curve_vector_length", "noised_length", "curve_vector", "decode_curve_vector"]
 

@@ -30,7 +30,7 @@ def grid20_spec():
     from pathlib import Path
 
     from coordinator.config import load_coordinator_config
-    from protocols.model_spec import TimeGrid
+    from models.spec import TimeGrid
 
     config = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
     spec = load_coordinator_config(config).plan.model_spec

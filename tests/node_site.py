@@ -19,7 +19,7 @@ import yaml
 from coordinator.config import CoordinatorConfig, load_coordinator_config
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.config import NodeConfig, load_node_config
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
 __all__ = [

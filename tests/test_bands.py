@@ -14,7 +14,7 @@ from coordinator.curves import estimate_curves, sum_counts
 from models.bands import band_survival_var, noise_survival_var, survival_jacobian
 from models.histogram import ExitCounts
 from models.life_table import LifeTable, life_table
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 EDGES = np.arange(0.0, 11.0)

@@ -26,7 +26,7 @@ from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.features import encode_units
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 #: Units and natural enterprises of each data set (synthetic: its generated ones).
 EXPECTED = {

@@ -20,8 +20,8 @@ from coordinator.curves import check_counts, estimate_curves, sum_counts
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.histogram import ExitCounts, unit_histograms
+from models.spec import ModelSpec
 from models.synthetic import SyntheticConfig, generate_federation
-from protocols.model_spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from coordinator.run_report import _figure_rows
 from models.features import encode_units
 from models.hazard import HazardNet, risk_score, state_to_arrays, survival_curves
 from models.metrics import FIGURE_NAMES, concordance_td, harrell_c
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 
 @pytest.fixture(scope="module")

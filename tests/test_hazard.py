@@ -26,7 +26,7 @@ from models.hazard import (
     state_to_arrays,
     survival_curves,
 )
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
 

@@ -15,7 +15,7 @@ from models.histogram import (
     exit_histogram,
     unit_histograms,
 )
-from protocols.model_spec import ModelSpec
+from models.spec import ModelSpec
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coordinator.yaml"
 

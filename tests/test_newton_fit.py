@@ -40,8 +40,8 @@ from models.glm import (
     theta_from_arrays,
     unit_statistics,
 )
+from models.spec import CategoryFeature, ModelSpec
 from protocols.messages import MODEL_TASK
-from protocols.model_spec import CategoryFeature, ModelSpec
 from protocols.plan import NewtonSettings, TrainingPlan
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics_length
 

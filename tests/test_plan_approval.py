@@ -38,6 +38,7 @@ from enterprise_node.outbox import Outbox
 from ledger.log import read_ledger, verify_ledger
 from ledger.signing import public_key_path
 from models.hazard import init_arrays
+from models.spec import NumericFeature
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -47,7 +48,6 @@ from protocols.messages import (
     ReplyStatus,
     TaskHeader,
 )
-from protocols.model_spec import NumericFeature
 from protocols.plan import TrainingPlan
 from protocols.secure_round import SECAGG_KEY, SecureRoundSettings
 

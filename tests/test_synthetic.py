@@ -19,6 +19,7 @@ from lifelines.utils import concordance_index
 import models.synthetic
 from common.errors import ConfigError
 from enterprise_node.config import NodeConfig, load_node_config
+from models.spec import ModelSpec
 from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from models.synthetic_truth import (
     cumulative_failure,
@@ -32,7 +33,6 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
-from protocols.model_spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SyntheticConfig(

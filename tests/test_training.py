@@ -24,9 +24,8 @@ from enterprise_node.training import (
 from models.central import train_central
 from models.features import EncodedUnits, encode_units
 from models.hazard import HazardNet, arrays_to_state, hazard_nll, init_arrays, survival_curves
+from models.spec import ModelSpec, TrainingSettings
 from privacy.accounting import calibrate_noise_multiplier
-from protocols.model_spec import ModelSpec
-from protocols.plan import TrainingSettings
 
 
 def dp_sgd_settings(**overrides: object) -> TrainingSettings:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from coordinator.update_noise import expected_noise_norm, update_noise
+from models.spec import TrainingSettings
 from protocols.messages import PrivacyReceipt
-from protocols.plan import TrainingSettings
 
 
 def receipt(*, sigma: float = 1.0, steps: int = 100, clip: float = 1.0) -> PrivacyReceipt:

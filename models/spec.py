@@ -1,4 +1,5 @@
-"""The model spec the coordinator publishes: time grid, segments, features and bounds.
+"""The model spec the coordinator publishes (time grid, segments, features and bounds) and
+the settings the hazard model is trained with.
 
 Compatibility rule: fields are never removed and their meaning never changes, because
 plans and ledgers that name a spec hash are replayed later. Add fields with defaults.
@@ -18,7 +19,7 @@ from pydantic import Field, model_validator
 
 from common.config_file import StrictModel
 
-__all__ = ["TimeGrid", "NumericFeature", "CategoryFeature", "ModelSpec"]
+__all__ = ["TimeGrid", "NumericFeature", "CategoryFeature", "ModelSpec", "TrainingSettings"]
 
 
 class TimeGrid(StrictModel):
@@ -132,3 +133,31 @@ class ModelSpec(StrictModel):
         """SHA-256 of the canonical JSON form; plans and ledgers name the spec by it."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class TrainingSettings(StrictModel):
+    """Federated training of the hazard model, by ``method``:
+
+    - ``newton``: the GLM hazard model (``model_spec.hidden_units: []``) fitted by
+      ``rounds`` Newton steps on securely summed, clipped per-unit gradients and
+      information matrices, noised ONCE in the sum (:class:`NewtonSettings`); the noise
+      does not grow with the number of enterprises.
+    - ``dp_sgd``: rounds of local DP-SGD (Opacus) at each node, combined by FedAvgM (FedAvg
+      with server momentum, Hsu et al. 2019; momentum 0 is plain FedAvg); each node adds
+      its own noise, so the aggregate carries sqrt(n) times one release's noise. Needed for
+      a neural risk score (``hidden_units``) and for enterprise-level DP.
+
+    ``local_epochs`` .. ``server_momentum`` apply to ``dp_sgd`` only. Every default that
+    touches utility was chosen by ``bench/tuning.py`` on real data (README, "The model on
+    real data"): SGD, not Adam, whose per-coordinate normalisation walks noise at lr per step.
+    """
+
+    method: Literal["newton", "dp_sgd"] = "newton"
+    rounds: int = Field(10, ge=1, le=1000)
+    local_epochs: float = Field(2.0, gt=0, le=100)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(0.3, gt=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    server_learning_rate: float = Field(1.0, gt=0)
+    server_momentum: float = Field(0.5, ge=0, lt=1)
+    seed: int = 0
