@@ -52,6 +52,7 @@ test-quick: setup
 lint: setup
 	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor bench tests
 	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor bench
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 bench: setup
 	$(PY) -m bench.spine
