@@ -42,19 +42,12 @@ import dp_accounting
 import numpy as np
 
 from privacy.accounting import RDP_ORDERS
+from privacy.mechanisms import Mechanism
 
 __all__ = ["KNOWN_MECHANISMS", "UnknownMechanismError", "Release", "compose_epsilon"]
 
 #: Mechanism names the auditor can recompute (as written by the accountants).
-KNOWN_MECHANISMS: frozenset[str] = frozenset(
-    {
-        "dp_sgd",
-        "discrete_gaussian_histogram",
-        "distributed_discrete_gaussian_histogram",
-        "distributed_discrete_gaussian_glm",
-        "enterprise_distributed_discrete_gaussian",
-    }
-)
+KNOWN_MECHANISMS: frozenset[str] = frozenset(Mechanism)
 
 
 class UnknownMechanismError(ValueError):

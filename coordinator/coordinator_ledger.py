@@ -28,6 +28,7 @@ from ledger.records import (
     RunStarted,
 )
 from ledger.signing import generate_key_pair, load_private_key, public_key_path
+from privacy.mechanisms import Mechanism
 
 __all__ = ["COORDINATOR_LEDGER_ID", "coordinator_key_paths", "CoordinatorLedger", "file_sha256"]
 
@@ -194,7 +195,7 @@ class CoordinatorLedger:
                 task="model",
                 node="*",
                 unit="enterprise",
-                mechanism="enterprise_distributed_discrete_gaussian",
+                mechanism=Mechanism.ENTERPRISE_SHARES,
                 noise_multiplier=float(noise_multiplier),
                 sample_rate=1.0,
                 steps=1,

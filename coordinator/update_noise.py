@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.spec import TrainingSettings
+from privacy.mechanisms import Mechanism
 from protocols.messages import PrivacyReceipt
 
 __all__ = ["UpdateNoise", "expected_noise_norm", "update_noise"]
@@ -68,7 +69,7 @@ def expected_noise_norm(
     when no receipt carries DP-SGD noise)."""
     squares = []
     for receipt in receipts:
-        if receipt.mechanism != "dp_sgd" or receipt.noise_multiplier <= 0:
+        if receipt.mechanism != Mechanism.DP_SGD or receipt.noise_multiplier <= 0:
             continue
         walk = training.learning_rate * math.sqrt(receipt.steps * dimension)
         if training.optimizer == "sgd":

@@ -23,12 +23,13 @@ import numpy as np
 
 from common.errors import ConfigError
 from enterprise_node.curve_release import discrete_gaussian
-from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
+from enterprise_node.noise_plan import plan_noise
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
 from models.features import encode_units
 from privacy.accounting import Spend
 from privacy.distributed_noise import share_for_noise_multiplier
+from privacy.mechanisms import Mechanism
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics
@@ -68,7 +69,7 @@ def glm_contribution(
         share.effective_noise_multiplier,
         1.0,
         1,
-        GLM_MECHANISM,
+        Mechanism.DISTRIBUTED_GLM,
         header.run_id,
         header.round,
         "model",

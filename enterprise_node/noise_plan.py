@@ -20,22 +20,14 @@ from dataclasses import dataclass
 from common.errors import DataError
 from models.spec import TrainingSettings
 from privacy.accounting import Spend, calibrate_noise_multiplier, rdp_epsilon
+from privacy.mechanisms import Mechanism
 from protocols.plan import TrainingPlan
 
 __all__ = [
-    "CURVE_MECHANISM",
-    "MODEL_MECHANISM",
-    "GLM_MECHANISM",
     "NoisePlan",
     "dp_sgd_schedule",
     "plan_noise",
 ]
-
-CURVE_MECHANISM = "discrete_gaussian_histogram"
-MODEL_MECHANISM = "dp_sgd"
-#: One Newton round's release: the secure sum of the nodes' clipped GLM statistics with
-#: their discrete Gaussian noise shares (``enterprise_node/glm_task.py``).
-GLM_MECHANISM = "distributed_discrete_gaussian_glm"
 
 
 def dp_sgd_schedule(n_units: int, settings: TrainingSettings) -> tuple[float, int]:
@@ -61,7 +53,7 @@ class NoisePlan:
     rounds: int
     curve_noise_multiplier: float | None
     delta: float
-    model_mechanism: str = MODEL_MECHANISM
+    model_mechanism: str = Mechanism.DP_SGD
     information_rounds: tuple[int, ...] = ()
     information_weight: int = 0
 
@@ -87,7 +79,13 @@ class NoisePlan:
         if self.curve_noise_multiplier is None:
             raise ValueError("this plan releases no curves")
         return Spend(
-            self.curve_noise_multiplier, 1.0, 1, CURVE_MECHANISM, run_id, round_number, "curve"
+            self.curve_noise_multiplier,
+            1.0,
+            1,
+            Mechanism.CURVE_HISTOGRAM,
+            run_id,
+            round_number,
+            "curve",
         )
 
     def run_epsilon(self, delta: float | None = None) -> float:
@@ -124,7 +122,7 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
             sample_rate=1.0,
             steps=1,
         )
-        fixed = (Spend(curve_sigma, 1.0, 1, CURVE_MECHANISM),)
+        fixed = (Spend(curve_sigma, 1.0, 1, Mechanism.CURVE_HISTOGRAM),)
     model_sigma = calibrate_noise_multiplier(
         target_epsilon=record.epsilon,
         target_delta=record.delta,
@@ -139,7 +137,7 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         rounds=plan.training.rounds,
         curve_noise_multiplier=curve_sigma,
         delta=record.delta,
-        model_mechanism=GLM_MECHANISM if newton else MODEL_MECHANISM,
+        model_mechanism=Mechanism.DISTRIBUTED_GLM if newton else Mechanism.DP_SGD,
         information_rounds=information,
         information_weight=plan.newton.information_weight if newton else 0,
     )

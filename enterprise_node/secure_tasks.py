@@ -49,6 +49,7 @@ from models.glm import parameter_count
 from models.histogram import unit_histograms, with_explicit_entries
 from privacy.accounting import Spend
 from privacy.distributed_noise import share_for_noise_multiplier
+from privacy.mechanisms import Mechanism
 from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
@@ -81,7 +82,6 @@ from secagg.messages import (
 from secagg.quantization import IntegerCodec
 
 __all__ = [
-    "DISTRIBUTED_CURVE_MECHANISM",
     "sa_keys",
     "sa_shares",
     "secure_curve",
@@ -90,7 +90,6 @@ __all__ = [
     "sa_unmask",
 ]
 
-DISTRIBUTED_CURVE_MECHANISM = "distributed_discrete_gaussian_histogram"
 
 
 def _settings(message: Message) -> SecureRoundSettings:
@@ -212,7 +211,7 @@ def distributed_curve_counts(
         share.effective_noise_multiplier,
         1.0,
         1,
-        DISTRIBUTED_CURVE_MECHANISM,
+        Mechanism.DISTRIBUTED_CURVE_HISTOGRAM,
         header.run_id,
         header.round,
         "curve",

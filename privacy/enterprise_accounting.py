@@ -24,16 +24,14 @@ import numpy as np
 from opacus.accountants import PRVAccountant
 
 from privacy.accounting import Spend, rdp_epsilon
+from privacy.mechanisms import Mechanism
 
 __all__ = [
-    "ENTERPRISE_MECHANISM",
     "CrossCheck",
     "EnterpriseAccountant",
     "cross_check",
     "expected_noise_vs_update_norm",
 ]
-
-ENTERPRISE_MECHANISM = "enterprise_dp_fedavg"
 
 _STATE_KEYS = ("delta", "cap", "history")
 
@@ -71,7 +69,7 @@ class EnterpriseAccountant:
     def project(self, *, noise_multiplier: float, sample_rate: float) -> float:
         """Epsilon the run would have after one more round with these settings."""
         _check_round(noise_multiplier, sample_rate)
-        spend = Spend(noise_multiplier, sample_rate, 1, ENTERPRISE_MECHANISM)
+        spend = Spend(noise_multiplier, sample_rate, 1, Mechanism.ENTERPRISE_SHARES)
         return rdp_epsilon(_merged([*self.history, spend]), self.delta)
 
     def can_run_round(self, *, noise_multiplier: float, sample_rate: float) -> bool:
@@ -82,7 +80,7 @@ class EnterpriseAccountant:
         """Record one round that ran; returns the epsilon spent so far."""
         _check_round(noise_multiplier, sample_rate)
         self.history.append(
-            Spend(noise_multiplier, sample_rate, 1, ENTERPRISE_MECHANISM, round=round_number)
+            Spend(noise_multiplier, sample_rate, 1, Mechanism.ENTERPRISE_SHARES, round=round_number)
         )
         return self.epsilon()
 
@@ -109,7 +107,7 @@ class EnterpriseAccountant:
             z, q, round_number = entry
             _check_round(float(z), float(q))
             history.append(
-                Spend(float(z), float(q), 1, ENTERPRISE_MECHANISM, round=int(round_number))
+                Spend(float(z), float(q), 1, Mechanism.ENTERPRISE_SHARES, round=int(round_number))
             )
         self.history = history
 
@@ -119,7 +117,7 @@ def _merged(history: list[Spend]) -> list[Spend]:
     steps: Counter[tuple[float, float]] = Counter()
     for spend in history:
         steps[(spend.noise_multiplier, spend.sample_rate)] += spend.steps
-    return [Spend(z, q, count, ENTERPRISE_MECHANISM) for (z, q), count in steps.items()]
+    return [Spend(z, q, count, Mechanism.ENTERPRISE_SHARES) for (z, q), count in steps.items()]
 
 
 def _check_round(noise_multiplier: float, sample_rate: float) -> None:

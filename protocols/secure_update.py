@@ -23,7 +23,6 @@ from protocols.plan import TrainingPlan
 from secagg.quantization import QuantizationRangeError
 
 __all__ = [
-    "ENTERPRISE_SHARE_MECHANISM",
     "flatten",
     "unflatten",
     "clip_l2",
@@ -35,7 +34,6 @@ __all__ = [
     "decode_mean_update",
 ]
 
-ENTERPRISE_SHARE_MECHANISM = "enterprise_distributed_discrete_gaussian"
 
 
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:

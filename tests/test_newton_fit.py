@@ -24,7 +24,7 @@ from coordinator.evaluation import pooled_frame
 from coordinator.newton_fit import Curvature, NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import load_global_model
 from enterprise_node.config import load_node_config
-from enterprise_node.noise_plan import GLM_MECHANISM, plan_noise
+from enterprise_node.noise_plan import plan_noise
 from models.features import EncodedUnits, encode_units
 from models.glm import (
     decode_statistics,
@@ -41,6 +41,7 @@ from models.glm import (
     unit_statistics,
 )
 from models.spec import CategoryFeature, ModelSpec
+from privacy.mechanisms import Mechanism
 from protocols.messages import MODEL_TASK
 from protocols.plan import NewtonSettings, TrainingPlan
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics_length
@@ -342,7 +343,7 @@ def test_newton_noise_plan_agrees_with_dp_accounting() -> None:
     independent = accountant.get_epsilon(plan.privacy.record.delta)
     assert plan.newton.information_rounds == (1,)
     assert noise.sample_rate == 1.0 and noise.steps_per_round == 1
-    assert noise.model_spend().mechanism == GLM_MECHANISM
+    assert noise.model_spend().mechanism == Mechanism.DISTRIBUTED_GLM
     assert noise.run_epsilon() <= plan.privacy.record.epsilon
     assert abs(independent - noise.run_epsilon()) / noise.run_epsilon() < 0.01
 
@@ -384,7 +385,7 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
         state = load_node_config(path).state_dir
         entries = json.loads((state / "accountant.json").read_text())["entries"]
         mechanisms = [(e["purpose"], e["mechanism"], e["round"]) for e in entries]
-        assert mechanisms[:3] == [("model", GLM_MECHANISM, r) for r in (1, 2, 3)]
+        assert mechanisms[:3] == [("model", Mechanism.DISTRIBUTED_GLM, r) for r in (1, 2, 3)]
         assert [m[0] for m in mechanisms[3:]] == ["curve"]
         assert entries[-1]["epsilon_after"] <= config.plan.privacy.record.epsilon
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
