@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
-from protocols.messages import ARRAYS_KEY, TASK_KEY, TaskHeader
+from protocols.messages import (
+    ARRAYS_KEY,
+    SECAGG_KEYS,
+    SECAGG_SHARES,
+    SECAGG_UNMASK,
+    TASK_KEY,
+    TaskHeader,
+)
 from protocols.secure_round import (
     SECAGG_KEY,
     SECAGG_PAYLOAD_KEY,
@@ -135,7 +142,7 @@ def run_secure_round(
 
     codec = IntegerCodec(MODULUS_BITS, n, bound)  # refuses a setting whose sum could wrap
     server = SecAggServer(SecAggConfig(n, t, vector_length, MODULUS_BITS, k), round_id)
-    keys = exchange("secagg-keys", "query.sa_keys", sorted(index), content)
+    keys = exchange("secagg-keys", SECAGG_KEYS, sorted(index), content)
     directory = server.collect_public_keys(
         [
             pk
@@ -146,7 +153,7 @@ def run_secure_round(
     holders = [nid for nid in keys if index[nid] in directory]
     shares = exchange(
         "secagg-shares",
-        "query.sa_shares",
+        SECAGG_SHARES,
         holders,
         lambda nid: content(nid, key_directory_to_dict(server.directory_for(index[nid]))),
     )
@@ -176,7 +183,7 @@ def run_secure_round(
     survivors = [by_index[i] for i in sorted(request.survivors)]
     answers = exchange(
         "secagg-unmask",
-        "query.sa_unmask",
+        SECAGG_UNMASK,
         survivors,
         lambda nid: content(nid, wire_request),
     )

@@ -34,8 +34,12 @@ from enterprise_node.tasks import (
 from protocols.app_identity import APP_HASH_KEY
 from protocols.messages import (
     ARRAYS_KEY,
+    CURVE_ACTION,
     METRICS_KEY,
     PRIVACY_KEY,
+    SECAGG_KEYS_ACTION,
+    SECAGG_SHARES_ACTION,
+    SECAGG_UNMASK_ACTION,
     STATUS_KEY,
     TASK_KEY,
     PrivacyReceipt,
@@ -76,7 +80,7 @@ def model_task(msg: Message, context: Context) -> Message:
     return _serve(msg, context, handle, purpose="model-update")
 
 
-@app.query("curve")
+@app.query(CURVE_ACTION)
 def curve_task(msg: Message, context: Context) -> Message:
     """Noised exit histograms for the industry curves (record-level DP)."""
 
@@ -103,19 +107,19 @@ def _refuse_downgrade(plan: TrainingPlan) -> None:
         )
 
 
-@app.query("sa_keys")
+@app.query(SECAGG_KEYS_ACTION)
 def secagg_keys(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 1: public keys for this round."""
     return _serve(msg, context, sa_keys, purpose="secagg-keys")
 
 
-@app.query("sa_shares")
+@app.query(SECAGG_SHARES_ACTION)
 def secagg_shares(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 2: encrypted Shamir shares for the peers."""
     return _serve(msg, context, sa_shares, purpose="secagg-shares")
 
 
-@app.query("sa_unmask")
+@app.query(SECAGG_UNMASK_ACTION)
 def secagg_unmask(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 4: shares to remove the masks."""
     return _serve(msg, context, sa_unmask, purpose="secagg-unmask")

@@ -4,7 +4,7 @@ written to disk since the first ledgers; they never change (a ledger names its
 mechanisms for good).
 
 Every release is a Gaussian mechanism with noise multiplier z = noise std / L2
-sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times:
+sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times.
 """
 
 from __future__ import annotations

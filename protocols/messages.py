@@ -21,10 +21,16 @@ __all__ = [
     "STATUS_KEY",
     "PRIVACY_KEY",
     "ARRAYS_KEY",
-    "HISTOGRAM_KEY",
     "METRICS_KEY",
+    "CURVE_ACTION",
+    "SECAGG_KEYS_ACTION",
+    "SECAGG_SHARES_ACTION",
+    "SECAGG_UNMASK_ACTION",
     "MODEL_TASK",
     "CURVE_TASK",
+    "SECAGG_KEYS",
+    "SECAGG_SHARES",
+    "SECAGG_UNMASK",
     "TaskHeader",
     "ReplyStatus",
     "PrivacyReceipt",
@@ -34,12 +40,22 @@ TASK_KEY = "task"
 STATUS_KEY = "status"
 PRIVACY_KEY = "privacy"
 ARRAYS_KEY = "arrays"
-HISTOGRAM_KEY = "histogram"
 METRICS_KEY = "metrics"
 
-#: Flower message types of the two tasks (``ClientApp`` routes on them).
+#: The node's query actions (``@app.query(action)`` in the ClientApp); the coordinator
+#: sends them as the message types below ("query.<action>"). One definition for both
+#: sides: a rename here renames both.
+CURVE_ACTION = "curve"
+SECAGG_KEYS_ACTION = "sa_keys"
+SECAGG_SHARES_ACTION = "sa_shares"
+SECAGG_UNMASK_ACTION = "sa_unmask"
+
+#: Flower message types (``ClientApp`` routes on them): the model task, and a query each.
 MODEL_TASK = "train"
-CURVE_TASK = "query.curve"
+CURVE_TASK = f"query.{CURVE_ACTION}"
+SECAGG_KEYS = f"query.{SECAGG_KEYS_ACTION}"
+SECAGG_SHARES = f"query.{SECAGG_SHARES_ACTION}"
+SECAGG_UNMASK = f"query.{SECAGG_UNMASK_ACTION}"
 
 TaskKind = Literal["model", "curve"]
 StatusKind = Literal["ok", "refused", "error"]

@@ -43,6 +43,9 @@ from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
     MODEL_TASK,
+    SECAGG_KEYS,
+    SECAGG_SHARES,
+    SECAGG_UNMASK,
     STATUS_KEY,
     TASK_KEY,
     ReplyStatus,
@@ -120,9 +123,9 @@ TASK_KINDS = [
     (CURVE_TASK, False),
     (MODEL_TASK, True),
     (CURVE_TASK, True),
-    ("query.sa_keys", True),
-    ("query.sa_shares", True),
-    ("query.sa_unmask", True),
+    (SECAGG_KEYS, True),
+    (SECAGG_SHARES, True),
+    (SECAGG_UNMASK, True),
 ]
 
 

@@ -41,7 +41,7 @@ from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from ledger.log import read_ledger
 from ledger.records import ReleaseAccounted, RoundRecorded
-from protocols.messages import CURVE_TASK, MODEL_TASK, TASK_KEY, TaskHeader
+from protocols.messages import CURVE_TASK, MODEL_TASK, SECAGG_KEYS, TASK_KEY, TaskHeader
 from protocols.plan import EnterprisePrivacy
 
 pytestmark = pytest.mark.usefixtures("flower_identity")
@@ -191,7 +191,7 @@ CRASHES = {
     # before the round's first exchange: no node served anything of it
     "between-rounds": (
         lambda nodes: CrashingGrid(
-            nodes, round_number=ROUNDS, message_type="query.sa_keys", served=0
+            nodes, round_number=ROUNDS, message_type=SECAGG_KEYS, served=0
         ),
         0,
     ),

@@ -23,7 +23,15 @@ from common.errors import ConfigError
 from coordinator.cli import load_config_or_default
 from coordinator.config import FederationSettings
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
-from protocols.messages import ARRAYS_KEY, MODEL_TASK, TaskHeader
+from protocols.messages import (
+    ARRAYS_KEY,
+    CURVE_TASK,
+    MODEL_TASK,
+    SECAGG_KEYS,
+    SECAGG_SHARES,
+    SECAGG_UNMASK,
+    TaskHeader,
+)
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 from secagg.client import SecAggClient, from_config_record, to_config_record
 from secagg.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
@@ -908,7 +916,7 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
     def node(nid: int, message_type: str, content: RecordDict) -> RecordDict | None:
         settings = SecureRoundSettings.from_record(content.config_records[SECAGG_KEY])
         payload = dict(content.config_records.get(SECAGG_PAYLOAD_KEY, ConfigRecord()))
-        if message_type == "query.sa_keys":
+        if message_type == SECAGG_KEYS:
             config = SecAggConfig(
                 settings.num_nodes,
                 settings.threshold,
@@ -918,11 +926,11 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
             )
             clients[nid] = SecAggClient(config, settings.index, settings.round_id)
             out = public_keys_to_dict(clients[nid].advertise_keys())
-        elif message_type == "query.sa_shares":
+        elif message_type == SECAGG_SHARES:
             directory = key_directory_from_dict(payload)
             directories[nid] = set(directory)
             out = encrypted_shares_to_dict(clients[nid].share_keys(directory))
-        elif message_type == "query.sa_unmask":
+        elif message_type == SECAGG_UNMASK:
             request = unmask_request_from_dict(payload)
             out = unmask_response_to_dict(clients[nid].unmask_response(request))
         else:
@@ -945,7 +953,7 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
         exchange,
         list(values),
         header=header,
-        task=("curve", "query.curve"),
+        task=("curve", CURVE_TASK),
         vector_length=6,
         bound=1000,
         threshold=None,
@@ -990,7 +998,7 @@ def test_coordinator_and_nodes_run_secagg_plus_from_the_federation_settings(tmp_
     # Execute
     run_coordinator(grid, config, tmp_path / "run")
     # Assert: each node sent shares to its 2 ring neighbours only, both rounds released
-    share_replies = [m for m in grid.received if m.metadata.message_type == "query.sa_shares"]
+    share_replies = [m for m in grid.received if m.metadata.message_type == SECAGG_SHARES]
     sent = [len(dict(m.content.config_records[SECAGG_PAYLOAD_KEY])["keys"]) for m in share_replies]
     assert len(sent) == 12 and set(sent) == {2}
     events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
