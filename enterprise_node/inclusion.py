@@ -18,12 +18,7 @@ from ledger.client import LedgerClient
 from ledger.log import read_ledger
 from ledger.records import InclusionChecked
 
-__all__ = ["sent_digests", "check_inclusion"]
-
-
-def sent_digests(config: NodeConfig, run_id: str) -> set[str]:
-    """Digests of the messages this node's ledger says it sent in ``run_id``."""
-    return set(_sent_rounds(config, run_id))
+__all__ = ["check_inclusion"]
 
 
 def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
