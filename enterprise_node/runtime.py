@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,14 @@ _INGEST_CACHE_SIZE = 64
 
 @dataclass(frozen=True)
 class NodeRuntime:
-    """A node's configuration with its accountant and outbox."""
+    """A node's configuration with its accountant and outbox, for one task (one message):
+    the guard and the outbox are built once per runtime (the accountant file stays the
+    source of truth: the guard reads it on every check and charge)."""
 
     config: NodeConfig
     config_path: Path
 
-    @property
+    @cached_property
     def guard(self) -> BudgetGuard:
         return BudgetGuard(
             self.config.state_dir,
@@ -45,7 +48,7 @@ class NodeRuntime:
             delta=self.config.privacy.delta,
         )
 
-    @property
+    @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.config.state_dir)
 
