@@ -22,8 +22,8 @@ Procedure (``python -m bench.newton_study``), on TUNE-TRAIN, scored on VALIDATIO
 test split is never read): for each data set of :data:`bench.tuning.TUNING_DATASETS`, its
 natural enterprises at epsilon 2 and 1 and 50 small ones at epsilon 1; ``repetitions``
 noise seeds per cell. A cell's margin is its acceptance slack: min(mean C - central C +
-tolerance, spread tolerance - (max C - min C)), with issue 10's tolerances (natural:
-0.01 and 0.02; 50 enterprises: 0.02 and 0.03). A candidate's score is its worst margin.
+tolerance, spread tolerance - (max C - min C)), with issue 10's tolerances
+(:data:`bench.model.TOLERANCES`). A candidate's score is its worst margin.
 Coordinate descent over :data:`GRID` in order, from the shipped plan, keeping a change
 only if it raises the score by more than ``min_gain``. Writes
 ``bench/out/newton-study.json``.
@@ -47,11 +47,13 @@ import pandas as pd
 from bench.baselines import harrell_c
 from bench.datasets import load_dataset
 from bench.entry import REPO, run_bench
+from bench.model import TOLERANCES
 from bench.model_runs import central_glm_c, plan_config
 from bench.splits import RANDOM_ENTERPRISES, partition_by_group, split_units
 from bench.tuning import TUNING_DATASETS
 from common.atomic import atomic_write_json
 from coordinator.cli import load_config_or_default
+from coordinator.config import CoordinatorConfig
 from coordinator.newton_fit import NewtonState, take_newton_step
 from coordinator.secure_round import round_threshold
 from enterprise_node.noise_plan import plan_noise
@@ -80,8 +82,6 @@ GRID: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ("newton", "ridge", (0.3, 1.0, 3.0)),
 )
 
-#: Issue 10's acceptance tolerances: (C below central, spread), by partition.
-TOLERANCES = {"natural": (0.01, 0.02), "random-50": (0.02, 0.03)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,8 +124,7 @@ def simulate_fit(cell: StudyCell, plan: TrainingPlan, rng: np.random.Generator) 
     return theta
 
 
-def _cells(seed: int, datasets: Sequence[str]) -> list[StudyCell]:
-    base = load_config_or_default(None)
+def _cells(base: CoordinatorConfig, seed: int, datasets: Sequence[str]) -> list[StudyCell]:
     cells = []
     for name in datasets:
         dataset = load_dataset(name)
@@ -137,9 +136,9 @@ def _cells(seed: int, datasets: Sequence[str]) -> list[StudyCell]:
         )
         natural = len(partition_by_group(splits.tune_train))
         for partition, k, epsilon in (
-            ("natural", natural, 2.0),
-            ("natural", natural, 1.0),
-            ("random-50", RANDOM_ENTERPRISES, 1.0),
+            ("group", natural, 2.0),
+            ("group", natural, 1.0),
+            ("random50", RANDOM_ENTERPRISES, 1.0),
         ):
             cells.append(
                 StudyCell(
@@ -150,9 +149,11 @@ def _cells(seed: int, datasets: Sequence[str]) -> list[StudyCell]:
 
 
 def _score_cell(
-    cell: StudyCell, candidate: dict[str, dict[str, Any]], repetitions: int
+    cell: StudyCell,
+    candidate: dict[str, dict[str, Any]],
+    repetitions: int,
+    base: CoordinatorConfig,
 ) -> dict[str, Any]:
-    base = load_config_or_default(None)
     plan = plan_config(
         base,
         cell.spec,
@@ -182,9 +183,13 @@ def _score_cell(
 
 
 def _score(
-    candidate: dict[str, dict[str, Any]], cells: list[StudyCell], repetitions: int, log: list
+    candidate: dict[str, dict[str, Any]],
+    cells: list[StudyCell],
+    repetitions: int,
+    base: CoordinatorConfig,
+    log: list,
 ) -> float:
-    figures = [_score_cell(cell, candidate, repetitions) for cell in cells]
+    figures = [_score_cell(cell, candidate, repetitions, base) for cell in cells]
     score = min(f["margin"] for f in figures)
     log.append({"candidate": candidate, "score": round(score, 4), "cells": figures})
     print(f"[newton study] {candidate}: score {score:+.4f}", flush=True)
@@ -195,11 +200,12 @@ def study(
     *, repetitions: int, seed: int, min_gain: float, datasets: Sequence[str]
 ) -> dict[str, Any]:
     """Coordinate descent over :data:`GRID` from the shipped plan (see module)."""
-    cells = _cells(seed, datasets)
+    base = load_config_or_default(None)
+    cells = _cells(base, seed, datasets)
     log: list[dict[str, Any]] = []
     choice: dict[str, dict[str, Any]] = {"training": {}, "newton": {}}
-    best = _score(choice, cells, repetitions, log)
-    shipped = load_config_or_default(None).plan
+    best = _score(choice, cells, repetitions, base, log)
+    shipped = base.plan
     for section, key, values in GRID:
         current = getattr(shipped.training if section == "training" else shipped.newton, key)
         for value in values:
@@ -213,7 +219,7 @@ def study(
                 )
                 if max(rounds) > value:
                     continue
-            score = _score(candidate, cells, repetitions, log)
+            score = _score(candidate, cells, repetitions, base, log)
             if score > best + min_gain:
                 best, choice = score, candidate
     return {"choice": choice, "score": round(best, 4), "evaluated": log}

@@ -257,13 +257,11 @@ def floored_curvature(hessian: np.ndarray, eigen_floor: float) -> np.ndarray:
     return (vectors * np.maximum(values, eigen_floor)) @ vectors.T
 
 
-def floored_information(
-    hessian: np.ndarray, *, ridge: float, eigen_floor: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(eigenvalues, eigenvectors) of H' + ridge I, H' = H with eigenvalues raised to
-    ``eigen_floor``: the matrix a Newton step inverts."""
+def floored_information(hessian: np.ndarray, *, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues, eigenvectors) of H + ridge I, the matrix a Newton step inverts (H
+    already floored where it is noisy: :func:`floored_curvature`)."""
     values, vectors = np.linalg.eigh(hessian)
-    values = np.maximum(values, eigen_floor) + ridge
+    values = values + ridge
     if np.any(values <= 0):
         raise ValueError("Newton step: the information matrix is singular; use a ridge > 0")
     return values, vectors
@@ -274,15 +272,13 @@ def newton_step(
     stats: GlmStatistics,
     *,
     ridge: float,
-    eigen_floor: float = 0.0,
     information: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """theta + (H' + ridge I)^-1 (G - ridge theta), H' = H with eigenvalues >= eigen_floor
-    (``information``: :func:`floored_information` of it, when the caller has it)."""
+    """theta + (H + ridge I)^-1 (G - ridge theta); ``information`` is
+    :func:`floored_information` of the matrix to invert when the caller has one (a
+    floored, earlier curvature), else the statistics' own H."""
     theta = np.asarray(theta, dtype=np.float64)
-    values, vectors = information or floored_information(
-        stats.hessian, ridge=ridge, eigen_floor=eigen_floor
-    )
+    values, vectors = information or floored_information(stats.hessian, ridge=ridge)
     direction = stats.gradient - ridge * theta
     return theta + vectors @ ((vectors.T @ direction) / values)
 
