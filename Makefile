@@ -36,12 +36,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/fedrisk-coordinator demo --out demo-out
+	$(VENV)/bin/fedrisk-lab demo --out demo-out
 
 # Coordinator and 4 nodes as separate processes over TLS with node authentication. Three
 # model rounds (about 5 minutes on 2 cores); without --rounds the plan's 10 take about 16.
 demo-deploy: setup
-	$(VENV)/bin/fedrisk-coordinator demo-deploy --out demo-deploy-out --rounds 3
+	$(VENV)/bin/fedrisk-lab demo-deploy --out demo-deploy-out --rounds 3
 
 test: setup
 	$(PY) -m pytest -q --durations=15
@@ -50,8 +50,8 @@ test-quick: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor bench tests
-	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor bench
+	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench tests
+	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 bench: setup

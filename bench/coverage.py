@@ -2,9 +2,9 @@
 
 Each replicate draws a fresh small federation with the synthetic generator's own model
 (enterprise sizes, frailties, covariate profiles, classes, failure and censoring times, as
-``models.synthetic.generate_federation`` does, without writing files), bins each
+``harness.synthetic.generate_federation`` does, without writing files), bins each
 enterprise's units into its exit histogram, adds every node's noise share, sums, and
-estimates the curves with ``coordinator.curves.estimate_curves`` (actuarial, w = 0.5)
+estimates the curves with ``models.curve_estimator.estimate_curves`` (actuarial, w = 0.5)
 passing the total noise variance per cell. The same data serve every epsilon (independent
 noise per epsilon), so each epsilon gets ``--replicates`` independent replicates. A point
 is covered when the band holds the federation's own true F(t_j) (``F_federation``: the
@@ -50,12 +50,12 @@ import pandas as pd
 from bench.entry import REPO
 from common.atomic import atomic_write_json
 from coordinator.config import load_coordinator_config
-from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.curve_release import discrete_gaussian
+from harness.synthetic import _draw_cell, _segment_counts  # the generator's exact model
+from harness.synthetic_truth import draw_frailty, draw_profiles, segment_truths
+from models.curve_estimator import estimate_curves, sum_counts
 from models.histogram import ExitCounts, unit_histograms
 from models.spec import ModelSpec
-from models.synthetic import _draw_cell, _segment_counts  # the generator's exact model
-from models.synthetic_truth import draw_frailty, draw_profiles, segment_truths
 from privacy.accounting import calibrate_noise_multiplier
 from privacy.distributed_noise import share_for_noise_multiplier
 from protocols.secure_curve import noised_length

@@ -20,7 +20,7 @@ site's data file).
   in DAYS from the blood sample to death or last contact.
 - ``gbsg2``: 686 breast-cancer patients of the German Breast Cancer Study Group 2 trial
   (R TH.data/pec GBSG2), recurrence-free survival time in DAYS.
-- ``synthetic``: the project's synthetic factories (:mod:`models.synthetic`), for
+- ``synthetic``: the project's synthetic factories (:mod:`harness.synthetic`), for
   comparison with the real sets; the grid is the demo plan's (months).
 """
 
@@ -37,8 +37,8 @@ import pandas as pd
 from common.errors import ConfigError
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
+from harness.synthetic import SyntheticConfig, generate_federation
 from models.spec import CategoryFeature, ModelSpec, NumericFeature, TimeGrid
-from models.synthetic import SyntheticConfig, generate_federation
 
 __all__ = ["GROUP_COLUMN", "Dataset", "DATASETS", "load_dataset", "load_synthetic"]
 
@@ -264,7 +264,7 @@ def load_synthetic(
     node's own ingest (column mapping, time unit) into one table; the group is the
     generated enterprise. The spec is the demo plan's (configs/coordinator.yaml) with a
     linear risk score."""
-    from coordinator.cli import load_config_or_default  # bench may use every layer
+    from coordinator.config import load_config_or_default
 
     spec = load_config_or_default(None).plan.model_spec.model_copy(update={"hidden_units": ()})
     config = SyntheticConfig(
@@ -288,7 +288,7 @@ def load_synthetic(
         name="synthetic",
         units=units,
         spec=spec,
-        source=f"models.synthetic.generate_federation (seed {seed}, {enterprises} enterprises)",
+        source=f"harness.synthetic.generate_federation (seed {seed}, {enterprises} enterprises)",
         group_rule="the generated enterprise",
         notes="durations in months after each site's own export unit; no delayed entry",
     )

@@ -48,7 +48,7 @@ from bench.model_runs import (
 from bench.report import machine_info
 from bench.splits import partition_by_group, partition_random, split_units
 from common.atomic import atomic_write_json
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 
 __all__ = ["Cell", "CELLS", "run_model_bench", "main"]
 

@@ -25,7 +25,7 @@ from bench.inprocess import run_in_process
 from bench.model_sites import write_sites
 from bench.spine import allow_non_private
 from coordinator.config import CoordinatorConfig
-from coordinator.evaluation import load_curves, pooled_curves
+from harness.evaluation import load_curves, pooled_curves
 from models.features import encode_units
 from models.glm import initial_theta, newton_step, unit_statistics
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard

@@ -52,8 +52,7 @@ from bench.model_runs import central_glm_c, plan_config
 from bench.splits import RANDOM_ENTERPRISES, partition_by_group, split_units
 from bench.tuning import TUNING_DATASETS
 from common.atomic import atomic_write_json
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
+from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.newton_fit import NewtonState, take_newton_step
 from coordinator.secure_round import round_threshold
 from enterprise_node.noise_plan import plan_noise

@@ -50,16 +50,15 @@ from bench.spine import allow_non_private, non_private_config
 from bench.timing import ratio
 from common.atomic import atomic_write_json
 from common.errors import RunFailedError
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig, EnterpriseBudget
-from coordinator.federation import run_local_federation
+from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.progress import ProgressPrinter
 from coordinator.run_store import RunStore
 from coordinator.secure_round import MODULUS_BITS, VALUE_BOUND
 from enterprise_node.approval import approve_at_nodes
 from enterprise_node.curve_release import discrete_gaussian
+from harness.federation import run_local_federation
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from models.spec import ModelSpec
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.plan import EnterprisePrivacy
 from protocols.secure_curve import curve_vector_length
 from secagg.messages import SecAggConfig

@@ -28,21 +28,21 @@ from bench.report import BenchSetup, RunFigures, machine_info, render_table, spi
 from bench.timing import read_round_timing
 from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, RunFailedError
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
-from coordinator.demo import evaluate_run
-from coordinator.evaluation import (
+from coordinator.config import CoordinatorConfig, load_config_or_default
+from coordinator.flower_run import FederationResult
+from coordinator.outputs import load_global_model
+from coordinator.progress import ProgressPrinter
+from enterprise_node.approval import approve_at_nodes
+from harness.demo import evaluate_run
+from harness.evaluation import (
     curve_errors,
     load_curves,
     pooled_curves,
     pooled_frame,
     score_arrays,
 )
-from coordinator.federation import FederationResult, run_local_federation
-from coordinator.outputs import load_global_model
-from coordinator.progress import ProgressPrinter
-from enterprise_node.approval import approve_at_nodes
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from harness.federation import run_local_federation
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 
 __all__ = ["REPO", "non_private_config", "allow_non_private", "run_spine", "main"]
 

@@ -57,7 +57,7 @@ from bench.model_runs import (
 from bench.model_runs import run_and_score as _run_and_score
 from bench.splits import partition_by_group, split_units
 from common.atomic import atomic_write_json
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 
 __all__ = ["Setting", "GRIDS", "tune", "main"]
 

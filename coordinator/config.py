@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -10,6 +11,7 @@ from common.config_file import StrictModel, load_yaml_model
 from protocols.plan import TrainingPlan
 
 __all__ = [
+    "load_config_or_default",
     "FederationSettings",
     "CurveSettings",
     "EnterpriseBudget",
@@ -92,3 +94,12 @@ class CoordinatorConfig(StrictModel):
 def load_coordinator_config(path: Path) -> CoordinatorConfig:
     """Load coordinator.yaml strictly (unknown keys are errors naming key and file)."""
     return load_yaml_model(CoordinatorConfig, path)
+
+
+def load_config_or_default(path: Path | None) -> CoordinatorConfig:
+    """coordinator.yaml from ``path``, or the packaged default (configs/coordinator.yaml)."""
+    if path is not None:
+        return load_coordinator_config(path)
+    default = resources.files("coordinator.templates").joinpath("coordinator.yaml")
+    with resources.as_file(default) as file:
+        return load_coordinator_config(file)

@@ -2,7 +2,8 @@
 
 Published segments only, unless the broker asks for the withheld ones too: those come from
 ``curves_withheld.json`` and stay marked (``published: false`` in JSON and CSV, "not
-published" in the plot). The writers are the run's own (:mod:`models.curves`).
+published" in the plot). The writers are the run's own (:mod:`models.curves`,
+:mod:`coordinator.curve_plot`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 from common.atomic import atomic_write_text
 from common.errors import RunFailedError, StateError
+from coordinator.curve_plot import plot_curves
 from coordinator.errors import CommandUsageError
 from coordinator.outputs import WITHHELD_CURVES_FILE
 from coordinator.run_view import RunView
-from models.curves import RiskCurve, curves_csv, curves_to_json, plot_curves
+from models.curves import RiskCurve, curves_csv, curves_to_json
 
 __all__ = ["CURVE_FORMATS", "WITHHELD_WARNING", "run_curves", "select_segments", "export_curves"]
 

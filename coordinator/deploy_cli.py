@@ -125,7 +125,7 @@ def run_command(
 ) -> None:
     """Submit a run to the running SuperLink and follow it, round by round."""
     from common.errors import ConfigError
-    from coordinator.cli import load_config_or_default
+    from coordinator.config import load_config_or_default
     from coordinator.deployed_run import submit_run
     from coordinator.progress import ProgressPrinter, print_node_epsilons
 

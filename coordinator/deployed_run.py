@@ -19,9 +19,9 @@ from pathlib import Path
 from common.errors import ConfigError, StateError
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import FederationResult, ProgressFn, run_flwr
 from coordinator.flower_env import flower_env
 from coordinator.flower_nodes import NodeSync, sync_nodes
+from coordinator.flower_run import FederationResult, ProgressFn, run_flwr
 from coordinator.node_registry import NodeRegistry
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, read_run_request, write_run_request

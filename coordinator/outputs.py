@@ -8,12 +8,13 @@ import json
 import numpy as np
 from flwr.app import ArrayRecord
 
-from common.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes, atomic_write_text
+from coordinator.curve_plot import plot_curves
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import withheld_summary
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
-from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_csv
+from models.curves import RiskCurve, curves_csv, curves_to_json
 from models.hazard import model_digest
 
 __all__ = ["MODEL_FILE", "WITHHELD_CURVES_FILE", "write_outputs", "load_global_model"]
@@ -47,7 +48,7 @@ def write_outputs(
     published = [c for c in curves if c.published]
     if published:
         store.write_json("curves.json", curves_to_json(published))
-        write_curves_csv(store.dir / "curves.csv", published)
+        atomic_write_text(store.dir / "curves.csv", curves_csv(published))
         plot_curves(store.dir / "curves.png", published)
         outputs += ["curves.json", "curves.csv", "curves.png"]
     withheld = [c for c in curves if not c.published]

@@ -34,7 +34,6 @@ from common.errors import FedriskError, RunFailedError, StateError
 from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.coordinator_ledger import CoordinatorLedger
-from coordinator.curves import check_counts, estimate_curves, sum_counts
 from coordinator.newton_fit import NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
@@ -51,6 +50,7 @@ from coordinator.secure_round import (
 )
 from coordinator.secure_summary import curve_noise_summary, enterprise_dp_summary
 from coordinator.update_noise import update_noise
+from models.curve_estimator import check_counts, estimate_curves, sum_counts
 from models.curves import RiskCurve
 from models.glm import hazard_arrays, initial_theta, theta_from_arrays
 from models.hazard import init_arrays

@@ -10,7 +10,7 @@ budget is charged; an unapproved plan is refused with a status-only reply, a Tas
 ledger entry and a line in the node's log. Approval is by the plan's digest, so a plan
 that differs in anything (rounds, features, noise) needs its own approval.
 
-Whoever runs a local federation for the nodes (``fedrisk-coordinator federate --approve``,
+Whoever runs a local federation for the nodes (``fedrisk-lab federate --approve``,
 the demo, benchmarks, tests) approves explicitly with :func:`approve_at_nodes`, acting as
 each node's IT; :func:`unapproved_nodes` is the coordinator's early check.
 """

@@ -21,7 +21,7 @@ Gradient (notation of :mod:`models.life_table`; 0-based intervals k, indicator [
     log S(t_{j+1}) = sum_{k<=j} log(1 - h_k):
                               dS(t_{j+1})/dx = -S(t_{j+1}) sum_{k<=j} (dh_k/dx) / (1 - h_k)
 
-Mixed federations (:class:`coordinator.curves.HistogramSum`): a node without an entry
+Mixed federations (:class:`models.curve_estimator.HistogramSum`): a node without an entry
 histogram adds its noisy total (the sum of its d, c, r cells) to e_0, so its noise in a
 cell x moves x and e_0 together. With ``implicit_var`` the part of ``cell_var`` coming from
 such nodes, and ``entry_var`` the variance of each explicit entry cell:

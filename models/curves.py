@@ -1,4 +1,4 @@
-"""Industry risk curves: S(t), h(t), F(t) with pointwise 95 % bands, and their exports.
+"""Industry risk curves: S(t), h(t), F(t) with pointwise 95 % bands, as JSON and CSV text.
 
 Compatibility rule: the JSON and CSV written here are read by insurers and auditors; fields
 and columns are never removed and their meaning never changes. Add new ones only.
@@ -17,14 +17,10 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from common.atomic import atomic_write_bytes, atomic_write_text
 from models.life_table import LifeTable
 
 __all__ = [
@@ -32,8 +28,6 @@ __all__ = [
     "RiskCurve",
     "curves_to_json",
     "curves_csv",
-    "write_curves_csv",
-    "plot_curves",
 ]
 
 CURVES_FORMAT_VERSION = 1
@@ -128,11 +122,6 @@ def curves_to_json(curves: Sequence[RiskCurve]) -> dict[str, Any]:
     return {"format_version": CURVES_FORMAT_VERSION, "curves": [c.to_dict() for c in curves]}
 
 
-def write_curves_csv(path: Path, curves: Sequence[RiskCurve]) -> None:
-    """Write :func:`curves_csv` to ``path`` atomically."""
-    atomic_write_text(Path(path), curves_csv(curves))
-
-
 def curves_csv(curves: Sequence[RiskCurve], *, with_published: bool = False) -> str:
     """One row per (segment, edge t_j): S, h, F and its band; with ``with_published`` a last
     column ``published`` (true/false) marks segments withheld by the publication rules.
@@ -158,51 +147,6 @@ def curves_csv(curves: Sequence[RiskCurve], *, with_published: bool = False) -> 
                 + ([str(curve.published).lower()] if with_published else [])
             )
     return buffer.getvalue()
-
-
-def plot_curves(
-    path: Path,
-    curves: Sequence[RiskCurve],
-    truth: Mapping[str, np.ndarray] | None = None,
-    *,
-    time_unit: str = "months",
-) -> None:
-    """PNG with one panel per segment: F(t) as a step curve with its 95 % band and,
-    when given, the true F on the same edges (``truth[segment]``) as a dashed line."""
-    if not curves:
-        raise ValueError("plot_curves: no curves to plot")
-    figure = Figure(figsize=(4.0 * len(curves), 3.4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(curves), squeeze=False)[0]
-    for ax, curve in zip(axes, curves, strict=True):
-        _draw_panel(ax, curve, None if truth is None else truth.get(curve.segment))
-        ax.set_xlabel(f"equipment age ({time_unit})")
-    axes[0].set_ylabel("cumulative failure probability F(t)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-
-
-def _draw_panel(ax: Any, curve: RiskCurve, truth: np.ndarray | None) -> None:
-    # The life table estimates F at the grid edges; between edges it is drawn linearly
-    # (the actuarial convention of failures spread evenly over an interval).
-    ax.plot(curve.edges, curve.failure, "o-", markersize=3, color="C0", label="estimate")
-    ax.fill_between(
-        curve.edges,
-        curve.failure_lower,
-        curve.failure_upper,
-        color="C0",
-        alpha=0.25,
-        label="95 % band",
-    )
-    if truth is not None:
-        ax.plot(curve.edges, np.asarray(truth, float), "k--", linewidth=1.0, label="truth")
-    title = curve.segment if curve.published else f"{curve.segment} (not published)"
-    ax.set_title(title, fontsize=10)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlim(curve.edges[0], curve.edges[-1])
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
 
 
 def _loglog_band(survival: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

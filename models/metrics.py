@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["FIGURE_NAMES", "harrell_c", "concordance_td", "brier_score", "integrated_brier_score"]
 
 #: The plain name of each figure, as every table and report prints it (keys as in
-#: ``coordinator.evaluation.ModelScore`` and its evaluation.json).
+#: ``harness.evaluation.ModelScore`` and its evaluation.json).
 FIGURE_NAMES = {
     "harrell_c": "Harrell C on F(t_J), the risk score",
     "c_td": "Antolini C_td on the curves",

@@ -16,8 +16,8 @@ from node_site import approve_plan
 from bench.inprocess import InProcessGrid
 from bench.inprocess import run_coordinator as _run_coordinator
 from coordinator.config import CoordinatorConfig
+from harness.synthetic import SyntheticConfig, generate_federation
 from models.spec import ModelSpec
-from models.synthetic import SyntheticConfig, generate_federation
 
 __all__ = ["InProcessGrid", "run_coordinator", "small_federation"]
 

@@ -27,11 +27,11 @@ from auditor.findings import AuditFinding, FailureClass, exit_code_for
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
 from common.exit_codes import ExitCode
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import check_nodes_inclusion
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key_id
+from harness.federation import check_nodes_inclusion
 from ledger.log import Ledger, read_ledger
 from ledger.records import (
     CheckpointWritten,

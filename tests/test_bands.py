@@ -10,8 +10,8 @@ import pytest
 
 from bench.coverage import SimulationSetup, coverage_study, node_sigma, numpy_noise
 from coordinator.config import load_coordinator_config
-from coordinator.curves import estimate_curves, sum_counts
 from models.bands import band_survival_var, noise_survival_var, survival_jacobian
+from models.curve_estimator import estimate_curves, sum_counts
 from models.histogram import ExitCounts
 from models.life_table import LifeTable, life_table
 from models.spec import ModelSpec

@@ -21,7 +21,7 @@ from bench.splits import (
     split_units,
 )
 from common.errors import ConfigError
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
@@ -64,7 +64,7 @@ def test_each_spec_validates_and_its_grid_covers_the_follow_up(dataset: Dataset)
     assert 12 <= spec.time_grid.n_intervals <= 30
     assert spec.hidden_units == ()
     covered = (dataset.units["duration"] <= spec.time_grid.horizon).mean()
-    # synthetic sites observe units up to 1.25 horizons (models/synthetic.py): 6 % beyond
+    # synthetic sites observe units up to 1.25 horizons (harness/synthetic.py): 6 % beyond
     assert covered > (0.9 if dataset.name == "synthetic" else 0.99)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench.model import CELLS, _summary, acceptance, merge
 from bench.model_runs import RunScore, plan_config
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 
 
 def score(c: float, curve: float | None = 0.004) -> RunScore:

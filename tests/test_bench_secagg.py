@@ -30,8 +30,7 @@ from bench.secagg import (
     round_wall_seconds,
     variant_config,
 )
-from coordinator.cli import load_config_or_default
-from coordinator.config import load_coordinator_config
+from coordinator.config import load_config_or_default, load_coordinator_config
 
 SPEC = load_coordinator_config(Path("configs/coordinator.yaml")).plan.model_spec
 SECURE_STAGES = ("secagg-keys", "secagg-shares", "{task}", "secagg-unmask")

@@ -16,7 +16,7 @@ from bench.report import BenchSetup, RunFigures, render_table, spine_report
 from bench.spine import allow_non_private, main, non_private_config
 from bench.timing import RoundTiming, ratio, read_round_timing, round_timing
 from common.exit_codes import ExitCode
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 from coordinator.run_store import RunStore
 from enterprise_node.config import load_node_config
 

@@ -21,8 +21,8 @@ from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 
 from common.errors import RunFailedError
 from common.exit_codes import ExitCode
-from coordinator.cli import load_config_or_default, main
-from coordinator.config import CoordinatorConfig
+from coordinator.cli import main
+from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.node_registry import NodeRegistry
 from coordinator.run_request import RunRequest, write_run_request

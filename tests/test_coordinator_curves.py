@@ -16,12 +16,12 @@ import pytest
 from lifelines import KaplanMeierFitter
 
 from coordinator.config import load_coordinator_config
-from coordinator.curves import check_counts, estimate_curves, sum_counts
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
+from harness.synthetic import SyntheticConfig, generate_federation
+from models.curve_estimator import check_counts, estimate_curves, sum_counts
 from models.histogram import ExitCounts, unit_histograms
 from models.spec import ModelSpec
-from models.synthetic import SyntheticConfig, generate_federation
 
 REPO = Path(__file__).resolve().parents[1]
 

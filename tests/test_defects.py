@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import models.defects
+import harness.defects
 from coordinator.config import load_coordinator_config
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import load_and_validate
-from models.defects import DEFECT_KINDS, PlantedDefect, plant_defects
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from harness.defects import DEFECT_KINDS, PlantedDefect, plant_defects
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 
 REPO = Path(__file__).resolve().parents[1]
 ROW_KINDS = [k for k in DEFECT_KINDS if k != "wrong_column_name"]
@@ -174,7 +174,7 @@ def test_entry_after_exit_needs_an_entry_column(tmp_path):
 
 
 def test_docstring_example_runs():
-    result = doctest.testmod(models.defects)
+    result = doctest.testmod(harness.defects)
     assert result.attempted > 0 and result.failed == 0
 
 

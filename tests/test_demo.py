@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from coordinator.demo import _fresh_factories
+from harness.demo import _fresh_factories
 
 
 def test_demo_refuses_to_delete_a_directory_that_is_not_its_own(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 One world for the module: a broker (CA, server certificate, ledger key, four registered
 node keys) and four synthetic enterprises that approved the plan with the installed app;
 one enterprise's data holds planted canaries (a unique unit id and a unique covariate
-value). Each party runs its own command as its own process (:mod:`coordinator.loopback`):
+value). Each party runs its own command as its own process (:mod:`harness.loopback`):
 
 - a run through the SuperLink with a node SIGKILLed mid-round (the round completes without
   it; it rejoins with its budget and ledger intact) and the coordinator SIGKILLed mid-run,
@@ -35,12 +35,9 @@ import pytest
 from auditor.verify import audit
 from common.processes import stop_pid_tree
 from common.tls import init_tls, make_auth_key
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
+from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.deploy_demo import make_world
 from coordinator.flower_env import flower_env
-from coordinator.loopback import LoopbackDeployment, Party
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.superlink import CONNECTION, SuperLinkFiles
 from enterprise_node.app_guard import KEEP_SENT_ENV
@@ -48,6 +45,8 @@ from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
+from harness.deploy_demo import make_world
+from harness.loopback import LoopbackDeployment, Party
 from ledger.log import read_ledger
 from ledger.signing import public_key_path
 from privacy.accounting import rdp_epsilon

@@ -14,7 +14,6 @@ import pytest
 from common.errors import ConfigError, StateError
 from common.tls import init_tls, make_auth_key
 from coordinator.flower_nodes import sync_nodes
-from coordinator.loopback import parse_time_report
 from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import SuperLinkFiles, read_info, superlink_command
 from enterprise_node.approval import Approvals, require_approved
@@ -25,6 +24,7 @@ from enterprise_node.supernode import (
     supernode_env,
     write_guard_wrapper,
 )
+from harness.loopback import parse_time_report
 from protocols.app_identity import (
     STAGED_APPS_DIR,
     _candidate_files,
@@ -168,7 +168,7 @@ def test_staging_the_app_writes_nothing_into_the_installation(tmp_path: Path, mo
 
 
 def test_a_plan_is_served_only_with_the_app_it_was_approved_with(tmp_path: Path):
-    from coordinator.cli import load_config_or_default
+    from coordinator.config import load_config_or_default
 
     node_yaml = _node(tmp_path)
     config = load_node_config(node_yaml)

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["coordinator.cli", "enterprise_node.cli", "models.synthetic"]
+MODULES = ["coordinator.cli", "enterprise_node.cli", "harness.cli", "harness.synthetic"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,9 +11,9 @@ import torch
 from conftest import grid20_spec
 from rich.console import Console
 
-from coordinator.demo import _print
-from coordinator.evaluation import ModelScore, score_arrays, score_model
 from coordinator.run_report import _figure_rows
+from harness.demo import _print
+from harness.evaluation import ModelScore, score_arrays, score_model
 from models.features import encode_units
 from models.hazard import HazardNet, risk_score, state_to_arrays, survival_curves
 from models.metrics import FIGURE_NAMES, concordance_td, harrell_c

@@ -16,11 +16,10 @@ from node_site import approve_plan
 
 from common.errors import RunFailedError
 from common.processes import descendants
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig
-from coordinator.demo import evaluate_run
-from coordinator.federation import run_local_federation
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from coordinator.config import CoordinatorConfig, load_config_or_default
+from harness.demo import evaluate_run
+from harness.federation import run_local_federation
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 
 pytestmark = pytest.mark.slow
 

@@ -3,9 +3,7 @@
 Layers, low to high (imports only go down; packages of one layer do not import each
 other): common < models, privacy, secagg, ledger < protocols < enterprise_node,
 coordinator, auditor < harness < bench. Every ``import`` counts, at module level or inside
-a function. ``KNOWN`` lists the imports that break a rule today, each with the step of
-issue 11 that removes it; a new one anywhere fails this test, and so does an entry that
-no longer occurs (the list only shrinks).
+a function, and no module imports itself round a loop of other modules.
 """
 
 from __future__ import annotations
@@ -30,63 +28,133 @@ LAYERS: dict[str, int] = {
     "bench": 5,
 }
 
-#: (importing file, imported package) pairs that break a rule today, and why they go.
-_LAB = "lab code (local federations, demos, planted defects): moves to harness/"
-KNOWN: dict[tuple[str, str], str] = {
-    ("coordinator/cli.py", "enterprise_node"): _LAB,
-    ("coordinator/demo.py", "auditor"): _LAB,
-    ("coordinator/demo.py", "enterprise_node"): _LAB,
-    ("coordinator/deploy_demo.py", "enterprise_node"): _LAB,
-    ("coordinator/evaluation.py", "enterprise_node"): _LAB,
-    ("coordinator/federation.py", "enterprise_node"): _LAB,
-    ("coordinator/loopback.py", "enterprise_node"): _LAB,
-    ("models/defects.py", "enterprise_node"): _LAB,
-}
 
-
-def imports(path: Path) -> Iterator[str]:
-    """The first-party packages ``path`` imports (absolute imports; relative ones stay
-    inside the package)."""
+def imported_modules(path: Path) -> Iterator[str]:
+    """The dotted names ``path`` imports from our packages (``from a.b import c`` gives
+    ``a.b`` and ``a.b.c``: c may be a module); relative imports are not used here."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
-        for name in names:
-            top = name.split(".")[0]
-            if top in LAYERS:
-                yield top
+        yield from (name for name in names if name.split(".")[0] in LAYERS)
+
+
+def modules(root: Path) -> dict[str, Path]:
+    """Every module of our packages under ``root`` by dotted name."""
+    found = {}
+    for package in LAYERS:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
 
 
 def violations(root: Path = REPO) -> set[tuple[str, str]]:
     """Every (file, imported package) pair that imports sideways or up."""
     found = set()
-    for package, layer in LAYERS.items():
-        for path in sorted((root / package).rglob("*.py")):
-            for imported in imports(path):
-                if imported != package and LAYERS[imported] >= layer:
-                    found.add((path.relative_to(root).as_posix(), imported))
+    for name, path in modules(root).items():
+        package = name.split(".")[0]
+        for imported in {m.split(".")[0] for m in imported_modules(path)}:
+            if imported != package and LAYERS[imported] >= LAYERS[package]:
+                found.add((path.relative_to(root).as_posix(), imported))
     return found
 
 
+def import_loops(root: Path = REPO) -> list[list[str]]:
+    """The import cycles among our modules (strongly connected components of more than one
+    module, or a module importing itself), each sorted."""
+    known = modules(root)
+    graph = {
+        name: sorted({m for m in imported_modules(path) if m in known} - {name})
+        for name, path in known.items()
+    }
+    return [sorted(c) for c in _components(graph) if len(c) > 1]
+
+
+def _components(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    result: list[list[str]] = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(graph[start]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, edges = work[-1]
+            child = next(edges, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    result.append(component)
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(graph[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return result
+
+
 def test_imports_only_go_down() -> None:
-    found = violations()
-    new = sorted(found - set(KNOWN))
-    gone = sorted(set(KNOWN) - found)
-    assert not new, f"imports that break the layer rules (README, Development): {new}"
-    assert not gone, f"no longer imported: remove from KNOWN: {gone}"
+    found = sorted(violations())
+    assert not found, f"imports that break the layer rules (README, Development): {found}"
+
+
+def test_no_import_loops() -> None:
+    assert import_loops() == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for package in LAYERS:
+        (tmp_path / package).mkdir()
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
 
 
 def test_a_planted_import_of_a_party_from_another_is_caught(tmp_path: Path) -> None:
     # Prepare: a coordinator module that imports the node's code
-    for package in LAYERS:
-        (tmp_path / package).mkdir()
-    (tmp_path / "coordinator" / "planted.py").write_text(
-        "from enterprise_node.budget import BudgetGuard\n", encoding="utf-8"
+    root = _tree(
+        tmp_path,
+        {
+            "coordinator/planted.py": "from enterprise_node.budget import BudgetGuard\n",
+            "models/fine.py": "import common.errors\n",
+        },
     )
-    (tmp_path / "models" / "fine.py").write_text("import common.errors\n", encoding="utf-8")
     # Execute / Assert
-    assert violations(tmp_path) == {("coordinator/planted.py", "enterprise_node")}
+    assert violations(root) == {("coordinator/planted.py", "enterprise_node")}
+
+
+def test_a_planted_import_loop_is_caught(tmp_path: Path) -> None:
+    # Prepare: a -> b at module level, b -> a inside a function; c imports a (no loop)
+    root = _tree(
+        tmp_path,
+        {
+            "coordinator/a.py": "from coordinator.b import thing\n",
+            "coordinator/b.py": "def thing():\n    from coordinator import a\n",
+            "coordinator/c.py": "import coordinator.a\n",
+        },
+    )
+    # Execute / Assert
+    assert import_loops(root) == [["coordinator.a", "coordinator.b"]]

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from lifelines import KaplanMeierFitter
 
-from models.curves import RiskCurve, curves_to_json, plot_curves, write_curves_csv
+from coordinator.curve_plot import plot_curves
+from models.curves import RiskCurve, curves_csv, curves_to_json
 from models.life_table import life_table
 
 EDGES = np.arange(0.0, 121.0, 6.0)  # the demo grid: 20 intervals of 6 months
@@ -234,7 +235,7 @@ def test_curves_json_round_trip_and_csv(tmp_path: Path) -> None:
     ]
     # Execute
     document = json.loads(json.dumps(curves_to_json(curves)))
-    write_curves_csv(tmp_path / "curves.csv", curves)
+    (tmp_path / "curves.csv").write_text(curves_csv(curves), encoding="utf-8")
     # Assert
     assert document["format_version"] == 1
     back = RiskCurve.from_dict(document["curves"][1])

@@ -20,11 +20,11 @@ from test_secure_rounds import secure_config
 
 from auditor.epsilon import Release, compose_epsilon
 from bench.baselines import person_period
-from coordinator.evaluation import pooled_frame
 from coordinator.newton_fit import Curvature, NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import load_global_model
 from enterprise_node.config import load_node_config
 from enterprise_node.noise_plan import plan_noise
+from harness.evaluation import pooled_frame
 from models.features import EncodedUnits, encode_units
 from models.glm import (
     decode_statistics,

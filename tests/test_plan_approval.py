@@ -23,11 +23,9 @@ import enterprise_node.client_app as client_app
 from auditor.verify import audit
 from common.errors import ConfigError, RunFailedError
 from common.exit_codes import ExitCode
-from coordinator.cli import FEDERATE_APPROVER, load_config_or_default
-from coordinator.cli import main as coordinator_main
-from coordinator.config import CoordinatorConfig
+from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import FederationResult, run_local_federation
+from coordinator.flower_run import FederationResult
 from coordinator.secure_round import MODULUS_BITS
 from enterprise_node.approval import Approvals, not_approved_reason
 from enterprise_node.budget import BudgetGuard
@@ -35,6 +33,9 @@ from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
+from harness.cli import FEDERATE_APPROVER
+from harness.cli import main as lab_main
+from harness.federation import run_local_federation
 from ledger.log import read_ledger, verify_ledger
 from ledger.signing import public_key_path
 from models.hazard import init_arrays
@@ -317,10 +318,10 @@ def test_federate_approve_records_the_approval_at_every_node_before_the_run(
         seen.extend(Approvals(load_node_config(p)).is_approved(plan.digest) for p in node_configs)
         return FederationResult(run_dir=tmp_path / "run", summary={})
 
-    monkeypatch.setattr("coordinator.cli.run_local_federation", probe)
+    monkeypatch.setattr("harness.cli.run_local_federation", probe)
     # Execute
     with pytest.raises(SystemExit) as exited:
-        coordinator_main(
+        lab_main(
             ["federate", *map(str, nodes), "--out", str(tmp_path / "run"), "--approve"]
         )
     # Assert: approved at every node before the run, as that node's IT, and signed

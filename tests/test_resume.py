@@ -30,15 +30,14 @@ from auditor.rounds import counted_once
 from auditor.verify import AuditResult, audit
 from common.errors import RunFailedError, StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig, EnterpriseBudget
+from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import check_nodes_inclusion
 from coordinator.outputs import load_global_model
 from coordinator.resumption import RunHistory, resume_point
 from coordinator.run_request import RunRequest
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
+from harness.federation import check_nodes_inclusion
 from ledger.log import read_ledger
 from ledger.records import ReleaseAccounted, RoundRecorded
 from protocols.messages import CURVE_TASK, MODEL_TASK, SECAGG_KEYS, TASK_KEY, TaskHeader

@@ -9,11 +9,11 @@ import pytest
 from flwr.supercore.task_identity import TaskIdentity
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 
-from coordinator.cli import load_config_or_default
+from coordinator.config import load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
-from coordinator.federation import check_nodes_inclusion
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key
+from harness.federation import check_nodes_inclusion
 from ledger.log import read_ledger, verify_ledger
 from ledger.signing import key_id, load_public_key
 

@@ -20,8 +20,7 @@ from scipy import stats
 
 import secagg.client as secagg
 from common.errors import ConfigError
-from coordinator.cli import load_config_or_default
-from coordinator.config import FederationSettings
+from coordinator.config import FederationSettings, load_config_or_default
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
 from protocols.messages import (
     ARRAYS_KEY,

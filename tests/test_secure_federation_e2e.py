@@ -17,11 +17,11 @@ import yaml
 from node_site import approve_plan, config_with
 
 from common.errors import RunFailedError
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig, EnterpriseBudget
-from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
-from coordinator.federation import FederationResult, run_local_federation
-from models.synthetic import SyntheticConfig, generate_federation
+from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
+from coordinator.flower_run import FederationResult
+from harness.evaluation import load_curves, pooled_curves, pooled_frame
+from harness.federation import run_local_federation
+from harness.synthetic import SyntheticConfig, generate_federation
 from protocols.plan import EnterprisePrivacy
 
 pytestmark = pytest.mark.slow

@@ -21,11 +21,10 @@ from pydantic import BaseModel
 
 import enterprise_node.client_app as client_app
 from common.errors import RunFailedError
-from coordinator.cli import load_config_or_default
-from coordinator.config import CoordinatorConfig, EnterpriseBudget
-from coordinator.evaluation import load_curves, pooled_curves, pooled_frame
+from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.outputs import load_global_model
 from enterprise_node.noise_plan import plan_noise
+from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from models.hazard import init_arrays
 from protocols.messages import (
     ARRAYS_KEY,

@@ -16,12 +16,11 @@ from conftest import grid20_spec
 from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 
-import models.synthetic
+import harness.synthetic
 from common.errors import ConfigError
 from enterprise_node.config import NodeConfig, load_node_config
-from models.spec import ModelSpec
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
-from models.synthetic_truth import (
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from harness.synthetic_truth import (
     cumulative_failure,
     draw_classes,
     draw_covariates,
@@ -33,6 +32,7 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
+from models.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SyntheticConfig(
@@ -360,5 +360,5 @@ def test_bad_config_is_refused(changes, message):
 
 def test_docstring_example_runs(monkeypatch):
     monkeypatch.chdir(REPO)
-    result = doctest.testmod(models.synthetic)
+    result = doctest.testmod(harness.synthetic)
     assert result.attempted > 0 and result.failed == 0

@@ -21,7 +21,11 @@ from rich.table import Table
 from common.atomic import atomic_write_json
 from common.errors import ConfigError, StateError
 from coordinator.config import CoordinatorConfig
-from coordinator.evaluation import (
+from coordinator.curve_plot import plot_curves
+from coordinator.outputs import load_global_model
+from coordinator.progress import ProgressPrinter
+from enterprise_node.approval import approve_at_nodes
+from harness.evaluation import (
     curve_errors,
     load_curves,
     pooled_curves,
@@ -29,14 +33,10 @@ from coordinator.evaluation import (
     score_arrays,
     score_model,
 )
-from coordinator.federation import run_local_federation
-from coordinator.outputs import load_global_model
-from coordinator.progress import ProgressPrinter
-from enterprise_node.approval import approve_at_nodes
+from harness.federation import run_local_federation
+from harness.synthetic import SyntheticConfig, generate_federation
 from models.central import train_central
-from models.curves import plot_curves
 from models.metrics import FIGURE_NAMES
-from models.synthetic import SyntheticConfig, generate_federation
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 

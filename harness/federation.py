@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -27,6 +23,7 @@ from coordinator.checkpoint import CHECKPOINT_FILE
 from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env, free_port, write_connection
+from coordinator.flower_run import FederationResult, ProgressFn, flower_bin, run_flwr
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
@@ -39,22 +36,7 @@ from ledger.service import serve_ledger
 from ledger.signing import load_public_key
 from protocols.app_identity import staged_app_directory
 
-__all__ = ["FederationResult", "run_flwr", "run_local_federation"]
-
-ProgressFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class FederationResult:
-    """Where the run's outputs are, and its summary."""
-
-    run_dir: Path
-    summary: dict[str, Any]
-
-
-def _bin(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
+__all__ = ["check_nodes_inclusion", "run_local_federation"]
 
 
 def run_local_federation(
@@ -146,7 +128,7 @@ def _require_approvals(node_configs: list[Path], config: CoordinatorConfig) -> N
             f"plan {config.plan.digest[:12]} is not approved at node(s) {', '.join(missing)}; "
             "they would refuse every task",
             advice="Each node's IT runs `fedrisk-node approve PLAN --config node.yaml`; if you "
-            "act as every node's IT, run `fedrisk-coordinator federate --approve`.",
+            "act as every node's IT, run `fedrisk-lab federate --approve`.",
         )
 
 
@@ -174,7 +156,7 @@ def check_nodes_inclusion(
 
 def _start_superlink(port: int, run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     cmd = [
-        _bin("flower-superlink"),
+        flower_bin("flower-superlink"),
         "--insecure",
         "--simulation",
         "--isolation",
@@ -217,7 +199,7 @@ def _submit_and_follow(
     run_config = f"run-request='{request_path}' node-manifest='{manifest}'"
     federation_config = f"num-supernodes={n_nodes} client-resources-num-cpus={client_cpus:g}"
     cmd = [
-        _bin("flwr"),
+        flower_bin("flwr"),
         "run",
         str(staged_app_directory(Path(env["FLWR_HOME"]))),
         "fedrisk-local",
@@ -230,67 +212,6 @@ def _submit_and_follow(
     plan = request.config.plan
     budget = (plan.training.rounds + 2) * request.config.federation.round_timeout_s + 300
     run_flwr(cmd, env, store, progress, budget_s=budget, superlink_log=store.dir / "superlink.log")
-
-
-def run_flwr(
-    command: list[str],
-    env: dict[str, str],
-    store: RunStore,
-    progress: ProgressFn | None,
-    *,
-    budget_s: float,
-    superlink_log: Path,
-) -> None:
-    """Run ``flwr run`` (``command``), report the run's progress, and raise RunFailedError
-    unless the ServerApp recorded a completed run; stops what it started."""
-    log_path = store.dir / "flwr-run.log"
-    process = spawn_logged(command, env, log_path)
-    try:
-        _follow(process, store, progress, deadline=time.monotonic() + budget_s)
-    finally:
-        _stop(process)
-    events = store.read_events()
-    end = next((e for e in reversed(events) if e.get("event") == "run_end"), None)
-    if end is None:
-        raise RunFailedError(
-            f"the run ended without a result: {_last_line(log_path)}; see {log_path} and "
-            f"{superlink_log}"
-        )
-    if end.get("status") != "completed":
-        raise RunFailedError(f"the run failed: {end.get('error', 'unknown error')}")
-
-
-def _last_line(path: Path) -> str:
-    """The last meaningful line of a log (box-drawing stripped), for error messages."""
-    lines = [
-        line.strip(" │╭╮╰╯─")
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-    ]
-    lines = [line for line in lines if line and not line.startswith("Using SuperLink")]
-    return lines[-1] if lines else "no output"
-
-
-def _follow(
-    process: subprocess.Popen, store: RunStore, progress: ProgressFn | None, *, deadline: float
-) -> None:
-    seen = 0
-    while True:
-        events = store.read_events()
-        for event in events[seen:]:
-            if progress:
-                progress(event)
-        seen = len(events)
-        if any(e.get("event") == "run_end" for e in events):
-            return
-        if process.poll() is not None:
-            time.sleep(1.0)  # let a last event land
-            for event in store.read_events()[seen:]:
-                if progress:
-                    progress(event)
-            return
-        if time.monotonic() > deadline:
-            raise RunFailedError("the run did not finish in time; stopped it")
-        time.sleep(0.5)
 
 
 def _stop(process: subprocess.Popen) -> None:

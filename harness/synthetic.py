@@ -2,7 +2,7 @@
 
 Each enterprise folder looks like a real site's export (its own column names, time unit,
 CSV or Parquet) plus a node.yaml that maps it back to the canonical unit table. The true
-model is in ``models/synthetic_truth.py``; ``ground_truth.json`` records it, the true
+model is in ``harness/synthetic_truth.py``; ``ground_truth.json`` records it, the true
 F(t) of the generated federation and of the super-population, and who got what.
 
 Censoring is drawn identically for every unit, independent of failure, covariates and
@@ -33,8 +33,7 @@ import yaml
 
 from common.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from common.errors import ConfigError
-from models.spec import CategoryFeature, ModelSpec
-from models.synthetic_truth import (
+from harness.synthetic_truth import (
     SegmentTruth,
     covariate_scaling,
     cumulative_failure,
@@ -47,6 +46,7 @@ from models.synthetic_truth import (
     segment_truths,
     superpopulation_failure,
 )
+from models.spec import CategoryFeature, ModelSpec
 
 __all__ = ["SyntheticConfig", "FederationManifest", "generate_federation"]
 

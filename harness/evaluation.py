@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from coordinator.curves import estimate_curves, sum_counts
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
+from models.curve_estimator import estimate_curves, sum_counts
 from models.curves import RiskCurve
 from models.features import encode_units
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard, survival_curves

@@ -1,7 +1,7 @@
 """``make demo-deploy``: a real multi-process federation on loopback, every party separate.
 
 Makes N synthetic factories and a broker, then runs what each party would run on its own
-machine, each as its own process under ``/usr/bin/time -v`` (:mod:`coordinator.loopback`):
+machine, each as its own process under ``/usr/bin/time -v`` (:mod:`harness.loopback`):
 ``fedrisk-coordinator start`` (the TLS SuperLink with node authentication), one
 ``fedrisk-node join`` per enterprise (a SuperNode with its registered key, trusting only the
 broker's CA, serving approved plans through the app guard), and ``fedrisk-coordinator run``.
@@ -24,10 +24,10 @@ from rich.table import Table
 from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, RunFailedError
 from coordinator.config import CoordinatorConfig
-from coordinator.loopback import TIME, LoopbackDeployment, Party, ProcessUsage, prepare_broker
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
-from models.synthetic import FederationManifest, SyntheticConfig, generate_federation
+from harness.loopback import TIME, LoopbackDeployment, Party, ProcessUsage, prepare_broker
+from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.app_identity import installed_app_hash
 
 __all__ = ["run_deploy_demo", "make_world", "write_plan", "follow_log", "latest_run"]
@@ -84,8 +84,8 @@ def run_deploy_demo(
     """Run the whole deployment on loopback; returns (and writes) the measured figures."""
     if not TIME.exists():
         raise ConfigError(f"{TIME} not found: GNU time measures each process's peak memory")
-    from coordinator.demo import _audit, _print, evaluate_run
-    from coordinator.federation import check_nodes_inclusion
+    from harness.demo import _audit, _print, evaluate_run
+    from harness.federation import check_nodes_inclusion
 
     out = Path(out).resolve()
     _fresh(out)

@@ -1,0 +1,2 @@
+"""fedrisk harness: every party played on one machine (synthetic factories, planted
+defects, local federations, demos)."""
