@@ -1,19 +1,15 @@
 """Cost of secure aggregation (with and without DP) and accuracy of the curves under it.
 
 One invocation measures, on the same synthetic data and machine, through real Flower:
-seconds per model round and per curve round for a plain run (no secure aggregation, no
-DP), secure aggregation without DP, secure aggregation with record DP (the packaged plan)
-and that plus enterprise-level DP, for 8 and for 50 enterprises (the 50 timed in process,
-curve round only, through ``secagg.server.simulate_round`` when ``--large
-inprocess`` or when their Flower run fails); the bytes each node sent per model round and
-in the curve round (from its ``state/outbox.jsonl``); and, by simulation (bench/coverage.py's
-pieces, with the distributed noise shares a secure run adds), the curves' max |F error|
-against the truth and the bands' coverage per epsilon. Writes ``bench/out/secagg.json``.
-
-A round's seconds run from its first stage's ``round_start`` to its ``secure_sum`` (secure
-runs: keys, shares, masked input, unmask, then the coordinator's unmasking) or its
-``round_end`` (plain runs: one exchange). Model round 1 pays for Ray start-up, so the
-model-round figure is the mean of rounds 2..R.
+seconds per model round and per curve round (:mod:`bench.round_costs`) for a plain run (no
+secure aggregation, no DP), secure aggregation without DP, secure aggregation with record
+DP (the packaged plan) and that plus enterprise-level DP, for 8 and for 50 enterprises (the
+50 timed in process, curve round only, through ``secagg.server.simulate_round`` when
+``--large inprocess`` or when their Flower run fails); the bytes each node sent per model
+round and in the curve round (from its ``state/outbox.jsonl``); and, by simulation
+(bench/coverage.py's pieces, with the distributed noise shares a secure run adds), the
+curves' max |F error| against the truth and the bands' coverage per epsilon. Writes
+``bench/out/secagg.json``.
 
     python -m bench.secagg [--replicates 200] [--large flower|inprocess] [--seed 0] [--out DIR]
 """
@@ -22,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 import numpy as np
@@ -39,15 +33,18 @@ from rich.table import Table
 from bench.coverage import (
     DELTA,
     SimulationSetup,
-    draw_replicate,
-    node_sigma,
-    noised_curves,
     share_sigma,
 )
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.report import machine_info
+from bench.round_costs import (
+    VariantFigures,
+    bytes_per_node_round,
+    ratios_over_plain,
+    round_seconds,
+)
+from bench.secagg_accuracy import accuracy_scale
 from bench.spine import allow_non_private, non_private_config
-from bench.timing import ratio
 from common.atomic import atomic_write_json
 from common.errors import RunFailedError
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
@@ -66,37 +63,24 @@ from secagg.quantization import IntegerCodec
 from secagg.server import simulate_round
 
 __all__ = [
-    "EPSILONS",
     "MODEL_ROUNDS",
     "ENTERPRISE_DP",
     "ENTERPRISE_BUDGET",
     "Variant",
     "VARIANTS",
-    "RoundSeconds",
-    "VariantFigures",
-    "round_wall_seconds",
-    "round_exchange_seconds",
-    "round_seconds",
-    "round_bytes_by_purpose",
-    "mean_bytes_per_node",
-    "bytes_per_node_round",
-    "ratios_over_plain",
     "variant_config",
     "flower_scale",
     "inprocess_scale",
-    "accuracy_study",
     "run_secagg_bench",
     "main",
 ]
 
-EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, math.inf)
 #: model rounds per run: round 1 carries Ray start-up, rounds 2..3 give the mean
 MODEL_ROUNDS = 3
 #: the enterprise-level DP of the fourth variant (DP-FedAvg, clip 1, z = 1)
 ENTERPRISE_DP = EnterprisePrivacy(clip_norm=1.0, noise_multiplier=1.0)
 #: a cap no benchmark run reaches, so the enterprise variant never stops early
 ENTERPRISE_BUDGET = EnterpriseBudget(epsilon_cap=1000.0, delta=1e-5)
-_ROUND_EVENTS = ("round_start", "round_end", "secure_sum")
 
 
 @dataclass(frozen=True)
@@ -115,120 +99,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("secagg_dp", secure=True, dp=True),
     Variant("secagg_dp_enterprise", secure=True, dp=True, enterprise_dp=True),
 )
-
-
-@dataclass(frozen=True)
-class RoundSeconds:
-    """A run's round seconds at the coordinator.
-
-    Wall seconds (``model_round``, ``curve_round``, ``first_model_round``): first stage
-    sent -> sum known (see :func:`round_wall_seconds`). Exchange seconds: the sum of the
-    round's stages' ``round_end`` seconds (tasks sent -> last reply), i.e. wall minus the
-    coordinator's own work between and after the stages. Model figures are means over
-    rounds 2..R, ``model_rounds_counted`` of them; None when a round is missing.
-    """
-
-    first_model_round: float | None
-    model_round: float | None
-    model_round_exchange: float | None
-    model_rounds_counted: int
-    curve_round: float | None
-    curve_round_exchange: float | None
-
-
-@dataclass(frozen=True)
-class VariantFigures:
-    """One run's round seconds and the mean bytes a node sent per round, by purpose."""
-
-    seconds: RoundSeconds
-    model_round_bytes: dict[str, float]
-    curve_round_bytes: dict[str, float]
-    run_seconds: float | None
-
-
-def _round_events(events: Iterable[Mapping[str, Any]], round_number: int) -> list[Mapping]:
-    return [e for e in events if e.get("event") in _ROUND_EVENTS and e.get("round") == round_number]
-
-
-def round_wall_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
-    """Wall seconds of round ``round_number``: its first ``round_start`` to its
-    ``secure_sum`` when it has one (so the coordinator's unmasking counts), else to its last
-    ``round_end``. None: no such round."""
-    mine = _round_events(events, round_number)
-    starts = [float(e["time"]) for e in mine if e["event"] == "round_start"]
-    ends = [float(e["time"]) for e in mine if e["event"] == "secure_sum"]
-    ends = ends or [float(e["time"]) for e in mine if e["event"] == "round_end"]
-    if not starts or not ends:
-        return None
-    return max(ends) - min(starts)
-
-
-def round_exchange_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
-    """Sum of round ``round_number``'s ``round_end`` seconds, its Flower exchanges (None: none)."""
-    seconds = [
-        float(e["seconds"])
-        for e in _round_events(events, round_number)
-        if e["event"] == "round_end"
-    ]
-    return sum(seconds) if seconds else None
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return fmean(present) if present else None
-
-
-def round_seconds(events: Sequence[Mapping[str, Any]], model_rounds: int) -> RoundSeconds:
-    """The run's round seconds; its curve round is number ``model_rounds + 1``."""
-    later = range(2, model_rounds + 1)
-    walls = [round_wall_seconds(events, n) for n in later]
-    curve = model_rounds + 1
-    return RoundSeconds(
-        first_model_round=round_wall_seconds(events, 1),
-        model_round=_mean(walls),
-        model_round_exchange=_mean(round_exchange_seconds(events, n) for n in later),
-        model_rounds_counted=sum(w is not None for w in walls),
-        curve_round=round_wall_seconds(events, curve),
-        curve_round_exchange=round_exchange_seconds(events, curve),
-    )
-
-
-def round_bytes_by_purpose(
-    entries: Iterable[Mapping[str, Any]], round_number: int
-) -> dict[str, int]:
-    """Bytes one node sent in round ``round_number`` (its ok outbox rows), by purpose, plus
-    total; a secure round's four stages are all numbered as the round."""
-    by_purpose: dict[str, int] = {}
-    for entry in entries:
-        if entry.get("round") == round_number and entry.get("status") == "ok":
-            purpose = str(entry["purpose"])
-            by_purpose[purpose] = by_purpose.get(purpose, 0) + int(entry["bytes"])
-    by_purpose["total"] = sum(by_purpose.values())
-    return by_purpose
-
-
-def mean_bytes_per_node(per_node: Sequence[Mapping[str, int]]) -> dict[str, float]:
-    """Mean over nodes of each purpose's bytes (a node without a purpose counts 0)."""
-    if not per_node:
-        return {}
-    keys = sorted({k for node in per_node for k in node})
-    return {k: fmean(node.get(k, 0) for node in per_node) for k in keys}
-
-
-def bytes_per_node_round(
-    outboxes: Sequence[Sequence[Mapping[str, Any]]], rounds: Iterable[int]
-) -> dict[str, float]:
-    """Mean bytes one node sent in one of ``rounds``, by purpose: over nodes and rounds."""
-    numbers = list(rounds)
-    return mean_bytes_per_node(
-        [round_bytes_by_purpose(rows, n) for rows in outboxes for n in numbers]
-    )
-
-
-def ratios_over_plain(values: Mapping[str, float | None]) -> dict[str, float | None]:
-    """Each non-plain variant's value divided by the plain one's (None when missing)."""
-    plain = values.get("plain")
-    return {label: ratio(v, plain) for label, v in values.items() if label != "plain"}
 
 
 def variant_config(config: CoordinatorConfig, variant: Variant, rounds: int) -> CoordinatorConfig:
@@ -409,64 +279,6 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def accuracy_study(
-    spec: ModelSpec,
-    *,
-    replicates: int,
-    setup: SimulationSetup,
-    epsilons: Sequence[float] = EPSILONS,
-    seed: int = 0,
-    censor_weight: float = 0.5,
-) -> dict[str, dict[str, float]]:
-    """Per epsilon, with the noise of a secure run (each of the ``setup.n_enterprises``
-    nodes adds a share of scale ``share_sigma``, the band's noise variance is
-    n share_sigma^2): max |F_hat - F_federation| over segments and t_1..t_J (mean, p90
-    and max over replicates) and the share of those points inside the 95 % band."""
-    n_nodes = setup.n_enterprises
-    shares = {eps: share_sigma(eps, spec, n_nodes=n_nodes) for eps in epsilons}
-    max_errors: dict[float, list[float]] = {eps: [] for eps in epsilons}
-    covered: dict[float, list[float]] = {eps: [] for eps in epsilons}
-    for seq in np.random.SeedSequence(seed).spawn(replicates):
-        rng = np.random.default_rng(seq)
-        replicate = draw_replicate(rng, spec, setup)
-        truth = replicate.true_failure[:, 1:]
-        for eps in epsilons:
-            curves = noised_curves(
-                replicate, spec, sigma=shares[eps], rng=rng, censor_weight=censor_weight
-            )
-            estimate, lower, upper = (band[:, 1:] for band in curves)
-            max_errors[eps].append(float(np.abs(estimate - truth).max()))
-            covered[eps].append(float(np.mean((lower <= truth) & (truth <= upper))))
-    return {
-        _eps_key(eps): {
-            "central_noise_multiplier": node_sigma(eps),
-            "share_sigma": shares[eps],
-            "total_noise_std": math.sqrt(n_nodes) * shares[eps],
-            "max_abs_error_mean": fmean(max_errors[eps]),
-            "max_abs_error_p90": float(np.percentile(max_errors[eps], 90)),
-            "max_abs_error_max": max(max_errors[eps]),
-            # the spine's acceptance bound (max |F error| <= 0.03 in every segment)
-            "share_of_replicates_within_0_03": fmean(e <= 0.03 for e in max_errors[eps]),
-            "coverage_mean": fmean(covered[eps]),
-        }
-        for eps in epsilons
-    }
-
-
-def _accuracy_scale(
-    spec: ModelSpec, setup: SimulationSetup, *, replicates: int, seed: int
-) -> dict[str, Any]:
-    return {
-        "setup": asdict(setup),
-        "threshold": setup.n_enterprises // 2 + 1,
-        "epsilons": accuracy_study(spec, replicates=replicates, setup=setup, seed=seed),
-    }
-
-
-def _eps_key(epsilon: float) -> str:
-    return "inf" if math.isinf(epsilon) else repr(float(epsilon))
-
-
 def _table(report: dict[str, Any]) -> Table:
     table = Table(title="secure aggregation: round cost and curve accuracy")
     table.add_column("figure")
@@ -591,7 +403,7 @@ def run_secagg_bench(
             "delta": DELTA,
             "target": "F_federation at t_1..t_J, all segments",
             "by_scale": {
-                name: _accuracy_scale(spec, setup, replicates=replicates, seed=seed)
+                name: accuracy_scale(spec, setup, replicates=replicates, seed=seed)
                 for name, setup in setups.items()
             },
         },

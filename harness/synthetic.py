@@ -22,17 +22,15 @@ enterprise, so the pooled Kaplan-Meier / life table is consistent for ``F_federa
 from __future__ import annotations
 
 import dataclasses
-import io
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from common.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError
+from harness.site_export import DIALECTS, SiteExport, write_site
 from harness.synthetic_truth import (
     SegmentTruth,
     covariate_scaling,
@@ -67,14 +65,12 @@ _F_SUPERPOPULATION = (
 
 #: A synthetic enterprise registers (declares in node.yaml) the segments where it runs at
 #: least this many units; real enterprises declare their industries themselves.
-DECLARED_SEGMENT_MIN_UNITS = 20
 _PRIMARY_SHARE = 0.7  # share of an enterprise's units in its primary segment
 _DELAYED_SHARE = 0.3  # with delayed_entry: share of units already in service at start
 _ENTRY_MAX = 0.5  # entry ages ~ U(0, 0.5 horizon)
 _WINDOW = 1.25  # administrative window after entry ~ U(0, 1.25 horizon): install dates
 _LOSS_MEAN = 4.0  # loss to follow-up ~ Exp(mean 4 horizons)
 _SUPERPOPULATION_DRAWS = 200_000
-_DAYS_PER = {"hours": 1 / 24, "days": 1.0, "months": 30.4375, "years": 365.25}
 
 
 @dataclass(frozen=True)
@@ -114,63 +110,6 @@ class FederationManifest:
     node_configs: tuple[Path, ...]
     truth_path: Path
     holdout_path: Path
-
-
-@dataclass(frozen=True)
-class _Dialect:
-    """How one kind of plant system exports: column names, time unit, id format."""
-
-    name: str
-    columns: dict[str, str]
-    features: dict[str, str]
-    time_unit: str
-    decimals: int
-    id_format: str
-
-
-_DIALECTS = (
-    _Dialect("canonical", {}, {}, "months", 3, "U{n:06d}"),
-    _Dialect(
-        "erp_hours",
-        {
-            "unit_id": "asset_no",
-            "segment": "Sector",
-            "equipment_class": "class",
-            "duration": "hours_run",
-            "failed": "broke_down",
-            "entry_age": "hours_at_start",
-        },
-        {
-            "load_pct": "avg_load",
-            "ambient_temp_c": "ambient_c",
-            "maintenance_interval_days": "pm_interval_d",
-            "vendor_origin": "origin",
-        },
-        "hours",
-        1,
-        "A-{n:07d}",
-    ),
-    _Dialect(
-        "mes_days",
-        {
-            "unit_id": "EquipmentID",
-            "segment": "Industry",
-            "equipment_class": "EquipmentType",
-            "duration": "DaysInService",
-            "failed": "Failure",
-            "entry_age": "DaysAtObservationStart",
-        },
-        {
-            "load_pct": "LoadPercent",
-            "ambient_temp_c": "AmbientTempC",
-            "maintenance_interval_days": "MaintenanceIntervalDays",
-            "vendor_origin": "VendorOrigin",
-        },
-        "days",
-        2,
-        "EQ{e:02d}-{n:06d}",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -244,7 +183,7 @@ def _make_site(
 ) -> _Site:
     """Generate enterprise i (0-based) and write its folder."""
     name = f"enterprise-{i + 1:0{max(2, len(str(config.n_enterprises)))}d}"
-    dialect = _DIALECTS[i % len(_DIALECTS)]
+    dialect = DIALECTS[i % len(DIALECTS)]
     parquet = config.parquet_every > 0 and (i + 1) % config.parquet_every == 0
     primary = i % len(spec.segments)
     counts = _segment_counts(size, primary, len(spec.segments))
@@ -257,7 +196,14 @@ def _make_site(
         parts.append(units)
     units = pd.concat(parts, ignore_index=True)
     units = units.iloc[rng.permutation(len(units))].reset_index(drop=True)
-    node_yaml = _write_site(out_dir / name, name, units, spec, dialect, parquet, i + 1, config)
+    node_yaml = write_site(
+        out_dir / name,
+        name,
+        units,
+        spec,
+        SiteExport(dialect, parquet, i + 1, config.delayed_entry),
+        privacy={"epsilon": config.epsilon_cap, "delta": config.delta_cap, "accountant": "rdp"},
+    )
     record = {
         "name": name,
         "frailty": round(frailty, 10),
@@ -352,81 +298,6 @@ def _draw_units(
         }
     )
     return units, eta, z, t
-
-
-def _site_frame(
-    units: pd.DataFrame, spec: ModelSpec, dialect: _Dialect, delayed: bool, number: int
-) -> tuple[pd.DataFrame, dict[str, str], float]:
-    """The units as this site exports them; the canonical->site column map; duration_scale."""
-    per_grid = _site_units_per_grid_unit(dialect.time_unit, spec.time_grid.unit)
-    step = 10.0**dialect.decimals
-    site = units.copy()
-    site["unit_id"] = [dialect.id_format.format(e=number, n=k + 1) for k in range(len(site))]
-    site["duration"] = np.ceil(site["duration"] * per_grid * step) / step
-    site["entry_age"] = np.floor(site["entry_age"] * per_grid * step) / step
-    if not delayed:
-        site = site.drop(columns="entry_age")
-    names = {c: dialect.columns.get(c, c) for c in site.columns if c not in spec.feature_names}
-    names |= {f: dialect.features.get(f, f) for f in spec.feature_names}
-    return site.rename(columns=names), names, 1.0 / per_grid
-
-
-def _site_units_per_grid_unit(site_unit: str, grid_unit: str) -> float:
-    if site_unit in _DAYS_PER and grid_unit in _DAYS_PER:
-        return _DAYS_PER[grid_unit] / _DAYS_PER[site_unit]
-    return 1.0
-
-
-def _write_site(
-    folder: Path,
-    name: str,
-    units: pd.DataFrame,
-    spec: ModelSpec,
-    dialect: _Dialect,
-    parquet: bool,
-    number: int,
-    config: SyntheticConfig,
-) -> Path:
-    """Data file, node.yaml and site secret of one enterprise; returns node.yaml's path."""
-    site, names, scale = _site_frame(units, spec, dialect, config.delayed_entry, number)
-    data_name = "units.parquet" if parquet else "units.csv"
-    if parquet:
-        buffer = io.BytesIO()
-        site.to_parquet(buffer, index=False)
-        atomic_write_bytes(folder / data_name, buffer.getvalue())
-    else:
-        atomic_write_text(folder / data_name, site.to_csv(index=False))
-    columns: dict[str, object] = {
-        c: names[c] for c in ("unit_id", "segment", "equipment_class", "duration", "failed")
-    }
-    columns["entry_age"] = names.get("entry_age")
-    columns["covariates"] = {f: names[f] for f in spec.feature_names}
-    sizes = units["segment"].value_counts()
-    declared = [seg for seg in spec.segments if sizes.get(seg, 0) >= DECLARED_SEGMENT_MIN_UNITS]
-    node = {
-        "node": {
-            "name": name,
-            "segments": declared,
-            "state_dir": "state",
-            "site_secret_file": "secrets/site_secret.key",
-        },
-        "data": {
-            "path": data_name,
-            "format": "parquet" if parquet else "csv",
-            "columns": columns,
-            "duration_scale": scale,
-            "max_bad_fraction": 0.01,
-        },
-        "privacy": {"epsilon": config.epsilon_cap, "delta": config.delta_cap, "accountant": "rdp"},
-    }
-    header = f"# {name}: synthetic export ({dialect.name}, durations in {dialect.time_unit})\n"
-    node_path = folder / "node.yaml"
-    atomic_write_text(node_path, header + yaml.safe_dump(node, sort_keys=False))
-    secret = folder / "secrets" / "site_secret.key"
-    if not secret.exists():
-        secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write_text(secret, secrets.token_hex(32) + "\n", mode=0o600)
-    return node_path
 
 
 def _draw_holdout(

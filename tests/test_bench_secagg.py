@@ -15,21 +15,23 @@ import pytest
 from node_site import DP_SGD, config_with
 
 from bench.coverage import SimulationSetup, node_sigma, share_sigma
-from bench.secagg import (
-    ENTERPRISE_BUDGET,
-    ENTERPRISE_DP,
-    VARIANTS,
-    accuracy_study,
+from bench.round_costs import (
     bytes_per_node_round,
-    inprocess_scale,
     mean_bytes_per_node,
     ratios_over_plain,
     round_bytes_by_purpose,
     round_exchange_seconds,
     round_seconds,
     round_wall_seconds,
+)
+from bench.secagg import (
+    ENTERPRISE_BUDGET,
+    ENTERPRISE_DP,
+    VARIANTS,
+    inprocess_scale,
     variant_config,
 )
+from bench.secagg_accuracy import accuracy_study
 from coordinator.config import load_config_or_default, load_coordinator_config
 
 SPEC = load_coordinator_config(Path("configs/coordinator.yaml")).plan.model_spec
