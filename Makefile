@@ -46,8 +46,9 @@ demo-deploy: setup
 test: setup
 	$(PY) -m pytest -q --durations=15
 
+# The unit tier (about a minute); `-m "not slow"` adds the in-process integration tier.
 test-quick: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench tests

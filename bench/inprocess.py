@@ -9,7 +9,7 @@ SuperLink routing messages to SuperNodes (Simulation Engine: Ray workers; deploy
 TLS over the network), :class:`InProcessGrid` hands each message to the ClientApp in this
 process, one node after another. Model sweeps need it: a Simulation run pays about 20 s
 of Ray start-up, and 50-node secure rounds are slow there. Real transports are tested by
-tests/test_*_e2e.py.
+tests/*/test_*_e2e.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,248 @@
+"""run_round sorts every node of a round into exactly one of ok / refused / failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import pytest
+from flwr.app import ConfigRecord, Error, Message, RecordDict
+
+from coordinator.rounds import RoundOutcome, run_round
+from protocols.messages import (
+    CURVE_TASK,
+    PRIVACY_KEY,
+    STATUS_KEY,
+    TASK_KEY,
+    PrivacyReceipt,
+    ReplyStatus,
+)
+
+pytestmark = pytest.mark.usefixtures("flower_identity")
+
+Answer = Callable[[Message], list[Message]]
+
+RECEIPT = PrivacyReceipt(
+    unit="record",
+    mechanism="discrete_gaussian_histogram",
+    noise_multiplier=2.5,
+    sample_rate=1.0,
+    steps=1,
+    max_grad_norm=0.0,
+    sensitivity=1.0,
+    epsilon_task=1.0,
+    epsilon_total=1.0,
+    epsilon_cap=5.0,
+    delta=1e-6,
+    accountant="rdp",
+    secure_rng=True,
+)
+
+
+def content(status: ReplyStatus | None = None, **records: ConfigRecord) -> RecordDict:
+    parts = dict(records)
+    if status is not None:
+        parts[STATUS_KEY] = status.to_record()
+    return RecordDict(parts)
+
+
+def ok(msg: Message) -> list[Message]:
+    status = ReplyStatus("ok", node_name="site-ok")
+    return [Message(content(status, **{PRIVACY_KEY: RECEIPT.to_record()}), reply_to=msg)]
+
+
+def ok_without_receipt(msg: Message) -> list[Message]:
+    return [Message(content(ReplyStatus("ok", node_name="site-plain")), reply_to=msg)]
+
+
+def refused(msg: Message) -> list[Message]:
+    status = ReplyStatus(
+        "refused", reason="task refused: above this node's cap of 1", node_name="site-refuses"
+    )
+    return [Message(content(status), reply_to=msg)]
+
+
+def node_error(msg: Message) -> list[Message]:
+    status = ReplyStatus(
+        "error", reason="internal error at the node: KeyError", node_name="site-broken"
+    )
+    return [Message(content(status), reply_to=msg)]
+
+
+def flower_error(msg: Message) -> list[Message]:
+    trace = 'Traceback (most recent call last):\n  File "x.py"\nRuntimeError: ClientApp crashed\n'
+    return [Message(Error(code=1, reason=trace), reply_to=msg)]
+
+
+def no_status(msg: Message) -> list[Message]:
+    return [Message(RecordDict({"other": ConfigRecord({"a": 1})}), reply_to=msg)]
+
+
+def status_without_status_key(msg: Message) -> list[Message]:
+    return [Message(RecordDict({STATUS_KEY: ConfigRecord({"reason": "?"})}), reply_to=msg)]
+
+
+def bad_receipt(msg: Message) -> list[Message]:
+    receipt = ConfigRecord({"unit": "record", "mechanism": "dp_sgd"})
+    return [
+        Message(
+            content(ReplyStatus("ok", node_name="site-receipt"), **{PRIVACY_KEY: receipt}),
+            reply_to=msg,
+        )
+    ]
+
+
+def unknown_status(msg: Message) -> list[Message]:
+    return [Message(content(ReplyStatus("paused", node_name="site-odd")), reply_to=msg)]
+
+
+def silent(msg: Message) -> list[Message]:
+    return []
+
+
+def ok_twice_and_a_stranger(msg: Message) -> list[Message]:
+    first = ok(msg)[0]
+    stranger = Message(content=RecordDict(), dst_node_id=999, message_type=CURVE_TASK)
+    return [first, first, ok(stranger)[0]]
+
+
+class FakeClock:
+    """``time.monotonic`` while a test runs: it moves only when the fake grid waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(time, "monotonic", fake)
+    return fake
+
+
+class FakeGrid:
+    """Answers each message with ``answers[dst_node_id](message)`` after ``waits`` seconds
+    of the fake clock (Flower waiting for replies); records what it saw."""
+
+    def __init__(self, answers: dict[int, Answer], waits: float = 0.0) -> None:
+        self.answers = answers
+        self.waits = waits
+        self.sent: list[Message] = []
+        self.timeouts: list[float | None] = []
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None):
+        self.sent = list(messages)
+        self.timeouts.append(timeout)
+        clock = time.monotonic
+        assert isinstance(clock, FakeClock), "the clock fixture is not in place"
+        clock.now += self.waits
+        replies = []
+        for message in self.sent:
+            replies.extend(self.answers[message.metadata.dst_node_id](message))
+        return replies
+
+
+def play(
+    answers: dict[int, Answer], *, timeout: float = 30.0, waits: float = 0.0
+) -> tuple[RoundOutcome, FakeGrid]:
+    grid = FakeGrid(answers, waits)
+    outcome = run_round(
+        grid,
+        list(answers),
+        round_number=4,
+        task="curve",
+        message_type=CURVE_TASK,
+        content_for=lambda nid: RecordDict({TASK_KEY: ConfigRecord({"for": nid})}),
+        timeout=timeout,
+    )
+    return outcome, grid
+
+
+def node_ids(outcome: RoundOutcome) -> list[int]:
+    return [r.node_id for r in outcome.ok] + [p.node_id for p in outcome.refused + outcome.failed]
+
+
+def test_every_kind_of_reply_lands_in_its_list_with_its_reason() -> None:
+    # Prepare
+    answers: dict[int, Answer] = {
+        11: ok,
+        12: ok_without_receipt,
+        13: refused,
+        14: node_error,
+        15: flower_error,
+        16: no_status,
+        17: status_without_status_key,
+        18: bad_receipt,
+        19: unknown_status,
+        20: silent,
+    }
+    # Execute: Flower returns after 2 of the 30 s (it gave up on the silent node early)
+    outcome, grid = play(answers, timeout=30, waits=2.0)
+    # Assert: every node exactly once
+    assert sorted(node_ids(outcome)) == sorted(answers)
+    assert [r.node_id for r in outcome.ok] == [11, 12]
+    assert outcome.ok[0].receipt == RECEIPT and outcome.ok[0].node_name == "site-ok"
+    assert outcome.ok[1].receipt is None
+    assert [(p.node_id, p.node_name, p.reason) for p in outcome.refused] == [
+        (13, "site-refuses", "task refused: above this node's cap of 1")
+    ]
+    failed = {p.node_id: p.reason for p in outcome.failed}
+    assert failed[14] == "internal error at the node: KeyError"
+    assert failed[15] == "RuntimeError: ClientApp crashed"
+    assert failed[16].startswith("malformed reply")
+    assert failed[17].startswith("malformed reply") and "status" in failed[17]
+    assert failed[18].startswith("bad receipt") and "epsilon_total" in failed[18]
+    assert failed[19] == "paused"
+    assert failed[20] == "no reply: the node went offline"  # Flower returned before the timeout
+    assert outcome.round == 4 and outcome.task == "curve" and outcome.seconds == 2.0
+
+
+def test_messages_go_to_each_node_with_its_content_type_and_timeout() -> None:
+    # Prepare
+    answers: dict[int, Answer] = {3: ok, 5: ok, 8: silent}
+    # Execute
+    _, grid = play(answers, timeout=12.5)
+    # Assert
+    assert [m.metadata.dst_node_id for m in grid.sent] == [3, 5, 8]
+    assert all(m.metadata.message_type == CURVE_TASK for m in grid.sent)
+    assert [m.content[TASK_KEY]["for"] for m in grid.sent] == [3, 5, 8]
+    assert grid.timeouts == [12.5]
+
+
+def test_duplicate_and_stray_replies_count_once_or_not_at_all() -> None:
+    # Prepare: node 1 answers twice and a node that was never asked (999) answers too
+    answers: dict[int, Answer] = {1: ok_twice_and_a_stranger, 2: refused}
+    # Execute
+    outcome, _ = play(answers)
+    # Assert
+    assert sorted(node_ids(outcome)) == [1, 2]
+    assert [r.node_id for r in outcome.ok] == [1]
+
+
+def test_silent_round_fails_every_node() -> None:
+    # Prepare: Flower waits the whole timeout
+    answers: dict[int, Answer] = {1: silent, 2: silent, 3: silent}
+    # Execute
+    outcome, _ = play(answers, timeout=0.5, waits=0.5)
+    # Assert
+    assert outcome.ok == [] and outcome.refused == [] and outcome.seconds == 0.5
+    assert [(p.node_id, p.reason) for p in outcome.failed] == [
+        (n, "no reply within 0.5 s") for n in (1, 2, 3)
+    ]
+
+
+def test_summary_names_nodes_and_reasons() -> None:
+    # Prepare
+    outcome, _ = play({1: ok, 2: refused, 3: silent})
+    # Execute
+    summary = outcome.summary()
+    # Assert: named nodes by name, unnamed by id
+    assert summary["ok"] == ["site-ok"]
+    assert summary["refused"] == [
+        {"node": "site-refuses", "reason": "task refused: above this node's cap of 1"}
+    ]
+    assert summary["failed"] == [{"node": "3", "reason": "no reply: the node went offline"}]
+    assert summary["round"] == 4 and summary["task"] == "curve"
