@@ -26,7 +26,6 @@ __all__ = [
     "HazardNet",
     "hazard_nll",
     "survival_curves",
-    "failure_curves",
     "risk_score",
     "horizon_cumulative_hazard",
     "init_arrays",
@@ -102,11 +101,6 @@ def survival_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarra
     log_survival = torch.cumsum(F.logsigmoid(-logits), dim=1)
     ones = torch.ones((logits.shape[0], 1), dtype=torch.float64)
     return torch.cat([ones, torch.exp(log_survival)], dim=1).numpy()
-
-
-def failure_curves(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Cumulative failure probability F(t) = 1 - S(t) on the grid, shape (n, J+1)."""
-    return 1.0 - survival_curves(model, x)
 
 
 def risk_score(model: nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -30,7 +30,6 @@ __all__ = [
     "CrossCheck",
     "EnterpriseAccountant",
     "cross_check",
-    "expected_noise_vs_update_norm",
 ]
 
 _STATE_KEYS = ("delta", "cap", "history")
@@ -154,17 +153,3 @@ def _dp_event(noise_multiplier: float, sample_rate: float, count: int) -> dp_acc
     if sample_rate < 1.0:
         event = dp_accounting.PoissonSampledDpEvent(sample_rate, event)
     return dp_accounting.SelfComposedDpEvent(event, count)
-
-
-def expected_noise_vs_update_norm(
-    *, n_nodes: int, clip: float, noise_multiplier: float
-) -> tuple[float, float]:
-    """(noise std per coordinate of the mean update, clip norm C) for the few-enterprise
-    warning: the sum's noise std z*C is divided by n, so with few enterprises the noise
-    is comparable to a whole update and enterprise-level DP is expensive."""
-    if n_nodes < 1 or clip <= 0.0 or noise_multiplier < 0.0:
-        raise ValueError(
-            f"need n_nodes >= 1, clip > 0, noise_multiplier >= 0; got {n_nodes}, {clip}, "
-            f"{noise_multiplier}"
-        )
-    return noise_multiplier * clip / n_nodes, float(clip)

@@ -1,15 +1,15 @@
-"""Encoding of float and integer vectors into the secure-aggregation field Z_{2^k}.
+"""Encoding of integer vectors into the secure-aggregation field Z_{2^k} (floats are
+quantised to integers upstream, at the plan's fixed-point scale: :mod:`protocols.secure_update`).
 
 Values are signed integers in two's complement mod 2^k (numpy uint64, wraparound for
 k = 64, reduced by a bit mask for k < 64). A value outside the declared range is an error
-naming the index and the range (never a silent clip or wrap), and each codec checks at
+naming the index and the range (never a silent clip or wrap), and the codec checks at
 construction that the sum of ``num_nodes`` in-range values cannot wrap:
 ``num_nodes * max|q| < 2^(k-1)``, so the signed reading of the field sum is exact.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,11 +23,7 @@ __all__ = [
     "field_sub",
     "to_signed",
     "IntegerCodec",
-    "FixedPointCodec",
 ]
-
-_FLOAT_EXACT = 2**52  # float64 represents every integer up to here exactly
-
 
 class QuantizationRangeError(FedriskError):
     """A value to be securely summed lies outside its declared range."""
@@ -109,37 +105,3 @@ class IntegerCodec:
     def decode_sum(self, field: np.ndarray) -> np.ndarray:
         """The exact signed integer sum (int64) from the unmasked field sum."""
         return to_signed(field, self.modulus_bits)
-
-
-@dataclass(frozen=True)
-class FixedPointCodec:
-    """Floats in [-bound, bound] as round(x * scale); the sum's error is <= n / (2 scale)."""
-
-    modulus_bits: int
-    num_nodes: int
-    bound: float
-    scale: float
-
-    def __post_init__(self) -> None:
-        _check_bits(self.modulus_bits)
-        if not (self.bound > 0 and self.scale > 0 and self.num_nodes >= 1):
-            raise ConfigError(f"bound, scale, num_nodes must be positive: {self}")
-        if self.bound * self.scale > _FLOAT_EXACT:
-            raise ConfigError(f"bound x scale = {self.bound * self.scale:g} exceeds 2^52 (float64)")
-        _check_no_wrap(self.num_nodes, self.max_abs, self.modulus_bits)
-
-    @property
-    def max_abs(self) -> int:
-        """The largest |quantised value|."""
-        return math.ceil(self.bound * self.scale)
-
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        """Field elements of a float vector; out-of-range or non-finite values raise."""
-        arr = np.asarray(values, dtype=np.float64)
-        _check_range(arr, -self.bound, self.bound, "value")
-        quantised = np.rint(arr * self.scale).astype(np.int64)
-        return field_reduce(quantised.view(np.uint64), self.modulus_bits)
-
-    def decode_sum(self, field: np.ndarray) -> np.ndarray:
-        """The float sum from the unmasked field sum."""
-        return to_signed(field, self.modulus_bits).astype(np.float64) / self.scale

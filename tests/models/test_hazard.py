@@ -17,7 +17,6 @@ from models.features import encode_units
 from models.hazard import (
     HazardNet,
     arrays_to_state,
-    failure_curves,
     hazard_nll,
     horizon_cumulative_hazard,
     init_arrays,
@@ -219,13 +218,11 @@ def test_survival_curves_are_monotone_probabilities(spec: ModelSpec) -> None:
     x = np.random.default_rng(0).random((50, spec.input_width), dtype=np.float32)
     # Execute
     survival = survival_curves(net, x)
-    failure = failure_curves(net, x)
     # Assert
     assert survival.shape == (50, spec.time_grid.n_intervals + 1)
     np.testing.assert_array_equal(survival[:, 0], 1.0)
     assert np.all(np.diff(survival, axis=1) <= 0.0)
     assert np.all((survival >= 0.0) & (survival <= 1.0))
-    np.testing.assert_allclose(failure, 1.0 - survival)
 
 
 def test_survival_curve_is_product_of_one_minus_hazard(spec: ModelSpec) -> None:
@@ -253,7 +250,7 @@ def test_risk_score_is_failure_by_the_end_of_the_grid(spec: ModelSpec) -> None:
     hazard = horizon_cumulative_hazard(net, x)
     # Assert: F(t_J) = 1 - S(t_J) = 1 - exp(-H); the curves run in float32, the score in float64
     assert score.shape == (40,) and score.dtype == np.float64
-    np.testing.assert_allclose(score, failure_curves(net, x)[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(score, 1.0 - survival_curves(net, x)[:, -1], rtol=1e-6)
     np.testing.assert_allclose(score, -np.expm1(-hazard), rtol=1e-15)
     assert next(net.parameters()).dtype == torch.float32  # the model is left as it was
 

@@ -12,7 +12,6 @@ from privacy.accounting import RDP_ORDERS, rdp_epsilon
 from privacy.enterprise_accounting import (
     EnterpriseAccountant,
     cross_check,
-    expected_noise_vs_update_norm,
 )
 
 DELTA = 1e-5
@@ -122,12 +121,3 @@ def test_bad_round_settings_are_refused() -> None:
     accountant = EnterpriseAccountant(delta=DELTA, cap=1.0)
     with pytest.raises(ValueError, match=r"sample_rate must be in \(0, 1\], got 1.5"):
         accountant.project(noise_multiplier=1.0, sample_rate=1.5)
-
-
-def test_noise_of_the_mean_shrinks_with_enterprises() -> None:
-    # Execute
-    few = expected_noise_vs_update_norm(n_nodes=3, clip=0.5, noise_multiplier=1.2)
-    many = expected_noise_vs_update_norm(n_nodes=300, clip=0.5, noise_multiplier=1.2)
-    # Assert: std of the mean = z C / n, next to the update norm C
-    assert few == pytest.approx((0.2, 0.5))
-    assert many == pytest.approx((0.002, 0.5))
