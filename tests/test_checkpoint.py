@@ -161,3 +161,18 @@ def test_a_bad_array_is_named(tmp_path: Path) -> None:
 def test_array_json_examples_run() -> None:
     result = doctest.testmod(common.array_json)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_mistyped_or_unknown_state_value_is_named(tmp_path: Path) -> None:
+    # Prepare: the round as a string, digest recomputed (only the type check can catch it)
+    from coordinator.checkpoint import _digest
+
+    path = tmp_path / CHECKPOINT_FILE
+    write_checkpoint(path, a_checkpoint())
+    document = json.loads(path.read_text())
+    document["state"]["round"] = "3"
+    document["sha256"] = _digest(document["state"])
+    path.write_text(json.dumps(document))
+    # Execute / Assert
+    with pytest.raises(StateError, match="checkpoint state.round must be int, got str '3'"):
+        read_checkpoint(path, run_id=RUN, plan_digest=PLAN)
