@@ -117,7 +117,8 @@ def plan_summary(
             (
                 f"{training.rounds} Newton round(s)"
                 if training.method == "newton"
-                else f"{training.rounds} model round(s) of {training.local_epochs:g} local epoch(s)"
+                else f"{training.rounds} model round(s) of {training.local_epochs:g} local "
+                "epoch(s)"
             )
             + (", then one curve release" if plan.curve_release else ""),
         ),
