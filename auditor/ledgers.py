@@ -11,7 +11,6 @@ and carries no signature to trust.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -129,8 +128,8 @@ def _parse_heads(contents: LedgerContents) -> list[TreeHead]:
     heads = []
     for line in contents.head_lines:
         try:
-            heads.append(TreeHead.from_json(json.loads(line)))
-        except (ValueError, LedgerError):
+            heads.append(TreeHead.from_line(line))
+        except LedgerError:
             continue
     return heads
 
@@ -144,7 +143,7 @@ def _trusted_key_id(heads: list[TreeHead], keys: dict[str, Ed25519PublicKey]) ->
 @lru_cache(maxsize=65536)
 def _entry(line: bytes) -> Entry:
     """The entry of a line (cached: a line is immutable bytes, auditors re-read ledgers)."""
-    return Entry.from_json(json.loads(line))
+    return Entry.from_line(line)
 
 
 @lru_cache(maxsize=65536)
@@ -161,11 +160,11 @@ def _records(
     for number, line in enumerate(lines, start=1):
         try:
             entry = _entry(line)
-        except (ValueError, LedgerError):
+        except LedgerError:
             continue  # already a "parse" finding of verify_ledger
         try:
             records.append(AuditedEntry(entry, _record(line)))
-        except (LedgerError, TypeError, ValueError) as err:
+        except LedgerError as err:
             findings.append(
                 AuditFinding(
                     FailureClass.LEDGER,

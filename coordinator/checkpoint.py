@@ -36,6 +36,7 @@ import numpy as np
 
 from common.array_json import decode_array, encode_array
 from common.atomic import atomic_write_text
+from common.codec import decode, encode
 from common.errors import StateError
 from coordinator.newton_fit import Curvature, NewtonState
 
@@ -87,47 +88,63 @@ class Checkpoint:
     newton: NewtonState | None = None
 
 
+@dataclass(frozen=True)
+class _NewtonFile:
+    """The file form of a NewtonState (arrays as :mod:`common.array_json` objects)."""
+
+    information_round: int
+    noise_std: float
+    floor: float
+    curvature: dict[str, Any]
+    velocity: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _StateFile:
+    """The file form of a Checkpoint: the "state" object, checked key by key on reading
+    (arrays as :mod:`common.array_json` objects, decoded afterwards by name)."""
+
+    run_id: str
+    plan_digest: str
+    round: int
+    training_done: bool
+    arrays: tuple[tuple[str, dict[str, Any]], ...]
+    momentum: tuple[dict[str, Any], ...] | None
+    enterprise: dict[str, Any] | None
+    rounds: tuple[dict[str, Any], ...]
+    receipts: tuple[dict[str, Any], ...]
+    privacy_notes: dict[str, Any]
+    pseudonyms: tuple[str, ...]
+    newton: _NewtonFile | None = None
+
+
 def _state(checkpoint: Checkpoint) -> dict[str, Any]:
-    momentum = checkpoint.momentum
-    return {
-        "run_id": checkpoint.run_id,
-        "plan_digest": checkpoint.plan_digest,
-        "round": checkpoint.round,
-        "training_done": checkpoint.training_done,
-        "arrays": [[name, encode_array(a)] for name, a in checkpoint.arrays],
-        "momentum": None if momentum is None else [encode_array(a) for a in momentum],
-        "enterprise": checkpoint.enterprise,
-        "rounds": list(checkpoint.rounds),
-        "receipts": list(checkpoint.receipts),
-        "privacy_notes": checkpoint.privacy_notes,
-        "pseudonyms": list(checkpoint.pseudonyms),
-        "newton": _newton_state(checkpoint.newton),
-    }
-
-
-def _newton_state(state: NewtonState | None) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    curvature = state.curvature
-    return {
-        "information_round": curvature.round,
-        "noise_std": curvature.noise_std,
-        "floor": curvature.floor,
-        "curvature": encode_array(curvature.matrix),
-        "velocity": encode_array(state.velocity),
-    }
-
-
-def _read_newton_state(obj: Any, where: str) -> NewtonState | None:
-    if obj is None:
-        return None
-    curvature = Curvature(
-        round=int(obj["information_round"]),
-        matrix=decode_array(obj["curvature"], f"{where}: newton.curvature"),
-        noise_std=float(obj["noise_std"]),
-        floor=float(obj["floor"]),
+    momentum, newton = checkpoint.momentum, checkpoint.newton
+    state = _StateFile(
+        run_id=checkpoint.run_id,
+        plan_digest=checkpoint.plan_digest,
+        round=checkpoint.round,
+        training_done=checkpoint.training_done,
+        arrays=tuple((name, encode_array(a)) for name, a in checkpoint.arrays),
+        momentum=None if momentum is None else tuple(encode_array(a) for a in momentum),
+        enterprise=checkpoint.enterprise,
+        rounds=checkpoint.rounds,
+        receipts=checkpoint.receipts,
+        privacy_notes=checkpoint.privacy_notes,
+        pseudonyms=checkpoint.pseudonyms,
+        newton=None
+        if newton is None
+        else _NewtonFile(
+            information_round=newton.curvature.round,
+            noise_std=newton.curvature.noise_std,
+            floor=newton.curvature.floor,
+            curvature=encode_array(newton.curvature.matrix),
+            velocity=encode_array(newton.velocity),
+        ),
     )
-    return NewtonState(curvature, decode_array(obj["velocity"], f"{where}: newton.velocity"))
+    body = encode(state)
+    assert isinstance(body, dict)
+    return body
 
 
 def _digest(state: dict[str, Any]) -> str:
@@ -179,27 +196,33 @@ def read_checkpoint(path: Path, *, run_id: str, plan_digest: str) -> tuple[Check
 
 def _checkpoint(state: dict[str, Any], where: str) -> Checkpoint:
     """The typed checkpoint of a verified ``state``."""
-    try:
-        arrays = tuple(
-            (str(name), decode_array(obj, f"{where}: arrays[{name}]"))
-            for name, obj in state["arrays"]
-        )
-        momentum = state["momentum"]
-        return Checkpoint(
-            run_id=str(state["run_id"]),
-            plan_digest=str(state["plan_digest"]),
-            round=int(state["round"]),
-            training_done=bool(state["training_done"]),
-            arrays=arrays,
-            momentum=None
-            if momentum is None
-            else tuple(decode_array(a, f"{where}: momentum[{i}]") for i, a in enumerate(momentum)),
-            enterprise=state["enterprise"],
-            rounds=tuple(state["rounds"]),
-            receipts=tuple(state["receipts"]),
-            privacy_notes=dict(state["privacy_notes"]),
-            pseudonyms=tuple(str(p) for p in state["pseudonyms"]),
-            newton=_read_newton_state(state.get("newton"), where),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise StateError(f"{where}: malformed checkpoint state: {err}") from None
+    file = decode(_StateFile, state, f"{where}: checkpoint state", StateError)
+    momentum = file.momentum
+    return Checkpoint(
+        run_id=file.run_id,
+        plan_digest=file.plan_digest,
+        round=file.round,
+        training_done=file.training_done,
+        arrays=tuple(
+            (name, decode_array(obj, f"{where}: arrays[{name}]")) for name, obj in file.arrays
+        ),
+        momentum=None
+        if momentum is None
+        else tuple(decode_array(a, f"{where}: momentum[{i}]") for i, a in enumerate(momentum)),
+        enterprise=file.enterprise,
+        rounds=file.rounds,
+        receipts=file.receipts,
+        privacy_notes=file.privacy_notes,
+        pseudonyms=file.pseudonyms,
+        newton=None if file.newton is None else _newton_state(file.newton, where),
+    )
+
+
+def _newton_state(file: _NewtonFile, where: str) -> NewtonState:
+    curvature = Curvature(
+        round=file.information_round,
+        matrix=decode_array(file.curvature, f"{where}: newton.curvature"),
+        noise_std=file.noise_std,
+        floor=file.floor,
+    )
+    return NewtonState(curvature, decode_array(file.velocity, f"{where}: newton.velocity"))

@@ -24,8 +24,9 @@ import numpy as np
 from common.errors import ConfigError
 from enterprise_node.curve_release import discrete_gaussian
 from enterprise_node.noise_plan import plan_noise
+from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
-from enterprise_node.tasks import TaskResult, receipt_for, record_dp_required
+from enterprise_node.tasks import TaskResult, record_dp_required
 from models.features import encode_units
 from privacy.accounting import Spend
 from privacy.distributed_noise import share_for_noise_multiplier
@@ -74,23 +75,23 @@ def glm_contribution(
         header.round,
         "model",
     )
-    runtime.guard.check([spend])
-    vector = vector + discrete_gaussian(vector.shape, share.share_sigma)
-    _check_range(vector, settings.bound)
-    total = runtime.guard.charge([spend])
-    receipt = receipt_for(
-        runtime,
-        spend,
+    terms = ReceiptTerms(
         sensitivity=l2 / bounds.scale,
         clip=bounds.gradient_clip,
-        total=total,
         secure_rng=True,
         noise_shares=n_shares,
         share_std=share.share_sigma / bounds.scale,
     )
+
+    def noised() -> np.ndarray:
+        released = vector + discrete_gaussian(vector.shape, share.share_sigma)
+        _check_range(released, settings.bound)
+        return released
+
+    noisy, receipt = charged_release(runtime, spend, terms, noised)
     # the share's std in units of the clip bounds: the coordinator's noise floor needs it
     return TaskResult(
-        arrays={"vector": vector},
+        arrays={"vector": noisy},
         metrics={"noise-std": share.share_sigma / bounds.scale},
         receipt=receipt,
     )

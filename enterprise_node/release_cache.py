@@ -51,21 +51,20 @@ File format (version 1; compatibility rule: keys are never removed or re-meant):
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from common.array_json import decode_array, encode_array
 from common.atomic import atomic_write_json
+from common.codec import decode_json, encode
 from common.errors import StateError
 from protocols.messages import PrivacyReceipt
 
@@ -76,7 +75,7 @@ RELEASES_DIR = "releases"
 MAX_RUNS = 8
 #: The task kinds a release is kept for (also the file names' suffixes).
 TASK_KINDS = ("model", "curve")
-_VERSION = 1
+_VERSION: Literal[1] = 1
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,8 @@ class ReleaseCache:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            release = _from_json(data, str(path))
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            release = _from_json(path.read_bytes(), "cached release")
+        except (OSError, StateError) as err:
             raise StateError(f"{path}: cached release unreadable: {err}") from None
         if (release.run_id, release.round, release.kind) != (run_id, round_number, kind):
             raise StateError(f"{path}: holds another task's release")
@@ -158,34 +156,47 @@ class ReleaseCache:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class _ReleaseFile:
+    """The file form of a CachedRelease (arrays as :mod:`common.array_json` objects)."""
+
+    version: Literal[1]
+    run_id: str
+    round: int
+    kind: str
+    plan_digest: str
+    basis: str
+    arrays: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+    receipt: PrivacyReceipt | None
+
+
 def _to_json(release: CachedRelease) -> dict[str, Any]:
-    receipt = release.receipt
-    return {
-        "version": _VERSION,
-        "run_id": release.run_id,
-        "round": release.round,
-        "kind": release.kind,
-        "plan_digest": release.plan_digest,
-        "basis": release.basis,
-        "arrays": {name: encode_array(a) for name, a in release.arrays.items()},
-        "metrics": {k: float(v) for k, v in release.metrics.items()},
-        "receipt": None if receipt is None else dataclasses.asdict(receipt),
-    }
+    file = _ReleaseFile(
+        version=_VERSION,
+        run_id=release.run_id,
+        round=release.round,
+        kind=release.kind,
+        plan_digest=release.plan_digest,
+        basis=release.basis,
+        arrays={name: encode_array(a) for name, a in release.arrays.items()},
+        metrics={k: float(v) for k, v in release.metrics.items()},
+        receipt=release.receipt,
+    )
+    body = encode(file)
+    assert isinstance(body, dict)
+    return body
 
 
-def _from_json(data: dict[str, Any], where: str) -> CachedRelease:
-    if data.get("version") != _VERSION:
-        raise ValueError(f"unknown format version {data.get('version')!r}")
-    receipt = data["receipt"]
+def _from_json(text: bytes, where: str) -> CachedRelease:
+    file = decode_json(_ReleaseFile, text, where, StateError)
     return CachedRelease(
-        run_id=str(data["run_id"]),
-        round=int(data["round"]),
-        kind=str(data["kind"]),
-        plan_digest=str(data["plan_digest"]),
-        basis=str(data["basis"]),
-        arrays={
-            str(k): decode_array(v, f"{where}: arrays[{k}]") for k, v in data["arrays"].items()
-        },
-        metrics={str(k): float(v) for k, v in data["metrics"].items()},
-        receipt=None if receipt is None else PrivacyReceipt(**receipt),
+        run_id=file.run_id,
+        round=file.round,
+        kind=file.kind,
+        plan_digest=file.plan_digest,
+        basis=file.basis,
+        arrays={k: decode_array(v, f"{where}.arrays[{k}]") for k, v in file.arrays.items()},
+        metrics=file.metrics,
+        receipt=file.receipt,
     )

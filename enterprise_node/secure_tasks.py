@@ -36,10 +36,10 @@ from common.errors import ConfigError
 from enterprise_node.curve_release import NoisyCounts, add_noise, discrete_gaussian
 from enterprise_node.glm_task import glm_contribution
 from enterprise_node.noise_plan import plan_noise
+from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import (
     TaskResult,
-    receipt_for,
     record_dp_required,
     release_once,
     run_model_task,
@@ -89,7 +89,6 @@ __all__ = [
     "secure_newton",
     "sa_unmask",
 ]
-
 
 
 def _settings(message: Message) -> SecureRoundSettings:
@@ -216,20 +215,14 @@ def distributed_curve_counts(
         header.round,
         "curve",
     )
-    runtime.guard.check([spend])
-    noisy = add_noise(counts, std=share.share_sigma)
-    total = runtime.guard.charge([spend])
-    receipt = receipt_for(
-        runtime,
-        spend,
+    terms = ReceiptTerms(
         sensitivity=l2,
         clip=0.0,
-        total=total,
         secure_rng=True,
         noise_shares=n_shares,
         share_std=share.share_sigma,
     )
-    return noisy, receipt
+    return charged_release(runtime, spend, terms, lambda: add_noise(counts, std=share.share_sigma))
 
 
 def secure_curve(

@@ -1,8 +1,9 @@
 """The two tasks a node serves, independent of Flower: train the model, release curves.
 
-Each task: check the plan, load and validate local data, plan the privacy spend, ask the
-budget guard (refuse if over the cap), compute, charge the accountant durably, and only
-then hand back the result. Nothing leaves on refusal or error but the status itself.
+Each task: check the plan, load and validate local data, plan the privacy spend, then
+:func:`enterprise_node.release.charged_release` (ask the budget guard, refuse if over the
+cap, compute, charge the accountant durably) and only then hand back the result. Nothing
+leaves on refusal or error but the status itself.
 
 A noised release is made at most once per (run, round, task kind)
 (:func:`release_once`, :mod:`enterprise_node.release_cache`): a round the coordinator
@@ -27,12 +28,12 @@ from common.errors import (
 )
 from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, release_counts
 from enterprise_node.noise_plan import plan_noise
+from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.release_cache import CachedRelease, ReleaseCache
 from enterprise_node.runtime import NodeRuntime
 from models.digest import model_digest
 from models.features import encode_units
 from models.histogram import unit_histograms
-from privacy.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
 
@@ -46,7 +47,6 @@ __all__ = [
     "serve_curve_task",
     "noised_curve_counts",
     "safe_reason",
-    "receipt_for",
     "record_dp_required",
 ]
 
@@ -89,37 +89,6 @@ def record_dp_required(runtime: NodeRuntime, plan: TrainingPlan) -> bool:
     )
 
 
-def receipt_for(
-    runtime: NodeRuntime,
-    spend: Spend,
-    *,
-    sensitivity: float,
-    clip: float,
-    total: float,
-    secure_rng: bool,
-    noise_shares: int = 1,
-    share_std: float = 0.0,
-) -> PrivacyReceipt:
-    guard = runtime.guard
-    return PrivacyReceipt(
-        unit="record",
-        mechanism=spend.mechanism,
-        noise_multiplier=spend.noise_multiplier,
-        sample_rate=spend.sample_rate,
-        steps=spend.steps,
-        max_grad_norm=clip,
-        sensitivity=sensitivity,
-        epsilon_task=rdp_epsilon([spend], guard.delta),
-        epsilon_total=total,
-        epsilon_cap=guard.epsilon_cap,
-        delta=guard.delta,
-        accountant="rdp",
-        secure_rng=secure_rng,
-        noise_shares=noise_shares,
-        share_std=share_std,
-    )
-
-
 def run_model_task(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, arrays: list[np.ndarray]
 ) -> TaskResult:
@@ -137,26 +106,21 @@ def run_model_task(
             arrays={f"param_{i:03d}": a for i, a in enumerate(plain.arrays)},
             metrics={"num-examples": float(plain.num_examples)},
         )
-    noise = plan_noise(plan, len(units))
-    spend = noise.model_spend(header.run_id, header.round)
-    runtime.guard.check([spend])
-    update = train_dp(
-        arrays,
-        units,
-        spec,
-        plan.training,
-        noise_multiplier=spend.noise_multiplier,
-        max_grad_norm=record.max_grad_norm,
-        seed=plan.training.seed * 100_003 + header.round,
-    )
-    total = runtime.guard.charge([spend])
-    receipt = receipt_for(
+    spend = plan_noise(plan, len(units)).model_spend(header.run_id, header.round)
+    terms = ReceiptTerms(sensitivity=1.0, clip=record.max_grad_norm, secure_rng=OPACUS_SECURE_RNG)
+    update, receipt = charged_release(
         runtime,
         spend,
-        sensitivity=1.0,
-        clip=record.max_grad_norm,
-        total=total,
-        secure_rng=OPACUS_SECURE_RNG,
+        terms,
+        lambda: train_dp(
+            arrays,
+            units,
+            spec,
+            plan.training,
+            noise_multiplier=spend.noise_multiplier,
+            max_grad_norm=record.max_grad_norm,
+            seed=plan.training.seed * 100_003 + header.round,
+        ),
     )
     out = {f"param_{i:03d}": a for i, a in enumerate(update.arrays)}
     # Only the example count leaves (FedAvg weight); the local loss is a raw statistic.
@@ -274,18 +238,13 @@ def noised_curve_counts(
         )
         return exact, None
     spend = plan_noise(plan, len(frame)).curve_spend(header.run_id, header.round)
-    runtime.guard.check([spend])
-    noisy = release_counts(counts, noise_multiplier=spend.noise_multiplier)
-    total = runtime.guard.charge([spend])
-    receipt = receipt_for(
+    terms = ReceiptTerms(sensitivity=histogram_sensitivity(counts), clip=0.0, secure_rng=True)
+    return charged_release(
         runtime,
         spend,
-        sensitivity=histogram_sensitivity(counts),
-        clip=0.0,
-        total=total,
-        secure_rng=True,
+        terms,
+        lambda: release_counts(counts, noise_multiplier=spend.noise_multiplier),
     )
-    return noisy, receipt
 
 
 def run_curve_task(runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan) -> TaskResult:

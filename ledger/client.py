@@ -8,8 +8,6 @@ what did not match.
 
 from __future__ import annotations
 
-import json
-
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -82,7 +80,7 @@ class LedgerClient:
             )
             if not reply.entries:
                 raise LedgerError(f"the service returned no entries from {first}")
-            out.extend(Entry.from_json(json.loads(raw)) for raw in reply.entries)
+            out.extend(Entry.from_line(raw) for raw in reply.entries)
         return out
 
     def check_included(self, entry: Entry, head: TreeHead) -> None:

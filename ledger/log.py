@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from common.codec import Count, ExactFloat, decode, decode_json, hex_digits
 from common.errors import StateError
 from ledger.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
 from ledger.signing import SignatureError, key_id, sign, verify_signature
@@ -83,33 +83,9 @@ class Record(Protocol):
     def to_body(self) -> dict[str, Any]: ...
 
 
-#: JSON type of each field annotation; floats must be written as floats ("5.0", not "5"),
-#: so that every value has one canonical form (also after a protobuf double).
-_JSON_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "dict[str, Any]": dict}
-
-
 def _as_json(obj: Entry | TreeHead) -> dict[str, Any]:
     """The fields as a JSON object (shallow: ``dataclasses.asdict`` deep-copies bodies)."""
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-def _take(cls: type, obj: Any, what: str) -> dict[str, Any]:
-    """Check a decoded line has exactly ``cls``'s fields with their JSON types; name what is off."""
-    if not isinstance(obj, dict):
-        raise LedgerError(f"{what} is not a JSON object")
-    spec = {f.name: _JSON_TYPES[str(f.type)] for f in fields(cls)}
-    missing = [key for key in spec if key not in obj]
-    if missing:
-        raise LedgerError(f"{what} misses key(s) {', '.join(map(repr, missing))}")
-    unknown = sorted(set(obj) - set(spec))
-    if unknown:
-        raise LedgerError(f"{what} has unknown key(s) {', '.join(map(repr, unknown))}")
-    for key, kind in spec.items():
-        if isinstance(obj[key], bool) or not isinstance(obj[key], kind):
-            raise LedgerError(f"{what} key {key!r} has type {type(obj[key]).__name__}")
-        if kind is int and obj[key] < 0:
-            raise LedgerError(f"{what} key {key!r} is negative: {obj[key]}")
-    return obj
 
 
 @dataclass(frozen=True)
@@ -117,10 +93,10 @@ class Entry:
     """One ledger entry: ``seq`` (0-based, consecutive), ``time`` (UNIX seconds, never
     decreasing), the record's ``kind`` and ``version``, and its JSON ``body``."""
 
-    seq: int
-    time: float
+    seq: Count
+    time: ExactFloat
     kind: str
-    version: int
+    version: Count
     body: dict[str, Any]
 
     def canonical(self) -> bytes:
@@ -134,10 +110,12 @@ class Entry:
     @classmethod
     def from_json(cls, obj: Any) -> Entry:
         """Parse a decoded line, checking keys and types (LedgerError names the problem)."""
-        return cls(**_take(cls, obj, "entry"))
+        return decode(cls, obj, "entry", LedgerError)
 
-
-_HEX_DIGITS = {"root_hash": 64, "key_id": 16, "signature": 128}
+    @classmethod
+    def from_line(cls, line: bytes) -> Entry:
+        """Parse a line of ``entries.jsonl``, checking keys and types."""
+        return decode_json(cls, line, "entry", LedgerError)
 
 
 @dataclass(frozen=True)
@@ -147,12 +125,12 @@ class TreeHead:
     ``timestamp``; ``signature`` is the hex Ed25519 signature by key ``key_id`` over the
     canonical JSON of the other five fields."""
 
-    tree_size: int
-    root_hash: str
-    timestamp: float
+    tree_size: Count
+    root_hash: Annotated[str, hex_digits(64)]
+    timestamp: ExactFloat
     ledger_id: str
-    key_id: str
-    signature: str
+    key_id: Annotated[str, hex_digits(16)]
+    signature: Annotated[str, hex_digits(128)]
 
     @classmethod
     def create(
@@ -186,11 +164,12 @@ class TreeHead:
     @classmethod
     def from_json(cls, obj: Any) -> TreeHead:
         """Parse a decoded line, checking keys, types and hex fields."""
-        head = _take(cls, obj, "tree head")
-        for name, digits in _HEX_DIGITS.items():
-            if not re.fullmatch(f"[0-9a-f]{{{digits}}}", head[name]):
-                raise LedgerError(f"tree head key {name!r} is not {digits} lowercase hex digits")
-        return cls(**head)
+        return decode(cls, obj, "tree head", LedgerError)
+
+    @classmethod
+    def from_line(cls, line: bytes) -> TreeHead:
+        """Parse a line of ``tree_heads.jsonl``, checking keys, types and hex fields."""
+        return decode_json(cls, line, "tree head", LedgerError)
 
 
 Severity = Literal["error", "warning"]
@@ -247,19 +226,19 @@ class LedgerContents:
 
     def entries(self) -> list[Entry]:
         """Parsed entries; LedgerError names the first bad line."""
-        return _parse_all(self.entry_lines, Entry.from_json, ENTRIES_FILE)
+        return _parse_all(self.entry_lines, Entry.from_line, ENTRIES_FILE)
 
     def tree_heads(self) -> list[TreeHead]:
         """Parsed tree heads; LedgerError names the first bad line."""
-        return _parse_all(self.head_lines, TreeHead.from_json, TREE_HEADS_FILE)
+        return _parse_all(self.head_lines, TreeHead.from_line, TREE_HEADS_FILE)
 
 
-def _parse_all(lines: tuple[bytes, ...], parse: Callable[[Any], T], name: str) -> list[T]:
+def _parse_all(lines: tuple[bytes, ...], parse: Callable[[bytes], T], name: str) -> list[T]:
     parsed = []
     for number, line in enumerate(lines, start=1):
         try:
-            parsed.append(parse(json.loads(line)))
-        except (ValueError, LedgerError) as err:
+            parsed.append(parse(line))
+        except LedgerError as err:
             raise LedgerError(f"{name}:{number}: {err}") from None
     return parsed
 
@@ -290,11 +269,11 @@ class _Verifier:
     def add(self, kind: str, where: str, message: str, severity: Severity = "error") -> None:
         self.findings.append(Finding(kind, severity, where, message))
 
-    def parse(self, line: bytes, parse: Callable[[Any], Any], where: str) -> Any:
+    def parse(self, line: bytes, parse: Callable[[bytes], Any], where: str) -> Any:
         """The parsed line, or None after a "parse" finding; notes a non-canonical line."""
         try:
-            value = parse(json.loads(line))
-        except (ValueError, LedgerError) as err:
+            value = parse(line)
+        except LedgerError as err:
             self.add("parse", where, f"cannot parse line: {err}")
             return None
         try:
@@ -319,7 +298,7 @@ class _Verifier:
         expected_seq = 0
         for number, line in enumerate(self.contents.entry_lines, start=1):
             where = f"{ENTRIES_FILE}:{number}"
-            entry = self.parse(line, Entry.from_json, where)
+            entry = self.parse(line, Entry.from_line, where)
             if entry is None:
                 expected_seq += 1
                 continue
@@ -345,7 +324,7 @@ class _Verifier:
         matched = [0]
         for number, line in enumerate(self.contents.head_lines, start=1):
             where = f"{TREE_HEADS_FILE}:{number}"
-            head = self.parse(line, TreeHead.from_json, where)
+            head = self.parse(line, TreeHead.from_line, where)
             if head is None:
                 continue
             try:

@@ -16,11 +16,11 @@ SHA-256.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass
-from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
 
+from common.codec import decode, encode
 from ledger.log import Entry, LedgerError
 
 __all__ = [
@@ -62,50 +62,6 @@ class NodeReason:
     reason: str
 
 
-def _to_json(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, list | tuple):
-        return [_to_json(item) for item in value]
-    return value
-
-
-def _from_json(value: Any, hint: Any, where: str) -> Any:
-    """``value`` decoded as type ``hint``; RecordError names ``where`` if it does not fit."""
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        return _from_json(value, next(a for a in args if a is not type(None)), where)
-    if origin is Literal:
-        if value in args:
-            return value
-        raise RecordError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
-    if origin is tuple and isinstance(value, list):
-        return tuple(_from_json(item, args[0], f"{where}[{i}]") for i, item in enumerate(value))
-    if hint is NodeReason and isinstance(value, dict):
-        return NodeReason(**_check_keys(NodeReason, value, where))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, str, bool) and type(value) is hint:
-        return value
-    raise RecordError(f"{where} must be {hint}, got {value!r}")
-
-
-def _check_keys(cls: type, body: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Decode ``body`` into ``cls``'s field values, naming a missing or unknown key."""
-    known = {f.name: f for f in fields(cls)}
-    required = [n for n, f in known.items() if f.default is MISSING]
-    missing = [name for name in required if name not in body]
-    if missing:
-        raise RecordError(f"{what} misses key(s) {', '.join(map(repr, missing))}")
-    unknown = sorted(set(body) - set(known))
-    if unknown:
-        raise RecordError(f"{what} has unknown key(s) {', '.join(map(repr, unknown))}")
-    hints = get_type_hints(cls)
-    return {name: _from_json(value, hints[name], f"{what}.{name}") for name, value in body.items()}
-
-
 class LedgerRecord:
     """Base of the record types: ``KIND`` names the record, ``VERSION`` its field set."""
 
@@ -114,14 +70,15 @@ class LedgerRecord:
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body stored in the ledger entry (tuples become lists)."""
-        body = _to_json(self)
+        body = encode(self)
         assert isinstance(body, dict)
         return body
 
     @classmethod
     def from_body(cls: type[R], body: Mapping[str, Any]) -> R:
-        """Parse and type-check a body; RecordError names a missing or unknown key."""
-        return cls(**_check_keys(cls, body, f"{cls.KIND} record"))
+        """Parse and type-check a body; RecordError names a missing or unknown key or a
+        value of the wrong type."""
+        return decode(cls, dict(body), f"{cls.KIND} record", RecordError)
 
 
 # -- coordinator ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -53,6 +53,7 @@ from flwr.common.secure_aggregation.secaggplus_utils import (
     share_keys_plaintext_concat,
     share_keys_plaintext_separate,
 )
+from typing_extensions import TypedDict
 
 from common.errors import ConfigError
 from secagg.masking import (
@@ -71,10 +72,9 @@ from secagg.messages import (
     UnmaskRequest,
     UnmaskResponse,
     WireDict,
-    check_keys,
     key_directory_from_dict,
     key_directory_to_dict,
-    read_value,
+    read_wire,
 )
 from secagg.quantization import field_add, field_sub
 from secagg.shamir import ShareError, create_shares, verify_share
@@ -132,28 +132,33 @@ def self_mask(seed: bytes, node_id: int, round_id: str, config: SecAggConfig) ->
 
 STATE_FORMAT = "fedrisk/secagg/client-state/v2"
 _STAGES = ("new", "advertised", "shared", "masked", "unmasked")
-_STATE_KEYS = {
-    "format": "str",
-    "num_nodes": "int",
-    "threshold": "int",
-    "vector_length": "int",
-    "modulus_bits": "int",
-    "node_id": "int",
-    "round_id": "str",
-    "stage": "str",
-    "encryption_private_key": "bytes",
-    "mask_private_key": "bytes",
-    "self_mask_seed": "bytes",
-    "peer_node_ids": "list[int]",
-    "peer_encryption_keys": "list[bytes]",
-    "peer_mask_keys": "list[bytes]",
-    "held_node_ids": "list[int]",
-    "held_seed_shares": "list[bytes]",
-    "held_key_shares": "list[bytes]",
-    "revealed_seed_node_ids": "list[int]",
-    "revealed_key_node_ids": "list[int]",
-}
-_OPTIONAL_STATE_KEYS = {"num_shares": "int"}
+
+
+class _ClientState(TypedDict):
+    """The wire form of a client's state (see ``SecAggClient.state_dict``)."""
+
+    format: str
+    num_nodes: int
+    threshold: int
+    vector_length: int
+    modulus_bits: int
+    node_id: int
+    round_id: str
+    stage: str
+    encryption_private_key: bytes
+    mask_private_key: bytes
+    self_mask_seed: bytes
+    peer_node_ids: list[int]
+    peer_encryption_keys: list[bytes]
+    peer_mask_keys: list[bytes]
+    held_node_ids: list[int]
+    held_seed_shares: list[bytes]
+    held_key_shares: list[bytes]
+    revealed_seed_node_ids: list[int]
+    revealed_key_node_ids: list[int]
+    num_shares: NotRequired[int]
+
+
 _WHAT = "secure-aggregation client state"
 
 
@@ -212,25 +217,31 @@ class SecAggClient:
         Every key is validated (the missing or malformed one is named) and so is the
         state's consistency; a state saved in another round is refused.
         """
-        check_keys(d, _STATE_KEYS, _WHAT, _OPTIONAL_STATE_KEYS)
-        if d["format"] != STATE_FORMAT:
-            raise SecAggError(f"{_WHAT}: key 'format' is {d['format']!r}, not {STATE_FORMAT!r}")
-        if d["round_id"] != round_id:
+        state = read_wire(_ClientState, d, _WHAT)
+        if state["format"] != STATE_FORMAT:
+            raise SecAggError(f"{_WHAT}: key 'format' is {state['format']!r}, not {STATE_FORMAT!r}")
+        if state["round_id"] != round_id:
             raise SecAggError(
-                f"{_WHAT}: saved in round {d['round_id']!r}, refused for round {round_id!r}"
+                f"{_WHAT}: saved in round {state['round_id']!r}, refused for round {round_id!r}"
             )
         client = cls.__new__(cls)
-        client.config, client.node_id, client.round_id = _state_config(d), d["node_id"], round_id
-        client._stage = _state_stage(d)
-        client._enc_key = _state_private_key(d, "encryption_private_key")
-        client._mask_key = _state_private_key(d, "mask_private_key")
-        client._seed = _state_seed(d)
+        client.config, client.node_id, client.round_id = (
+            _state_config(state),
+            state["node_id"],
+            round_id,
+        )
+        client._stage = _state_stage(state)
+        client._enc_key = _state_private_key(
+            state["encryption_private_key"], "encryption_private_key"
+        )
+        client._mask_key = _state_private_key(state["mask_private_key"], "mask_private_key")
+        client._seed = _state_seed(state)
         client._peers = key_directory_from_dict(
-            {k.removeprefix("peer_"): d[k] for k in _STATE_KEYS if k.startswith("peer_")},
+            {k.removeprefix("peer_"): v for k, v in state.items() if k.startswith("peer_")},
             what=f"{_WHAT} (peer_* keys)",
         )
-        client._held = _state_held(d)
-        client._revealed = _state_revealed(d)
+        client._held = _state_held(state)
+        client._revealed = _state_revealed(state)
         client._check_restored()
         return client
 
@@ -437,39 +448,42 @@ def from_config_record(record: ConfigRecord, *, round_id: str) -> SecAggClient:
     return SecAggClient.from_state_dict(dict(record), round_id=round_id)
 
 
-def _state_config(d: Mapping[str, Any]) -> SecAggConfig:
+def _state_config(d: _ClientState) -> SecAggConfig:
     keys = ("num_nodes", "threshold", "vector_length", "modulus_bits", "num_shares")
     try:
-        return SecAggConfig(**{k: d[k] for k in keys if k in d})
+        return SecAggConfig(
+            d["num_nodes"],
+            d["threshold"],
+            d["vector_length"],
+            d["modulus_bits"],
+            d.get("num_shares"),
+        )
     except ConfigError as error:
         raise SecAggError(f"{_WHAT}: keys {list(keys)} are not a valid config: {error}") from None
 
 
-def _state_stage(d: Mapping[str, Any]) -> str:
+def _state_stage(d: _ClientState) -> str:
     stage: str = d["stage"]
     if stage not in _STAGES:
         raise SecAggError(f"{_WHAT}: key 'stage' is {stage!r}, not one of {list(_STAGES)}")
     return stage
 
 
-def _state_private_key(d: Mapping[str, Any], key: str) -> X25519PrivateKey:
-    raw: bytes = d[key]
+def _state_private_key(raw: bytes, key: str) -> X25519PrivateKey:
     if len(raw) != 32:
         raise SecAggError(f"{_WHAT}: key '{key}' needs 32 bytes, got {len(raw)}")
     return X25519PrivateKey.from_private_bytes(raw)
 
 
-def _state_seed(d: Mapping[str, Any]) -> bytes:
+def _state_seed(d: _ClientState) -> bytes:
     seed: bytes = d["self_mask_seed"]
     if len(seed) != 32:
         raise SecAggError(f"{_WHAT}: key 'self_mask_seed' needs 32 bytes, got {len(seed)}")
     return seed
 
 
-def _state_held(d: Mapping[str, Any]) -> dict[int, _HeldShares]:
-    ids: list[int] = read_value(d, "held_node_ids", "list[int]", _WHAT)
-    seeds: list[bytes] = read_value(d, "held_seed_shares", "list[bytes]", _WHAT)
-    keys: list[bytes] = read_value(d, "held_key_shares", "list[bytes]", _WHAT)
+def _state_held(d: _ClientState) -> dict[int, _HeldShares]:
+    ids, seeds, keys = d["held_node_ids"], d["held_seed_shares"], d["held_key_shares"]
     if len(set(ids)) != len(ids) or not len(ids) == len(seeds) == len(keys):
         raise SecAggError(
             f"{_WHAT}: keys 'held_node_ids', 'held_seed_shares', 'held_key_shares' "
@@ -487,9 +501,8 @@ def _verify_shares(what: str, *shares: bytes) -> None:
         raise SecAggError(f"{what}: {error}") from None
 
 
-def _state_revealed(d: Mapping[str, Any]) -> dict[int, str]:
-    seed: list[int] = read_value(d, "revealed_seed_node_ids", "list[int]", _WHAT)
-    key: list[int] = read_value(d, "revealed_key_node_ids", "list[int]", _WHAT)
+def _state_revealed(d: _ClientState) -> dict[int, str]:
+    seed, key = d["revealed_seed_node_ids"], d["revealed_key_node_ids"]
     both = sorted(set(seed) & set(key))
     if both:
         raise SecAggError(

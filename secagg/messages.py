@@ -3,18 +3,21 @@
 Compatibility rule: fields are never removed and their meanings never change, because
 these records travel between node and coordinator versions. The same holds for the keys of
 their wire dicts (``*_to_dict`` / ``*_from_dict``): flat dicts of int, str, bytes and lists
-of them, so that they fit a Flower ``ConfigRecord``; every reader validates each key and
-names the missing or malformed one.
+of them, so that they fit a Flower ``ConfigRecord``; every reader checks them with
+:func:`common.codec.decode_wire` (each missing, unknown or mistyped key named), then
+checks sizes, ranges and lengths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flwr.app.typing import ConfigRecordValues
+from typing_extensions import TypedDict
 
+from common.codec import decode_wire
 from common.errors import ConfigError, RunFailedError
 
 __all__ = [
@@ -25,8 +28,7 @@ __all__ = [
     "UnmaskRequest",
     "UnmaskResponse",
     "WireDict",
-    "read_value",
-    "check_keys",
+    "read_wire",
     "public_keys_to_dict",
     "public_keys_from_dict",
     "key_directory_to_dict",
@@ -175,76 +177,68 @@ class UnmaskResponse:
     key_shares: dict[int, bytes]
 
 
-def check_keys(
-    d: Mapping[str, object],
-    schema: Mapping[str, str],
-    what: str,
-    optional: Mapping[str, str] | None = None,
-) -> None:
-    """Validate ``d`` against ``schema`` (key -> kind) and the ``optional`` keys (checked
-    when present): names the first missing or mistyped key, or every unknown one (a
-    record from elsewhere)."""
-    optional = optional or {}
-    missing = [k for k in schema if k not in d]
-    if missing:
-        raise SecAggError(f"{what}: key '{missing[0]}' is missing")
-    unknown = sorted(set(d) - set(schema) - set(optional))
-    if unknown:
-        raise SecAggError(f"{what}: unknown keys {unknown}")
-    for key, kind in {**schema, **{k: v for k, v in optional.items() if k in d}}.items():
-        read_value(d, key, kind, what)
+class _PublicKeysWire(TypedDict):
+    node_id: int
+    encryption_key: bytes
+    mask_key: bytes
 
 
-def read_value(d: Mapping[str, object], key: str, kind: str, what: str) -> Any:
-    """``d[key]`` checked to be ``kind`` (int, str, bytes, list[int] or list[bytes])."""
-    if key not in d:
-        raise SecAggError(f"{what}: key '{key}' is missing")
-    value = d[key]
-    item = kind.removeprefix("list[").removesuffix("]")
-    if item != kind:
-        if not isinstance(value, list | tuple) or not all(_is(v, item) for v in value):
-            raise SecAggError(f"{what}: key '{key}' must be {kind}, got {_describe(value)}")
-        return list(value)
-    if not _is(value, kind):
-        raise SecAggError(f"{what}: key '{key}' must be {kind}, got {_describe(value)}")
-    return value
+class _DirectoryWire(TypedDict):
+    node_ids: list[int]
+    encryption_keys: list[bytes]
+    mask_keys: list[bytes]
 
 
-def _is(value: object, kind: str) -> bool:
-    types = {"int": int, "str": str, "bytes": bytes}
-    return isinstance(value, types[kind]) and not isinstance(value, bool)
+class _SharesWire(TypedDict):
+    keys: list[int]
+    src: list[int]
+    dst: list[int]
+    nonce: list[bytes]
+    ciphertext: list[bytes]
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, list | tuple):
-        return f"{type(value).__name__} of {sorted({type(v).__name__ for v in value})}"
-    return type(value).__name__
+class _RequestWire(TypedDict):
+    survivors: list[int]
+    dropped: list[int]
 
 
-def _node_id(d: Mapping[str, object], key: str, what: str) -> int:
-    value: int = read_value(d, key, "int", what)
+class _ResponseWire(TypedDict):
+    node_id: int
+    seed_share_ids: list[int]
+    seed_shares: list[bytes]
+    key_share_ids: list[int]
+    key_shares: list[bytes]
+
+
+W = TypeVar("W")
+
+
+def read_wire(shape: type[W], d: Mapping[str, object], what: str) -> W:
+    """``d`` checked against ``shape`` (a TypedDict of int, str, bytes and lists of them):
+    SecAggError names every missing, unknown or mistyped key."""
+    return decode_wire(shape, dict(d), what, SecAggError)
+
+
+def _node_id(value: int, key: str, what: str) -> int:
     if not 0 <= value < 2**64:
         raise SecAggError(f"{what}: key '{key}' is outside [0, 2^64)")
     return value
 
 
-def _node_ids(d: Mapping[str, object], key: str, what: str) -> list[int]:
-    ids: list[int] = read_value(d, key, "list[int]", what)
+def _node_ids(ids: list[int], key: str, what: str) -> list[int]:
     if len(set(ids)) != len(ids) or any(not 0 <= i < 2**64 for i in ids):
         raise SecAggError(f"{what}: key '{key}' has repeated node ids or ids outside [0, 2^64)")
     return ids
 
 
-def _sized(d: Mapping[str, object], key: str, size: int, what: str) -> bytes:
-    value: bytes = read_value(d, key, "bytes", what)
+def _sized(value: bytes, key: str, size: int, what: str) -> bytes:
     if len(value) != size:
         raise SecAggError(f"{what}: key '{key}' needs {size} bytes, got {len(value)}")
     return value
 
 
-def _byte_strings(d: Mapping[str, object], key: str, size: int | None, what: str) -> list[bytes]:
-    values: list[bytes] = read_value(d, key, "list[bytes]", what)
-    if size is not None and any(len(v) != size for v in values):
+def _byte_strings(values: list[bytes], key: str, size: int, what: str) -> list[bytes]:
+    if any(len(v) != size for v in values):
         raise SecAggError(f"{what}: key '{key}' needs {size}-byte values")
     return values
 
@@ -267,19 +261,12 @@ def public_keys_to_dict(keys: PublicKeys) -> WireDict:
 def public_keys_from_dict(d: Mapping[str, object]) -> PublicKeys:
     """Inverse of ``public_keys_to_dict``; keys must be 32 raw bytes."""
     what = "public keys"
-    check_keys(d, {"node_id": "int", "encryption_key": "bytes", "mask_key": "bytes"}, what)
+    wire = read_wire(_PublicKeysWire, d, what)
     return PublicKeys(
-        _node_id(d, "node_id", what),
-        _sized(d, "encryption_key", _KEY_BYTES, what),
-        _sized(d, "mask_key", _KEY_BYTES, what),
+        _node_id(wire["node_id"], "node_id", what),
+        _sized(wire["encryption_key"], "encryption_key", _KEY_BYTES, what),
+        _sized(wire["mask_key"], "mask_key", _KEY_BYTES, what),
     )
-
-
-_DIRECTORY_KEYS = {
-    "node_ids": "list[int]",
-    "encryption_keys": "list[bytes]",
-    "mask_keys": "list[bytes]",
-}
 
 
 def key_directory_to_dict(directory: Mapping[int, PublicKeys]) -> WireDict:
@@ -298,21 +285,12 @@ def key_directory_from_dict(
     d: Mapping[str, object], what: str = "key directory"
 ) -> dict[int, PublicKeys]:
     """Inverse of ``key_directory_to_dict``; keys must be 32 raw bytes."""
-    check_keys(d, _DIRECTORY_KEYS, what)
-    ids = _node_ids(d, "node_ids", what)
-    enc = _byte_strings(d, "encryption_keys", _KEY_BYTES, what)
-    mask = _byte_strings(d, "mask_keys", _KEY_BYTES, what)
+    wire = read_wire(_DirectoryWire, d, what)
+    ids = _node_ids(wire["node_ids"], "node_ids", what)
+    enc = _byte_strings(wire["encryption_keys"], "encryption_keys", _KEY_BYTES, what)
+    mask = _byte_strings(wire["mask_keys"], "mask_keys", _KEY_BYTES, what)
     _parallel(what, node_ids=ids, encryption_keys=enc, mask_keys=mask)
     return {i: PublicKeys(i, e, m) for i, e, m in zip(ids, enc, mask, strict=True)}
-
-
-_SHARE_KEYS = {
-    "keys": "list[int]",
-    "src": "list[int]",
-    "dst": "list[int]",
-    "nonce": "list[bytes]",
-    "ciphertext": "list[bytes]",
-}
 
 
 def encrypted_shares_to_dict(shares: Mapping[int, EncryptedShare]) -> WireDict:
@@ -330,12 +308,11 @@ def encrypted_shares_to_dict(shares: Mapping[int, EncryptedShare]) -> WireDict:
 def encrypted_shares_from_dict(d: Mapping[str, object]) -> dict[int, EncryptedShare]:
     """Inverse of ``encrypted_shares_to_dict``; each share is filed under its src or dst."""
     what = "encrypted shares"
-    check_keys(d, _SHARE_KEYS, what)
-    keys = _node_ids(d, "keys", what)
-    src: list[int] = read_value(d, "src", "list[int]", what)
-    dst: list[int] = read_value(d, "dst", "list[int]", what)
-    nonce = _byte_strings(d, "nonce", _NONCE_BYTES, what)
-    cipher = _byte_strings(d, "ciphertext", None, what)
+    wire = read_wire(_SharesWire, d, what)
+    keys = _node_ids(wire["keys"], "keys", what)
+    src, dst = wire["src"], wire["dst"]
+    nonce = _byte_strings(wire["nonce"], "nonce", _NONCE_BYTES, what)
+    cipher = wire["ciphertext"]
     _parallel(what, keys=keys, src=src, dst=dst, nonce=nonce, ciphertext=cipher)
     if any(k not in (s, t) for k, s, t in zip(keys, src, dst, strict=True)):
         raise SecAggError(f"{what}: key 'keys' files a share under neither its src nor its dst")
@@ -353,18 +330,10 @@ def unmask_request_to_dict(request: UnmaskRequest) -> WireDict:
 def unmask_request_from_dict(d: Mapping[str, object]) -> UnmaskRequest:
     """Inverse of ``unmask_request_to_dict`` (the overlap check is the node's own)."""
     what = "unmask request"
-    check_keys(d, {"survivors": "list[int]", "dropped": "list[int]"}, what)
-    survivors, dropped = (_node_ids(d, k, what) for k in ("survivors", "dropped"))
+    wire = read_wire(_RequestWire, d, what)
+    survivors = _node_ids(wire["survivors"], "survivors", what)
+    dropped = _node_ids(wire["dropped"], "dropped", what)
     return UnmaskRequest(frozenset(survivors), frozenset(dropped))
-
-
-_RESPONSE_KEYS = {
-    "node_id": "int",
-    "seed_share_ids": "list[int]",
-    "seed_shares": "list[bytes]",
-    "key_share_ids": "list[int]",
-    "key_shares": "list[bytes]",
-}
 
 
 def unmask_response_to_dict(response: UnmaskResponse) -> WireDict:
@@ -382,10 +351,11 @@ def unmask_response_to_dict(response: UnmaskResponse) -> WireDict:
 def unmask_response_from_dict(d: Mapping[str, object]) -> UnmaskResponse:
     """Inverse of ``unmask_response_to_dict``."""
     what = "unmask response"
-    check_keys(d, _RESPONSE_KEYS, what)
-    node_id = _node_id(d, "node_id", what)
-    seed_ids, key_ids = (_node_ids(d, k, what) for k in ("seed_share_ids", "key_share_ids"))
-    seeds, keys = (_byte_strings(d, k, None, what) for k in ("seed_shares", "key_shares"))
+    wire = read_wire(_ResponseWire, d, what)
+    node_id = _node_id(wire["node_id"], "node_id", what)
+    seed_ids = _node_ids(wire["seed_share_ids"], "seed_share_ids", what)
+    key_ids = _node_ids(wire["key_share_ids"], "key_share_ids", what)
+    seeds, keys = wire["seed_shares"], wire["key_shares"]
     _parallel(what, seed_share_ids=seed_ids, seed_shares=seeds)
     _parallel(what, key_share_ids=key_ids, key_shares=keys)
     return UnmaskResponse(

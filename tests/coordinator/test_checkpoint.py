@@ -154,3 +154,18 @@ def test_a_bad_array_is_named(tmp_path: Path) -> None:
     # Execute / Assert
     with pytest.raises(StateError, match=r"arrays\[param_001\]: 32 bytes of data, the shape"):
         read_checkpoint(path, run_id=RUN, plan_digest=PLAN)
+
+
+def test_a_mistyped_or_unknown_state_value_is_named(tmp_path: Path) -> None:
+    # Prepare: the round as a string, digest recomputed (only the type check can catch it)
+    from coordinator.checkpoint import _digest
+
+    path = tmp_path / CHECKPOINT_FILE
+    write_checkpoint(path, a_checkpoint())
+    document = json.loads(path.read_text())
+    document["state"]["round"] = "3"
+    document["sha256"] = _digest(document["state"])
+    path.write_text(json.dumps(document))
+    # Execute / Assert
+    with pytest.raises(StateError, match="checkpoint state.round must be int, got str '3'"):
+        read_checkpoint(path, run_id=RUN, plan_digest=PLAN)

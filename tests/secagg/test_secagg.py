@@ -435,21 +435,21 @@ def test_missing_state_key_is_named() -> None:
     state = SecAggClient(config, 1, ROUND).state_dict()
     del state["self_mask_seed"]
     # Execute / Assert
-    with pytest.raises(SecAggError, match="key 'self_mask_seed' is missing"):
+    with pytest.raises(SecAggError, match=r"client state misses key\(s\) 'self_mask_seed'"):
         SecAggClient.from_state_dict(state, round_id=ROUND)
 
 
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("held_seed_shares", [1], r"key 'held_seed_shares' must be list\[bytes\], got list"),
-        ("node_id", True, "key 'node_id' must be int, got bool"),
+        ("held_seed_shares", [1], r"state.held_seed_shares\[0\] must be bytes, got int 1"),
+        ("node_id", True, "state.node_id must be int, got bool True"),
         ("mask_private_key", bytes(31), "key 'mask_private_key' needs 32 bytes, got 31"),
         ("stage", "done", "key 'stage' is 'done', not one of"),
         ("threshold", 1, r"keys \['num_nodes', 'threshold'.* not a valid config"),
         ("format", "other/v9", "key 'format' is 'other/v9'"),
         ("revealed_key_node_ids", [2], "revealed_seed_node_ids' and 'revealed_key_node_ids' both"),
-        ("extra", 1, r"unknown keys \['extra'\]"),
+        ("extra", 1, r"state has unknown key\(s\) 'extra'"),
     ],
 )
 def test_malformed_state_key_is_named(key: str, value: object, match: str) -> None:
@@ -532,7 +532,7 @@ def test_wire_messages_round_trip_through_config_records() -> None:
         (
             public_keys_from_dict,
             {"node_id": 1, "encryption_key": bytes(32)},
-            "key 'mask_key' is missing",
+            r"public keys misses key\(s\) 'mask_key'",
         ),
         (
             public_keys_from_dict,
@@ -557,7 +557,7 @@ def test_wire_messages_round_trip_through_config_records() -> None:
         (
             unmask_request_from_dict,
             {"survivors": "1,2", "dropped": []},
-            "key 'survivors' must be list",
+            "unmask request.survivors must be a list, got str '1,2'",
         ),
         (
             unmask_response_from_dict,
@@ -573,7 +573,7 @@ def test_wire_messages_round_trip_through_config_records() -> None:
         (
             key_directory_from_dict,
             {"node_ids": [1], "encryption_keys": [bytes(32)]},
-            "key 'mask_keys' is missing",
+            r"key directory misses key\(s\) 'mask_keys'",
         ),
     ],
 )
@@ -843,7 +843,7 @@ def test_num_shares_survives_save_and_restore_and_is_absent_without_it() -> None
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("num_shares", "5", "key 'num_shares' must be int, got str"),
+        ("num_shares", "5", "state.num_shares must be int, got str '5'"),
         ("num_shares", 2, r"keys \[.*'num_shares'\] are not a valid config: num_shares 2"),
         ("peer_node_ids", [1, 2, 3, 6, 12], "names nodes outside the neighbourhood"),
     ],
