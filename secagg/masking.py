@@ -9,13 +9,24 @@ Each derived key is used for one stream only, so ChaCha20's nonce is fixed at ze
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from secagg.quantization import field_reduce
+
+if TYPE_CHECKING:
+    from secagg.messages import SecAggConfig
 
 __all__ = [
     "LABEL_PAIRWISE_MASK",
@@ -24,6 +35,12 @@ __all__ = [
     "agree",
     "derive_key",
     "expand_mask",
+    "pair_context",
+    "pairwise_mask",
+    "raw_private",
+    "raw_public",
+    "self_mask",
+    "share_aad",
 ]
 
 LABEL_PAIRWISE_MASK = b"fedrisk/secagg/v1/pairwise-mask"
@@ -58,3 +75,40 @@ def expand_mask(key: bytes, length: int, modulus_bits: int) -> np.ndarray:
     encryptor = Cipher(algorithms.ChaCha20(key, _ZERO_NONCE), mode=None).encryptor()
     stream = encryptor.update(bytes(8 * length))
     return field_reduce(np.frombuffer(stream, dtype="<u8").astype(np.uint64), modulus_bits)
+
+
+def raw_public(key: X25519PrivateKey) -> bytes:
+    """The 32 raw bytes of a private key's public key."""
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def raw_private(key: X25519PrivateKey) -> bytes:
+    """The 32 raw bytes of a private key (what gets Shamir-shared)."""
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def pair_context(a: int, b: int) -> bytes:
+    """Order-independent context of a node pair for key derivation."""
+    low, high = sorted((a, b))
+    return low.to_bytes(8, "big") + high.to_bytes(8, "big")
+
+
+def share_aad(round_id: str, src: int, dst: int) -> bytes:
+    """Associated data binding an encrypted share to its round, sender and receiver."""
+    return round_id.encode("utf-8") + b"|" + src.to_bytes(8, "big") + dst.to_bytes(8, "big")
+
+
+def pairwise_mask(secret: bytes, a: int, b: int, round_id: str, config: SecAggConfig) -> np.ndarray:
+    """The mask nodes a and b share (added by the lower id, subtracted by the higher)."""
+    key = derive_key(
+        secret, label=LABEL_PAIRWISE_MASK, round_id=round_id, context=pair_context(a, b)
+    )
+    return expand_mask(key, config.vector_length, config.modulus_bits)
+
+
+def self_mask(seed: bytes, node_id: int, round_id: str, config: SecAggConfig) -> np.ndarray:
+    """A node's private self mask, reconstructible from t shares of its seed."""
+    key = derive_key(
+        seed, label=LABEL_SELF_MASK, round_id=round_id, context=node_id.to_bytes(8, "big")
+    )
+    return expand_mask(key, config.vector_length, config.modulus_bits)

@@ -22,8 +22,8 @@ from collections.abc import Collection, Iterable, Mapping
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from secagg.client import SecAggClient, pairwise_mask, raw_public, self_mask
-from secagg.masking import agree
+from secagg.client import SecAggClient
+from secagg.masking import agree, pairwise_mask, raw_public, self_mask
 from secagg.messages import (
     EncryptedShare,
     PublicKeys,

@@ -17,7 +17,7 @@ from flwr.common.secure_aggregation.crypto.shamir import create_shares as flower
 from scipy import stats
 
 import secagg.shamir as shamir
-from secagg.client import raw_private
+from secagg.masking import raw_private
 from secagg.shamir import (
     FIELD_PRIME,
     MAX_SECRET_BYTES,
