@@ -2,7 +2,7 @@
 
 The trusted key is found among the given public keys by the key id its tree heads name
 (the key most heads name, if several); a ledger signed by no given key is not trusted,
-and its records are not used. :func:`ledger.log.verify_ledger` then checks
+and its records are not used. :func:`ledger.verification.verify_ledger` then checks
 signatures, Merkle roots, consistency between successive heads and sequence numbers; its
 errors are ledger-class findings and its warnings stay warnings. Only the signed entries
 (the first ``signed_size``) are audited further: an unsigned tail is what a crash leaves
@@ -19,8 +19,9 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auditor.findings import AuditFinding, FailureClass
-from ledger.log import Entry, LedgerContents, LedgerError, TreeHead, verify_ledger
+from ledger.log import Entry, LedgerContents, LedgerError, TreeHead
 from ledger.records import LedgerRecord, record_from_entry
+from ledger.verification import verify_ledger
 
 __all__ = ["COORDINATOR_ID", "Role", "AuditedEntry", "AuditedLedger", "audit_ledger"]
 

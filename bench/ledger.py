@@ -4,7 +4,7 @@ Appends realistic coordinator records (:class:`ReleaseAccounted`) to a fresh led
 the project's disk in two ways: one by one, each append fsyncing its entry and then a new
 signed tree head (what a node does per message), and in batches of ``--batch`` through
 ``Ledger.append_many`` (one tree head per batch, what the coordinator does per round).
-Then times :func:`ledger.log.verify_ledger` (every line parsed and checked
+Then times :func:`ledger.verification.verify_ledger` (every line parsed and checked
 canonical, every tree head's signature, root and consistency) and ``Ledger.open`` (which
 verifies before it appends) on both ledgers. Writes ``bench/out/ledger.json``.
 
@@ -31,9 +31,10 @@ from bench.entry import REPO, fresh_work_dir, run_bench
 from bench.report import machine_info
 from common.atomic import atomic_write_json
 from common.errors import ConfigError
-from ledger.log import Ledger, verify_ledger
 from ledger.records import ReleaseAccounted
 from ledger.signing import generate_private_key
+from ledger.verification import verify_ledger
+from ledger.writer import Ledger
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_request import RunRequest
-from ledger.log import Entry, Ledger
+from ledger.log import Entry
 from ledger.records import (
     CheckpointWritten,
     LedgerRecord,
@@ -28,6 +28,7 @@ from ledger.records import (
     RunStarted,
 )
 from ledger.signing import generate_key_pair, load_private_key, public_key_path
+from ledger.writer import Ledger
 from privacy.mechanisms import Mechanism
 
 __all__ = ["COORDINATOR_LEDGER_ID", "coordinator_key_paths", "CoordinatorLedger", "file_sha256"]

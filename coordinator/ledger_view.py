@@ -1,6 +1,6 @@
 """The coordinator's signed ledger read back and verified, for ``status`` and ``report``.
 
-Verification is :func:`ledger.log.verify_ledger` against the coordinator's own public
+Verification is :func:`ledger.verification.verify_ledger` against the coordinator's own public
 key (``keys/ledger_key.pub.pem`` beside the ledger); a ledger that fails is shown as such,
 not raised, because showing it is the point of these commands.
 """
@@ -13,8 +13,9 @@ from typing import Any
 
 from coordinator.coordinator_ledger import COORDINATOR_LEDGER_ID, coordinator_key_paths
 from coordinator.run_view import RunView
-from ledger.log import Entry, LedgerError, read_ledger, verify_ledger
+from ledger.log import Entry, LedgerError, read_ledger
 from ledger.signing import SigningKeyError, load_public_key
+from ledger.verification import verify_ledger
 
 __all__ = ["LedgerView", "read_ledger_view", "ledger_state_of", "run_entries"]
 

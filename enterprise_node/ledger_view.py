@@ -14,8 +14,9 @@ from rich.table import Table
 from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, node_key
-from ledger.log import read_ledger, verify_ledger
+from ledger.log import read_ledger
 from ledger.signing import key_id
+from ledger.verification import verify_ledger
 
 __all__ = ["show_ledger"]
 

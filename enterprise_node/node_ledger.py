@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from enterprise_node.config import NodeConfig
-from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, Ledger
+from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE
 from ledger.records import (
     ContributionResent,
     LedgerRecord,
@@ -28,6 +28,7 @@ from ledger.records import (
     TaskRefused,
 )
 from ledger.signing import generate_key_pair, key_id, load_private_key, public_key_path
+from ledger.writer import Ledger
 from protocols.messages import PrivacyReceipt, ReplyStatus, TaskHeader
 
 __all__ = ["LEDGER_DIR", "node_key", "node_key_id", "NodeLedger"]

@@ -1,11 +1,14 @@
-"""Append-only, signed, tamper-evident ledgers on disk (Certificate Transparency style).
+"""Append-only, signed, tamper-evident ledgers on disk (Certificate Transparency style):
+the file format and its reading. Writing is :mod:`ledger.writer`'s, verifying
+:mod:`ledger.verification`'s.
 
 A ledger directory holds ``entries.jsonl`` (one canonical JSON :class:`Entry` per line) and
 ``tree_heads.jsonl`` (one :class:`TreeHead` per line). The Merkle leaf of an entry is its
 canonical line (RFC 9162 §2.1.1 via :mod:`ledger.merkle`); after every append the
 writer signs a tree head over all entries with its Ed25519 key. An auditor holding only
 the public key can then detect any edit, insertion, deletion, reordering or truncation of
-signed entries, and any forked or reordered tree head (:func:`verify_ledger`).
+signed entries, and any forked or reordered tree head
+(:func:`ledger.verification.verify_ledger`).
 
 Writes are durable in order: entry lines are flushed and fsynced before the tree head that
 covers them. A crash can leave a torn final line (dropped on open) or entries without a
@@ -19,18 +22,16 @@ rule of :mod:`ledger.records`.
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.codec import Count, ExactFloat, decode, decode_json, hex_digits
 from common.errors import StateError
-from ledger.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
+from ledger.merkle import leaf_hash
 from ledger.signing import SignatureError, key_id, sign, verify_signature
 
 __all__ = [
@@ -41,13 +42,9 @@ __all__ = [
     "Record",
     "Entry",
     "TreeHead",
-    "Finding",
-    "LedgerReport",
     "LedgerContents",
-    "Ledger",
     "canonical_json",
     "read_ledger",
-    "verify_ledger",
 ]
 
 ENTRIES_FILE = "entries.jsonl"
@@ -172,48 +169,6 @@ class TreeHead:
         return decode_json(cls, line, "tree head", LedgerError)
 
 
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One verification result: a stable ``kind`` code, its ``severity``, ``where``
-    (file:line or seq) and a ``message`` naming what was expected and what was found."""
-
-    kind: str
-    severity: Severity
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity} [{self.kind}] {self.where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class LedgerReport:
-    """Every finding of :func:`verify_ledger`, with the sizes it saw."""
-
-    findings: tuple[Finding, ...]
-    entries: int
-    tree_heads: int
-    signed_size: int
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def ok(self) -> bool:
-        """True when there are no error-level findings (warnings allowed)."""
-        return not self.errors
-
-    def raise_for_errors(self) -> None:
-        """Raise one LedgerVerificationError listing every error, if there is any."""
-        if self.errors:
-            lines = "\n".join(f"  {f}" for f in self.errors)
-            raise LedgerVerificationError(f"{len(self.errors)} ledger error(s):\n{lines}")
-
-
 @dataclass(frozen=True)
 class LedgerContents:
     """A ledger's raw lines (no newline), unverified; a final line without a newline (an
@@ -256,342 +211,3 @@ def read_ledger(directory: Path) -> LedgerContents:
     entry_lines, torn_entry = _read_lines(Path(directory) / ENTRIES_FILE)
     head_lines, torn_head = _read_lines(Path(directory) / TREE_HEADS_FILE)
     return LedgerContents(entry_lines, head_lines, torn_entry, torn_head)
-
-
-class _Verifier:
-    """Collects the findings of one verification pass (see :func:`verify_ledger`)."""
-
-    def __init__(self, contents: LedgerContents, public_key: Ed25519PublicKey) -> None:
-        self.contents, self.public_key = contents, public_key
-        self.findings: list[Finding] = []
-        self.tree = MerkleTree([leaf_hash(line) for line in contents.entry_lines])
-
-    def add(self, kind: str, where: str, message: str, severity: Severity = "error") -> None:
-        self.findings.append(Finding(kind, severity, where, message))
-
-    def parse(self, line: bytes, parse: Callable[[bytes], Any], where: str) -> Any:
-        """The parsed line, or None after a "parse" finding; notes a non-canonical line."""
-        try:
-            value = parse(line)
-        except LedgerError as err:
-            self.add("parse", where, f"cannot parse line: {err}")
-            return None
-        try:
-            again = value.canonical()
-        except ValueError as err:
-            again = f"unserialisable ({err})".encode()
-        if again != line:
-            at = next(
-                (i for i, (a, b) in enumerate(zip(again, line, strict=False)) if a != b), len(line)
-            )
-            window = slice(max(at - 24, 0), at + 24)
-            self.add(
-                "non-canonical",
-                where,
-                f"differs from its canonical form at byte {at}: "
-                f"expected {again[window]!r}, got {line[window]!r}",
-            )
-        return value
-
-    def entries(self) -> None:
-        previous: Entry | None = None
-        expected_seq = 0
-        for number, line in enumerate(self.contents.entry_lines, start=1):
-            where = f"{ENTRIES_FILE}:{number}"
-            entry = self.parse(line, Entry.from_line, where)
-            if entry is None:
-                expected_seq += 1
-                continue
-            if previous is not None and entry.seq == previous.seq:
-                self.add(
-                    "seq-duplicate", where, f"expected seq {expected_seq}, got {entry.seq} again"
-                )
-            elif entry.seq != expected_seq:
-                code = "seq-gap" if entry.seq > expected_seq else "seq-order"
-                self.add(code, where, f"expected seq {expected_seq}, got {entry.seq}")
-            if previous is not None and entry.time < previous.time:
-                self.add(
-                    "time-order",
-                    where,
-                    f"entry time {entry.time} is before the previous {previous.time}",
-                )
-            previous, expected_seq = entry, entry.seq + 1
-
-    def heads(self, ledger_id: str | None) -> int:
-        """Check every tree head; return the largest signed size."""
-        previous: tuple[TreeHead, str] | None = None
-        roots: dict[int, tuple[str, str]] = {}
-        matched = [0]
-        for number, line in enumerate(self.contents.head_lines, start=1):
-            where = f"{TREE_HEADS_FILE}:{number}"
-            head = self.parse(line, TreeHead.from_line, where)
-            if head is None:
-                continue
-            try:
-                head.verify(self.public_key)
-            except SignatureError as err:
-                self.add("signature", where, str(err))
-            ledger_id = ledger_id or head.ledger_id
-            if head.ledger_id != ledger_id:
-                self.add(
-                    "ledger-id", where, f"expected ledger {ledger_id!r}, got {head.ledger_id!r}"
-                )
-            self.root(head, where, matched)
-            seen = roots.setdefault(head.tree_size, (head.root_hash, where))
-            if seen[0] != head.root_hash:
-                self.add(
-                    "fork",
-                    where,
-                    f"size {head.tree_size} has root {head.root_hash}, but "
-                    f"{seen[1]} signed {seen[0]} for the same size",
-                )
-            if previous is not None:
-                self.successive(previous[0], previous[1], head, where)
-            previous = (head, where)
-        return max(roots, default=0)
-
-    def root(self, head: TreeHead, where: str, matched: list[int]) -> None:
-        size = head.tree_size
-        if size > self.tree.size:
-            self.add(
-                "truncated", where, f"signs {size} entries, {ENTRIES_FILE} has {self.tree.size}"
-            )
-            return
-        computed = self.tree.root(size).hex()
-        if computed != head.root_hash:
-            intact = max((s for s in matched if s < size), default=0)
-            self.add(
-                "root-mismatch",
-                where,
-                f"root of the first {size} entries: expected "
-                f"(signed) {head.root_hash}, got (computed) {computed}; an entry in seq "
-                f"{intact}..{size - 1} differs from what was signed",
-            )
-        else:
-            matched.append(size)
-
-    def successive(self, old: TreeHead, old_where: str, new: TreeHead, where: str) -> None:
-        if new.tree_size < old.tree_size:
-            self.add(
-                "order",
-                where,
-                f"tree size decreased from {old.tree_size} ({old_where}) to {new.tree_size}",
-            )
-        elif old.tree_size >= 1 and new.tree_size <= self.tree.size:
-            proof = self.tree.consistency_proof(old.tree_size, new.tree_size)
-            try:
-                verify_consistency(
-                    old.tree_size,
-                    new.tree_size,
-                    bytes.fromhex(old.root_hash),
-                    bytes.fromhex(new.root_hash),
-                    proof,
-                )
-            except MerkleError as err:
-                self.add("consistency", where, f"not an extension of {old_where}: {err}")
-        if new.timestamp < old.timestamp:
-            self.add(
-                "time-order",
-                where,
-                f"timestamp {new.timestamp} is before {old.timestamp} of {old_where}",
-            )
-
-
-def verify_ledger(
-    source: Path | LedgerContents, public_key: Ed25519PublicKey, *, ledger_id: str | None = None
-) -> LedgerReport:
-    """Check a ledger against its owner's public key and collect every finding.
-
-    Lines parse and are canonical; seqs run 0, 1, 2, ... and entry times never decrease;
-    each tree head is signed by ``public_key``, names one ledger (``ledger_id`` if given),
-    has the root of its first ``tree_size`` entries, extends the previous head (RFC 9162
-    consistency proof), is not older than it, and no two heads of one size differ (fork).
-    Entries after the last head are an "unsigned-tail" warning.
-    """
-    contents = source if isinstance(source, LedgerContents) else read_ledger(source)
-    check = _Verifier(contents, public_key)
-    check.entries()
-    signed = check.heads(ledger_id)
-    for name, torn in ((ENTRIES_FILE, contents.torn_entry), (TREE_HEADS_FILE, contents.torn_head)):
-        if torn:
-            check.add(
-                "torn-line",
-                f"{name}:end",
-                f"final line has no newline ({len(torn)} "
-                "bytes): an interrupted write, dropped when the ledger is opened",
-                "warning",
-            )
-    if check.tree.size > signed:
-        check.add(
-            "unsigned-tail",
-            f"seq {signed}",
-            f"entries {signed}..{check.tree.size - 1} are not covered by a signed tree head",
-            "warning",
-        )
-    return LedgerReport(tuple(check.findings), check.tree.size, len(contents.head_lines), signed)
-
-
-def _append_bytes(path: Path, data: bytes) -> None:
-    """Append, flush and fsync (and fsync the directory when the file is new)."""
-    new = not path.exists()
-    with open(path, "ab") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if new:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _drop_torn_line(path: Path) -> bool:
-    """Truncate a final line without a newline (an interrupted append); True if one was."""
-    if not path.exists():
-        return False
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return False
-    with open(path, "r+b") as handle:
-        handle.truncate(data.rfind(b"\n") + 1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
-
-
-class Ledger:
-    """The writer of one party's ledger; open it with :meth:`open`, then append records.
-
-    Only one process may write a ledger at a time (the owner's); readers use
-    :func:`read_ledger` and :func:`verify_ledger`.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        private_key: Ed25519PrivateKey,
-        ledger_id: str,
-        contents: LedgerContents,
-        clock: Callable[[], float],
-    ) -> None:
-        self.directory, self.ledger_id = directory, ledger_id
-        self._key, self._clock = private_key, clock
-        self._entries = contents.entries()
-        self._heads = contents.tree_heads()
-        self._tree = MerkleTree([leaf_hash(line) for line in contents.entry_lines])
-        self._broken = False
-        self.recovered: list[str] = []
-
-    @classmethod
-    def open(
-        cls,
-        directory: Path,
-        private_key: Ed25519PrivateKey,
-        ledger_id: str,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> Ledger:
-        """Open (or create) a ledger, recovering from a crash, and refuse a tampered one.
-
-        A torn final line is truncated away and entries after the last tree head get a
-        new one (both noted in ``recovered``); any error-level finding of
-        :func:`verify_ledger` under this key raises LedgerVerificationError, because
-        signing a new head over altered entries would launder them.
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        torn = [
-            name for name in (ENTRIES_FILE, TREE_HEADS_FILE) if _drop_torn_line(directory / name)
-        ]
-        contents = read_ledger(directory)
-        verify_ledger(contents, private_key.public_key(), ledger_id=ledger_id).raise_for_errors()
-        ledger = cls(directory, private_key, ledger_id, contents, clock)
-        ledger.recovered = [f"dropped a torn final line of {name}" for name in torn]
-        if ledger.size > ledger.signed_size:
-            ledger.recovered.append(f"signed {ledger.size - ledger.signed_size} unsigned entries")
-            ledger._sign_head()
-        return ledger
-
-    @property
-    def size(self) -> int:
-        """Number of entries."""
-        return len(self._entries)
-
-    @property
-    def signed_size(self) -> int:
-        """Entries covered by the latest tree head."""
-        return self._heads[-1].tree_size if self._heads else 0
-
-    def append(self, record: Record) -> Entry:
-        """Append one record and sign a tree head over all entries."""
-        return self.append_many([record])[0]
-
-    def append_many(self, records: Iterable[Record]) -> list[Entry]:
-        """Append records in one write and sign one tree head over all entries."""
-        if self._broken:
-            raise LedgerError(f"an earlier write to {self.directory} failed; open it again")
-        new = [self._entry(record, self.size + i) for i, record in enumerate(records)]
-        if not new:
-            return []
-        lines = [entry.canonical() for entry in new]
-        self._write(ENTRIES_FILE, b"".join(line + b"\n" for line in lines))
-        self._entries.extend(new)
-        for line in lines:
-            self._tree.append(line)
-        self._sign_head()
-        return new
-
-    def entries_range(self, start: int, end: int) -> list[Entry]:
-        """Entries with ``start <= seq < end``."""
-        if not 0 <= start <= end <= self.size:
-            raise LedgerError(f"entry range {start}..{end} is outside 0..{self.size}")
-        return self._entries[start:end]
-
-    def inclusion_proof_for(self, seq: int, tree_size: int) -> list[bytes]:
-        """Audit path of entry ``seq`` in the tree of the first ``tree_size`` entries."""
-        if not 0 <= seq < tree_size <= self.size:
-            raise LedgerError(
-                f"no entry {seq} in a tree of size {tree_size} (ledger has {self.size})"
-            )
-        return self._tree.inclusion_proof(seq, tree_size)
-
-    def consistency_proof_between(self, old_size: int, new_size: int) -> list[bytes]:
-        """Proof that the tree of ``old_size`` entries is a prefix of that of ``new_size``."""
-        if not 1 <= old_size <= new_size <= self.size:
-            raise LedgerError(f"need 1 <= {old_size} <= {new_size} <= {self.size}")
-        return self._tree.consistency_proof(old_size, new_size)
-
-    def latest_tree_head(self) -> TreeHead | None:
-        """The newest signed tree head (None for an empty ledger)."""
-        return self._heads[-1] if self._heads else None
-
-    def _entry(self, record: Record, seq: int) -> Entry:
-        last = self._entries[-1].time if self._entries else 0.0
-        entry = Entry(
-            seq, max(float(self._clock()), last), record.KIND, record.VERSION, record.to_body()
-        )
-        try:
-            entry.canonical()
-        except (TypeError, ValueError) as err:
-            raise LedgerError(f"a {record.KIND} record is not JSON-serialisable: {err}") from None
-        return entry
-
-    def _sign_head(self) -> None:
-        floor = max(self._heads[-1].timestamp if self._heads else 0.0, self._entries[-1].time)
-        head = TreeHead.create(
-            self._key,
-            tree_size=self.size,
-            root_hash=self._tree.root().hex(),
-            timestamp=max(float(self._clock()), floor),
-            ledger_id=self.ledger_id,
-        )
-        self._write(TREE_HEADS_FILE, head.canonical() + b"\n")
-        self._heads.append(head)
-
-    def _write(self, name: str, data: bytes) -> None:
-        try:
-            _append_bytes(self.directory / name, data)
-        except BaseException:
-            self._broken = True
-            raise

@@ -30,7 +30,7 @@ from coordinator.coordinator_ledger import coordinator_key_paths
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key_id
 from harness.federation import check_nodes_inclusion
-from ledger.log import Ledger, read_ledger
+from ledger.log import read_ledger
 from ledger.records import (
     CheckpointWritten,
     InclusionChecked,
@@ -46,6 +46,7 @@ from ledger.records import (
 )
 from ledger.service import serve_ledger
 from ledger.signing import load_private_key, public_key_path
+from ledger.writer import Ledger
 from privacy.accounting import Spend, rdp_epsilon
 from privacy.enterprise_accounting import EnterpriseAccountant
 

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from common.tls import init_tls, make_auth_key
 from coordinator.cli import main as coordinator_main
 from ledger.client import LedgerClient
-from ledger.log import Ledger
 from ledger.records import RunEnded
 from ledger.service import serve_ledger
 from ledger.signing import generate_private_key
+from ledger.writer import Ledger
 
 
 def mode(path: Path) -> int:

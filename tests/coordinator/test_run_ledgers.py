@@ -14,8 +14,9 @@ from coordinator.coordinator_ledger import coordinator_key_paths
 from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import node_key
 from harness.federation import check_nodes_inclusion
-from ledger.log import read_ledger, verify_ledger
+from ledger.log import read_ledger
 from ledger.signing import key_id, load_public_key
+from ledger.verification import verify_ledger
 
 pytestmark = pytest.mark.integration
 

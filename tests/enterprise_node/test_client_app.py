@@ -31,8 +31,9 @@ from enterprise_node.node_ledger import node_key
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.outbox import Outbox
 from harness.defects import plant_defects
-from ledger.log import read_ledger, verify_ledger
+from ledger.log import read_ledger
 from ledger.signing import key_id
+from ledger.verification import verify_ledger
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
 from privacy.accounting import rdp_epsilon

@@ -36,8 +36,9 @@ from enterprise_node.outbox import Outbox
 from harness.cli import FEDERATE_APPROVER
 from harness.cli import main as lab_main
 from harness.federation import run_local_federation
-from ledger.log import read_ledger, verify_ledger
+from ledger.log import read_ledger
 from ledger.signing import public_key_path
+from ledger.verification import verify_ledger
 from models.hazard import init_arrays
 from models.spec import NumericFeature
 from protocols.messages import (

@@ -26,14 +26,11 @@ from ledger.log import (
     ENTRIES_FILE,
     TREE_HEADS_FILE,
     Entry,
-    Ledger,
     LedgerError,
-    LedgerReport,
     LedgerVerificationError,
     TreeHead,
     canonical_json,
     read_ledger,
-    verify_ledger,
 )
 from ledger.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from ledger.records import (
@@ -57,6 +54,8 @@ from ledger.signing import (
     verify_signature,
     write_private_key,
 )
+from ledger.verification import LedgerReport, verify_ledger
+from ledger.writer import Ledger
 
 DIGEST = "cd" * 32
 #: Tree sizes signed by :func:`build_ledger` (append, append_many and single appends mixed).

@@ -8,11 +8,11 @@ import grpc
 import pytest
 
 from ledger.client import LedgerClient
-from ledger.log import Ledger
 from ledger.merkle import MerkleError
 from ledger.records import RunEnded
 from ledger.service import serve_ledger
 from ledger.signing import SignatureError, generate_private_key
+from ledger.writer import Ledger
 
 
 def a_ledger(directory: Path, n: int):
