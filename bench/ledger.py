@@ -35,6 +35,7 @@ from ledger.records import ReleaseAccounted
 from ledger.signing import generate_private_key
 from ledger.verification import verify_ledger
 from ledger.writer import Ledger
+from privacy.mechanisms import Mechanism
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -58,7 +59,7 @@ def records(count: int) -> list[ReleaseAccounted]:
             task="model",
             node=f"node-{i % 8:02d}",
             unit="record",
-            mechanism="dp_sgd",
+            mechanism=Mechanism.DP_SGD,
             noise_multiplier=1.1,
             sample_rate=0.01,
             steps=40,

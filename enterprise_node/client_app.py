@@ -23,7 +23,13 @@ from enterprise_node.approval import require_approved
 from enterprise_node.node_ledger import NodeLedger, node_key_id
 from enterprise_node.outbox import OutboxEntry
 from enterprise_node.runtime import NodeRuntime, load_runtime
-from enterprise_node.secure_tasks import sa_keys, sa_shares, sa_unmask, secure_curve, secure_model
+from enterprise_node.secure_tasks import (
+    advertise_keys,
+    reveal_shares,
+    secure_curve,
+    secure_model,
+    share_keys,
+)
 from enterprise_node.tasks import (
     TaskResult,
     parse_plan,
@@ -110,19 +116,19 @@ def _refuse_downgrade(plan: TrainingPlan) -> None:
 @app.query(SECAGG_KEYS_ACTION)
 def secagg_keys(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 1: public keys for this round."""
-    return _serve(msg, context, sa_keys, purpose="secagg-keys")
+    return _serve(msg, context, advertise_keys, purpose="secagg-keys")
 
 
 @app.query(SECAGG_SHARES_ACTION)
 def secagg_shares(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 2: encrypted Shamir shares for the peers."""
-    return _serve(msg, context, sa_shares, purpose="secagg-shares")
+    return _serve(msg, context, share_keys, purpose="secagg-shares")
 
 
 @app.query(SECAGG_UNMASK_ACTION)
 def secagg_unmask(msg: Message, context: Context) -> Message:
     """Secure aggregation, stage 4: shares to remove the masks."""
-    return _serve(msg, context, sa_unmask, purpose="secagg-unmask")
+    return _serve(msg, context, reveal_shares, purpose="secagg-unmask")
 
 
 def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) -> Message:

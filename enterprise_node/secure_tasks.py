@@ -1,12 +1,12 @@
 """The node's side of a securely aggregated round (four Flower messages).
 
-1. ``sa_keys``: take the round's secure-aggregation settings, make fresh key pairs,
-   reply with the public keys. 2. ``sa_shares``: from everyone's public keys, Shamir-
+1. ``advertise_keys``: take the round's secure-aggregation settings, make fresh key pairs,
+   reply with the public keys. 2. ``share_keys``: from everyone's public keys, Shamir-
    share the self-mask seed and mask key, reply with the shares encrypted per peer.
 3. the round's task, secure: ``curve`` (the histograms with this node's share of the
    distributed record-level noise) or ``train`` (the model update after local DP-SGD,
    clipped and with an enterprise-level noise share when the plan asks); encoded, masked,
-   and only the masked vector leaves. 4. ``sa_unmask``: reveal the shares the coordinator
+   and only the masked vector leaves. 4. ``reveal_shares``: reveal the shares the coordinator
    needs to remove masks (never both kinds for one peer).
 
 Distributed noise: each node adds a discrete Gaussian share (OpenDP, CSPRNG) sized so
@@ -82,12 +82,12 @@ from secagg.messages import (
 from secagg.quantization import IntegerCodec
 
 __all__ = [
-    "sa_keys",
-    "sa_shares",
+    "advertise_keys",
+    "share_keys",
     "secure_curve",
     "secure_model",
     "secure_newton",
-    "sa_unmask",
+    "reveal_shares",
 ]
 
 
@@ -109,7 +109,7 @@ def _payload(message: Message) -> ConfigRecord:
     return message.content.config_records[SECAGG_PAYLOAD_KEY]
 
 
-def sa_keys(
+def advertise_keys(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
     """Stage 1: fresh key pairs for this round; reply with the public halves."""
@@ -127,7 +127,7 @@ def sa_keys(
     return TaskResult(records={SECAGG_PAYLOAD_KEY: ConfigRecord(public_keys_to_dict(keys))})
 
 
-def sa_shares(
+def share_keys(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
     """Stage 2: Shamir shares of the seed and mask key, encrypted to each peer."""
@@ -357,7 +357,7 @@ def _model_contribution(
     return TaskResult(arrays={"vector": vector}, metrics=metrics, receipt=trained.receipt)
 
 
-def sa_unmask(
+def reveal_shares(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
     """Stage 4: the shares that let the coordinator remove the masks."""
