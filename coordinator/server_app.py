@@ -40,6 +40,7 @@ from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
 from coordinator.resumption import ResumePoint, RunHistory, resume_point
+from coordinator.round_summary import NodeNote, RoundSummary, reasons
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
@@ -102,7 +103,8 @@ class Coordinator:
         self.plan = request.config.plan
         self.store = RunStore(Path(request.run_dir))
         self.privacy = PrivacyLedgerView(run_delta=self.plan.privacy.record.delta)
-        self.rounds: list[RoundOutcome] = []
+        #: Every exchange of the run: a resumed run's earlier ones, then this attempt's.
+        self.rounds: list[RoundSummary] = []
         budget = request.config.enterprise_budget
         self.enterprise: EnterpriseAccountant | None = None
         if self.plan.privacy.enterprise is not None and budget is not None:
@@ -112,9 +114,8 @@ class Coordinator:
         self.ledger = CoordinatorLedger.open(request)
         #: Flower node id -> the node's pseudonymous id (its ledger key id).
         self.node_keys: dict[int, str] = {}
-        #: A resumed run's checkpoint, and its earlier exchanges' summaries.
+        #: A resumed run's checkpoint.
         self.resumed: Checkpoint | None = None
-        self.earlier_rounds: list[dict[str, Any]] = []
 
     # ---- the run ------------------------------------------------------------------
     def run(self) -> None:
@@ -305,7 +306,7 @@ class Coordinator:
         except (KeyError, TypeError, ValueError) as err:
             raise StateError(f"{self.store.dir / CHECKPOINT_FILE}: receipts: {err}") from None
         self.privacy_notes = dict(checkpoint.privacy_notes)
-        self.earlier_rounds = list(checkpoint.rounds)
+        self.rounds = [RoundSummary.from_json(r) for r in checkpoint.rounds]
         self.resumed = checkpoint
 
     def _checkpoint(
@@ -341,8 +342,9 @@ class Coordinator:
             self.ledger.checkpoint_written(round_number, sha256)
 
     def _round_summaries(self) -> list[dict[str, Any]]:
-        """Every exchange of the run: a resumed run's earlier ones, then this attempt's."""
-        return [*self.earlier_rounds, *(o.summary() for o in self.rounds)]
+        """Every exchange of the run, JSON-ready: a resumed run's earlier ones, then this
+        attempt's."""
+        return [r.to_json() for r in self.rounds]
 
     def _secure_model_round(
         self, node_ids: list[int], round_number: int, arrays: ArrayRecord
@@ -675,9 +677,9 @@ class Coordinator:
         try:
             return run_secure_round(*args, **kwargs)
         except SecAggError as err:
-            problems = [p for o in self.rounds if o.round == round_number for p in o.problems]
+            problems = [p for r in self.rounds if r.round == round_number for p in r.problems]
             raise RunFailedError(
-                f"round {round_number} ({what}): {err}. Refusals and failures: {_reasons(problems)}"
+                f"round {round_number} ({what}): {err}. Refusals and failures: {reasons(problems)}"
             ) from err
 
     def _require_secure_quorum(self, round_number: int, task: str, secure: SecureTotal) -> None:
@@ -697,11 +699,11 @@ class Coordinator:
             )
         needed = self.config.federation.min_nodes
         if secure.survivors < needed:
-            problems = [p for o in self.rounds if o.round == round_number for p in o.problems]
+            problems = [p for r in self.rounds if r.round == round_number for p in r.problems]
             raise RunFailedError(
                 f"round {round_number} ({task}): {secure.survivors} node(s) in the secure sum, "
                 f"fewer than the minimum of {needed}; nothing from this round is released. "
-                f"Refusals and failures: {_reasons(problems)}"
+                f"Refusals and failures: {reasons(problems)}"
             )
 
     # ---- helpers -------------------------------------------------------------------
@@ -748,13 +750,14 @@ class Coordinator:
         for answer in answers:
             if answer.node_key:
                 self.node_keys[answer.node_id] = answer.node_key
-        self.rounds.append(outcome)
+        summary = RoundSummary.from_outcome(outcome)
+        self.rounds.append(summary)
         if self.ledger is not None:
             self.ledger.round(outcome)
         epsilon_max, delta_max = self.privacy.max_total()
         self.store.event(
             "round_end",
-            **outcome.summary(),
+            **summary.to_json(),
             epsilon_max=epsilon_max,
             **({} if delta_max is None else {"delta_max": delta_max}),
         )
@@ -766,7 +769,7 @@ class Coordinator:
             raise RunFailedError(
                 f"round {outcome.round} ({outcome.task}): {len(good)} good repl(ies), "
                 f"fewer than the minimum of {needed}; nothing from this round is released. "
-                f"Refusals and failures: {_reasons(outcome.problems)}"
+                f"Refusals and failures: {reasons(NodeNote.of(p) for p in outcome.problems)}"
             )
 
 
@@ -788,18 +791,6 @@ def _noise_variances(
     entry_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is not None)
     implicit_var = sum(_noise_std(r) ** 2 for r, p in pairs if p.entries is None)
     return cell_var, entry_var, implicit_var
-
-
-def _reasons(problems: list[NodeProblem]) -> str:
-    """Refusal and failure reasons, each with the nodes that gave it."""
-    by_reason: dict[str, list[str]] = {}
-    for p in problems:
-        by_reason.setdefault(p.reason, []).append(p.node_name or str(p.node_id))
-    text = "; ".join(
-        f"{reason} ({len(nodes)} node(s): {', '.join(sorted(nodes))})"
-        for reason, nodes in by_reason.items()
-    )
-    return text or "none"
 
 
 def _metric(reply: NodeReply, key: str) -> float:
