@@ -33,15 +33,15 @@ from flwr.serverapp import Grid, ServerApp
 from common.errors import FedriskError, RunFailedError, StateError
 from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
-from coordinator.coordinator_ledger import CoordinatorLedger
 from coordinator.curves import check_counts, estimate_curves, sum_counts
 from coordinator.newton_fit import NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import MODEL_FILE, write_outputs
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
-from coordinator.resumption import ResumePoint, RunHistory, resume_point
+from coordinator.resumption import ResumePoint, resume_point
 from coordinator.round_summary import NodeNote, RoundSummary, reasons
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
+from coordinator.run_ledger import open_run_ledger
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
 from coordinator.secure_round import (
@@ -111,7 +111,7 @@ class Coordinator:
             self.enterprise = EnterpriseAccountant(delta=budget.delta, cap=budget.epsilon_cap)
         #: Extra privacy figures for the run summary (distributed noise, enterprise DP).
         self.privacy_notes: dict[str, object] = {}
-        self.ledger = CoordinatorLedger.open(request)
+        self.ledger = open_run_ledger(request, self.store)
         #: Flower node id -> the node's pseudonymous id (its ledger key id).
         self.node_keys: dict[int, str] = {}
         #: A resumed run's checkpoint.
@@ -161,12 +161,9 @@ class Coordinator:
             self._fail(RunFailedError(f"coordinator error: {type(err).__name__}: {err}"), 0.0)
             raise
         self.store.event("run_end", status="completed", seconds=time.monotonic() - start)
-        if self.ledger is not None:
-            self.ledger.run_ended("completed", None)
+        self.ledger.run_ended("completed", None)
 
     def _ledger_outputs(self, curves: list[RiskCurve]) -> None:
-        if self.ledger is None:
-            return
         curves_path = self.store.dir / "curves.json"
         self.ledger.outputs(
             self.store.dir / MODEL_FILE,
@@ -189,8 +186,7 @@ class Coordinator:
             },
         )
         self.store.event("run_end", status="failed", error=str(err), seconds=seconds)
-        if self.ledger is not None:
-            self.ledger.run_ended("failed", str(err))
+        self.ledger.run_ended("failed", str(err))
 
     def _wait_for_nodes(self) -> list[int]:
         deadline = time.monotonic() + self.request.node_wait_timeout_s
@@ -262,28 +258,20 @@ class Coordinator:
         """Record the run's start; resuming, restore its checkpoint, record that and
         return where the run continues (None: it starts from scratch)."""
         if not self.request.resume:
-            if self.ledger is not None:
-                self.ledger.run_started(self.request)
+            self.ledger.run_started(self.request)
             return None
-        run_id = self.request.run_id
-        history = (
-            RunHistory.from_events(self.store.read_events(), run_id)
-            if self.ledger is None
-            else RunHistory.from_ledger(self.ledger.entries(), run_id)
-        )
+        history = self.ledger.history(self.request.run_id)
         point = resume_point(self.request, history)
         if not history.started:  # the crash came before the run was recorded: a fresh start
-            if self.ledger is not None:
-                self.ledger.run_started(self.request)
+            self.ledger.run_started(self.request)
             return None
         if point.checkpoint is not None:
             self._restore(point.checkpoint)
-        if self.ledger is not None:
-            if point.record_checkpoint:
-                self.ledger.checkpoint_written(point.checkpoint_round, point.sha256)
-            self.ledger.run_resumed(
-                self.request, point.from_round, (point.checkpoint_round, point.sha256)
-            )
+        if point.record_checkpoint:
+            self.ledger.checkpoint_written(point.checkpoint_round, point.sha256)
+        self.ledger.run_resumed(
+            self.request, point.from_round, (point.checkpoint_round, point.sha256)
+        )
         return point
 
     def _restore(self, checkpoint: Checkpoint) -> None:
@@ -338,8 +326,7 @@ class Coordinator:
         )
         sha256 = write_checkpoint(self.store.dir / CHECKPOINT_FILE, checkpoint)
         self.store.event("checkpoint", round=round_number, sha256=sha256)
-        if self.ledger is not None:
-            self.ledger.checkpoint_written(round_number, sha256)
+        self.ledger.checkpoint_written(round_number, sha256)
 
     def _round_summaries(self) -> list[dict[str, Any]]:
         """Every exchange of the run, JSON-ready: a resumed run's earlier ones, then this
@@ -550,19 +537,18 @@ class Coordinator:
         epsilon = self.enterprise.record(
             noise_multiplier=z_actual, sample_rate=1.0, round_number=round_number
         )
-        if self.ledger is not None:
-            self.ledger.enterprise_round(
-                round_number,
-                noise_multiplier=z_actual,
-                clip_norm=self.plan.privacy.enterprise.clip_norm,  # type: ignore[union-attr]
-                shares=secure.survivors,
-                epsilon_round=rdp_epsilon(
-                    [Spend(z_actual, 1.0, 1, "enterprise")], self.enterprise.delta
-                ),
-                epsilon_total=epsilon,
-                cap=self.enterprise.cap,
-                delta=self.enterprise.delta,
-            )
+        self.ledger.enterprise_round(
+            round_number,
+            noise_multiplier=z_actual,
+            clip_norm=self.plan.privacy.enterprise.clip_norm,  # type: ignore[union-attr]
+            shares=secure.survivors,
+            epsilon_round=rdp_epsilon(
+                [Spend(z_actual, 1.0, 1, "enterprise")], self.enterprise.delta
+            ),
+            epsilon_total=epsilon,
+            cap=self.enterprise.cap,
+            delta=self.enterprise.delta,
+        )
         notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
         notes.update(
             epsilon=round(epsilon, 6),
@@ -690,13 +676,12 @@ class Coordinator:
             survivors=secure.survivors,
             dropped=secure.dropped,
         )
-        if self.ledger is not None:
-            self.ledger.secure_sum(
-                round_number,
-                task,
-                [self._pseudonym(n) for n in sorted(secure.survivor_ids)],
-                [self._pseudonym(n) for n in sorted(secure.dropped_ids)],
-            )
+        self.ledger.secure_sum(
+            round_number,
+            task,
+            [self._pseudonym(n) for n in sorted(secure.survivor_ids)],
+            [self._pseudonym(n) for n in sorted(secure.dropped_ids)],
+        )
         needed = self.config.federation.min_nodes
         if secure.survivors < needed:
             problems = [p for r in self.rounds if r.round == round_number for p in r.problems]
@@ -752,8 +737,7 @@ class Coordinator:
                 self.node_keys[answer.node_id] = answer.node_key
         summary = RoundSummary.from_outcome(outcome)
         self.rounds.append(summary)
-        if self.ledger is not None:
-            self.ledger.round(outcome)
+        self.ledger.round(outcome)
         epsilon_max, delta_max = self.privacy.max_total()
         self.store.event(
             "round_end",

@@ -36,7 +36,9 @@ from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.federation import check_nodes_inclusion
 from coordinator.outputs import load_global_model
 from coordinator.resumption import RunHistory, resume_point
+from coordinator.run_ledger import NullLedger, open_run_ledger
 from coordinator.run_request import RunRequest
+from coordinator.run_store import RunStore
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from ledger.log import read_ledger
@@ -408,3 +410,21 @@ def test_resume_from_a_checkpoint_older_than_the_ledger_is_refused(tmp_path: Pat
         resume_point(request, RunHistory(True, False, (2, "ab")))
     with pytest.raises(StateError, match="completed; there is nothing to resume"):
         resume_point(request, RunHistory(True, True, (1, "ab")))
+
+
+def test_a_run_without_a_ledger_has_a_null_one_and_its_history_in_its_events(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a run request that names no ledger, and its progress events
+    request = a_request(tmp_path)
+    store = RunStore(tmp_path)
+    store.event("run_start", run_id="r1")
+    store.event("checkpoint", round=2, sha256="ab")
+    # Execute
+    ledger = open_run_ledger(request, store)
+    ledger.run_started(request)
+    ledger.checkpoint_written(3, "cd")
+    # Assert: nothing recorded, the history read from the events
+    assert isinstance(ledger, NullLedger)
+    assert ledger.history("r1") == RunHistory(True, False, (2, "ab"))
+    assert [e["event"] for e in store.read_events()] == ["run_start", "checkpoint"]
