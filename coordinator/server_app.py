@@ -36,6 +36,7 @@ from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.curves import check_counts, estimate_curves, sum_counts
 from coordinator.newton_fit import NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import MODEL_FILE, write_outputs
+from coordinator.privacy_notes import EnterpriseSpend, PrivacyNotes
 from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import apply_publication_rules, segment_contributors
 from coordinator.resumption import ResumePoint, resume_point
@@ -110,7 +111,7 @@ class Coordinator:
         if self.plan.privacy.enterprise is not None and budget is not None:
             self.enterprise = EnterpriseAccountant(delta=budget.delta, cap=budget.epsilon_cap)
         #: Extra privacy figures for the run summary (distributed noise, enterprise DP).
-        self.privacy_notes: dict[str, object] = {}
+        self.notes = PrivacyNotes()
         self.ledger = open_run_ledger(request, self.store)
         #: Flower node id -> the node's pseudonymous id (its ledger key id).
         self.node_keys: dict[int, str] = {}
@@ -150,7 +151,7 @@ class Coordinator:
                 curves=curves,
                 rounds=self._round_summaries(),
                 privacy=self.privacy,
-                privacy_notes=self.privacy_notes,
+                privacy_notes=self.notes.to_json(),
                 seconds=time.monotonic() - start,
             )
             self._ledger_outputs(curves)
@@ -181,7 +182,7 @@ class Coordinator:
                 "error": str(err),
                 "plan_digest": self.plan.digest,
                 "rounds": self._round_summaries(),
-                "privacy": {**self.privacy.summary(), **self.privacy_notes},
+                "privacy": {**self.privacy.summary(), **self.notes.to_json()},
                 "seconds": round(seconds, 3),
             },
         )
@@ -224,7 +225,7 @@ class Coordinator:
             optimizer.load_momentum(resumed.momentum)
             if resumed.training_done:
                 return arrays
-        if self.enterprise is not None and "enterprise" not in self.privacy_notes:
+        if self.enterprise is not None and self.notes.enterprise is None:
             self._announce_enterprise_dp(node_ids, arrays)
         first = 1 if resumed is None else resumed.round + 1
         if training.method == "newton":
@@ -293,7 +294,7 @@ class Coordinator:
             self.privacy.restore(checkpoint.receipts)
         except (KeyError, TypeError, ValueError) as err:
             raise StateError(f"{self.store.dir / CHECKPOINT_FILE}: receipts: {err}") from None
-        self.privacy_notes = dict(checkpoint.privacy_notes)
+        self.notes = PrivacyNotes.from_json(checkpoint.privacy_notes)
         self.rounds = [RoundSummary.from_json(r) for r in checkpoint.rounds]
         self.resumed = checkpoint
 
@@ -320,7 +321,7 @@ class Coordinator:
             enterprise=None if self.enterprise is None else self.enterprise.state_dict(),
             rounds=tuple(self._round_summaries()),
             receipts=tuple(self.privacy.rows()),
-            privacy_notes=dict(self.privacy_notes),
+            privacy_notes=self.notes.to_json(),
             pseudonyms=tuple(sorted({*earlier, *self.node_keys.values()})),
             newton=newton,
         )
@@ -449,16 +450,10 @@ class Coordinator:
     ) -> None:
         receipts = [r.receipt for r in replies if r.receipt is not None]
         check = update_noise(round_number, norm, receipts, self.plan.training, dimension)
-        if check.noise_norm == 0.0:
-            return
-        notes = dict(self.privacy_notes.get("model_noise", {}))  # type: ignore[call-overload]
-        notes["dp_sgd_rounds"] = [*notes.get("dp_sgd_rounds", []), check.summary()]
-        warning = check.warning
-        if warning is not None and round_number == 1:  # later rounds converge: signal fades
+        warning = self.notes.add_update_noise(check)
+        if warning is not None:
             _log.warning("%s", warning)
-            notes["warnings"] = [*notes.get("warnings", []), warning]
             self.store.event("model_noise_warning", round=round_number, warning=warning)
-        self.privacy_notes["model_noise"] = notes
 
     def _note_newton_step(self, step: NewtonStep) -> None:
         """The step next to its noise: in the progress log, the summary and, the first
@@ -466,14 +461,10 @@ class Coordinator:
         would repeat it word for word)."""
         summary = step.summary()
         self.store.event("newton_step", **summary)
-        notes = dict(self.privacy_notes.get("model_noise", {}))  # type: ignore[call-overload]
-        notes["newton_steps"] = [*notes.get("newton_steps", []), summary]
-        warning = step.warning
-        if warning is not None and not notes.get("warnings"):
+        warning = self.notes.add_newton_step(summary, step.warning)
+        if warning is not None:
             _log.warning("%s", warning)
-            notes["warnings"] = [*notes.get("warnings", []), warning]
             self.store.event("model_noise_warning", round=step.round, warning=warning)
-        self.privacy_notes["model_noise"] = notes
 
     def _announce_enterprise_dp(self, node_ids: list[int], arrays: ArrayRecord) -> None:
         """State the expected noise next to the update norm (expensive with few enterprises)."""
@@ -488,7 +479,7 @@ class Coordinator:
             dimension=dimension,
             delta=self.enterprise.delta,
         )
-        self.privacy_notes["enterprise"] = notes
+        self.notes.announce_enterprise(notes)
         self.store.event("enterprise_dp", **notes)
         if notes["warning"]:
             _log.warning("%s", notes["warning"])
@@ -499,9 +490,7 @@ class Coordinator:
         self.store.event(
             "enterprise_budget_stop", round=round_number, epsilon=spent, projected=projected
         )
-        notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
-        notes["stopped_before_round"] = round_number
-        self.privacy_notes["enterprise"] = notes
+        self.notes.stop_enterprise(round_number)
         if round_number == 1:
             raise RunFailedError(
                 f"enterprise budget: one round would spend epsilon {projected:.4g}, over the "
@@ -549,15 +538,15 @@ class Coordinator:
             cap=self.enterprise.cap,
             delta=self.enterprise.delta,
         )
-        notes = dict(self.privacy_notes.get("enterprise", {}))  # type: ignore[call-overload]
-        notes.update(
-            epsilon=round(epsilon, 6),
-            delta=self.enterprise.delta,
-            epsilon_cap=self.enterprise.cap,
-            rounds_accounted=len(self.enterprise.history),
-            accountant=self.enterprise.state_dict(),
+        self.notes.charge_enterprise(
+            EnterpriseSpend(
+                epsilon=round(epsilon, 6),
+                delta=self.enterprise.delta,
+                epsilon_cap=self.enterprise.cap,
+                rounds_accounted=len(self.enterprise.history),
+                accountant=self.enterprise.state_dict(),
+            )
         )
-        self.privacy_notes["enterprise"] = notes
         self.store.event("enterprise_epsilon", round=round_number, epsilon=epsilon)
 
     # ---- curve round ---------------------------------------------------------------
@@ -617,8 +606,10 @@ class Coordinator:
         # only the survivors' noise shares are in the sum (a dropout's input was discarded)
         survivors = [r for r in released if r.node_id in secure.survivor_ids]
         noise_var = sum(_metric(r, "noise-std") ** 2 for r in survivors)
-        self.privacy_notes["curve_noise"] = curve_noise_summary(
-            self.plan, [r.receipt for r in survivors if r.receipt is not None], secure
+        self.notes.note_curve_noise(
+            curve_noise_summary(
+                self.plan, [r.receipt for r in survivors if r.receipt is not None], secure
+            )
         )
         curves = estimate_curves(
             sum_counts(spec, [counts]),
