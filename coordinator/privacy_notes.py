@@ -150,4 +150,3 @@ class PrivacyNotes:
 
     def _enterprise(self) -> EnterpriseNotes:
         return EnterpriseNotes({}) if self.enterprise is None else self.enterprise
-
