@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 from flwr.app import RecordDict
 
 from coordinator.curves import check_counts, estimate_curves, sum_counts
@@ -104,7 +105,9 @@ class SecureCurveRound:
         return _published(context, curves, contributors)
 
 
-def _published(context: RoundContext, curves, contributors) -> list[RiskCurve]:
+def _published(
+    context: RoundContext, curves: list[RiskCurve], contributors: np.ndarray
+) -> list[RiskCurve]:
     """The curves with the publication rules applied (too few contributors: withheld)."""
     settings = context.config.curves
     return apply_publication_rules(

@@ -8,6 +8,7 @@ nodes that refused or failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flwr.app import ArrayRecord, RecordDict
@@ -89,7 +90,12 @@ class SecureSums:
         """One stage of a secure round as a Flower exchange; masked-input replies are kept
         in ``released``."""
 
-        def exchange(stage, message_type, nodes, content_for) -> dict[int, RecordDict]:
+        def exchange(
+            stage: str,
+            message_type: str,
+            nodes: list[int],
+            content_for: Callable[[int], RecordDict],
+        ) -> dict[int, RecordDict]:
             _, good = self.exchanges.run(
                 nodes, round_number, stage, message_type, content_for, no_check
             )

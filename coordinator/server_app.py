@@ -79,6 +79,7 @@ class Coordinator:
         self.resumed: Checkpoint | None = None
 
     def run(self) -> None:
+        """The whole run; an error fails it (summary, event, ledger) and is raised."""
         start = time.monotonic()
         self._begin()
         try:
@@ -146,6 +147,7 @@ class Coordinator:
         self.resumed = checkpoint
 
     def _wait_for_nodes(self) -> list[int]:
+        """The nodes connected when all are expected or the wait is over (enough of them)."""
         config = self.request.config
         deadline = time.monotonic() + self.request.node_wait_timeout_s
         while True:
@@ -183,6 +185,7 @@ class Coordinator:
         )
 
     def _fail(self, err: FedriskError, seconds: float) -> None:
+        """Leave the failed run's summary, its run_end event and its ledger entry."""
         self.store.write_json(
             "summary.json",
             {
