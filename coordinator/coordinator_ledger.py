@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from coordinator.resumption import RunHistory
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_request import RunRequest
-from ledger.log import Entry
 from ledger.records import (
     CheckpointWritten,
     LedgerRecord,
@@ -86,9 +86,9 @@ class CoordinatorLedger:
             )
         )
 
-    def entries(self) -> list[Entry]:
-        """Every entry of the ledger so far (all runs), oldest first."""
-        return self.ledger.entries_range(0, self.ledger.size)
+    def history(self, run_id: str) -> RunHistory:
+        """What this ledger records of run ``run_id`` (for resumption)."""
+        return RunHistory.from_ledger(self.ledger.entries_range(0, self.ledger.size), run_id)
 
     def run_resumed(
         self, request: RunRequest, from_round: int, checkpoint: tuple[int, str]

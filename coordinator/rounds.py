@@ -63,20 +63,6 @@ class RoundOutcome:
         """Refusals and failures together."""
         return [*self.refused, *self.failed]
 
-    def summary(self) -> dict:
-        return {
-            "round": self.round,
-            "task": self.task,
-            "ok": [r.node_name or str(r.node_id) for r in self.ok],
-            "refused": [
-                {"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.refused
-            ],
-            "failed": [
-                {"node": p.node_name or str(p.node_id), "reason": p.reason} for p in self.failed
-            ],
-            "seconds": round(self.seconds, 3),
-        }
-
 
 def run_round(
     grid: Grid,

@@ -61,7 +61,7 @@ __all__ = [
 MODULUS_BITS = 64
 
 #: Runs one exchange: (stage, message type, nodes, content per node) -> {node: ok reply},
-#: recording refusals and failures; given by the Coordinator.
+#: recording refusals and failures; given by coordinator.secure_sums.SecureSums.
 RoundRunner = Callable[[str, str, list[int], Callable[[int], RecordDict]], dict[int, RecordDict]]
 
 

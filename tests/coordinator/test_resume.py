@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,10 @@ from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.outputs import load_global_model
 from coordinator.resumption import RunHistory, resume_point
+from coordinator.run_ledger import NullLedger, open_run_ledger
+from coordinator.run_log import RunLog
 from coordinator.run_request import RunRequest
+from coordinator.run_store import RunStore
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from harness.federation import check_nodes_inclusion
@@ -407,3 +410,52 @@ def test_resume_from_a_checkpoint_older_than_the_ledger_is_refused(tmp_path: Pat
         resume_point(request, RunHistory(True, False, (2, "ab")))
     with pytest.raises(StateError, match="completed; there is nothing to resume"):
         resume_point(request, RunHistory(True, True, (1, "ab")))
+
+
+def test_a_run_without_a_ledger_has_a_null_one_and_its_history_in_its_events(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a run request that names no ledger, and its progress events
+    request = a_request(tmp_path)
+    store = RunStore(tmp_path)
+    store.event("run_start", run_id="r1")
+    store.event("checkpoint", round=2, sha256="ab")
+    # Execute
+    ledger = open_run_ledger(request, store)
+    ledger.run_started(request)
+    ledger.checkpoint_written(3, "cd")
+    # Assert: nothing recorded, the history read from the events
+    assert isinstance(ledger, NullLedger)
+    assert ledger.history("r1") == RunHistory(True, False, (2, "ab"))
+    assert [e["event"] for e in store.read_events()] == ["run_start", "checkpoint"]
+
+
+def test_a_resumed_runs_record_continues_its_checkpoints_and_refuses_a_malformed_one(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a checkpoint's round summaries, notes and pseudonyms
+    store = RunStore(tmp_path)
+    summary = {"round": 1, "task": "model", "ok": ["a"], "refused": [], "failed": []}
+    summary["seconds"] = 0.5
+    notes = {"model_noise": {"newton_steps": [{"round": 1}]}}
+    checkpoint = Checkpoint(
+        run_id="r1",
+        plan_digest="p",
+        round=1,
+        training_done=False,
+        arrays=(),
+        momentum=None,
+        enterprise=None,
+        rounds=(summary,),
+        receipts=(),
+        privacy_notes=notes,
+        pseudonyms=("k1",),
+    )
+    log = RunLog(store, NullLedger(store), run_delta=1e-5)
+    # Execute
+    log.restore(checkpoint)
+    # Assert: the record continues from it; a summary without its keys is refused
+    assert (log.summaries(), log.notes.to_json(), log.pseudonyms()) == ([summary], notes, ("k1",))
+    broken = replace(checkpoint, rounds=({"round": 1},))
+    with pytest.raises(StateError, match="round summaries or privacy notes"):
+        RunLog(store, NullLedger(store), run_delta=1e-5).restore(broken)

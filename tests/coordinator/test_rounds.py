@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 
 import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
+from coordinator.round_summary import RoundSummary
 from coordinator.rounds import RoundOutcome, run_round
 from protocols.messages import (
     CURVE_TASK,
@@ -238,7 +240,7 @@ def test_summary_names_nodes_and_reasons() -> None:
     # Prepare
     outcome, _ = play({1: ok, 2: refused, 3: silent})
     # Execute
-    summary = outcome.summary()
+    summary = RoundSummary.from_outcome(outcome).to_json()
     # Assert: named nodes by name, unnamed by id
     assert summary["ok"] == ["site-ok"]
     assert summary["refused"] == [
@@ -246,3 +248,13 @@ def test_summary_names_nodes_and_reasons() -> None:
     ]
     assert summary["failed"] == [{"node": "3", "reason": "no reply: the node went offline"}]
     assert summary["round"] == 4 and summary["task"] == "curve"
+
+
+def test_a_summary_read_back_from_a_checkpoint_is_the_same_summary() -> None:
+    # Prepare: a live round's summary, as a checkpoint stores it
+    outcome, _ = play({1: ok, 2: refused, 3: silent})
+    live = RoundSummary.from_outcome(outcome)
+    # Execute
+    restored = RoundSummary.from_json(json.loads(json.dumps(live.to_json())))
+    # Assert: one shape, whether the round ran now or before a restart
+    assert restored == live and restored.to_json() == live.to_json()
