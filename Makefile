@@ -53,7 +53,7 @@ test-quick: setup
 lint: setup
 	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench tests
 	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py tests/test_shape.py tests/test_vocabulary.py
 
 bench: setup
 	$(PY) -m bench.spine

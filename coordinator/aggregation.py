@@ -13,7 +13,7 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvgM
 
-from protocols.messages import ARRAYS_KEY, METRICS_KEY
+from protocols.messages import ARRAYS_KEY, METRICS_KEY, MODEL_TASK
 
 __all__ = ["WEIGHT_KEY", "check_update", "ServerOptimizer"]
 
@@ -67,7 +67,7 @@ class ServerOptimizer:
         """The new global model when only the (securely aggregated) mean model is known:
         FedAvgM's server step with that mean as the one aggregate."""
         content = RecordDict({ARRAYS_KEY: mean_model, METRICS_KEY: MetricRecord({WEIGHT_KEY: 1.0})})
-        return self.step(round_number, [Message(content, dst_node_id=0, message_type="train")])
+        return self.step(round_number, [Message(content, dst_node_id=0, message_type=MODEL_TASK)])
 
     def momentum(self) -> list[np.ndarray] | None:
         """FedAvgM's momentum vector (None before its first step or without momentum),

@@ -49,6 +49,7 @@ from ledger.signing import load_private_key, public_key_path
 from ledger.writer import Ledger
 from privacy.accounting import Spend, rdp_epsilon
 from privacy.enterprise_accounting import EnterpriseAccountant
+from privacy.mechanisms import Mechanism
 
 pytestmark = pytest.mark.integration
 
@@ -192,11 +193,11 @@ def test_the_clean_run_is_a_newton_fit_whose_glm_releases_are_recomputed(run, cl
     # too, and the auditor recomputed every node's epsilon from them
     for party in run.nodes:
         assert kinds[party.ledger_id] == [
-            ("curve", "distributed_discrete_gaussian_histogram"),
-            ("model", "distributed_discrete_gaussian_glm"),
-            ("model", "distributed_discrete_gaussian_glm"),
+            ("curve", Mechanism.DISTRIBUTED_CURVE_HISTOGRAM),
+            ("model", Mechanism.DISTRIBUTED_GLM),
+            ("model", Mechanism.DISTRIBUTED_GLM),
         ]
-    assert kinds["coordinator"].count(("model", "distributed_discrete_gaussian_glm")) == 8
+    assert kinds["coordinator"].count(("model", Mechanism.DISTRIBUTED_GLM)) == 8
     assert clean.verdict == "PASS"
     assert all(row.recomputed == pytest.approx(row.claimed, rel=1e-4) for row in clean.node_rows)
 
@@ -343,7 +344,10 @@ def test_composing_k_releases_equals_one_release_of_k_times_the_steps() -> None:
 def test_dp_accounting_agrees_with_the_opacus_accountant_of_the_nodes() -> None:
     # Prepare: a DP-SGD release and a Gaussian histogram, composed
     spends = [Spend(2.5, 0.3, 4, "dp_sgd"), Spend(4.5, 1.0, 1, "gaussian")]
-    releases = [Release("dp_sgd", 2.5, 0.3, 4), Release("discrete_gaussian_histogram", 4.5, 1, 1)]
+    releases = [
+        Release(Mechanism.DP_SGD, 2.5, 0.3, 4),
+        Release(Mechanism.CURVE_HISTOGRAM, 4.5, 1, 1),
+    ]
     # Assert
     assert compose_epsilon(releases, 1e-5) == pytest.approx(rdp_epsilon(spends, 1e-5), rel=1e-4)
 
@@ -392,7 +396,7 @@ def _with_enterprise_dp(
                     "model",
                     "*",
                     "enterprise",
-                    "enterprise_distributed_discrete_gaussian",
+                    Mechanism.ENTERPRISE_SHARES,
                     noise_multiplier,
                     1.0,
                     1,

@@ -11,6 +11,7 @@ from flwr.app import ConfigRecord, Error, Message, RecordDict
 
 from coordinator.round_summary import RoundSummary
 from coordinator.rounds import RoundOutcome, run_round
+from privacy.mechanisms import Mechanism
 from protocols.messages import (
     CURVE_TASK,
     PRIVACY_KEY,
@@ -26,7 +27,7 @@ Answer = Callable[[Message], list[Message]]
 
 RECEIPT = PrivacyReceipt(
     unit="record",
-    mechanism="discrete_gaussian_histogram",
+    mechanism=Mechanism.CURVE_HISTOGRAM,
     noise_multiplier=2.5,
     sample_rate=1.0,
     steps=1,
@@ -85,7 +86,7 @@ def status_without_status_key(msg: Message) -> list[Message]:
 
 
 def bad_receipt(msg: Message) -> list[Message]:
-    receipt = ConfigRecord({"unit": "record", "mechanism": "dp_sgd"})
+    receipt = ConfigRecord({"unit": "record", "mechanism": Mechanism.DP_SGD})
     return [
         Message(
             content(ReplyStatus("ok", node_name="site-receipt"), **{PRIVACY_KEY: receipt}),

@@ -26,6 +26,7 @@ from coordinator.outputs import load_global_model
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from models.hazard import init_arrays
+from privacy.mechanisms import Mechanism
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -272,7 +273,7 @@ def test_distributed_curve_noise_is_charged_for_the_threshold_and_reported_as_re
     assert noise["epsilon_realised"] < noise["epsilon_charged_per_node"]
     for node in summary["privacy"]["nodes"].values():
         [curve] = [r for r in node["releases"] if r["task"] == "curve"]
-        assert curve["mechanism"] == "distributed_discrete_gaussian_histogram"
+        assert curve["mechanism"] == Mechanism.DISTRIBUTED_CURVE_HISTOGRAM
         assert node["epsilon_run"] <= config.plan.privacy.record.epsilon * 1.001
     # ... and the share is no smaller than the central noise spread over 3 shares
     central = plan_noise(config.plan, 400).curve_noise_multiplier

@@ -9,13 +9,14 @@ import pytest
 
 from coordinator.update_noise import expected_noise_norm, update_noise
 from models.spec import TrainingSettings
+from privacy.mechanisms import Mechanism
 from protocols.messages import PrivacyReceipt
 
 
 def receipt(*, sigma: float = 1.0, steps: int = 100, clip: float = 1.0) -> PrivacyReceipt:
     return PrivacyReceipt(
         unit="record",
-        mechanism="dp_sgd",
+        mechanism=Mechanism.DP_SGD,
         noise_multiplier=sigma,
         sample_rate=0.01,
         steps=steps,

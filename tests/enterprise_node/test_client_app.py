@@ -37,6 +37,7 @@ from ledger.verification import verify_ledger
 from models.hazard import init_arrays
 from models.histogram import unit_histograms
 from privacy.accounting import rdp_epsilon
+from privacy.mechanisms import Mechanism
 from protocols.messages import (
     ARRAYS_KEY,
     CURVE_TASK,
@@ -179,7 +180,7 @@ def test_good_curve_task_replies_ok_with_noised_histograms_and_receipt(
     # a receipt for one discrete Gaussian release, charged to the node's accountant
     receipt = PrivacyReceipt.from_record(reply.content[PRIVACY_KEY])
     spend = plan_noise(plan, 40).curve_spend()
-    assert receipt.mechanism == "discrete_gaussian_histogram" and receipt.unit == "record"
+    assert receipt.mechanism == Mechanism.CURVE_HISTOGRAM and receipt.unit == "record"
     assert receipt.noise_multiplier == spend.noise_multiplier
     assert (receipt.sample_rate, receipt.steps, receipt.secure_rng) == (1.0, 1, True)
     assert receipt.sensitivity == pytest.approx(math.sqrt(2.0) if entry_age else 1.0)
@@ -210,7 +211,7 @@ def test_good_model_task_returns_an_update_the_coordinator_accepts(
     assert check_update(reply.content, message.content[ARRAYS_KEY]) is None
     assert dict(reply.content[METRICS_KEY]) == {"num-examples": 40.0}
     receipt = PrivacyReceipt.from_record(reply.content[PRIVACY_KEY])
-    assert receipt.mechanism == "dp_sgd"
+    assert receipt.mechanism == Mechanism.DP_SGD
     assert receipt.max_grad_norm == plan.privacy.record.max_grad_norm
     [entry] = outbox_of(node_yaml).entries()
     assert (entry.status, entry.purpose, entry.round) == ("ok", "model-update", 2)

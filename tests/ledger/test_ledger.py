@@ -56,6 +56,7 @@ from ledger.signing import (
 )
 from ledger.verification import LedgerReport, verify_ledger
 from ledger.writer import Ledger
+from privacy.mechanisms import Mechanism
 
 DIGEST = "cd" * 32
 #: Tree sizes signed by :func:`build_ledger` (append, append_many and single appends mixed).
@@ -126,7 +127,7 @@ def spent(round_number: int) -> PrivacySpent:
         round_number,
         "curve",
         "record",
-        "discrete_gaussian_histogram",
+        Mechanism.CURVE_HISTOGRAM,
         3.0,
         1.0,
         1,

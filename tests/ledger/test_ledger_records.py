@@ -31,6 +31,7 @@ from ledger.records import (
     record_class,
     record_from_entry,
 )
+from privacy.mechanisms import Mechanism
 
 DIGEST = "ab" * 32
 
@@ -60,7 +61,7 @@ def examples() -> list[LedgerRecord]:
         RunEnded("run-2", "failed", "too few nodes"),
         MessageSent("run-1", 2, "model", "model_update", "ok", DIGEST, 20480),
         PrivacySpent(
-            "run-1", 2, "curve", "enterprise", "discrete_gaussian_histogram", 3.0, 1.0, 1,
+            "run-1", 2, "curve", "enterprise", Mechanism.CURVE_HISTOGRAM, 3.0, 1.0, 1,
             1.0, 5, 0.3, 1.2, 6.8, 8.0, 1e-5,
         ),
         TaskRefused("run-1", 3, "model", "lifetime epsilon cap 8.0 would be passed"),

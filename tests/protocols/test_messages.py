@@ -7,6 +7,7 @@ from dataclasses import asdict
 import pytest
 from flwr.app import ConfigRecord
 
+from privacy.mechanisms import Mechanism
 from protocols.messages import PrivacyReceipt, ReplyStatus, TaskHeader
 
 
@@ -26,7 +27,7 @@ def make_receipt(**changes: object) -> PrivacyReceipt:
     """Factory: a DP-SGD receipt with distinct values in every field."""
     fields = {
         "unit": "record",
-        "mechanism": "dp_sgd",
+        "mechanism": Mechanism.DP_SGD,
         "noise_multiplier": 1.37,
         "sample_rate": 0.064,
         "steps": 32,
@@ -49,7 +50,7 @@ RECORDS = [
     ReplyStatus("refused", reason="task refused: above this node's cap of 1"),
     make_receipt(),
     make_receipt(
-        mechanism="discrete_gaussian_histogram",
+        mechanism=Mechanism.CURVE_HISTOGRAM,
         sample_rate=1.0,
         steps=1,
         sensitivity=2**0.5,
