@@ -1,4 +1,5 @@
-"""Shared fixtures for tests that build Flower messages outside a running Flower app."""
+"""Shared fixtures: a Flower task identity for tests that build Flower messages outside a
+running Flower app, and the demo model spec on a fixed grid."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def flower_identity() -> Iterator[None]:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = saved
 
 
+@pytest.fixture(scope="session")
 def grid20_spec():
     """The demo model spec on a fixed grid of 20 six-month intervals to 120 months.
 
