@@ -14,12 +14,10 @@ tests/*/test_*_e2e.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from flwr.app import Context, Message, RecordDict
@@ -31,6 +29,7 @@ from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.outputs import load_global_model
 from coordinator.run_request import RunRequest
+from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
 from coordinator.server_app import Coordinator
 from enterprise_node.approval import approve_at_nodes
 
@@ -139,7 +138,7 @@ class InProcessRun:
     (the parameter arrays in order, as :func:`load_global_model` reads them)."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     arrays: list[np.ndarray]
 
 
@@ -157,7 +156,7 @@ def run_in_process(
 
     A failed run raises (RunFailedError and kin) after writing its failed summary, as in
     a federation; a completed one may still have had refusals or failures below quorum:
-    the caller checks ``summary["refusals"]`` and ``summary["failures"]``.
+    the caller checks ``summary.refusals`` and ``summary.failures``.
     """
     run_dir = Path(run_dir)
     grid = InProcessGrid(node_yamls, drop=drop)
@@ -169,5 +168,5 @@ def run_in_process(
         run_id=run_id,
         approve_by=approve_by,
     )
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = require_summary(run_dir / SUMMARY_FILE)
     return InProcessRun(run_dir=run_dir, summary=summary, arrays=load_global_model(run_dir))

@@ -25,6 +25,7 @@ from bench.inprocess import run_in_process
 from bench.model_sites import write_sites
 from bench.spine import allow_non_private
 from coordinator.config import CoordinatorConfig
+from coordinator.run_summary import RunSummary
 from harness.evaluation import load_curves, pooled_curves
 from models.features import encode_units
 from models.glm import initial_theta, newton_step, unit_statistics
@@ -136,10 +137,10 @@ def run_and_score(fed: BenchFederation, config: CoordinatorConfig, name: str) ->
     score = RunScore(
         harrell_c=test_harrell_c(run.arrays, fed.test, fed.spec),
         curve_error=_curve_error(run_dir, fed),
-        rounds=sum(1 for r in summary.get("rounds", []) if r.get("task") == "model"),
+        rounds=sum(1 for r in summary.rounds if r.task == "model"),
         seconds=seconds,
         epsilon_run=_epsilon_run(summary),
-        warnings=tuple(summary.get("privacy", {}).get("model_noise", {}).get("warnings", [])),
+        warnings=_warnings(summary),
     )
     shutil.rmtree(run_dir, ignore_errors=True)
     return score
@@ -180,7 +181,12 @@ def _curve_error(run_dir: Path, fed: BenchFederation) -> float | None:
     return max(float(np.max(np.abs(c.failure - pooled[c.segment].failure))) for c in published)
 
 
-def _epsilon_run(summary: dict) -> float:
+def _epsilon_run(summary: RunSummary) -> float:
     """The largest per-node epsilon of this run at the plan's delta (0 without DP)."""
-    nodes = summary.get("privacy", {}).get("nodes", {})
-    return max((float(n.get("epsilon_run", 0.0)) for n in nodes.values()), default=0.0)
+    return max((n.epsilon_run for n in summary.privacy.nodes.values()), default=0.0)
+
+
+def _warnings(summary: RunSummary) -> tuple[str, ...]:
+    """The warnings the run gave when a model round's noise dominated."""
+    noise = summary.privacy.model_noise
+    return () if noise is None else noise.warnings or ()

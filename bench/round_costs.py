@@ -1,9 +1,9 @@
 """What a run's rounds cost: seconds from its progress events, bytes from its nodes'
 outboxes, and ratios over the plain run of the same benchmark.
 
-A round's seconds run from its first stage's ``round_start`` to its ``secure_sum`` (secure
+A round's seconds run from its first stage's RoundStart to its SecureSumDone (secure
 runs: keys, shares, masked input, unmask, then the coordinator's unmasking) or its
-``round_end`` (plain runs: one exchange). Model round 1 pays for Ray start-up, so the
+RoundEnd (plain runs: one exchange). Model round 1 pays for Ray start-up, so the
 model-round figure is the mean of rounds 2..R.
 """
 
@@ -15,6 +15,10 @@ from statistics import fmean
 from typing import Any
 
 from bench.timing import ratio
+from coordinator.progress_events import ProgressEvent, RoundEnd, RoundStart, SecureSumDone
+
+#: The events that mark a round's stages.
+RoundEvent = RoundStart | RoundEnd | SecureSumDone
 
 __all__ = [
     "RoundSeconds",
@@ -28,7 +32,6 @@ __all__ = [
     "round_wall_seconds",
 ]
 
-_ROUND_EVENTS = ("round_start", "round_end", "secure_sum")
 
 
 @dataclass(frozen=True)
@@ -60,30 +63,27 @@ class VariantFigures:
     run_seconds: float | None
 
 
-def _round_events(events: Iterable[Mapping[str, Any]], round_number: int) -> list[Mapping]:
-    return [e for e in events if e.get("event") in _ROUND_EVENTS and e.get("round") == round_number]
+def _times(
+    events: Iterable[ProgressEvent], kind: type[RoundEvent], round_number: int
+) -> list[float]:
+    """When each event of type ``kind`` of round ``round_number`` happened."""
+    return [e.time for e in events if isinstance(e, kind) and e.round == round_number]
 
 
-def round_wall_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
-    """Wall seconds of round ``round_number``: its first ``round_start`` to its
-    ``secure_sum`` when it has one (so the coordinator's unmasking counts), else to its last
-    ``round_end``. None: no such round."""
-    mine = _round_events(events, round_number)
-    starts = [float(e["time"]) for e in mine if e["event"] == "round_start"]
-    ends = [float(e["time"]) for e in mine if e["event"] == "secure_sum"]
-    ends = ends or [float(e["time"]) for e in mine if e["event"] == "round_end"]
+def round_wall_seconds(events: Sequence[ProgressEvent], round_number: int) -> float | None:
+    """Wall seconds of round ``round_number``: its first RoundStart to its SecureSumDone
+    when it has one (so the coordinator's unmasking counts), else to its last RoundEnd.
+    None: no such round."""
+    starts = _times(events, RoundStart, round_number)
+    ends = _times(events, SecureSumDone, round_number) or _times(events, RoundEnd, round_number)
     if not starts or not ends:
         return None
     return max(ends) - min(starts)
 
 
-def round_exchange_seconds(events: Iterable[Mapping[str, Any]], round_number: int) -> float | None:
-    """Sum of round ``round_number``'s ``round_end`` seconds, its Flower exchanges (None: none)."""
-    seconds = [
-        float(e["seconds"])
-        for e in _round_events(events, round_number)
-        if e["event"] == "round_end"
-    ]
+def round_exchange_seconds(events: Iterable[ProgressEvent], round_number: int) -> float | None:
+    """Sum of round ``round_number``'s RoundEnd seconds, its Flower exchanges (None: none)."""
+    seconds = [e.seconds for e in events if isinstance(e, RoundEnd) and e.round == round_number]
     return sum(seconds) if seconds else None
 
 
@@ -92,7 +92,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return fmean(present) if present else None
 
 
-def round_seconds(events: Sequence[Mapping[str, Any]], model_rounds: int) -> RoundSeconds:
+def round_seconds(events: Sequence[ProgressEvent], model_rounds: int) -> RoundSeconds:
     """The run's round seconds; its curve round is number ``model_rounds + 1``."""
     later = range(2, model_rounds + 1)
     walls = [round_wall_seconds(events, n) for n in later]

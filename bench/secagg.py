@@ -161,17 +161,17 @@ def _run_variant(
         progress=ProgressPrinter(console, MODEL_ROUNDS + 1),
     )
     summary = result.summary
-    if summary.get("refusals") or summary.get("failures"):
+    if summary.refusals or summary.failures:
         raise RunFailedError(
-            f"{variant.label}: {summary.get('refusals')} refusal(s), "
-            f"{summary.get('failures')} failure(s); see {result.run_dir}"
+            f"{variant.label}: {summary.refusals} refusal(s), "
+            f"{summary.failures} failure(s); see {result.run_dir}"
         )
     outboxes = [_outbox_rows(n) for n in nodes]
     return VariantFigures(
         seconds=round_seconds(RunStore(result.run_dir).read_events(), MODEL_ROUNDS),
         model_round_bytes=bytes_per_node_round(outboxes, range(1, MODEL_ROUNDS + 1)),
         curve_round_bytes=bytes_per_node_round(outboxes, [MODEL_ROUNDS + 1]),
-        run_seconds=float(summary["seconds"]) if "seconds" in summary else None,
+        run_seconds=summary.seconds,
     )
 
 

@@ -90,13 +90,13 @@ def _federate(
         node_configs, config, run_dir, flwr_home=flwr_home, progress=ProgressPrinter(console, total)
     )
     summary = result.summary
-    if summary.get("refusals") or summary.get("failures"):
+    if summary.refusals or summary.failures:
         raise RunFailedError(
-            f"{label} run: {summary.get('refusals')} refusal(s) and {summary.get('failures')} "
+            f"{label} run: {summary.refusals} refusal(s) and {summary.failures} "
             f"failure(s); the benchmark needs every node in every round (see {run_dir})"
         )
-    if summary.get("record_dp") != config.plan.privacy.record.enabled:
-        raise RunFailedError(f"{label} run: summary says record_dp={summary.get('record_dp')}")
+    if summary.record_dp != config.plan.privacy.record.enabled:
+        raise RunFailedError(f"{label} run: summary says record_dp={summary.record_dp}")
     return result
 
 
@@ -117,7 +117,7 @@ def _plain_figures(
         curve_vs_truth={e.segment: e.vs_truth for e in errors},
         curve_vs_pooled={e.segment: e.vs_pooled for e in errors},
         epsilon_per_node={},
-        run_seconds=float(run.summary["seconds"]),
+        run_seconds=run.summary.seconds,
     )
 
 
@@ -131,7 +131,7 @@ def _dp_figures(run: FederationResult, evaluation: dict) -> RunFigures:
         curve_vs_truth={r["segment"]: r["vs_truth"] for r in rows},
         curve_vs_pooled={r["segment"]: r["vs_pooled"] for r in rows},
         epsilon_per_node=evaluation["epsilon_per_node"],
-        run_seconds=float(run.summary["seconds"]),
+        run_seconds=run.summary.seconds,
     )
 
 

@@ -6,12 +6,12 @@ which would swamp a per-round figure; the per-round cost is the mean of rounds 2
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any
 
+from coordinator.progress_events import ProgressEvent, RoundEnd
 from coordinator.run_store import RunStore
 
 __all__ = ["RoundTiming", "round_timing", "read_round_timing", "ratio"]
@@ -32,17 +32,17 @@ class RoundTiming:
     curve_round: float | None
 
 
-def round_timing(events: Iterable[Mapping[str, Any]]) -> RoundTiming:
-    """Timing from progress.jsonl events (``round_end``: ``round``, ``task``, ``seconds``)."""
+def round_timing(events: Iterable[ProgressEvent]) -> RoundTiming:
+    """Timing from progress.jsonl events (the RoundEnd events' round, task and seconds)."""
     model: dict[int, float] = {}
     curve: list[float] = []
     for event in events:
-        if event.get("event") != "round_end":
+        if not isinstance(event, RoundEnd):
             continue
-        if event.get("task") == "model":
-            model[int(event["round"])] = float(event["seconds"])
-        elif event.get("task") == "curve":
-            curve.append(float(event["seconds"]))
+        if event.task == "model":
+            model[event.round] = event.seconds
+        elif event.task == "curve":
+            curve.append(event.seconds)
     later = [seconds for number, seconds in model.items() if number > 1]
     return RoundTiming(
         first_model_round=model.get(1),

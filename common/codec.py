@@ -9,7 +9,8 @@ flat dict of Python values JSON cannot carry (bytes, in a Flower ConfigRecord) a
 (``what.key[index]``) and what was found; hostile input (deep nesting, huge numbers,
 junk) gives such an error, never a traceback. :func:`encode` is the inverse of
 :func:`decode`: dataclasses become objects and tuples lists, values as they are (so the
-bytes hashed or signed are what they always were).
+bytes hashed or signed are what they always were); with ``omit_none`` a dataclass field
+whose value is None is left out, as records write optional fields that older files lack.
 
     >>> @dataclass(frozen=True)
     ... class Point:
@@ -25,7 +26,7 @@ bytes hashed or signed are what they always were).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
@@ -110,13 +111,36 @@ def decode_wire(tp: type[T], obj: Any, where: str, error: type[Exception]) -> T:
         raise error(describe_errors(err, where)) from None
 
 
-def encode(obj: Any) -> Any:
+def encode(obj: Any, *, omit_none: bool = False) -> Any:
     """The JSON value of ``obj``: dataclasses become objects, tuples lists, arrays
-    :mod:`common.array_json` objects; every other value is kept as it is."""
+    :mod:`common.array_json` objects; every other value is kept as it is. With
+    ``omit_none``, dataclass fields that are None are left out (None in a dict is kept).
+
+    >>> @dataclass(frozen=True)
+    ... class Note:
+    ...     text: str
+    ...     extra: dict | None = None
+    >>> encode([Note("a"), Note("b", {"k": None})], omit_none=True)
+    [{'text': 'a'}, {'text': 'b', 'extra': {'k': None}}]
+    """
+    if omit_none:
+        return _encode_omitting_none(obj)
     try:
         return to_jsonable_python(obj, fallback=_encode_other)
     except PydanticSerializationError as err:
         raise TypeError(str(err)) from None
+
+
+def _encode_omitting_none(obj: Any) -> Any:
+    """:func:`encode`, leaving out the dataclass fields that are None."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        values = ((f.name, getattr(obj, f.name)) for f in fields(obj))
+        return {name: _encode_omitting_none(v) for name, v in values if v is not None}
+    if isinstance(obj, list | tuple):
+        return [_encode_omitting_none(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _encode_omitting_none(v) for k, v in obj.items()}
+    return encode(obj)
 
 
 def _encode_other(value: Any) -> Any:

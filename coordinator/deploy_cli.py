@@ -144,7 +144,5 @@ def run_command(
         on_sync=_report_sync,
     )
     summary = result.summary
-    _console.print(
-        f"Run {summary.get('run_id', '?')} {summary.get('status', '?')}: {result.run_dir}"
-    )
+    _console.print(f"Run {summary.run_id} {summary.status}: {result.run_dir}")
     print_node_epsilons(_console, summary)

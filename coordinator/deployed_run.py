@@ -10,7 +10,6 @@ continues a run whose coordinator died, from its last completed round.
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from coordinator.node_registry import NodeRegistry
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
 from coordinator.run_store import RunStore
+from coordinator.run_summary import require_summary
 from coordinator.superlink import CONNECTION, SuperLinkFiles, running_info
 from protocols.app_identity import staged_app_directory
 
@@ -102,8 +102,7 @@ def submit_run(
     request_path = store.dir / "run_request.json"
     write_run_request(request_path, request)
     _submit(request, request_path, files, store, progress)
-    summary = json.loads(store.summary_path.read_text(encoding="utf-8"))
-    return FederationResult(run_dir=store.dir, summary=summary)
+    return FederationResult(run_dir=store.dir, summary=require_summary(store.summary_path))
 
 
 def _submit(

@@ -16,11 +16,17 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord
 
+from common.codec import encode
 from common.errors import RunFailedError, StateError
 from coordinator.checkpoint import Checkpoint
 from coordinator.config import CoordinatorConfig
 from coordinator.model_rounds import SecureFedAvgRound, TrainedRound, dimension
 from coordinator.privacy_notes import EnterpriseSpend
+from coordinator.progress_events import (
+    EnterpriseBudgetStop,
+    EnterpriseDPStated,
+    EnterpriseEpsilon,
+)
 from coordinator.round_context import RoundContext
 from coordinator.secure_round import SecureTotal
 from coordinator.secure_summary import enterprise_dp_summary
@@ -85,25 +91,23 @@ class EnterpriseDP:
 
     def _announce(self, share: EnterpriseShare, size: int) -> None:
         """State the expected noise next to the update norm (large with few enterprises)."""
-        notes = enterprise_dp_summary(
+        figures = enterprise_dp_summary(
             self.context.plan,
             share,
             n_nodes=len(self.context.node_ids),
             dimension=size,
             delta=self.accountant.delta,
         )
-        self.context.log.notes.announce_enterprise(notes)
-        self.context.log.store.event("enterprise_dp", **notes)
-        if notes["warning"]:
-            _log.warning("%s", notes["warning"])
+        self.context.log.notes.announce_enterprise(encode(figures))
+        self.context.log.store.event(EnterpriseDPStated.of(figures))
+        if figures.warning:
+            _log.warning("%s", figures.warning)
 
     def _stop(self, round_number: int, projected: float) -> None:
         """Round ``round_number`` would pass the cap: record the stop (an error in round 1,
         when there is no model to keep)."""
         spent, cap = self.accountant.epsilon(), self.accountant.cap
-        self.context.log.store.event(
-            "enterprise_budget_stop", round=round_number, epsilon=spent, projected=projected
-        )
+        self.context.log.store.event(EnterpriseBudgetStop(round_number, spent, projected))
         self.context.log.notes.stop_enterprise(round_number)
         if round_number == 1:
             raise RunFailedError(
@@ -155,7 +159,7 @@ class EnterpriseDP:
             accountant=accountant.state_dict(),
         )
         log.notes.charge_enterprise(spend)
-        log.store.event("enterprise_epsilon", round=round_number, epsilon=epsilon)
+        log.store.event(EnterpriseEpsilon(round_number, epsilon))
 
 
 def share_clip_norm(context: RoundContext) -> float:

@@ -15,6 +15,7 @@ from flwr.app import RecordDict
 from flwr.serverapp import Grid
 
 from common.errors import RunFailedError
+from coordinator.progress_events import RoundStart
 from coordinator.round_summary import NodeNote, reasons
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome, run_round
 from coordinator.run_log import RunLog
@@ -59,7 +60,7 @@ class Exchanges:
         check: Check,
     ) -> tuple[RoundOutcome, list[NodeReply]]:
         """Send ``content_for(node)`` to each node; the sorted outcome and its good replies."""
-        self.log.store.event("round_start", round=round_number, task=task, nodes=len(node_ids))
+        self.log.store.event(RoundStart(round_number, task, len(node_ids)))
         outcome = run_round(
             self.grid,
             node_ids,

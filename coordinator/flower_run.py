@@ -12,15 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from common.errors import RunFailedError
 from common.processes import spawn_logged, stop_tree
+from coordinator.progress_events import ProgressEvent, RunEnd
 from coordinator.run_store import RunStore
+from coordinator.run_summary import RunSummary
 
 __all__ = ["FederationResult", "ProgressFn", "flower_bin", "run_flwr"]
 
-ProgressFn = Callable[[dict[str, Any]], None]
+ProgressFn = Callable[[ProgressEvent], None]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class FederationResult:
     """Where the run's outputs are, and its summary."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
 
 
 def flower_bin(name: str) -> str:
@@ -55,14 +56,14 @@ def run_flwr(
     finally:
         stop_tree(process)
     events = store.read_events()
-    end = next((e for e in reversed(events) if e.get("event") == "run_end"), None)
+    end = next((e for e in reversed(events) if isinstance(e, RunEnd)), None)
     if end is None:
         raise RunFailedError(
             f"the run ended without a result: {_last_line(log_path)}; see {log_path} and "
             f"{superlink_log}"
         )
-    if end.get("status") != "completed":
-        raise RunFailedError(f"the run failed: {end.get('error', 'unknown error')}")
+    if not end.completed:
+        raise RunFailedError(f"the run failed: {end.error or 'unknown error'}")
 
 
 def _last_line(path: Path) -> str:
@@ -85,7 +86,7 @@ def _follow(
             if progress:
                 progress(event)
         seen = len(events)
-        if any(e.get("event") == "run_end" for e in events):
+        if any(isinstance(e, RunEnd) for e in events):
             return
         if process.poll() is not None:
             time.sleep(1.0)  # let a last event land

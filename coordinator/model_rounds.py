@@ -20,6 +20,7 @@ from flwr.app import Array, ArrayRecord, RecordDict
 
 from coordinator.aggregation import ServerOptimizer, check_update
 from coordinator.newton_fit import NewtonState
+from coordinator.progress_events import ModelNoiseWarning
 from coordinator.round_context import RoundContext
 from coordinator.rounds import NodeReply
 from coordinator.secure_sums import SecureSum
@@ -139,4 +140,4 @@ def note_update_noise(
     warning = context.log.notes.add_update_noise(check)
     if warning is not None:
         _log.warning("%s", warning)
-        context.log.store.event("model_noise_warning", round=round_number, warning=warning)
+        context.log.store.event(ModelNoiseWarning(round_number, warning))

@@ -34,7 +34,7 @@ from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, round_information_weight
 
-__all__ = ["Curvature", "NewtonState", "NewtonStep", "take_newton_step"]
+__all__ = ["Curvature", "NewtonState", "NewtonFigures", "NewtonStep", "take_newton_step"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +55,24 @@ class NewtonState:
 
     curvature: Curvature
     velocity: np.ndarray
+
+
+@dataclass(frozen=True)
+class NewtonFigures:
+    """A Newton step's size next to its noise, as the progress event and the run summary
+    state it (rounded to 6 decimals): fields as in :class:`NewtonStep`;
+    ``information_round`` the round whose information matrix it used,
+    ``hessian_noise_std`` that matrix's noise std per entry, ``eigen_floor`` its floor."""
+
+    round: int
+    information_round: int
+    step_norm: float
+    gradient_norm: float
+    gradient_noise_norm: float
+    hessian_noise_std: float
+    eigen_floor: float
+    score_noise_std: float
+    score_spread: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,18 +115,19 @@ class NewtonStep:
             )
         return None
 
-    def summary(self) -> dict[str, float | int]:
-        return {
-            "round": self.round,
-            "information_round": self.state.curvature.round,
-            "step_norm": round(self.step_norm, 6),
-            "gradient_norm": round(self.gradient_norm, 6),
-            "gradient_noise_norm": round(self.gradient_noise_norm, 6),
-            "hessian_noise_std": round(self.state.curvature.noise_std, 6),
-            "eigen_floor": round(self.state.curvature.floor, 6),
-            "score_noise_std": round(self.score_noise_std, 6),
-            "score_spread": round(self.score_spread, 6),
-        }
+    def figures(self) -> NewtonFigures:
+        """The step's figures for the progress event and the run summary."""
+        return NewtonFigures(
+            round=self.round,
+            information_round=self.state.curvature.round,
+            step_norm=round(self.step_norm, 6),
+            gradient_norm=round(self.gradient_norm, 6),
+            gradient_noise_norm=round(self.gradient_noise_norm, 6),
+            hessian_noise_std=round(self.state.curvature.noise_std, 6),
+            eigen_floor=round(self.state.curvature.floor, 6),
+            score_noise_std=round(self.score_noise_std, 6),
+            score_spread=round(self.score_spread, 6),
+        )
 
 
 def take_newton_step(

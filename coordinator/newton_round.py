@@ -7,8 +7,10 @@ import logging
 
 from flwr.app import Array, ArrayRecord
 
+from common.codec import encode
 from coordinator.model_rounds import TrainedRound
 from coordinator.newton_fit import NewtonState, NewtonStep, take_newton_step
+from coordinator.progress_events import ModelNoiseWarning, NewtonStepped
 from coordinator.round_context import RoundContext
 from coordinator.secure_sums import reported_noise_std
 from models.glm import hazard_arrays, theta_from_arrays
@@ -60,10 +62,10 @@ class NewtonRound:
     def _note(self, step: NewtonStep) -> None:
         """The step next to its noise: progress event, summary and, the first time the
         noise dominates, a warning."""
-        summary = step.summary()
+        figures = step.figures()
         store = self.context.log.store
-        store.event("newton_step", **summary)
-        warning = self.context.log.notes.add_newton_step(summary, step.warning)
+        store.event(NewtonStepped.of(figures))
+        warning = self.context.log.notes.add_newton_step(encode(figures), step.warning)
         if warning is not None:
             _log.warning("%s", warning)
-            store.event("model_noise_warning", round=step.round, warning=warning)
+            store.event(ModelNoiseWarning(step.round, warning))

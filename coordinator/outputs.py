@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 
 import numpy as np
 from flwr.app import ArrayRecord
 
 from common.atomic import atomic_write_bytes, atomic_write_text
 from coordinator.curve_plot import plot_curves
-from coordinator.privacy_summary import PrivacyLedgerView
 from coordinator.publication import withheld_summary
+from coordinator.round_summary import RoundSummary
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
+from coordinator.run_summary import RunPrivacy, RunSummary, write_summary
 from models.curves import RiskCurve, curves_csv, curves_to_json
 from models.hazard import model_digest
 
@@ -30,13 +32,13 @@ def write_outputs(
     *,
     arrays: ArrayRecord,
     curves: list[RiskCurve],
-    rounds: list[dict],
-    privacy: PrivacyLedgerView,
+    rounds: Sequence[RoundSummary],
+    privacy: RunPrivacy,
     seconds: float,
-    privacy_notes: dict | None = None,
 ) -> None:
     """Model (npz), published curves (JSON, CSV, PNG), withheld curves (JSON, for the
-    broker only) and summary.json, each written atomically."""
+    broker only) and summary.json, each written atomically; ``rounds`` are every
+    exchange of the run (a resumed run's earlier ones too)."""
     plan = request.config.plan
     params = [arrays[name].numpy() for name in sorted(arrays)]
     buffer = io.BytesIO()
@@ -54,26 +56,24 @@ def write_outputs(
     withheld = [c for c in curves if not c.published]
     if withheld:  # for the broker only (`curves --include-withheld`); never in outputs
         store.write_json(WITHHELD_CURVES_FILE, curves_to_json(withheld))
-    # rounds: each exchange's RoundOutcome.summary() (a resumed run's earlier ones too)
-    nodes = sorted({name for o in rounds for name in o["ok"]})
-    summary = {
-        "run_id": request.run_id,
-        "status": "completed",
-        "plan_digest": plan.digest,
-        "record_dp": plan.privacy.record.enabled,
-        "model_spec_digest": plan.model_spec.digest,
-        "model_digest": model_digest(params),
-        "nodes": nodes,
-        "rounds": rounds,
-        "refusals": sum(len(o["refused"]) for o in rounds),
-        "failures": sum(len(o["failed"]) for o in rounds),
-        "privacy": {**privacy.summary(), **(privacy_notes or {})},
-        "published_segments": [c.segment for c in published],
-        "withheld_segments": withheld_summary(curves),
-        "outputs": outputs,
-        "seconds": round(seconds, 3),
-    }
-    store.write_json("summary.json", summary)
+    summary = RunSummary(
+        run_id=request.run_id,
+        status="completed",
+        plan_digest=plan.digest,
+        record_dp=plan.privacy.record.enabled,
+        model_spec_digest=plan.model_spec.digest,
+        model_digest=model_digest(params),
+        nodes=tuple(sorted({name for r in rounds for name in r.ok})),
+        rounds=tuple(rounds),
+        refusals=sum(len(r.refused) for r in rounds),
+        failures=sum(len(r.failed) for r in rounds),
+        privacy=privacy,
+        published_segments=tuple(c.segment for c in published),
+        withheld_segments=withheld_summary(curves),
+        outputs=tuple(outputs),
+        seconds=round(seconds, 3),
+    )
+    write_summary(store.summary_path, summary)
 
 
 def load_global_model(run_dir) -> list[np.ndarray]:

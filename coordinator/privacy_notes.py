@@ -13,29 +13,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from common.codec import decode, encode
 from coordinator.update_noise import UpdateNoise
 
 __all__ = ["ModelNoise", "EnterpriseSpend", "EnterpriseNotes", "PrivacyNotes"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ModelNoise:
     """Each model round's step next to its noise (DP-SGD rounds or Newton steps), and the
-    warnings the run gave when noise dominated."""
+    warnings the run gave when noise dominated; None: none of that kind (no key)."""
 
-    dp_sgd_rounds: tuple[dict[str, Any], ...] = ()
-    newton_steps: tuple[dict[str, Any], ...] = ()
-    warnings: tuple[str, ...] = ()
+    dp_sgd_rounds: tuple[dict[str, Any], ...] | None = None
+    newton_steps: tuple[dict[str, Any], ...] | None = None
+    warnings: tuple[str, ...] | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ModelNoise:
-        return cls(*(tuple(obj.get(f.name, ())) for f in fields(cls)))
+        return decode(cls, obj, "privacy notes.model_noise", ValueError)
 
     def to_json(self) -> dict[str, Any]:
-        """The non-empty lists (a kind of step never taken has no key)."""
-        return {f.name: list(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name)}
+        """The kinds noted (a kind of step never taken has no key)."""
+        body = encode(self, omit_none=True)
+        assert isinstance(body, dict)
+        return body
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,8 @@ class PrivacyNotes:
             return None
         noise = self.model_noise
         warning = check.warning if check.round == 1 else None
-        warnings = noise.warnings if warning is None else (*noise.warnings, warning)
-        rounds = (*noise.dp_sgd_rounds, check.summary())
+        warnings = _added(noise.warnings, warning)
+        rounds = _added(noise.dp_sgd_rounds, check.summary())
         self.model_noise = replace(noise, dp_sgd_rounds=rounds, warnings=warnings)
         return warning
 
@@ -127,8 +132,8 @@ class PrivacyNotes:
         noise dominates (rounds reusing one information matrix would repeat it)."""
         noise = self.model_noise
         given = None if noise.warnings else warning
-        warnings = noise.warnings if given is None else (*noise.warnings, given)
-        steps = (*noise.newton_steps, summary)
+        warnings = _added(noise.warnings, given)
+        steps = _added(noise.newton_steps, summary)
         self.model_noise = replace(noise, newton_steps=steps, warnings=warnings)
         return given
 
@@ -150,3 +155,10 @@ class PrivacyNotes:
 
     def _enterprise(self) -> EnterpriseNotes:
         return EnterpriseNotes({}) if self.enterprise is None else self.enterprise
+
+
+def _added(items: tuple[T, ...] | None, item: T | None) -> tuple[T, ...] | None:
+    """``items`` with ``item`` appended (unchanged when ``item`` is None)."""
+    if item is None:
+        return items
+    return (*(items or ()), item)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from coordinator.rounds import NodeReply
+from coordinator.run_summary import NodePrivacy, ReleaseFigures, RunPrivacy
 from privacy.accounting import Spend, rdp_epsilon
 from protocols.messages import PrivacyReceipt
 
@@ -99,31 +100,21 @@ class PrivacyLedgerView:
         top = max(lasts, key=lambda r: r.epsilon_total)
         return top.epsilon_total, top.delta
 
-    def summary(self) -> dict:
+    def summary(self) -> RunPrivacy:
+        """The receipts' figures per node for summary.json (notes are added by the run)."""
         nodes = {}
         insecure = set()
         for node, rows in sorted(self._rows.items()):
             last = rows[-1].receipt
-            nodes[node] = {
-                "epsilon_run": round(self.epsilon_run(node), 6),
-                "delta_run": self.run_delta,
-                "epsilon_total": round(last.epsilon_total, 6),
-                "delta_total": last.delta,
-                "epsilon_cap": last.epsilon_cap,
-                "delta_cap": last.delta,
-                "releases": [
-                    {
-                        "round": r.round,
-                        "task": r.task,
-                        "mechanism": r.receipt.mechanism,
-                        "noise_multiplier": r.receipt.noise_multiplier,
-                        "sample_rate": r.receipt.sample_rate,
-                        "steps": r.receipt.steps,
-                        "epsilon_task": round(r.receipt.epsilon_task, 6),
-                    }
-                    for r in rows
-                ],
-            }
+            nodes[node] = NodePrivacy(
+                epsilon_run=round(self.epsilon_run(node), 6),
+                delta_run=self.run_delta,
+                epsilon_total=round(last.epsilon_total, 6),
+                delta_total=last.delta,
+                epsilon_cap=last.epsilon_cap,
+                delta_cap=last.delta,
+                releases=tuple(_release(r) for r in rows),
+            )
             insecure |= {r.receipt.mechanism for r in rows if not r.receipt.secure_rng}
         notes = []
         if insecure:
@@ -132,10 +123,20 @@ class PrivacyLedgerView:
                 "(non-cryptographic) RNG: Opacus secure_mode needs torchcsprng, which is not "
                 "installable here. Histogram noise is OpenDP's discrete Gaussian (OpenSSL CSPRNG)."
             )
-        return {
-            "unit": "record",
-            "accountant": "rdp",
-            "deltas": DELTAS_NOTE,
-            "nodes": nodes,
-            "notes": notes,
-        }
+        return RunPrivacy(
+            unit="record", accountant="rdp", deltas=DELTAS_NOTE, nodes=nodes, notes=tuple(notes)
+        )
+
+
+def _release(row: ReceiptRow) -> ReleaseFigures:
+    """One receipt's release as the summary lists it."""
+    receipt = row.receipt
+    return ReleaseFigures(
+        round=row.round,
+        task=row.task,
+        mechanism=receipt.mechanism,
+        noise_multiplier=receipt.noise_multiplier,
+        sample_rate=receipt.sample_rate,
+        steps=receipt.steps,
+        epsilon_task=round(receipt.epsilon_task, 6),
+    )

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 
+from coordinator.progress_events import (
+    EnterpriseBudgetStop,
+    EnterpriseDPStated,
+    EnterpriseEpsilon,
+    NodesReady,
+    ProgressEvent,
+    RoundEnd,
+    RunEnd,
+    RunResumed,
+    RunStart,
+    SecureSumDone,
+)
+from coordinator.run_summary import RunSummary
 from coordinator.run_view import describe_node_epsilon
 
 __all__ = ["ProgressPrinter", "print_node_epsilons"]
@@ -22,71 +33,73 @@ class ProgressPrinter:
         self.console = console
         self.total = total_rounds
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "run_start":
-            self.console.print(
-                f"[bold]run {event['run_id']}[/]: plan {event['plan_digest'][:12]}, "
-                f"{event['rounds']} model round(s) + curve round, "
-                f"waiting for {event['expected_nodes']} node(s)"
-            )
-        elif kind == "run_resumed":
-            done = event["checkpoint_round"]
-            self.console.print(
-                f"  resumed after a crash: {done} model round(s) complete, "
-                f"continuing with round {event['from_round']}"
-            )
-        elif kind == "nodes_ready":
-            self.console.print(f"  {event['nodes']} node(s) connected")
-        elif kind == "round_end":
-            if event["task"] not in _SECAGG_STAGES or event["refused"] or event["failed"]:
-                self._round(event)
-        elif kind == "secure_sum":
-            self.console.print(
-                f"    secure sum of {event['survivors']} node(s), {event['dropped']} dropped"
-            )
-        elif kind == "enterprise_dp":
-            self.console.print(
-                f"  enterprise-level DP: clip {event['clip_norm']:g}, noise multiplier "
-                f"{event['noise_multiplier']:g}; expected noise norm of the mean update "
-                f"{event['expected_noise_norm_of_mean']:.3g}"
-            )
-            if event.get("warning"):
-                self.console.print(f"  [yellow]warning:[/] {event['warning']}")
-        elif kind == "enterprise_epsilon":
-            self.console.print(f"    enterprise-level epsilon so far {event['epsilon']:.3f}")
-        elif kind == "enterprise_budget_stop":
-            self.console.print(
-                f"  [yellow]enterprise budget stop[/] before round {event['round']}: epsilon "
-                f"{event['epsilon']:.3f}, the next round would reach {event['projected']:.3f}; "
-                "keeping the last model"
-            )
-        elif kind == "run_end" and event.get("status") != "completed":
-            self.console.print(f"[red]run failed:[/] {event.get('error', '')}")
+    def __call__(self, event: ProgressEvent) -> None:
+        match event:
+            case RunStart():
+                self.console.print(
+                    f"[bold]run {event.run_id}[/]: plan {event.plan_digest[:12]}, "
+                    f"{event.rounds} model round(s) + curve round, "
+                    f"waiting for {event.expected_nodes} node(s)"
+                )
+            case RunResumed():
+                self.console.print(
+                    f"  resumed after a crash: {event.checkpoint_round} model round(s) "
+                    f"complete, continuing with round {event.from_round}"
+                )
+            case NodesReady():
+                self.console.print(f"  {event.nodes} node(s) connected")
+            case RoundEnd():
+                if event.task not in _SECAGG_STAGES or event.problems:
+                    self._round(event)
+            case SecureSumDone():
+                self.console.print(
+                    f"    secure sum of {event.survivors} node(s), {event.dropped} dropped"
+                )
+            case EnterpriseDPStated():
+                self._enterprise_dp(event)
+            case EnterpriseEpsilon():
+                self.console.print(f"    enterprise-level epsilon so far {event.epsilon:.3f}")
+            case EnterpriseBudgetStop():
+                self.console.print(
+                    f"  [yellow]enterprise budget stop[/] before round {event.round}: epsilon "
+                    f"{event.epsilon:.3f}, the next round would reach {event.projected:.3f}; "
+                    "keeping the last model"
+                )
+            case RunEnd() if not event.completed:
+                self.console.print(f"[red]run failed:[/] {event.error or ''}")
 
-    def _round(self, event: dict[str, Any]) -> None:
-        ok, refused, failed = event["ok"], event["refused"], event["failed"]
+    def _enterprise_dp(self, event: EnterpriseDPStated) -> None:
+        self.console.print(
+            f"  enterprise-level DP: clip {event.clip_norm:g}, noise multiplier "
+            f"{event.noise_multiplier:g}; expected noise norm of the mean update "
+            f"{event.expected_noise_norm_of_mean:.3g}"
+        )
+        if event.warning:
+            self.console.print(f"  [yellow]warning:[/] {event.warning}")
+
+    def _round(self, event: RoundEnd) -> None:
+        refused, failed = event.refused, event.failed
         colour = "green" if not (refused or failed) else "yellow"
         self.console.print(
-            f"  [{colour}]round {event['round']}/{self.total} {event['task']:<5}[/] "
-            f"{len(ok)} ok, {len(refused)} refused, {len(failed)} failed, "
-            f"{_lifetime(event)}, {event['seconds']:.1f} s"
+            f"  [{colour}]round {event.round}/{self.total} {event.task:<5}[/] "
+            f"{len(event.ok)} ok, {len(refused)} refused, {len(failed)} failed, "
+            f"{_lifetime(event)}, {event.seconds:.1f} s"
         )
         for problem in refused:
-            self.console.print(f"    [yellow]refused[/] {problem['node']}: {problem['reason']}")
+            self.console.print(f"    [yellow]refused[/] {problem.node}: {problem.reason}")
         for problem in failed:
-            self.console.print(f"    [red]failed[/] {problem['node']}: {problem['reason']}")
+            self.console.print(f"    [red]failed[/] {problem.node}: {problem.reason}")
 
 
-def print_node_epsilons(console: Console, summary: dict[str, Any]) -> None:
+def print_node_epsilons(console: Console, summary: RunSummary) -> None:
     """After a run: each node's record-level epsilon, each figure with its delta."""
-    for node, figures in summary.get("privacy", {}).get("nodes", {}).items():
+    for node, figures in summary.privacy.nodes.items():
         console.print(f"  {node}: {describe_node_epsilon(figures)}", markup=False)
 
 
-def _lifetime(event: dict[str, Any]) -> str:
+def _lifetime(event: RoundEnd) -> str:
     """A round's ``epsilon_max``: the largest lifetime epsilon of a node so far, which is at
     that node's own cap delta (not the plan's: the run's epsilon is shown at the end)."""
-    delta = event.get("delta_max")
-    at = "its cap's delta" if delta is None else f"its cap's delta {float(delta):g}"
-    return f"max node lifetime epsilon {event.get('epsilon_max', 0.0):.3f} at {at}"
+    delta = event.delta_max
+    at = "its cap's delta" if delta is None else f"its cap's delta {delta:g}"
+    return f"max node lifetime epsilon {event.epsilon_max:.3f} at {at}"

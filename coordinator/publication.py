@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from coordinator.run_summary import WithheldSegment
 from models.curves import RiskCurve
 from models.histogram import ExitCounts
 
@@ -49,6 +50,6 @@ def apply_publication_rules(
     return judged
 
 
-def withheld_summary(curves: list[RiskCurve]) -> list[dict[str, str]]:
+def withheld_summary(curves: list[RiskCurve]) -> tuple[WithheldSegment, ...]:
     """For the run summary: each withheld segment and why."""
-    return [{"segment": c.segment, "reason": c.note} for c in curves if not c.published]
+    return tuple(WithheldSegment(c.segment, c.note) for c in curves if not c.published)

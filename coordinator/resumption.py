@@ -20,17 +20,17 @@ auditor counts them once (``auditor/rounds.py``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from common.errors import ConfigError, StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint
 from coordinator.config import CoordinatorConfig
+from coordinator.progress_events import CheckpointSaved, ProgressEvent, RunEnd, RunStart
 from coordinator.run_request import RunRequest, read_run_request, write_run_request
+from coordinator.run_summary import SUMMARY_FILE, read_summary
 from ledger.log import Entry
 from ledger.records import CheckpointWritten, RunEnded, RunStarted
 
@@ -65,18 +65,17 @@ class RunHistory:
         return cls(started, completed, last)
 
     @classmethod
-    def from_events(cls, events: Iterable[dict[str, Any]], run_id: str) -> RunHistory:
+    def from_events(cls, events: Iterable[ProgressEvent], run_id: str) -> RunHistory:
         """The history of ``run_id`` in its run directory's progress events."""
         started = completed = False
         last: tuple[int, str] | None = None
         for event in events:
-            kind = event.get("event")
-            if kind == "run_start":
-                started = started or event.get("run_id") == run_id
-            elif kind == "run_end" and event.get("status") == "completed":
+            if isinstance(event, RunStart):
+                started = started or event.run_id == run_id
+            elif isinstance(event, RunEnd) and event.completed:
                 completed = True
-            elif kind == "checkpoint":
-                last = (int(event["round"]), str(event["sha256"]))
+            elif isinstance(event, CheckpointSaved):
+                last = (event.round, event.sha256)
         return cls(started, completed, last)
 
 
@@ -140,10 +139,8 @@ def resumable_request(run_dir: Path, config: CoordinatorConfig, expected_nodes: 
             "resumes with its own configuration (plan digest "
             f"{request.config.plan.digest[:12]}, given {config.plan.digest[:12]})"
         )
-    summary = Path(run_dir) / "summary.json"
-    if summary.exists() and json.loads(summary.read_text(encoding="utf-8")).get("status") == (
-        "completed"
-    ):
+    summary = read_summary(Path(run_dir) / SUMMARY_FILE)
+    if summary is not None and summary.completed:
         raise StateError(f"run {request.run_id!r} in {run_dir} completed; nothing to resume")
     _set_aside_progress(Path(run_dir))
     resumed = request.model_copy(update={"resume": True, "expected_nodes": expected_nodes})
@@ -161,4 +158,4 @@ def _set_aside_progress(run_dir: Path) -> None:
             kept.flush()
             os.fsync(kept.fileno())
         progress.unlink()
-    (run_dir / "summary.json").unlink(missing_ok=True)
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)

@@ -8,16 +8,19 @@ read from it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from common.errors import StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint
 from coordinator.privacy_notes import PrivacyNotes
 from coordinator.privacy_summary import PrivacyLedgerView
+from coordinator.progress_events import RoundEnd
 from coordinator.round_summary import NodeNote, RoundSummary
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_ledger import RunLedger
 from coordinator.run_store import RunStore
+from coordinator.run_summary import RunPrivacy
 
 __all__ = ["RunLog"]
 
@@ -61,12 +64,7 @@ class RunLog:
         self.rounds.append(summary)
         self.ledger.round(outcome)
         epsilon_max, delta_max = self.privacy.max_total()
-        self.store.event(
-            "round_end",
-            **summary.to_json(),
-            epsilon_max=epsilon_max,
-            **({} if delta_max is None else {"delta_max": delta_max}),
-        )
+        self.store.event(RoundEnd.of(summary, epsilon_max, delta_max))
 
     def problems(self, round_number: int) -> list[NodeNote]:
         """The refusals and failures of every exchange of round ``round_number``."""
@@ -84,6 +82,13 @@ class RunLog:
         """Every exchange of the run, JSON-ready: a resumed run's earlier ones first."""
         return [r.to_json() for r in self.rounds]
 
-    def privacy_summary(self) -> dict[str, Any]:
+    def privacy_summary(self) -> RunPrivacy:
         """summary.json's "privacy": the receipts' figures and the extra notes."""
-        return {**self.privacy.summary(), **self.notes.to_json()}
+        notes = self.notes
+        model_noise = notes.model_noise
+        return replace(
+            self.privacy.summary(),
+            model_noise=model_noise if model_noise.to_json() else None,
+            enterprise=None if notes.enterprise is None else notes.enterprise.to_json(),
+            curve_noise=None if notes.curve_noise is None else dict(notes.curve_noise),
+        )

@@ -23,8 +23,11 @@ from coordinator.curve_export import run_curves
 from coordinator.errors import CommandUsageError
 from coordinator.ledger_view import ledger_state_of, read_ledger_view, run_entries
 from coordinator.outputs import MODEL_FILE
+from coordinator.progress_events import SecureSumDone
 from coordinator.report_document import Document, Section, Table, render_html, render_markdown
+from coordinator.round_summary import NodeNote, RoundSummary
 from coordinator.run_view import RunView, utc_time
+from ledger.records import OutputsPublished, RoundRecorded
 from models.curves import RiskCurve
 from models.metrics import FIGURE_NAMES
 
@@ -86,19 +89,21 @@ def build_report(run: RunView) -> Document:
 def _overview(run: RunView) -> Section:
     request, summary = run.request, run.summary
     plan = None if request is None else request.config.plan
-    seconds = summary.get("seconds")
-    spec_digest = summary.get("model_spec_digest") or (plan and plan.model_spec.digest)
-    record_dp = summary.get("record_dp", plan and plan.privacy.record.enabled)
+    seconds = None if summary is None else summary.seconds
+    spec_digest = (summary and summary.model_spec_digest) or (plan and plan.model_spec.digest)
+    record_dp = None if summary is None else summary.record_dp
+    if record_dp is None and plan is not None:
+        record_dp = plan.privacy.record.enabled
     rows = [
         ("run id", run.run_id),
         ("status", run.status),
-        ("plan digest", str(summary.get("plan_digest", "-"))),
+        ("plan digest", "-" if summary is None else summary.plan_digest),
         ("model spec digest", spec_digest or "-"),
         ("secure aggregation", "-" if plan is None else _yes(plan.secure_aggregation)),
         ("record-level DP", "-" if record_dp is None else _yes(record_dp)),
         ("started", utc_time(run.started_at)),
         ("ended", utc_time(run.ended_at)),
-        ("duration", "-" if seconds is None else f"{float(seconds):.1f} s"),
+        ("duration", "-" if seconds is None else f"{seconds:.1f} s"),
         ("rounds done / planned", f"{run.rounds_done} / {run.rounds_planned or '?'}"),
         ("nodes expected", "-" if request is None else str(request.expected_nodes)),
         ("nodes that took part", str(len(run.nodes))),
@@ -107,22 +112,24 @@ def _overview(run: RunView) -> Section:
 
 
 def _nodes(run: RunView, pseudonyms: Mapping[str, str]) -> Section:
-    privacy = run.summary.get("privacy", {}).get("nodes", {})
-    checks = run.summary.get("inclusion_checks", {})
-    names = sorted({*run.nodes, *privacy, *(p["node"] for r in run.rounds for p in _problems(r))})
+    summary = run.summary
+    privacy = {} if summary is None else summary.privacy.nodes
+    checks = (summary and summary.inclusion_checks) or {}
+    names = sorted({*run.nodes, *privacy, *(p.node for r in run.rounds for p in r.problems)})
     target = _record_target(run)
     rows = []
     for name in names:
-        spent = privacy.get(name, {})
+        spent = privacy.get(name)
+        epsilon = None if spent is None else spent.epsilon_run
         rows.append(
             (
                 name,
                 pseudonyms.get(name, "-"),
-                _eps(spent.get("epsilon_run")),
-                _within(run, spent.get("epsilon_run")),
-                _at_cap_delta(spent, "epsilon_total"),
-                _at_cap_delta(spent, "epsilon_cap"),
-                str(checks.get(name, "-")),
+                _eps(epsilon),
+                _within(run, epsilon),
+                "-" if spent is None else _at_delta(spent.epsilon_total, spent.delta_total),
+                "-" if spent is None else _at_delta(spent.epsilon_cap, spent.delta_cap),
+                checks.get(name, "-"),
             )
         )
     headers = (
@@ -153,24 +160,24 @@ def _within(run: RunView, epsilon: float | None) -> str:
 
 def _rounds(run: RunView) -> Section:
     """One row per round: its model or curve exchange, with every stage's problems."""
-    stages: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    stages: dict[int, list[RoundSummary]] = defaultdict(list)
     for record in run.rounds:
-        stages[int(record["round"])].append(record)
-    sums = {(e["round"], e["task"]): e for e in run.events if e["event"] == "secure_sum"}
+        stages[record.round].append(record)
+    sums = {(e.round, e.task): e for e in run.events if isinstance(e, SecureSumDone)}
     rows = []
     for number, records in sorted(stages.items()):
-        main = next((r for r in records if r["task"] in ("model", "curve")), records[-1])
-        secure = sums.get((number, main["task"]))
+        main = next((r for r in records if r.task in ("model", "curve")), records[-1])
+        secure = sums.get((number, main.task))
         rows.append(
             (
                 str(number),
-                str(main["task"]),
-                str(len(main["ok"])),
-                _reasons(records, "refused"),
-                _reasons(records, "failed"),
-                "-" if secure is None else str(secure["survivors"]),
-                "-" if secure is None else str(secure["dropped"]),
-                f"{sum(float(r.get('seconds', 0.0)) for r in records):.1f}",
+                main.task,
+                str(len(main.ok)),
+                _reasons([(r.task, p) for r in records for p in r.refused]),
+                _reasons([(r.task, p) for r in records for p in r.failed]),
+                "-" if secure is None else str(secure.survivors),
+                "-" if secure is None else str(secure.dropped),
+                f"{sum(r.seconds for r in records):.1f}",
             )
         )
     headers = (
@@ -187,19 +194,22 @@ def _rounds(run: RunView) -> Section:
 
 
 def _privacy(run: RunView) -> Section:
-    privacy = run.summary.get("privacy", {})
+    privacy = None if run.summary is None else run.summary.privacy
     paragraphs = [
         f"Record-level target per node (the plan's): {_record_target(run)}; accountant "
-        f"{privacy.get('accountant', '-')}; epsilon per node is in the Nodes table."
+        f"{'-' if privacy is None else privacy.accountant}; epsilon per node is in the Nodes "
+        "table."
     ]
     tables = []
-    for key, title in (("curve_noise", "Curve noise"), ("enterprise", "Enterprise-level DP")):
-        if isinstance(privacy.get(key), Mapping):
-            rows = _scalar_rows(privacy[key])
-            tables.append(Table((f"{title}: item", "value"), rows))
-    if "enterprise" not in privacy:
+    notes = {} if privacy is None else {"Curve noise": privacy.curve_noise}
+    if privacy is not None:
+        notes["Enterprise-level DP"] = privacy.enterprise
+    for title, figures in notes.items():
+        if figures is not None:
+            tables.append(Table((f"{title}: item", "value"), _scalar_rows(figures)))
+    if privacy is None or privacy.enterprise is None:
         paragraphs.append("No enterprise-level DP in this run.")
-    paragraphs += [f"Note: {note}" for note in privacy.get("notes", [])]
+    paragraphs += [f"Note: {note}" for note in (privacy.notes if privacy else ())]
     return Section("Privacy", tuple(paragraphs), tuple(tables))
 
 
@@ -254,11 +264,9 @@ def _ages(edges: np.ndarray, unit: str) -> list[float]:
 def _model(run: RunView) -> Section:
     summary = run.summary
     rows = [
-        ("model parameters digest", str(summary.get("model_digest", "-"))),
-        ("model spec digest", str(summary.get("model_spec_digest", "-"))),
+        ("model parameters digest", (summary and summary.model_digest) or "-"),
+        ("model spec digest", (summary and summary.model_spec_digest) or "-"),
     ]
-    if isinstance(summary.get("metrics"), Mapping):
-        rows += [(f"metric: {k}", v) for k, v in _scalar_rows(summary["metrics"])]
     evaluation = run.run_dir / "evaluation.json"
     if evaluation.exists():
         scores = json.loads(evaluation.read_text(encoding="utf-8"))
@@ -288,7 +296,7 @@ def _ledger(run: RunView) -> tuple[dict[str, str], Section]:
         note = f"No coordinator ledger found for this run (looked beside {run.run_dir})."
         return {}, Section("Hashes and ledger", (note,), (_hash_table(rows),))
     entries = run_entries(view.directory, run.run_id)
-    outputs = [e for e in entries if e.kind == "outputs_published"]
+    outputs = [e for e in entries if e.kind == OutputsPublished.KIND]
     recorded, seq = (outputs[-1].body, outputs[-1].seq) if outputs else ({}, None)
     keys = {MODEL_FILE: "model_sha256", "curves.json": "curves_sha256"}
     rows = tuple(
@@ -310,16 +318,16 @@ def _pseudonyms(run: RunView, entries: list[Any]) -> dict[str, str]:
     """Labels to pseudonymous ids: the summary's and the ledger's round records list the
     same replies in the same order."""
     recorded = {
-        (e.body["round"], e.body["task"]): e.body for e in entries if e.kind == "round_recorded"
+        (e.body["round"], e.body["task"]): e.body for e in entries if e.kind == RoundRecorded.KIND
     }
     mapping: dict[str, str] = {}
     for record in run.rounds:
-        body = recorded.get((record["round"], record["task"]))
+        body = recorded.get((record.round, record.task))
         if body is None:
             continue
-        mapping.update(zip(record["ok"], body["participants"], strict=False))
-        for kind in ("refused", "failed"):
-            labels = [p["node"] for p in record[kind]]
+        mapping.update(zip(record.ok, body["participants"], strict=False))
+        for kind, notes in (("refused", record.refused), ("failed", record.failed)):
+            labels = [p.node for p in notes]
             mapping.update(zip(labels, [p["node"] for p in body[kind]], strict=False))
     return mapping
 
@@ -343,13 +351,9 @@ def _record_target(run: RunView) -> str:
     return f"epsilon {record.epsilon:g} at delta {record.delta:g}"
 
 
-def _problems(record: Mapping[str, Any]) -> list[Mapping[str, str]]:
-    return [*record["refused"], *record["failed"]]
-
-
-def _reasons(records: list[Mapping[str, Any]], kind: str) -> str:
-    found = [f"{r['task']}: {p['node']}: {p['reason']}" for r in records for p in r[kind]]
-    return "; ".join(found) or "-"
+def _reasons(problems: list[tuple[str, NodeNote]]) -> str:
+    """Each (stage, node note) as "stage: node: reason"."""
+    return "; ".join(f"{task}: {p.node}: {p.reason}" for task, p in problems) or "-"
 
 
 def _scalar_rows(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -365,11 +369,9 @@ def _eps(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
-def _at_cap_delta(spent: Mapping[str, Any], key: str) -> str:
+def _at_delta(epsilon: float, delta: float) -> str:
     """A node's lifetime figure with the delta it is at (its cap's)."""
-    delta = spent.get("delta_total", spent.get("delta_cap"))
-    at = "" if delta is None or spent.get(key) is None else f" at delta {float(delta):g}"
-    return _eps(spent.get(key)) + at
+    return f"{_eps(epsilon)} at delta {delta:g}"
 
 
 def _num(value: Any) -> str:

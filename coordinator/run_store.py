@@ -1,18 +1,19 @@
 """The run directory: progress events while a run goes, outputs and summary at its end.
 
-``progress.jsonl`` gets one JSON line per event (appended, fsynced) so that the command
-that submitted the run can show progress; everything else is written atomically.
+``progress.jsonl`` gets one JSON line per typed event (:mod:`coordinator.progress_events`,
+appended, fsynced) so that the command that submitted the run can show progress;
+everything else is written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_write_json
+from coordinator.progress_events import ProgressEvent, event_from_line, event_line
+from coordinator.run_summary import SUMMARY_FILE
 
 __all__ = ["RunStore"]
 
@@ -30,13 +31,12 @@ class RunStore:
 
     @property
     def summary_path(self) -> Path:
-        return self.dir / "summary.json"
+        return self.dir / SUMMARY_FILE
 
-    def event(self, kind: str, **fields: Any) -> None:
-        """Append a progress event (``kind`` plus fields) to progress.jsonl."""
-        line = json.dumps({"event": kind, "time": time.time(), **fields}, sort_keys=True)
+    def event(self, event: ProgressEvent) -> None:
+        """Append ``event`` to progress.jsonl as one line, flushed and fsynced."""
         with open(self.progress_path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            handle.write(event_line(event) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -45,14 +45,16 @@ class RunStore:
         atomic_write_json(path, obj)
         return path
 
-    def read_events(self) -> list[dict[str, Any]]:
+    def read_events(self) -> list[ProgressEvent]:
+        """The events in progress.jsonl so far ([] before the first). Text after the last
+        newline is a line being written and is left for the next read; any complete line
+        that is not an event is a ProgressError naming the file and the line."""
         if not self.progress_path.exists():
             return []
-        events = []
-        for line in self.progress_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line being written right now
-        return events
+        text = self.progress_path.read_text(encoding="utf-8")
+        complete = text.split("\n")[:-1]  # the last piece has no newline yet
+        return [
+            event_from_line(line, f"{self.progress_path} line {number}")
+            for number, line in enumerate(complete, start=1)
+            if line.strip()
+        ]

@@ -17,8 +17,11 @@ from typing import Any
 
 from common.errors import FedriskError, StateError
 from coordinator.errors import CommandUsageError
+from coordinator.progress_events import ProgressEvent, RoundEnd, RunEnd, RunStart, event_line
+from coordinator.round_summary import RoundSummary
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
+from coordinator.run_summary import SUMMARY_FILE, NodePrivacy, RunSummary, read_summary
 
 __all__ = [
     "RUN_MARKERS",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 #: Files of which a run directory has at least one.
-RUN_MARKERS = ("summary.json", "progress.jsonl", "run_request.json")
+RUN_MARKERS = (SUMMARY_FILE, "progress.jsonl", "run_request.json")
 _ADVICE = "Give a run directory (summary.json, progress.jsonl) or a state dir with runs/."
 #: The exchanges that make a round (the secure-aggregation stages around them do not).
 _MAIN_TASKS = ("model", "curve")
@@ -64,10 +67,10 @@ class RunView:
     published: tuple[str, ...]
     withheld: tuple[tuple[str, str], ...]
     error: str | None
-    last_event: Mapping[str, Any] | None
-    rounds: tuple[Mapping[str, Any], ...]
-    summary: Mapping[str, Any]
-    events: tuple[Mapping[str, Any], ...]
+    last_event: ProgressEvent | None
+    rounds: tuple[RoundSummary, ...]
+    summary: RunSummary | None
+    events: tuple[ProgressEvent, ...]
     request: RunRequest | None
     time_unit: str
 
@@ -89,7 +92,7 @@ class RunView:
             "published_segments": list(self.published),
             "withheld_segments": [{"segment": s, "reason": r} for s, r in self.withheld],
             "error": self.error,
-            "last_event": None if self.status != "in progress" else self.last_event,
+            "last_event": None if self.status != "in progress" else _event_json(self.last_event),
         }
 
 
@@ -106,34 +109,38 @@ def read_run(run_dir: Path) -> RunView:
         raise StateError(
             f"{run_dir}: not a run directory (none of {', '.join(RUN_MARKERS)})", advice=_ADVICE
         )
-    summary = _read_summary(run_dir / "summary.json")
+    summary = read_summary(run_dir / SUMMARY_FILE)
     events = tuple(RunStore(run_dir).read_events())
     request = _read_request(run_dir / "run_request.json")
-    rounds = tuple(summary.get("rounds") or [e for e in events if e["event"] == "round_end"])
-    starts = [e for e in events if e["event"] == "run_start"]
-    ends = [e for e in events if e["event"] == "run_end"]
-    nodes_privacy = summary.get("privacy", {}).get("nodes", {})
+    round_ends = tuple(e for e in events if isinstance(e, RoundEnd))
+    rounds: tuple[RoundSummary, ...] = summary.rounds if summary and summary.rounds else round_ends
+    starts = [e for e in events if isinstance(e, RunStart)]
+    ends = [e for e in events if isinstance(e, RunEnd)]
+    nodes_privacy = {} if summary is None else summary.privacy.nodes
     plan = None if request is None else request.config.plan
+    status = _status(summary, ends, events)
     return RunView(
         run_dir=run_dir,
-        run_id=str(
-            summary.get("run_id")
-            or (starts[0]["run_id"] if starts else None)
+        run_id=(
+            (summary.run_id if summary else None)
+            or (starts[0].run_id if starts else None)
             or (request.run_id if request else run_dir.name)
         ),
-        status=_status(summary, ends, events),
-        started_at=starts[0]["time"] if starts else (events[0]["time"] if events else None),
-        ended_at=ends[-1]["time"] if ends else None,
-        rounds_done=_rounds_done(rounds, failed=_status(summary, ends, events) == "failed"),
+        status=status,
+        started_at=starts[0].time if starts else (events[0].time if events else None),
+        ended_at=ends[-1].time if ends else None,
+        rounds_done=_rounds_done(rounds, failed=status == "failed"),
         rounds_planned=None if plan is None else plan.training.rounds + int(plan.curve_release),
-        nodes=tuple(summary.get("nodes") or sorted({n for r in rounds for n in r["ok"]})),
-        refusals=sum(len(r["refused"]) for r in rounds),
-        failures=sum(len(r["failed"]) for r in rounds),
-        max_epsilon_run=max((n["epsilon_run"] for n in nodes_privacy.values()), default=None),
+        nodes=(summary.nodes if summary else None) or _nodes(rounds),
+        refusals=sum(len(r.refused) for r in rounds),
+        failures=sum(len(r.failed) for r in rounds),
+        max_epsilon_run=max((n.epsilon_run for n in nodes_privacy.values()), default=None),
         run_delta=_run_delta(nodes_privacy, plan),
-        published=tuple(summary.get("published_segments", ())),
-        withheld=tuple((w["segment"], w["reason"]) for w in summary.get("withheld_segments", ())),
-        error=summary.get("error") or (ends[-1].get("error") if ends else None),
+        published=(summary.published_segments if summary else None) or (),
+        withheld=tuple(
+            (w.segment, w.reason) for w in (summary.withheld_segments if summary else None) or ()
+        ),
+        error=(summary.error if summary else None) or (ends[-1].error if ends else None),
         last_event=events[-1] if events else None,
         rounds=rounds,
         summary=summary,
@@ -143,9 +150,9 @@ def read_run(run_dir: Path) -> RunView:
     )
 
 
-def _run_delta(nodes_privacy: Mapping[str, Any], plan: Any) -> float | None:
+def _run_delta(nodes_privacy: Mapping[str, NodePrivacy], plan: Any) -> float | None:
     """The delta of the run's epsilons: summary.json's, else the plan's."""
-    deltas = {n["delta_run"] for n in nodes_privacy.values() if "delta_run" in n}
+    deltas = {n.delta_run for n in nodes_privacy.values()}
     if len(deltas) == 1:
         return float(deltas.pop())
     return None if plan is None else float(plan.privacy.record.delta)
@@ -197,37 +204,33 @@ def utc_time(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _rounds_done(rounds: tuple[Mapping[str, Any], ...], *, failed: bool) -> int:
+def _rounds_done(rounds: tuple[RoundSummary, ...], *, failed: bool) -> int:
     """Rounds whose model or curve exchange ended, less the last one of a failed run (a
     run fails in the round it is in)."""
-    numbers = {int(r["round"]) for r in rounds if r["task"] in _MAIN_TASKS}
+    numbers = {r.round for r in rounds if r.task in _MAIN_TASKS}
     if failed and rounds:
-        numbers.discard(max(int(r["round"]) for r in rounds))
+        numbers.discard(max(r.round for r in rounds))
     return len(numbers)
 
 
 def _status(
-    summary: Mapping[str, Any],
-    ends: list[dict[str, Any]],
-    events: tuple[Mapping[str, Any], ...],
+    summary: RunSummary | None, ends: list[RunEnd], events: tuple[ProgressEvent, ...]
 ) -> str:
-    if summary.get("status"):
-        return str(summary["status"])
+    if summary is not None and summary.status:
+        return summary.status
     if ends:
-        return str(ends[-1].get("status", "failed"))
+        return ends[-1].status
     return "in progress" if events else "submitted"
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise StateError(f"{path}: corrupt run summary: {err}") from None
-    if not isinstance(summary, dict):
-        raise StateError(f"{path}: corrupt run summary: not a JSON object")
-    return summary
+def _nodes(rounds: tuple[RoundSummary, ...]) -> tuple[str, ...]:
+    """The nodes whose replies some exchange used, sorted."""
+    return tuple(sorted({node for r in rounds for node in r.ok}))
+
+
+def _event_json(event: ProgressEvent | None) -> dict[str, Any] | None:
+    """An event as ``status --json`` shows it: its progress.jsonl line's object."""
+    return None if event is None else json.loads(event_line(event))
 
 
 def _time_unit(model_spec: Path) -> str:
@@ -249,21 +252,16 @@ def _read_request(path: Path) -> RunRequest | None:
         return None
 
 
-def describe_node_epsilon(node: Mapping[str, Any]) -> str:
+def describe_node_epsilon(node: NodePrivacy) -> str:
     """One node's figures of summary.json as a sentence naming each delta, e.g. "epsilon
     1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)".
 
-    >>> describe_node_epsilon({"epsilon_run": 1.9991, "delta_run": 1e-6,
-    ...     "epsilon_total": 1.78, "delta_cap": 1e-5, "epsilon_cap": 5.0})
+    >>> describe_node_epsilon(NodePrivacy(epsilon_run=1.9991, delta_run=1e-6,
+    ...     epsilon_total=1.78, delta_total=1e-5, epsilon_cap=5.0, delta_cap=1e-5, releases=()))
     "epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)"
     """
-    run_delta = node.get("delta_run")
-    cap_delta = node.get("delta_total", node.get("delta_cap"))
-    run = "the plan's delta" if run_delta is None else f"delta {float(run_delta):g}"
-    text = f"epsilon {float(node['epsilon_run']):.4g} at {run} (this run)"
-    if node.get("epsilon_total") is not None:
-        cap = "delta" if cap_delta is None else f"delta {float(cap_delta):g}"
-        text += f"; lifetime {float(node['epsilon_total']):.4g} at the node cap's {cap}"
-        if node.get("epsilon_cap") is not None:
-            text += f" (cap {float(node['epsilon_cap']):g})"
-    return text
+    return (
+        f"epsilon {node.epsilon_run:.4g} at delta {node.delta_run:g} (this run); "
+        f"lifetime {node.epsilon_total:.4g} at the node cap's delta {node.delta_total:g} "
+        f"(cap {node.epsilon_cap:g})"
+    )

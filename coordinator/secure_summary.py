@@ -9,6 +9,7 @@ reported, computed with the Kairouz-Liu-Steinke bound (:mod:`privacy.distributed
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from coordinator.secure_round import SecureTotal
@@ -19,7 +20,24 @@ from protocols.plan import TrainingPlan
 from protocols.secure_curve import noised_length
 from protocols.secure_update import EnterpriseShare
 
-__all__ = ["curve_noise_summary", "enterprise_dp_summary"]
+__all__ = ["EnterpriseFigures", "curve_noise_summary", "enterprise_dp_summary"]
+
+
+@dataclass(frozen=True)
+class EnterpriseFigures:
+    """Enterprise-level DP's settings and the noise expected in the mean update (see
+    :func:`enterprise_dp_summary`); ``warning`` says when it is large ("" when not)."""
+
+    clip_norm: float
+    noise_multiplier: float
+    shares_planned: int
+    share_std: float
+    effective_noise_multiplier: float
+    expected_noise_std_per_coordinate_of_mean: float
+    expected_noise_norm_of_mean: float
+    epsilon_one_round: float
+    delta: float
+    warning: str
 
 
 def curve_noise_summary(
@@ -64,7 +82,7 @@ def _curve_epsilon(noise_multiplier: float, plan: TrainingPlan) -> float:
 
 def enterprise_dp_summary(
     plan: TrainingPlan, share: EnterpriseShare, *, n_nodes: int, dimension: int, delta: float
-) -> dict[str, Any]:
+) -> EnterpriseFigures:
     """The enterprise-level DP settings and the expected noise next to the update norm.
 
     With n nodes each adding a share of std s, the mean update carries noise of std
@@ -83,15 +101,15 @@ def enterprise_dp_summary(
             "bounds any one update; expect a slow or noisy model. Enterprise-level DP needs "
             "many enterprises (noise shrinks as 1/sqrt(n))."
         )
-    return {
-        "clip_norm": enterprise.clip_norm,
-        "noise_multiplier": enterprise.noise_multiplier,
-        "shares_planned": share.noise.n_shares,
-        "share_std": share.share_std,
-        "effective_noise_multiplier": round(share.noise.effective_noise_multiplier, 6),
-        "expected_noise_std_per_coordinate_of_mean": std_mean,
-        "expected_noise_norm_of_mean": noise_norm,
-        "epsilon_one_round": round(per_round, 6),
-        "delta": delta,
-        "warning": warning,
-    }
+    return EnterpriseFigures(
+        clip_norm=enterprise.clip_norm,
+        noise_multiplier=enterprise.noise_multiplier,
+        shares_planned=share.noise.n_shares,
+        share_std=share.share_std,
+        effective_noise_multiplier=round(share.noise.effective_noise_multiplier, 6),
+        expected_noise_std_per_coordinate_of_mean=std_mean,
+        expected_noise_norm_of_mean=noise_norm,
+        epsilon_one_round=round(per_round, 6),
+        delta=delta,
+        warning=warning,
+    )

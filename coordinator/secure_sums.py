@@ -15,6 +15,7 @@ from flwr.app import ArrayRecord, RecordDict
 
 from common.errors import RunFailedError
 from coordinator.exchanges import Exchanges, no_check
+from coordinator.progress_events import SecureSumDone
 from coordinator.round_summary import reasons
 from coordinator.rounds import NodeReply
 from coordinator.secure_round import RoundRunner, SecureTotal, round_threshold, run_secure_round
@@ -107,13 +108,7 @@ class SecureSums:
 
     def _require_quorum(self, round_number: int, kind: str, total: SecureTotal) -> None:
         """Record whose inputs the sum holds; fail the run when fewer than the minimum."""
-        self.log.store.event(
-            "secure_sum",
-            round=round_number,
-            task=kind,
-            survivors=total.survivors,
-            dropped=total.dropped,
-        )
+        self.log.store.event(SecureSumDone(round_number, kind, total.survivors, total.dropped))
         self.log.ledger.secure_sum(
             round_number,
             kind,

@@ -40,12 +40,20 @@ from coordinator.model_rounds import FedAvgRound, ModelRound, SecureFedAvgRound
 from coordinator.newton_fit import NewtonState
 from coordinator.newton_round import NewtonRound
 from coordinator.outputs import MODEL_FILE, write_outputs
+from coordinator.progress_events import (
+    CheckpointSaved,
+    NodesReady,
+    RunEnd,
+    RunResumed,
+    RunStart,
+)
 from coordinator.resumption import ResumePoint, resume_point
 from coordinator.round_context import RoundContext
 from coordinator.run_ledger import open_run_ledger
 from coordinator.run_log import RunLog
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
+from coordinator.run_summary import RunSummary, write_summary
 from coordinator.secure_sums import SecureSums
 from models.curves import RiskCurve
 from models.glm import hazard_arrays, initial_theta
@@ -95,7 +103,7 @@ class Coordinator:
         except Exception as err:  # a bug must still leave a failed summary, never silence
             self._fail(RunFailedError(f"coordinator error: {type(err).__name__}: {err}"), 0.0)
             raise
-        self.store.event("run_end", status="completed", seconds=time.monotonic() - start)
+        self.store.event(RunEnd("completed", time.monotonic() - start))
         self.log.ledger.run_ended("completed", None)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -104,21 +112,23 @@ class Coordinator:
         try:
             resumed = self._resume_point()
         except FedriskError as err:  # nothing ran: the run's summary and ledger stay as they are
-            self.store.event("run_end", status="resume_refused", error=str(err), seconds=0.0)
+            self.store.event(RunEnd("resume_refused", 0.0, str(err)))
             raise
         self.store.event(
-            "run_start",
-            run_id=self.request.run_id,
-            plan_digest=self.plan.digest,
-            rounds=self.plan.training.rounds,
-            expected_nodes=self.request.expected_nodes,
+            RunStart(
+                run_id=self.request.run_id,
+                plan_digest=self.plan.digest,
+                rounds=self.plan.training.rounds,
+                expected_nodes=self.request.expected_nodes,
+            )
         )
         if resumed is not None:
             self.store.event(
-                "run_resumed",
-                run_id=self.request.run_id,
-                from_round=resumed.from_round,
-                checkpoint_round=resumed.checkpoint_round,
+                RunResumed(
+                    run_id=self.request.run_id,
+                    from_round=resumed.from_round,
+                    checkpoint_round=resumed.checkpoint_round,
+                )
             )
 
     def _resume_point(self) -> ResumePoint | None:
@@ -155,7 +165,7 @@ class Coordinator:
             if len(node_ids) >= self.request.expected_nodes or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        self.store.event("nodes_ready", nodes=len(node_ids))
+        self.store.event(NodesReady(len(node_ids)))
         if len(node_ids) < config.federation.min_nodes:
             raise RunFailedError(
                 f"only {len(node_ids)} node(s) connected within "
@@ -171,9 +181,8 @@ class Coordinator:
             self.request,
             arrays=arrays,
             curves=curves,
-            rounds=self.log.summaries(),
-            privacy=self.log.privacy,
-            privacy_notes=self.log.notes.to_json(),
+            rounds=self.log.rounds,
+            privacy=self.log.privacy_summary(),
             seconds=seconds,
         )
         curves_path = self.store.dir / "curves.json"
@@ -186,19 +195,17 @@ class Coordinator:
 
     def _fail(self, err: FedriskError, seconds: float) -> None:
         """Leave the failed run's summary, its run_end event and its ledger entry."""
-        self.store.write_json(
-            "summary.json",
-            {
-                "run_id": self.request.run_id,
-                "status": "failed",
-                "error": str(err),
-                "plan_digest": self.plan.digest,
-                "rounds": self.log.summaries(),
-                "privacy": self.log.privacy_summary(),
-                "seconds": round(seconds, 3),
-            },
+        summary = RunSummary(
+            run_id=self.request.run_id,
+            status="failed",
+            error=str(err),
+            plan_digest=self.plan.digest,
+            rounds=tuple(self.log.rounds),
+            privacy=self.log.privacy_summary(),
+            seconds=round(seconds, 3),
         )
-        self.store.event("run_end", status="failed", error=str(err), seconds=seconds)
+        write_summary(self.store.summary_path, summary)
+        self.store.event(RunEnd("failed", seconds, str(err)))
         self.log.ledger.run_ended("failed", str(err))
 
     # ---- model rounds ---------------------------------------------------------------
@@ -264,7 +271,7 @@ class Coordinator:
             newton=newton,
         )
         sha256 = write_checkpoint(self.store.dir / CHECKPOINT_FILE, checkpoint)
-        self.store.event("checkpoint", round=round_number, sha256=sha256)
+        self.store.event(CheckpointSaved(round_number, sha256))
         self.log.ledger.checkpoint_written(round_number, sha256)
 
 

@@ -8,7 +8,7 @@ another program) is reported as stale, never trusted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from rich.table import Table
 from common.errors import StateError
 from coordinator.ledger_view import LedgerView, read_ledger_view
 from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
+from coordinator.progress_events import ProgressEvent
 from coordinator.run_view import RunView, list_runs, utc_time
 from coordinator.superlink import SuperLinkFiles, is_superlink_process, read_info
 
@@ -183,11 +184,13 @@ def _run_deltas(runs: Sequence[RunView]) -> str:
     )
 
 
-def describe_event(event: Mapping[str, Any]) -> str:
+def describe_event(event: ProgressEvent) -> str:
     """One line for a progress event, e.g. "round_end (round 3, model), 12 s ago"."""
-    where = ", ".join(f"{key} {event[key]}" for key in ("round", "task") if key in event)
-    age = time.time() - float(event.get("time", time.time()))
-    return f"{event.get('event')}{f' ({where})' if where else ''}, {age:.0f} s ago"
+    where = ", ".join(
+        f"{key} {getattr(event, key)}" for key in ("round", "task") if hasattr(event, key)
+    )
+    age = time.time() - event.time
+    return f"{event.KIND}{f' ({where})' if where else ''}, {age:.0f} s ago"
 
 
 def _ledger_line(ledger: LedgerView | None) -> str:

@@ -16,7 +16,7 @@ from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
 from ledger.client import LedgerClient
 from ledger.log import read_ledger
-from ledger.records import InclusionChecked
+from ledger.records import InclusionChecked, MessageReceived, MessageSent, RunResumed
 
 __all__ = ["check_inclusion"]
 
@@ -27,7 +27,7 @@ def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
     return {
         e.body["sha256"]: int(e.body.get("round", 0))
         for e in contents.entries()
-        if e.kind == "message_sent" and e.body.get("run_id") == run_id
+        if e.kind == MessageSent.KIND and e.body.get("run_id") == run_id
     }
 
 
@@ -43,9 +43,9 @@ def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> In
     rerun: set[int] = set()
     for entry in client.entries(0, head.tree_size):
         body = entry.body
-        if entry.kind == "run_resumed" and body.get("run_id") == run_id:
+        if entry.kind == RunResumed.KIND and body.get("run_id") == run_id:
             rerun.add(int(body.get("from_round", 0)))
-        if entry.kind != "message_received" or body.get("node") != me:
+        if entry.kind != MessageReceived.KIND or body.get("node") != me:
             continue
         if body.get("run_id") != run_id or body.get("sha256") not in sent:
             continue

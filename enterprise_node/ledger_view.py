@@ -15,6 +15,13 @@ from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, node_key
 from ledger.log import read_ledger
+from ledger.records import (
+    ContributionResent,
+    InclusionChecked,
+    MessageSent,
+    PrivacySpent,
+    TaskRefused,
+)
 from ledger.signing import key_id
 from ledger.verification import verify_ledger
 
@@ -24,18 +31,18 @@ _COLUMNS = ("seq", "kind", "run", "round", "task", "what")
 
 
 def _what(kind: str, body: dict) -> str:
-    if kind == "message_sent":
+    if kind == MessageSent.KIND:
         return f"{body['purpose']} ({body['status']}), {body['bytes']:,} B, {body['sha256'][:12]}"
-    if kind == "privacy_spent":
+    if kind == PrivacySpent.KIND:
         return (
             f"{body['mechanism']}: epsilon {body['epsilon_task']:.4f}, total "
             f"{body['epsilon_total']:.4f} of {body['epsilon_cap']:g}, at delta {body['delta']:g}"
         )
-    if kind == "task_refused":
+    if kind == TaskRefused.KIND:
         return body["reason"]
-    if kind == "contribution_resent":
+    if kind == ContributionResent.KIND:
         return f"re-sent, not charged again (message {body['sha256'][:12]})"
-    if kind == "inclusion_checked":
+    if kind == InclusionChecked.KIND:
         return ("ok: " if body["ok"] else "FAILED: ") + body["detail"]
     return ""
 

@@ -129,7 +129,7 @@ def _federate(
     )
     _console.print(f"[green]Run completed[/]: outputs in {result.run_dir}")
     print_node_epsilons(_console, result.summary)
-    for node, verdict in result.summary.get("inclusion_checks", {}).items():
+    for node, verdict in (result.summary.inclusion_checks or {}).items():
         _console.print(f"  ledger inclusion check, {node}: {verdict}")
 
 

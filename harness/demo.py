@@ -24,6 +24,7 @@ from coordinator.config import CoordinatorConfig
 from coordinator.curve_plot import plot_curves
 from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from enterprise_node.approval import approve_at_nodes
 from harness.evaluation import (
     curve_errors,
@@ -175,7 +176,6 @@ def evaluate_run(
     config: CoordinatorConfig,
 ) -> dict:
     """Curve errors, model scores (federated DP vs central non-private) and epsilon per node."""
-    import json
 
     spec = config.plan.model_spec
     frame = pooled_frame(node_configs, spec)
@@ -191,23 +191,21 @@ def evaluate_run(
         frame, spec, central_settings, epochs=CENTRAL_EPOCHS, seed=config.plan.training.seed
     )
     central = score_model(central_model, holdout, spec)
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    nodes = summary["privacy"]["nodes"]
+    summary = require_summary(run_dir / SUMMARY_FILE)
+    nodes = summary.privacy.nodes
     return {
         "curve_errors": [asdict(e) for e in errors],
         "federated_dp": asdict(federated),
         "central_nonprivate": asdict(central),
         "central_seconds": round(time.monotonic() - start, 2),
-        "epsilon_per_node": {n: v["epsilon_run"] for n, v in nodes.items()},
-        "epsilon_total_per_node": {n: v["epsilon_total"] for n, v in nodes.items()},
-        "delta_total_per_node": {
-            n: v.get("delta_total", v.get("delta_cap")) for n, v in nodes.items()
-        },
+        "epsilon_per_node": {n: v.epsilon_run for n, v in nodes.items()},
+        "epsilon_total_per_node": {n: v.epsilon_total for n, v in nodes.items()},
+        "delta_total_per_node": {n: v.delta_total for n, v in nodes.items()},
         "delta": config.plan.privacy.record.delta,
-        "refusals": summary["refusals"],
-        "run_seconds": summary["seconds"],
+        "refusals": summary.refusals,
+        "run_seconds": summary.seconds,
         "secure_aggregation": config.plan.secure_aggregation,
-        "curve_noise": summary["privacy"].get("curve_noise"),
+        "curve_noise": summary.privacy.curve_noise,
     }
 
 

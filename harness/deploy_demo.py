@@ -24,6 +24,7 @@ from rich.table import Table
 from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, RunFailedError
 from coordinator.config import CoordinatorConfig
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
 from harness.loopback import TIME, LoopbackDeployment, Party, ProcessUsage, prepare_broker
@@ -119,7 +120,7 @@ def run_deploy_demo(
             run_dir, nodes, manifest.truth_path, manifest.holdout_path, config
         )
         _print(console, evaluation)
-        run_id = json.loads((run_dir / "summary.json").read_text())["run_id"]
+        run_id = require_summary(run_dir / SUMMARY_FILE).run_id
         checks = check_nodes_inclusion(nodes, out / "broker", run_id)
         for name, verdict in checks.items():
             console.print(f"  ledger inclusion check, {name}: {verdict}")
@@ -154,7 +155,7 @@ def follow_log(party: Party, console: Console) -> None:
 
 def latest_run(broker: Path) -> Path:
     """The run directory under ``broker``/runs with the newest summary."""
-    runs = sorted((broker / "runs").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted((broker / "runs").glob(f"*/{SUMMARY_FILE}"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise RunFailedError(f"no run summary under {broker / 'runs'}")
     return runs[-1].parent

@@ -8,7 +8,6 @@ stops exactly the processes it started (by process group) whatever happens.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import uuid
@@ -27,6 +26,7 @@ from coordinator.flower_run import FederationResult, ProgressFn, flower_bin, run
 from coordinator.resumption import resumable_request
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_store import RunStore
+from coordinator.run_summary import require_summary, write_summary
 from enterprise_node.approval import unapproved_nodes
 from enterprise_node.config import load_node_config
 from enterprise_node.inclusion import check_inclusion
@@ -85,8 +85,8 @@ def run_local_federation(
         request = resumable_request(run_dir, config, len(node_configs))
         state = Path(str(request.ledger_dir)).parent
     else:
-        for stale in ("progress.jsonl", "summary.json", CHECKPOINT_FILE):
-            (run_dir / stale).unlink(missing_ok=True)
+        for stale in (store.progress_path, store.summary_path, run_dir / CHECKPOINT_FILE):
+            stale.unlink(missing_ok=True)
         state = Path(coordinator_dir or run_dir.parent / "coordinator").resolve()
         key_path, _public = coordinator_key_paths(state)
         request = RunRequest(
@@ -112,9 +112,9 @@ def run_local_federation(
         )
     finally:
         _stop(superlink)
-    summary = json.loads(store.summary_path.read_text(encoding="utf-8"))
-    summary["inclusion_checks"] = check_nodes_inclusion(node_configs, state, request.run_id)
-    store.write_json("summary.json", summary)
+    checks = check_nodes_inclusion(node_configs, state, request.run_id)
+    summary = require_summary(store.summary_path).with_inclusion_checks(checks)
+    write_summary(store.summary_path, summary)
     for path in node_configs:  # the run completed: no round of it will be re-run
         ReleaseCache(load_node_config(path).state_dir).forget_run(request.run_id)
     return FederationResult(run_dir=run_dir, summary=summary)

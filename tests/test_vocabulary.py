@@ -1,13 +1,17 @@
-"""One spelling per name (issue 11): no string literal names a DP mechanism or a message
-type outside the one module that defines it, tests included; code uses
-``privacy.mechanisms.Mechanism`` and the constants of ``protocols.messages``.
+"""One spelling per name (issue 11): no string literal names a DP mechanism, a message
+type or a progress event outside the one module that defines it, tests included; code
+uses ``privacy.mechanisms.Mechanism``, the constants of ``protocols.messages`` and the
+event records of ``coordinator.progress_events``. (Production code names ledger record
+kinds by their classes' ``KIND`` too; tests still spell them where they pin what a
+ledger holds.)
 
-Most names are distinctive ("distributed_discrete_gaussian_glm", "query.sa_keys"): any
-literal equal to one is a finding. Three are also ordinary words of other vocabularies
-("dp_sgd" is a training method, "curve" a task kind, "train" Flower's message type):
-those count where the literal is used as a mechanism or message type (the value of a
-``mechanism=`` / ``message_type=`` argument or of a "mechanism" / "message_type" key, or
-compared with such an attribute). ``tests/privacy/test_mechanisms.py`` pins the names as
+Most names are distinctive ("distributed_discrete_gaussian_glm", "query.sa_keys",
+"round_end"): any literal equal to one is a finding. Some are also words of other
+vocabularies ("dp_sgd" is a training method, "curve" a task kind, "train" Flower's message
+type, "run_resumed" a ledger record, "newton_step" a function): those count where the
+literal is used as a mechanism, message type or event (the value of a ``mechanism=`` /
+``message_type=`` / ``event=`` argument or of such a key, or compared with such an
+attribute). ``tests/privacy/test_mechanisms.py`` pins the names as
 written to disk and is the one place they are spelled out.
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 from test_layers import LAYERS, REPO
 
 import protocols.messages as messages
+from coordinator.progress_events import EVENT_TYPES
 from privacy.mechanisms import Mechanism
 
 #: value -> the module that defines it
@@ -39,10 +44,11 @@ VOCABULARY: dict[str, str] = {
             "SECAGG_UNMASK",
         )
     },
+    **{kind: "coordinator/progress_events.py" for kind in EVENT_TYPES},
 }
-#: spellings shared with another vocabulary: only their use as a mechanism or message type
-SHARED_WORDS = {"dp_sgd", "curve", "train"}
-ROLES = {"mechanism", "message_type"}
+#: spellings shared with another vocabulary: only their use in this role counts
+SHARED_WORDS = {"dp_sgd", "curve", "train", "run_resumed", "newton_step", "enterprise_dp"}
+ROLES = {"mechanism", "message_type", "event"}
 PINNING = {"tests/privacy/test_mechanisms.py"}
 
 
@@ -100,7 +106,7 @@ def findings(root: Path = REPO) -> list[str]:
     return sorted(found)
 
 
-def test_no_literal_spells_a_mechanism_or_message_type_outside_its_module() -> None:
+def test_no_literal_spells_a_mechanism_message_type_or_event_outside_its_module() -> None:
     assert findings() == []
 
 
@@ -111,7 +117,10 @@ def test_a_planted_literal_is_caught(tmp_path: Path) -> None:
         'A = "distributed_discrete_gaussian_glm"\n'
         'receipt(mechanism="dp_sgd")\n'
         'method = "dp_sgd"\n'
-        'if reply.message_type == "train": pass\n',
+        'if reply.message_type == "train": pass\n'
+        'if line["event"] == "round_end": pass\n'
+        'record = {"event": "run_resumed"}\n'
+        'kind = "run_resumed"\n',
         encoding="utf-8",
     )
     # Execute / Assert
@@ -119,4 +128,6 @@ def test_a_planted_literal_is_caught(tmp_path: Path) -> None:
         "coordinator/planted.py:1 'distributed_discrete_gaussian_glm'",
         "coordinator/planted.py:2 'dp_sgd'",
         "coordinator/planted.py:4 'train'",
+        "coordinator/planted.py:5 'round_end'",
+        "coordinator/planted.py:6 'run_resumed'",
     ]

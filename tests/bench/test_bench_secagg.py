@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 from node_site import DP_SGD, config_with
@@ -33,50 +32,59 @@ from bench.secagg import (
 )
 from bench.secagg_accuracy import accuracy_study
 from coordinator.config import load_config_or_default, load_coordinator_config
+from coordinator.progress_events import (
+    EnterpriseEpsilon,
+    ProgressEvent,
+    RoundEnd,
+    RoundStart,
+    RunEnd,
+    RunStart,
+    SecureSumDone,
+)
 
 SPEC = load_coordinator_config(Path("configs/coordinator.yaml")).plan.model_spec
 SECURE_STAGES = ("secagg-keys", "secagg-shares", "{task}", "secagg-unmask")
 
 
-def event(kind: str, number: int, time: float, **fields: Any) -> dict:
-    """Factory: one progress event of round ``number``."""
-    return {"event": kind, "round": number, "time": time, **fields}
+def round_end(number: int, time: float, task: str, seconds: float) -> RoundEnd:
+    """Factory: the end of exchange ``task`` of round ``number`` (every node answered)."""
+    return RoundEnd(number, task, ("a",), (), (), seconds, epsilon_max=0.0, time=time)
 
 
-def secure_round(number: int, task: str, start: float, stage_seconds: float) -> list[dict]:
+def secure_round(number: int, task: str, start: float, stage_seconds: float) -> list[ProgressEvent]:
     """Factory: one secure round's events from ``start``: four stages of ``stage_seconds``
     with 1 s of coordinator work after each, then the secure sum 2 s after the last gap."""
-    events: list[dict] = []
+    events: list[ProgressEvent] = []
     clock = start
     for stage in SECURE_STAGES:
         name = stage.format(task=task)
-        events.append(event("round_start", number, clock, task=name))
+        events.append(RoundStart(number, name, 8, time=clock))
         clock += stage_seconds
-        events.append(event("round_end", number, clock, task=name, seconds=stage_seconds))
+        events.append(round_end(number, clock, name, stage_seconds))
         clock += 1.0
-    events.append(event("secure_sum", number, clock + 2.0, task=task, survivors=8, dropped=0))
+    events.append(SecureSumDone(number, task, 8, 0, time=clock + 2.0))
     return events
 
 
-def secure_run() -> list[dict]:
+def secure_run() -> list[ProgressEvent]:
     """Factory: 3 secure model rounds (stages of 5, 1, 2 s) and the secure curve round 4
     (stages of 0.5 s), with enterprise-epsilon events that carry a round too."""
-    events: list[dict] = [{"event": "run_start", "time": 0.0}]
+    events: list[ProgressEvent] = [RunStart("r", "p", 3, 8, time=0.0)]
     for number, stage in [(1, 5.0), (2, 1.0), (3, 2.0)]:
         events += secure_round(number, "model", 100.0 * number, stage)
-        events.append(event("enterprise_epsilon", number, 999.0, epsilon=1.0))
+        events.append(EnterpriseEpsilon(number, 1.0, time=999.0))
     events += secure_round(4, "curve", 500.0, 0.5)
-    events.append({"event": "run_end", "status": "completed", "time": 600.0})
+    events.append(RunEnd("completed", 600.0, time=600.0))
     return events
 
 
-def plain_run() -> list[dict]:
+def plain_run() -> list[ProgressEvent]:
     """Factory: 3 plain model rounds (4, 3, 5 s) and a plain curve round 4 (0.75 s)."""
-    events: list[dict] = []
+    events: list[ProgressEvent] = []
     for number, seconds in [(1, 4.0), (2, 3.0), (3, 5.0), (4, 0.75)]:
         task, start = ("curve" if number == 4 else "model"), 10.0 * number
-        events.append(event("round_start", number, start, task=task))
-        events.append(event("round_end", number, start + seconds, task=task, seconds=seconds))
+        events.append(RoundStart(number, task, 8, time=start))
+        events.append(round_end(number, start + seconds, task, seconds))
     return events
 
 

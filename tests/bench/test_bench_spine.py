@@ -17,22 +17,34 @@ from bench.spine import allow_non_private, main, non_private_config
 from bench.timing import RoundTiming, ratio, read_round_timing, round_timing
 from common.exit_codes import ExitCode
 from coordinator.config import load_config_or_default
+from coordinator.progress_events import (
+    NodesReady,
+    ProgressEvent,
+    RoundEnd,
+    RoundStart,
+    RunEnd,
+    RunStart,
+)
 from coordinator.run_store import RunStore
 from enterprise_node.config import load_node_config
 
 SEGMENTS = ("semiconductor_fab", "nev_battery", "industrial_robot")
 
 
-def events(model_seconds: list[float], curve_seconds: float | None = 1.5) -> list[dict]:
+def round_end(number: int, task: str, seconds: float) -> RoundEnd:
+    """Factory: the end of exchange ``task`` of round ``number`` (every node answered)."""
+    return RoundEnd(number, task, ("a", "b", "c"), (), (), seconds, epsilon_max=0.0)
+
+
+def events(model_seconds: list[float], curve_seconds: float | None = 1.5) -> list[ProgressEvent]:
     """Factory: progress events of a run with these model-round times (round 1 first)."""
-    out: list[dict] = [{"event": "run_start"}, {"event": "nodes_ready", "nodes": 3}]
+    out: list[ProgressEvent] = [RunStart("r", "p", len(model_seconds), 3), NodesReady(3)]
     for number, seconds in enumerate(model_seconds, start=1):
-        out.append({"event": "round_start", "round": number, "task": "model"})
-        out.append({"event": "round_end", "round": number, "task": "model", "seconds": seconds})
+        out.append(RoundStart(number, "model", 3))
+        out.append(round_end(number, "model", seconds))
     if curve_seconds is not None:
-        last = len(model_seconds) + 1
-        out.append({"event": "round_end", "round": last, "task": "curve", "seconds": curve_seconds})
-    out.append({"event": "run_end", "status": "completed", "seconds": 99.0})
+        out.append(round_end(len(model_seconds) + 1, "curve", curve_seconds))
+    out.append(RunEnd("completed", 99.0))
     return out
 
 
@@ -90,7 +102,7 @@ def test_read_round_timing_reads_the_run_store_progress_file(tmp_path: Path) -> 
     # Prepare: events written the way the ServerApp writes them
     store = RunStore(tmp_path / "run")
     for event in events([5.0, 1.0, 2.0]):
-        store.event(event.pop("event"), **event)
+        store.event(event)
     # Execute
     timing = read_round_timing(tmp_path / "run")
     # Assert

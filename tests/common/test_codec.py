@@ -168,3 +168,13 @@ def test_a_wire_dict_is_checked_strictly() -> None:
             decode_wire(Wire, wire | change, "keys", ValueError)
     with pytest.raises(ValueError, match=r"keys misses key\(s\) 'keys'"):
         decode_wire(Wire, {"node_id": 1}, "keys", ValueError)
+
+
+def test_encode_can_leave_out_none_fields_but_keeps_none_in_dicts() -> None:
+    # Prepare
+    report = Report("r", 1, 0.5, "record", (), None)
+    # Execute
+    body = encode({"report": report, "blob": {"k": None}}, omit_none=True)
+    # Assert
+    assert "note" not in body["report"] and body["blob"] == {"k": None}
+    assert encode(report)["note"] is None

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.node_registry import NodeRegistry
 from coordinator.run_request import RunRequest, write_run_request
+from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary, write_summary
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from ledger.log import read_ledger
@@ -108,8 +110,8 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def summary_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
+def summary_of(run_dir: Path) -> RunSummary:
+    return require_summary(run_dir / SUMMARY_FILE)
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -129,17 +131,17 @@ def test_status_json_tells_each_run_as_its_files_do(broker, capsys) -> None:
     assert [run["run_id"] for run in status["runs"]] == ["run-failed", "run-withheld", "run-ok"]
     assert runs["run-ok"]["status"] == "completed"
     assert runs["run-ok"]["rounds_done"] == runs["run-ok"]["rounds_planned"] == 2
-    assert runs["run-ok"]["nodes"] == len(ok["nodes"]) == len(nodes)
-    assert runs["run-ok"]["refusals"] == ok["refusals"] == 0
-    epsilons = [n["epsilon_run"] for n in ok["privacy"]["nodes"].values()]
+    assert runs["run-ok"]["nodes"] == len(ok.nodes or ()) == len(nodes)
+    assert runs["run-ok"]["refusals"] == ok.refusals == 0
+    epsilons = [n.epsilon_run for n in ok.privacy.nodes.values()]
     assert runs["run-ok"]["max_epsilon_run"] == max(epsilons)
     assert runs["run-ok"]["delta_run"] == small_config().plan.privacy.record.delta
-    assert runs["run-ok"]["published_segments"] == ok["published_segments"]
+    assert runs["run-ok"]["published_segments"] == list(ok.published_segments or ())
     assert runs["run-withheld"]["published_segments"] == []
     assert runs["run-failed"]["status"] == "failed"
     assert runs["run-failed"]["rounds_done"] == 0  # it failed in its first round
-    assert runs["run-failed"]["error"] == failed["error"]
-    refused = sum(len(r["refused"]) for r in failed["rounds"])
+    assert runs["run-failed"]["error"] == failed.error
+    refused = sum(len(r.refused) for r in failed.rounds)
     assert runs["run-failed"]["refusals"] == refused > 0
 
 
@@ -148,14 +150,13 @@ def test_summary_names_the_delta_of_each_epsilon(broker) -> None:
     state, nodes = broker
     plan_delta = small_config().plan.privacy.record.delta
     # Execute
-    privacy = summary_of(state / "runs" / "run-ok")["privacy"]
+    privacy = summary_of(state / "runs" / "run-ok").privacy
     # Assert: the run's epsilon at the plan's delta; lifetime and cap at the node cap's
-    assert "not comparable" in privacy["deltas"]
-    assert len(privacy["nodes"]) == len(nodes)
-    for node in privacy["nodes"].values():
-        assert node["delta_run"] == plan_delta
-        assert node["delta_total"] == node["delta_cap"] == 1e-5 != plan_delta
-        assert {"epsilon_run", "epsilon_total", "epsilon_cap"} <= set(node)  # kept for readers
+    assert "not comparable" in privacy.deltas
+    assert len(privacy.nodes) == len(nodes)
+    for node in privacy.nodes.values():
+        assert node.delta_run == plan_delta
+        assert node.delta_total == node.delta_cap == 1e-5 != plan_delta
 
 
 def test_status_json_tells_the_ledger_register_and_superlink(broker, capsys) -> None:
@@ -189,9 +190,8 @@ def test_status_text_shows_the_runs_and_the_failure(broker, capsys) -> None:
         "max eps/node this run: the largest record-level epsilon a run cost a node, "
         f"at delta {delta:g}" in text
     )
-    assert f"run run-failed failed: {summary_of(state / 'runs' / 'run-failed')['error'][:40]}" in (
-        text
-    )
+    error = summary_of(state / "runs" / "run-failed").error or ""
+    assert f"run run-failed failed: {error[:40]}" in text
 
 
 def copy_state(state: Path, tmp_path: Path) -> Path:
@@ -325,14 +325,14 @@ def test_curves_json_are_the_runs_published_curves(broker, capsys) -> None:
     exported = json.loads(out)
     assert code == 0 and exported["run_id"] == "run-ok" and "warning" not in exported
     assert exported["curves"] == saved["curves"]
-    assert [c["segment"] for c in exported["curves"]] == summary_of(run_dir)["published_segments"]
+    assert tuple(c["segment"] for c in exported["curves"]) == summary_of(run_dir).published_segments
 
 
 def test_curves_csv_of_one_segment_are_its_rows_of_curves_csv(broker, capsys) -> None:
     # Prepare
     run_dir = broker[0] / "runs" / "run-ok"
     header, *rows = (run_dir / "curves.csv").read_text().splitlines()
-    segment = summary_of(run_dir)["published_segments"][-1]
+    segment = (summary_of(run_dir).published_segments or ())[-1]
     # Execute: from the state dir, the newest completed run is run-withheld, so name it
     code, out, _ = cli(
         capsys, "curves", str(broker[0]), "--run", "run-ok", "--format", "csv", "--segment", segment
@@ -355,11 +355,11 @@ def test_curves_png_is_written(broker, capsys, tmp_path) -> None:
 def test_withheld_curves_need_the_flag_and_stay_marked(broker, capsys, tmp_path) -> None:
     # Prepare
     run_dir = broker[0] / "runs" / "run-withheld"
-    withheld = summary_of(run_dir)["withheld_segments"]
+    withheld = summary_of(run_dir).withheld_segments or ()
     assert withheld and not (run_dir / "curves.json").exists()
     # Execute
     plain = cli(capsys, "curves", str(run_dir))
-    one = cli(capsys, "curves", str(run_dir), "--segment", withheld[0]["segment"])
+    one = cli(capsys, "curves", str(run_dir), "--segment", withheld[0].segment)
     code, out, err = cli(capsys, "curves", str(run_dir), "--include-withheld")
     csv_path = tmp_path / "w.csv"
     csv_code, _, _ = cli(
@@ -374,10 +374,10 @@ def test_withheld_curves_need_the_flag_and_stay_marked(broker, capsys, tmp_path)
     )
     # Assert
     assert plain[0] == ExitCode.USAGE_ERROR and "published no curves" in plain[2]
-    assert one[0] == ExitCode.USAGE_ERROR and withheld[0]["reason"] in one[2]
+    assert one[0] == ExitCode.USAGE_ERROR and withheld[0].reason in one[2]
     exported = json.loads(out)
     assert code == 0 and "not for publication" in exported["warning"] and "warning" in err
-    assert [c["segment"] for c in exported["curves"]] == [w["segment"] for w in withheld]
+    assert [c["segment"] for c in exported["curves"]] == [w.segment for w in withheld]
     assert all(c["published"] is False and c["note"] for c in exported["curves"])
     header, *rows = csv_path.read_text().splitlines()
     assert csv_code == 0 and header.endswith(",published")
@@ -395,7 +395,7 @@ def test_curves_errors_name_segment_format_run_and_failure(broker, capsys) -> No
     failed = cli(capsys, "curves", str(state), "--run", "run-failed")
     # Assert
     assert segment[0] == ExitCode.USAGE_ERROR and "unknown segment 'bakery'" in segment[2]
-    assert summary_of(run_dir)["published_segments"][0] in segment[2]
+    assert (summary_of(run_dir).published_segments or ())[0] in segment[2]
     assert fmt[0] == ExitCode.USAGE_ERROR and "unknown curves format 'xlsx'" in fmt[2]
     assert run[0] == ExitCode.USAGE_ERROR and "run-ok" in run[2]
     assert failed[0] == ExitCode.RUN_FAILED and "run-failed failed" in failed[2]
@@ -424,12 +424,12 @@ def test_report_states_the_runs_figures(broker, capsys, tmp_path) -> None:
     # Execute
     markdown, page = report_text(capsys, run_dir, tmp_path)
     # Assert: identity, privacy, curves at 12 months, hashes matching the ledger entry
-    assert f"| plan digest | {summary['plan_digest']} |" in markdown
-    for node, spent in summary["privacy"]["nodes"].items():
-        assert re.search(rf"\| {node} \| [0-9a-f]{{16}} \| {spent['epsilon_run']:.4f} \|", markdown)
-        lifetime = f"{spent['epsilon_total']:.4f} at delta {spent['delta_total']:g}"
-        assert f"| {lifetime} | {spent['epsilon_cap']:.4f} at delta" in markdown
-    assert f"epsilon this run (delta {spent['delta_run']:g})" in markdown
+    assert f"| plan digest | {summary.plan_digest} |" in markdown
+    for node, spent in summary.privacy.nodes.items():
+        assert re.search(rf"\| {node} \| [0-9a-f]{{16}} \| {spent.epsilon_run:.4f} \|", markdown)
+        lifetime = f"{spent.epsilon_total:.4f} at delta {spent.delta_total:g}"
+        assert f"| {lifetime} | {spent.epsilon_cap:.4f} at delta" in markdown
+    assert f"epsilon this run (delta {spent.delta_run:g})" in markdown
     for curve in curves:
         at_12 = curve["edges"].index(12.0)
         assert f"| {curve['segment']} | 12 months | {curve['failure'][at_12]:.4f} |" in markdown
@@ -441,32 +441,31 @@ def test_report_states_the_runs_figures(broker, capsys, tmp_path) -> None:
 def test_report_of_a_failed_run_says_failed_with_refusals(broker, capsys, tmp_path) -> None:
     # Prepare
     summary = summary_of(broker[0] / "runs" / "run-failed")
-    reasons = [p["reason"] for r in summary["rounds"] for p in r["refused"]]
+    reasons = [p.reason for r in summary.rounds for p in r.refused]
     # Execute
     markdown, page = report_text(capsys, broker[0] / "runs" / "run-failed", tmp_path)
     # Assert
-    assert f"**Run run-failed: failed - {summary['error']}**" in markdown
+    assert f"**Run run-failed: failed - {summary.error}**" in markdown
     assert reasons and reasons[0] in markdown
     assert "No published curves." in markdown and "failed" in page
 
 
 def test_report_gives_withheld_segments_with_why(broker, capsys, tmp_path) -> None:
     # Prepare
-    withheld = summary_of(broker[0] / "runs" / "run-withheld")["withheld_segments"]
+    withheld = summary_of(broker[0] / "runs" / "run-withheld").withheld_segments or ()
     # Execute
     markdown, _ = report_text(capsys, broker[0] / "runs" / "run-withheld", tmp_path)
     # Assert
     for item in withheld:
-        assert f"| {item['segment']} | withheld | {item['reason']} |" in markdown
+        assert f"| {item.segment} | withheld | {item.reason} |" in markdown
 
 
 def test_report_html_escapes_what_it_shows(broker, capsys, tmp_path) -> None:
     # Prepare: a run whose error message holds markup
     run_dir = tmp_path / "run"
     shutil.copytree(broker[0] / "runs" / "run-failed", run_dir)
-    summary = summary_of(run_dir)
-    summary["error"] = "<script>alert(1)</script> & more"
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    summary = replace(summary_of(run_dir), error="<script>alert(1)</script> & more")
+    write_summary(run_dir / SUMMARY_FILE, summary)
     # Execute
     _, page = report_text(capsys, run_dir, tmp_path)
     # Assert

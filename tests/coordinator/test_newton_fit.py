@@ -22,6 +22,7 @@ from auditor.epsilon import Release, compose_epsilon
 from bench.baselines import person_period
 from coordinator.newton_fit import Curvature, NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import load_global_model
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from enterprise_node.config import load_node_config
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import pooled_frame
@@ -388,8 +389,9 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
         assert mechanisms[:3] == [("model", Mechanism.DISTRIBUTED_GLM, r) for r in (1, 2, 3)]
         assert [m[0] for m in mechanisms[3:]] == ["curve"]
         assert entries[-1]["epsilon_after"] <= config.plan.privacy.record.epsilon
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    steps = summary["privacy"]["model_noise"]["newton_steps"]
+    summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
+    assert summary.privacy.model_noise is not None
+    steps = summary.privacy.model_noise.newton_steps or ()
     assert [s["round"] for s in steps] == [1, 2, 3]
     assert [s["information_round"] for s in steps] == [1, 1, 1]
     assert all(s["gradient_noise_norm"] > 0 and s["eigen_floor"] > 0 for s in steps)
@@ -418,7 +420,8 @@ def test_a_resumed_newton_run_keeps_the_curvature_of_its_first_round(tmp_path: P
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path / "run", resume=True)
     # Assert: round 3 stepped with round 1's curvature, restored from the checkpoint
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    steps = summary["privacy"]["model_noise"]["newton_steps"]
+    summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
+    assert summary.privacy.model_noise is not None
+    steps = summary.privacy.model_noise.newton_steps or ()
     assert [(s["round"], s["information_round"]) for s in steps] == [(1, 1), (2, 1), (3, 1)]
-    assert summary["status"] == "completed"
+    assert summary.completed

@@ -5,22 +5,23 @@ from __future__ import annotations
 from rich.console import Console
 
 from coordinator.progress import ProgressPrinter, print_node_epsilons
+from coordinator.progress_events import (
+    EnterpriseBudgetStop,
+    EnterpriseDPStated,
+    ProgressEvent,
+    RoundEnd,
+    RunResumed,
+    SecureSumDone,
+)
+from coordinator.round_summary import NodeNote
+from coordinator.run_summary import NodePrivacy, RunPrivacy, RunSummary
 
 
-def stage(task: str, *, failed: list | None = None) -> dict:
-    return {
-        "event": "round_end",
-        "round": 2,
-        "task": task,
-        "ok": ["a", "b", "c"],
-        "refused": [],
-        "failed": failed or [],
-        "seconds": 0.2,
-        "epsilon_max": 0.5,
-    }
+def stage(task: str, *, failed: tuple[NodeNote, ...] = ()) -> RoundEnd:
+    return RoundEnd(2, task, ("a", "b", "c"), (), failed, 0.2, epsilon_max=0.5)
 
 
-def printed(*events: dict) -> str:
+def printed(*events: ProgressEvent) -> str:
     console = Console(record=True, width=200)
     printer = ProgressPrinter(console, total_rounds=3)
     for event in events:
@@ -31,9 +32,9 @@ def printed(*events: dict) -> str:
 def test_secure_stages_are_quiet_unless_a_node_had_a_problem() -> None:
     text = printed(
         stage("secagg-keys"),
-        stage("secagg-shares", failed=[{"node": "site-9", "reason": "no reply within 9 s"}]),
+        stage("secagg-shares", failed=(NodeNote("site-9", "no reply within 9 s"),)),
         stage("model"),
-        {"event": "secure_sum", "round": 2, "task": "model", "survivors": 3, "dropped": 1},
+        SecureSumDone(2, "model", survivors=3, dropped=1),
     )
     assert "secagg-keys" not in text
     assert "secagg-shares" in text and "site-9: no reply within 9 s" in text
@@ -43,14 +44,19 @@ def test_secure_stages_are_quiet_unless_a_node_had_a_problem() -> None:
 
 def test_enterprise_dp_warning_and_budget_stop_are_shown() -> None:
     text = printed(
-        {
-            "event": "enterprise_dp",
-            "clip_norm": 0.1,
-            "noise_multiplier": 3.0,
-            "expected_noise_norm_of_mean": 2.5,
-            "warning": "enterprise-level DP with 4 enterprises: too noisy",
-        },
-        {"event": "enterprise_budget_stop", "round": 3, "epsilon": 9.0, "projected": 10.3},
+        EnterpriseDPStated(
+            clip_norm=0.1,
+            noise_multiplier=3.0,
+            shares_planned=3,
+            share_std=1.0,
+            effective_noise_multiplier=3.0,
+            expected_noise_std_per_coordinate_of_mean=0.5,
+            expected_noise_norm_of_mean=2.5,
+            epsilon_one_round=0.7,
+            delta=1e-5,
+            warning="enterprise-level DP with 4 enterprises: too noisy",
+        ),
+        EnterpriseBudgetStop(3, epsilon=9.0, projected=10.3),
     )
     assert "warning: enterprise-level DP with 4 enterprises" in text
     assert "enterprise budget stop before round 3: epsilon 9.000" in text
@@ -58,27 +64,24 @@ def test_enterprise_dp_warning_and_budget_stop_are_shown() -> None:
 
 
 def test_a_resumed_run_says_where_it_continues() -> None:
-    text = printed({"event": "run_resumed", "run_id": "r1", "from_round": 3, "checkpoint_round": 2})
+    text = printed(RunResumed("r1", from_round=3, checkpoint_round=2))
     assert "resumed after a crash: 2 model round(s) complete, continuing with round 3" in text
 
 
 def test_each_epsilon_is_named_with_its_delta() -> None:
     # Prepare: a node whose run epsilon (plan delta 1e-6) reads larger than its lifetime
     # epsilon (cap delta 1e-5), as in summary.json
-    summary = {
-        "privacy": {
-            "nodes": {
-                "fab-a": {
-                    "epsilon_run": 1.999,
-                    "delta_run": 1e-6,
-                    "epsilon_total": 1.78,
-                    "delta_total": 1e-5,
-                    "epsilon_cap": 5.0,
-                    "delta_cap": 1e-5,
-                }
-            }
-        }
-    }
+    node = NodePrivacy(
+        epsilon_run=1.999,
+        delta_run=1e-6,
+        epsilon_total=1.78,
+        delta_total=1e-5,
+        epsilon_cap=5.0,
+        delta_cap=1e-5,
+        releases=(),
+    )
+    privacy = RunPrivacy("record", "rdp", "", {"fab-a": node}, ())
+    summary = RunSummary("r1", "completed", "p", (), privacy, 1.0)
     console = Console(record=True, width=200)
     # Execute
     print_node_epsilons(console, summary)

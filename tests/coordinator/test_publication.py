@@ -10,6 +10,7 @@ from coordinator.publication import (
     segment_contributors,
     withheld_summary,
 )
+from coordinator.run_summary import WithheldSegment
 from models.curves import RiskCurve
 from models.histogram import ExitCounts
 from models.life_table import life_table
@@ -60,5 +61,5 @@ def test_rules_publish_or_withhold_with_the_reason(
     assert judged.published is published
     assert judged.note == reason
     assert withheld_summary([judged]) == (
-        [] if published else [{"segment": "nev_battery", "reason": reason}]
+        () if published else (WithheldSegment("nev_battery", reason),)
     )

@@ -10,7 +10,6 @@ over real processes with SIGKILL and ``run --resume``: tests/harness/test_deploy
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -33,16 +32,24 @@ from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint, write_checkpoint
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.outputs import load_global_model
+from coordinator.progress_events import CheckpointSaved, RunStart
 from coordinator.resumption import RunHistory, resume_point
 from coordinator.run_ledger import NullLedger, open_run_ledger
 from coordinator.run_log import RunLog
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
+from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
 from harness.federation import check_nodes_inclusion
 from ledger.log import read_ledger
-from ledger.records import ReleaseAccounted, RoundRecorded
+from ledger.records import (
+    ContributionResent,
+    PrivacySpent,
+    ReleaseAccounted,
+    RoundRecorded,
+    RunResumed,
+)
 from protocols.messages import CURVE_TASK, MODEL_TASK, SECAGG_KEYS, TASK_KEY, TaskHeader
 from protocols.plan import EnterprisePrivacy
 
@@ -102,8 +109,8 @@ class Outcome:
     coordinator: Path
     nodes: list[Path]
 
-    def summary(self) -> dict:
-        return json.loads((self.run_dir / "summary.json").read_text())
+    def summary(self) -> RunSummary:
+        return require_summary(self.run_dir / SUMMARY_FILE)
 
     def node_epsilon(self) -> dict[str, tuple[float, int]]:
         """Each node's lifetime epsilon and number of releases, by its accountant."""
@@ -224,27 +231,27 @@ def test_a_resumed_run_spends_exactly_what_an_uninterrupted_one_does(
     resumed = killed_and_resumed(federation, tmp_path, grid_for, private_config())
     # Assert: the resumed run completed ...
     summary, expected = resumed.summary(), reference.summary()
-    assert summary["status"] == "completed"
+    assert summary.completed
     # ... with each node's lifetime epsilon (and number of charges) exactly the reference's
     assert resumed.node_epsilon() == reference.node_epsilon()
     # ... the same enterprise-level epsilon, over the same number of accounted rounds
+    got_notes, want_notes = summary.privacy.enterprise, expected.privacy.enterprise
+    assert got_notes is not None and want_notes is not None
     for key in ("epsilon", "rounds_accounted"):
-        assert summary["privacy"]["enterprise"][key] == expected["privacy"]["enterprise"][key]
+        assert got_notes[key] == want_notes[key]
     # ... and the same per-run record-level epsilon per node, from the same releases
-    got, want = summary["privacy"]["nodes"], expected["privacy"]["nodes"]
-    assert {n: v["epsilon_run"] for n, v in got.items()} == {
-        n: v["epsilon_run"] for n, v in want.items()
-    }
-    assert [len(v["releases"]) for v in got.values()] == [len(v["releases"]) for v in want.values()]
+    got, want = summary.privacy.nodes, expected.privacy.nodes
+    assert {n: v.epsilon_run for n, v in got.items()} == {n: v.epsilon_run for n, v in want.items()}
+    assert [len(v.releases) for v in got.values()] == [len(v.releases) for v in want.values()]
     # summary.json lists each exchange of each round once
-    rounds = [(r["round"], r["task"]) for r in summary["rounds"]]
-    assert sorted(rounds) == sorted((r["round"], r["task"]) for r in expected["rounds"])
+    rounds = [(r.round, r.task) for r in summary.rounds]
+    assert sorted(rounds) == sorted((r.round, r.task) for r in expected.rounds)
     # the nodes that had released the interrupted round re-sent it, spent once
     assert resent_rounds(resumed) == [ROUNDS] * resending
     # the coordinator ledger says where it resumed, and, as counted, records each round
     # and each release once
     entries = read_ledger(resumed.coordinator / "ledger").entries()
-    [resumption] = [e.body for e in entries if e.kind == "run_resumed"]
+    [resumption] = [e.body for e in entries if e.kind == RunResumed.KIND]
     assert (resumption["from_round"], resumption["checkpoint_round"]) == (ROUNDS, ROUNDS - 1)
     counted = resumed.counted_records()
     model_rounds = [r.round for r in counted if isinstance(r, RoundRecorded) and r.task == "model"]
@@ -276,9 +283,9 @@ def resent_rounds(outcome: Outcome) -> list[int]:
     rounds = []
     for path in outcome.nodes:
         entries = read_ledger(load_node_config(path).state_dir / "ledger").entries()
-        spends = [(e.body["round"], e.body["task"]) for e in entries if e.kind == "privacy_spent"]
+        spends = [(e.body["round"], e.body["task"]) for e in entries if e.kind == PrivacySpent.KIND]
         assert len(spends) == len(set(spends))
-        rounds += [e.body["round"] for e in entries if e.kind == "contribution_resent"]
+        rounds += [e.body["round"] for e in entries if e.kind == ContributionResent.KIND]
     return rounds
 
 
@@ -418,8 +425,8 @@ def test_a_run_without_a_ledger_has_a_null_one_and_its_history_in_its_events(
     # Prepare: a run request that names no ledger, and its progress events
     request = a_request(tmp_path)
     store = RunStore(tmp_path)
-    store.event("run_start", run_id="r1")
-    store.event("checkpoint", round=2, sha256="ab")
+    store.event(RunStart("r1", "p", rounds=3, expected_nodes=3))
+    store.event(CheckpointSaved(2, "ab"))
     # Execute
     ledger = open_run_ledger(request, store)
     ledger.run_started(request)
@@ -427,7 +434,7 @@ def test_a_run_without_a_ledger_has_a_null_one_and_its_history_in_its_events(
     # Assert: nothing recorded, the history read from the events
     assert isinstance(ledger, NullLedger)
     assert ledger.history("r1") == RunHistory(True, False, (2, "ab"))
-    assert [e["event"] for e in store.read_events()] == ["run_start", "checkpoint"]
+    assert [type(e) for e in store.read_events()] == [RunStart, CheckpointSaved]
 
 
 def test_a_resumed_runs_record_continues_its_checkpoints_and_refuses_a_malformed_one(

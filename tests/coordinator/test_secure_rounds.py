@@ -23,6 +23,9 @@ import enterprise_node.client_app as client_app
 from common.errors import RunFailedError
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.outputs import load_global_model
+from coordinator.progress_events import EnterpriseBudgetStop, ProgressEvent, SecureSumDone
+from coordinator.run_store import RunStore
+from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from models.hazard import init_arrays
@@ -77,8 +80,12 @@ def secure_config(
     )
 
 
-def events_of(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "progress.jsonl").open()]
+def events_of(run_dir: Path) -> list[ProgressEvent]:
+    return RunStore(run_dir).read_events()
+
+
+def summary_of(run_dir: Path) -> RunSummary:
+    return require_summary(run_dir / SUMMARY_FILE)
 
 
 def clear_updates(node_yamls: list[Path], plan: TrainingPlan, tmp: Path) -> list[np.ndarray]:
@@ -121,9 +128,9 @@ def test_secure_model_round_gives_the_mean_update_of_the_survivors(tmp_path: Pat
     [secure] = [
         e
         for e in events_of(tmp_path / "run")
-        if e["event"] == "secure_sum" and e["task"] == "model"
+        if isinstance(e, SecureSumDone) and e.task == "model"
     ]
-    assert (secure["survivors"], secure["dropped"]) == (3, 1)
+    assert (secure.survivors, secure.dropped) == (3, 1)
     initial = flatten(init_arrays(config.plan.model_spec, seed=0))
     got = flatten(load_global_model(tmp_path / "run")) - initial
     expected = np.mean(clear_updates(nodes[:3], config.plan, tmp_path), axis=0)
@@ -169,10 +176,10 @@ def test_an_update_outside_the_declared_range_is_an_error_not_a_clip(tmp_path: P
     # Execute / Assert: every node fails the masked stage; the round releases nothing
     with pytest.raises(RunFailedError):
         run_coordinator(grid, config, tmp_path / "run")
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "failed"
-    model_stage = [r for r in summary["rounds"] if r["task"] == "model"]
-    reasons = {f["reason"] for f in model_stage[0]["failed"]}
+    summary = summary_of(tmp_path / "run")
+    assert summary.status == "failed"
+    model_stage = [r for r in summary.rounds if r.task == "model"]
+    reasons = {f.reason for f in model_stage[0].failed}
     assert reasons == {"QuantizationRangeError at the node (details in the node's log)"}
     assert not (tmp_path / "run" / "global_model.npz").exists()
 
@@ -193,15 +200,16 @@ def test_enterprise_dp_stops_before_the_cap_keeps_the_last_model_and_agrees_with
     # Execute
     run_coordinator(grid, config, tmp_path / "run")
     # Assert: training stopped early, the run completed with the last model
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    notes = summary["privacy"]["enterprise"]
+    summary = summary_of(tmp_path / "run")
+    notes = summary.privacy.enterprise
+    assert notes is not None
     events = events_of(tmp_path / "run")
-    model_sums = [e for e in events if e["event"] == "secure_sum" and e["task"] == "model"]
-    [stop] = [e for e in events if e["event"] == "enterprise_budget_stop"]
-    assert summary["status"] == "completed"
+    model_sums = [e for e in events if isinstance(e, SecureSumDone) and e.task == "model"]
+    [stop] = [e for e in events if isinstance(e, EnterpriseBudgetStop)]
+    assert summary.completed
     assert len(model_sums) == 4  # rounds 1-4 fit: 4 x 1.155 -> 9.0; a 5th would pass 10
-    assert notes["stopped_before_round"] == stop["round"] == len(model_sums) + 1
-    assert notes["epsilon"] <= 10.0 < stop["projected"]
+    assert notes["stopped_before_round"] == stop.round == len(model_sums) + 1
+    assert notes["epsilon"] <= 10.0 < stop.projected
     # ... the accounted noise is what 4 shares carry: z * sqrt(4/3) (tau is ~0 here)
     history = notes["accountant"]["history"]
     for z, q, _round in history:
@@ -232,7 +240,8 @@ def test_enterprise_dp_states_the_expected_noise_next_to_the_update_norm(tmp_pat
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path / "run")
     # Assert
-    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["privacy"]["enterprise"]
+    notes = summary_of(tmp_path / "run").privacy.enterprise
+    assert notes is not None
     assert notes["expected_noise_norm_of_mean"] > notes["clip_norm"] == 0.1
     assert "4 enterprises" in notes["warning"]
 
@@ -263,18 +272,19 @@ def test_distributed_curve_noise_is_charged_for_the_threshold_and_reported_as_re
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path / "run")
     # Assert: each node charged the curve release as if only 3 shares were in the sum ...
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    noise = summary["privacy"]["curve_noise"]
+    summary = summary_of(tmp_path / "run")
+    noise = summary.privacy.curve_noise
+    assert noise is not None
     target = config.plan.privacy.record.curve_epsilon
     assert noise["shares_planned"] == 3 and noise["shares_present"] == 4
     assert noise["share_std"] >= 2.0
     assert noise["epsilon_charged_per_node"] <= target * 1.001
     # ... the 4 shares actually present give a smaller epsilon
     assert noise["epsilon_realised"] < noise["epsilon_charged_per_node"]
-    for node in summary["privacy"]["nodes"].values():
-        [curve] = [r for r in node["releases"] if r["task"] == "curve"]
-        assert curve["mechanism"] == Mechanism.DISTRIBUTED_CURVE_HISTOGRAM
-        assert node["epsilon_run"] <= config.plan.privacy.record.epsilon * 1.001
+    for node in summary.privacy.nodes.values():
+        [curve] = [r for r in node.releases if r.task == "curve"]
+        assert curve.mechanism == Mechanism.DISTRIBUTED_CURVE_HISTOGRAM
+        assert node.epsilon_run <= config.plan.privacy.record.epsilon * 1.001
     # ... and the share is no smaller than the central noise spread over 3 shares
     central = plan_noise(config.plan, 400).curve_noise_multiplier
     assert noise["share_std"] * math.sqrt(3) >= central * 0.999
@@ -316,10 +326,9 @@ def test_a_node_without_declared_segments_refuses_the_secure_curve_task(tmp_path
     # Execute
     run_coordinator(InProcessGrid(nodes), secure_config(), tmp_path / "run")
     # Assert: it dropped out of the curve round with a reason naming node.segments
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    [curve] = [r for r in summary["rounds"] if r["task"] == "curve"]
-    assert [r["node"] for r in curve["refused"]] == ["enterprise-01"]
-    assert "node.segments" in curve["refused"][0]["reason"]
+    [curve] = [r for r in summary_of(tmp_path / "run").rounds if r.task == "curve"]
+    assert [r.node for r in curve.refused] == ["enterprise-01"]
+    assert "node.segments" in curve.refused[0].reason
 
 
 def test_secure_curves_with_delayed_entry_equal_the_pooled_life_table(tmp_path: Path) -> None:

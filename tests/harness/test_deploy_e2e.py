@@ -19,7 +19,6 @@ value). Each party runs its own command as its own process (:mod:`harness.loopba
 
 from __future__ import annotations
 
-import json
 import struct
 import subprocess
 import sys
@@ -38,7 +37,16 @@ from common.tls import init_tls, make_auth_key
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_env import flower_env
+from coordinator.progress_events import (
+    CheckpointSaved,
+    ProgressEvent,
+    RoundEnd,
+    RoundStart,
+    SecureSumDone,
+)
 from coordinator.run_request import RunRequest, write_run_request
+from coordinator.run_store import RunStore
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from coordinator.superlink import CONNECTION, SuperLinkFiles
 from enterprise_node.app_guard import KEEP_SENT_ENV
 from enterprise_node.budget import BudgetGuard
@@ -111,11 +119,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert not left, f"still running: {[p.name for p in left]}"
 
 
-def _events(run_dir: Path) -> list[dict]:
-    path = run_dir / "progress.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _events(run_dir: Path) -> list[ProgressEvent]:
+    return RunStore(run_dir).read_events()
 
 
 def _wait_for(predicate, what: str, timeout: float = 600.0, party: Party | None = None):  # type: ignore[no-untyped-def]
@@ -149,27 +154,23 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
     # a node dies once round 1's keys are shared: the round completes without it
     victim = load_node_config(nodes[3]).node.name
     _wait_for(
-        lambda: any(e.get("event") == "round_end" and e.get("round") == 1
-                    for e in _events(run_dir)),
-        "round 1's first exchange", party=runner,
-    )  # fmt: skip
+        lambda: [e for e in _events(run_dir) if isinstance(e, RoundEnd) and e.round == 1],
+        "round 1's first exchange",
+        party=runner,
+    )
     deployment.kill(world["joined"][victim])
     world["joined"][victim] = deployment.join(nodes[3], name=f"{victim}-rejoined")
     _wait_for(
-        lambda: any(e.get("event") == "checkpoint" and e.get("round") == 1
-                    for e in _events(run_dir)),
+        lambda: [e for e in _events(run_dir) if isinstance(e, CheckpointSaved) and e.round == 1],
         "round 1 to complete without the killed node", party=runner,
     )  # fmt: skip
-    round_1 = [
-        e for e in _events(run_dir) if e.get("event") == "secure_sum" and e.get("round") == 1
-    ]
-    assert round_1 and round_1[-1]["survivors"] == 3, round_1
+    round_1 = [e for e in _events(run_dir) if isinstance(e, SecureSumDone) and e.round == 1]
+    assert round_1 and round_1[-1].survivors == 3, round_1
 
     # the coordinator dies once the curve round starts, after the model round completed
     # (before the curve's masked input stage: a curve contribution is released only once)
     _wait_for(
-        lambda: any(e.get("event") == "round_start" and e.get("round") == ROUNDS + 1
-                    for e in _events(run_dir)),
+        lambda: [e for e in _events(run_dir) if isinstance(e, RoundStart) and e.round > ROUNDS],
         "the curve round to start", party=runner,
     )  # fmt: skip
     superlink = next(p for p in deployment.parties if p.name == "superlink")
@@ -181,10 +182,10 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
     resumed = deployment.submit(None, "--resume", run_id, name="run-resumed")
     assert resumed.process.wait(timeout=900) == 0, resumed.log.read_text()[-3000:]
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed"
+    summary = require_summary(run_dir / SUMMARY_FILE)
+    assert summary.completed
     # the node that died and rejoined took part again (at the latest after the resumption)
-    assert victim in summary["rounds"][-1]["ok"], summary["rounds"][-1]
+    assert victim in summary.rounds[-1].ok, summary.rounds[-1]
     # every round once in the coordinator's ledger (the interrupted round is superseded)
     entries = read_ledger(broker / "ledger").entries()
     checkpoints = [
@@ -306,18 +307,18 @@ def test_control_api_runs_of_other_plans_or_another_app_are_refused_by_every_nod
     summaries = {}
     try:
         for name in submissions:
-            path = world["out"] / "stranger" / name / "summary.json"
+            path = world["out"] / "stranger" / name / SUMMARY_FILE
             _wait_for(path.exists, f"the {name} run to end", timeout=600)
-            summaries[name] = json.loads(path.read_text())
+            summaries[name] = require_summary(path)
     finally:
         for process in submissions.values():
             stop_pid_tree(process.pid)
     # Assert: every node refused each of them in its first exchange; nothing was released
     for name, summary in summaries.items():
-        assert summary["status"] == "failed", name
-        first = summary["rounds"][0]
-        refusals = {p["node"]: p["reason"] for p in first["refused"]}
-        assert len(refusals) == 4 and not first["ok"], (name, first)
+        assert summary.status == "failed", name
+        first = summary.rounds[0]
+        refusals = {p.node: p.reason for p in first.refused}
+        assert len(refusals) == 4 and not first.ok, (name, first)
         assert all("is not approved at this node" in r for r in refusals.values()), refusals
         if name == "other_app":  # the plan is the approved one; the app is not
             assert all("with app" in r for r in refusals.values()), refusals

@@ -17,6 +17,7 @@ from node_site import approve_plan
 from common.errors import RunFailedError
 from common.processes import descendants
 from coordinator.config import CoordinatorConfig, load_config_or_default
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from harness.demo import evaluate_run
 from harness.federation import run_local_federation
 from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
@@ -103,8 +104,8 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
     # Assert: a broken pipeline (swapped cells, wrong segment, biased at-risk sets, noise
     # 10x too large) lands far above these bounds; this federation's own noise does not
     # (offline, 200 noise draws on this data: worst max error vs truth 0.036)
-    assert result.summary["status"] == "completed"
-    assert len(result.summary["nodes"]) == 4
+    assert result.summary.completed
+    assert len(result.summary.nodes or ()) == 4
     for row in evaluation["curve_errors"]:
         assert row["vs_truth"] < 0.06, row
         assert row["vs_pooled"] < 0.05, row
@@ -119,8 +120,8 @@ def test_federated_curves_are_close_to_the_truth(tmp_path: Path) -> None:
     }
     assert left == {}, f"left behind (pid: state): {left}"
     assert all(eps <= 2.0 + 1e-6 for eps in evaluation["epsilon_per_node"].values())
-    assert result.summary["withheld_segments"] == []
-    assert len(result.summary["published_segments"]) == 3
+    assert result.summary.withheld_segments == ()
+    assert len(result.summary.published_segments or ()) == 3
 
 
 def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path) -> None:
@@ -131,20 +132,20 @@ def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path)
     first = federate(manifest, config, tmp_path / "run1", tmp_path / "flwr").summary
     second = federate(manifest, config, tmp_path / "run2", tmp_path / "flwr").summary
     # Assert: the small-cap node refused every round of both runs, with its reason
-    refusals = [r for rnd in first["rounds"] for r in rnd["refused"]]
-    assert {r["node"] for r in refusals} == {"enterprise-04"}
+    refusals = [r for rnd in first.rounds for r in rnd.refused]
+    assert {r.node for r in refusals} == {"enterprise-04"}
     assert len(refusals) == config.plan.training.rounds + 1
-    assert all("cap of 0.3" in r["reason"] for r in refusals)
+    assert all("cap of 0.3" in r.reason for r in refusals)
     # ... so only 3 enterprises stand behind each segment: every curve is withheld, and said so
-    assert [w["reason"] for w in first["withheld_segments"]] == [
+    assert [w.reason for w in first.withheld_segments or ()] == [
         "3 enterprise(s) contributed, fewer than 4"
     ] * 3
     assert not (tmp_path / "run1" / "curves.json").exists()
     # ... and the others' lifetime spend carried over from disk into the second run
-    for node, after_first in first["privacy"]["nodes"].items():
-        after_second = second["privacy"]["nodes"][node]
-        assert after_second["epsilon_total"] > after_first["epsilon_total"] * 1.3, node
-        assert after_second["epsilon_run"] == pytest.approx(after_first["epsilon_run"], rel=1e-6)
+    for node, after_first in first.privacy.nodes.items():
+        after_second = second.privacy.nodes[node]
+        assert after_second.epsilon_total > after_first.epsilon_total * 1.3, node
+        assert after_second.epsilon_run == pytest.approx(after_first.epsilon_run, rel=1e-6)
     state = json.loads((manifest.enterprise_dirs[0] / "state" / "accountant.json").read_text())
     assert len(state["entries"]) == 2 * (config.plan.training.rounds + 1)
 
@@ -157,8 +158,8 @@ def test_round_below_quorum_releases_nothing_and_fails_loudly(tmp_path: Path) ->
     with pytest.raises(RunFailedError, match=r"round 1 \(model\): 2 node\(s\) in the secure sum"):
         federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
     # Assert: a failed summary, no model and no curves
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "failed"
-    assert "cap of 0.3" in summary["error"]
+    summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
+    assert summary.status == "failed"
+    assert "cap of 0.3" in (summary.error or "")
     assert not (tmp_path / "run" / "global_model.npz").exists()
     assert not (tmp_path / "run" / "curves.json").exists()

@@ -10,7 +10,6 @@ before starting Flower; ``federate --approve`` approves as each node's IT.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from common.exit_codes import ExitCode
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.flower_run import FederationResult
+from coordinator.round_summary import NodeNote
+from coordinator.run_summary import SUMMARY_FILE, RunPrivacy, RunSummary, require_summary
 from coordinator.secure_round import MODULUS_BITS
 from enterprise_node.approval import Approvals, not_approved_reason
 from enterprise_node.budget import BudgetGuard
@@ -230,11 +231,10 @@ def test_a_plan_differing_from_the_approved_one_is_refused_by_every_node(
     assert not_approved_reason(plan.digest) in str(failed.value)
     assert failed.value.exit_code == ExitCode.RUN_FAILED
     # every node refused the first exchange; nothing was spent or released
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    first = summary["rounds"][0]
-    assert sorted(r["node"] for r in first["refused"]) == names
-    assert {r["reason"] for r in first["refused"]} == {not_approved_reason(plan.digest)}
-    assert first["ok"] == [] and releases(nodes) == before
+    first = require_summary(tmp_path / SUMMARY_FILE).rounds[0]
+    assert sorted(r.node for r in first.refused) == names
+    assert {r.reason for r in first.refused} == {not_approved_reason(plan.digest)}
+    assert first.ok == () and releases(nodes) == before
     assert not (tmp_path / "global_model.npz").exists()
     for path, count in zip(nodes, refused_before, strict=True):
         assert len(refusals(load_node_config(path))) == count + 1
@@ -249,9 +249,9 @@ def test_the_approved_plan_is_served_by_every_node(
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path, approve=False)
     # Assert: completed, every node answered every exchange and was charged
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["status"] == "completed"
-    assert all(not r["refused"] and not r["failed"] for r in summary["rounds"])
+    summary = require_summary(tmp_path / SUMMARY_FILE)
+    assert summary.completed
+    assert all(not r.problems for r in summary.rounds)
     assert all(after > was for after, was in zip(releases(nodes), before, strict=True))
 
 
@@ -269,12 +269,12 @@ def test_a_run_where_one_node_refused_completes_and_its_ledgers_pass_the_audit(
     )
     # Assert: the key exchange of each secure round shows that node's refusal, with the
     # reason; the later stages go to the other three only
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "completed"
-    refusal = {"node": "enterprise-02", "reason": not_approved_reason(config.plan.digest)}
-    keys = [r for r in summary["rounds"] if r["task"] == "secagg-keys"]
-    assert len(keys) == 2 and all(r["refused"] == [refusal] for r in keys)
-    assert all(not r["refused"] for r in summary["rounds"] if r["task"] != "secagg-keys")
+    summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
+    assert summary.completed
+    refusal = NodeNote("enterprise-02", not_approved_reason(config.plan.digest))
+    keys = [r for r in summary.rounds if r.task == "secagg-keys"]
+    assert len(keys) == 2 and all(r.refused == (refusal,) for r in keys)
+    assert all(not r.refused for r in summary.rounds if r.task != "secagg-keys")
     # the audit of the coordinator's and all nodes' ledgers passes
     configs = [load_node_config(n) for n in nodes]
     ledgers = [coordinator / "ledger", *(c.state_dir / "ledger" for c in configs)]
@@ -317,7 +317,9 @@ def test_federate_approve_records_the_approval_at_every_node_before_the_run(
 
     def probe(node_configs: list[Path], *args: object, **kwargs: object) -> FederationResult:
         seen.extend(Approvals(load_node_config(p)).is_approved(plan.digest) for p in node_configs)
-        return FederationResult(run_dir=tmp_path / "run", summary={})
+        privacy = RunPrivacy("record", "rdp", "", {}, ())
+        summary = RunSummary("r", "completed", plan.digest, (), privacy, 0.0)
+        return FederationResult(run_dir=tmp_path / "run", summary=summary)
 
     monkeypatch.setattr("harness.cli.run_local_federation", probe)
     # Execute

@@ -6,7 +6,6 @@ checked exactly against the plaintext sum of the survivors' histograms.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,9 @@ from node_site import approve_plan, config_with
 from common.errors import RunFailedError
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
 from coordinator.flower_run import FederationResult
+from coordinator.progress_events import SecureSumDone
+from coordinator.run_store import RunStore
+from coordinator.run_summary import SUMMARY_FILE, require_summary
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from harness.federation import run_local_federation
 from harness.synthetic import SyntheticConfig, generate_federation
@@ -74,16 +76,16 @@ def test_dropout_after_key_sharing_leaves_the_exact_survivor_sum(tmp_path: Path)
     # Execute
     result = federate(nodes, config, tmp_path)
     # Assert: the late node refused at the masked-input stage and was cancelled out ...
-    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
-    [secure] = [e for e in events if e["event"] == "secure_sum" and e["task"] == "curve"]
-    assert (secure["survivors"], secure["dropped"]) == (3, 1)
+    events = RunStore(tmp_path / "run").read_events()
+    [secure] = [e for e in events if isinstance(e, SecureSumDone) and e.task == "curve"]
+    assert (secure.survivors, secure.dropped) == (3, 1)
     # ... and the unmasked curves equal the pooled life table of the three survivors
     spec = config.plan.model_spec
     expected = pooled_curves(pooled_frame(nodes[:3], spec), spec, censor_weight=0.5)
     got = load_curves(tmp_path / "run" / "curves.json")
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_allclose(have.failure, want.failure, atol=1e-12)
-    assert result.summary["status"] == "completed"
+    assert result.summary.completed
 
 
 def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
@@ -94,8 +96,7 @@ def test_below_the_threshold_nothing_is_released(tmp_path: Path) -> None:
     with pytest.raises(RunFailedError, match="releases nothing"):
         federate(nodes, config, tmp_path)
     # Assert
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "failed"
+    assert require_summary(tmp_path / "run" / SUMMARY_FILE).status == "failed"
     assert not (tmp_path / "run" / "curves.json").exists()
     assert not (tmp_path / "run" / "global_model.npz").exists()
 
@@ -116,10 +117,11 @@ def test_enterprise_budget_stop_through_flower_keeps_the_last_model(tmp_path: Pa
     # Execute
     result = federate(nodes, config, tmp_path)
     # Assert: one model round ran, the stop came before round 2, the run completed
-    notes = result.summary["privacy"]["enterprise"]
-    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
-    model_sums = [e for e in events if e["event"] == "secure_sum" and e["task"] == "model"]
-    assert result.summary["status"] == "completed"
+    notes = result.summary.privacy.enterprise
+    assert notes is not None
+    events = RunStore(tmp_path / "run").read_events()
+    model_sums = [e for e in events if isinstance(e, SecureSumDone) and e.task == "model"]
+    assert result.summary.completed
     assert len(model_sums) == 1 and notes["stopped_before_round"] == 2
     rdp = dp_accounting.rdp.RdpAccountant()
     for z, _q, _round in notes["accountant"]["history"]:

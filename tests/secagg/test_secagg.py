@@ -5,7 +5,6 @@ Reference answers: plain numpy sums of the inputs; RFC 8439 (A.1) for the ChaCha
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import numpy as np
@@ -21,6 +20,8 @@ from scipy import stats
 import secagg.client as secagg
 from common.errors import ConfigError
 from coordinator.config import FederationSettings, load_config_or_default
+from coordinator.progress_events import SecureSumDone
+from coordinator.run_store import RunStore
 from coordinator.secure_round import round_num_shares, round_threshold, run_secure_round
 from protocols.messages import (
     ARRAYS_KEY,
@@ -968,6 +969,6 @@ def test_coordinator_and_nodes_run_secagg_plus_from_the_federation_settings(tmp_
     share_replies = [m for m in grid.received if m.metadata.message_type == SECAGG_SHARES]
     sent = [len(dict(m.content.config_records[SECAGG_PAYLOAD_KEY])["keys"]) for m in share_replies]
     assert len(sent) == 12 and set(sent) == {2}
-    events = [json.loads(line) for line in (tmp_path / "run" / "progress.jsonl").open()]
-    sums = {e["task"]: (e["survivors"], e["dropped"]) for e in events if e["event"] == "secure_sum"}
+    events = RunStore(tmp_path / "run").read_events()
+    sums = {e.task: (e.survivors, e.dropped) for e in events if isinstance(e, SecureSumDone)}
     assert sums == {"model": (5, 1), "curve": (6, 0)}
