@@ -274,7 +274,7 @@ def _other_plan(config: CoordinatorConfig) -> CoordinatorConfig:
         update={
             "training": training.model_copy(update={"rounds": training.rounds + 5}),
             "model_spec": spec.model_copy(
-                update={"features": [f for f in spec.features if f.name != "vendor_origin"]}
+                update={"features": tuple(f for f in spec.features if f.name != "vendor_origin")}
             ),
             "privacy": plan.privacy.model_copy(
                 update={"record": record.model_copy(update={"epsilon": record.epsilon * 8})}
