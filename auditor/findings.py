@@ -5,7 +5,10 @@ error belongs to one failure class with its own exit code (``common/exit_codes.p
 When several classes fail, the exit code is the first failing class in
 :data:`CLASS_PRIORITY`: broken evidence first (nothing else can be trusted on top of it),
 then a privacy guarantee actually exceeded, then claims that understate the spend, then
-disagreements between the parties' ledgers.
+disagreements between the parties' ledgers. An audit without errors that lacks the ledger
+of a party the run must have is INCOMPLETE (exit 54), never PASS; asked for a partial
+audit (``--partial``, e.g. a regulator auditing one node) it is a PASS WITH GAPS (exit 0),
+the gaps named in the report.
 
     >>> f = AuditFinding(FailureClass.CAP, "error", "node-cap", "node ab12 seq 3", "over")
     >>> exit_code_for([f]).name
@@ -28,7 +31,13 @@ __all__ = [
     "CLASS_PRIORITY",
     "exit_code_for",
     "verdict_for",
+    "PASS",
+    "FAIL",
+    "INCOMPLETE",
+    "PASS_WITH_GAPS",
 ]
+
+PASS, FAIL, INCOMPLETE, PASS_WITH_GAPS = "PASS", "FAIL", "INCOMPLETE", "PASS WITH GAPS"
 
 Severity = Literal["error", "warning"]
 
@@ -79,15 +88,27 @@ class AuditFinding:
         return f"{self.severity} [{self.cls.label}/{self.kind}] {self.where}: {self.message}"
 
 
-def exit_code_for(findings: Iterable[AuditFinding]) -> ExitCode:
-    """SUCCESS without errors, else the code of the first failing class by priority."""
+def exit_code_for(
+    findings: Iterable[AuditFinding], *, incomplete: bool = False, partial: bool = False
+) -> ExitCode:
+    """The code of the first failing class by priority; without errors AUDIT_INCOMPLETE
+    when a party's ledger is missing (``incomplete``) unless ``partial``, else SUCCESS."""
     failing = {f.cls for f in findings if f.severity == "error"}
     for cls in CLASS_PRIORITY:
         if cls in failing:
             return ExitCode(cls.value)
+    if incomplete and not partial:
+        return ExitCode.AUDIT_INCOMPLETE
     return ExitCode.SUCCESS
 
 
-def verdict_for(findings: Iterable[AuditFinding]) -> str:
-    """ "PASS" when no finding is an error, else "FAIL"."""
-    return "FAIL" if any(f.severity == "error" for f in findings) else "PASS"
+def verdict_for(
+    findings: Iterable[AuditFinding], *, incomplete: bool = False, partial: bool = False
+) -> str:
+    """ "FAIL" when a finding is an error; else "INCOMPLETE" when a party's ledger is
+    missing ("PASS WITH GAPS" if ``partial``); else "PASS"."""
+    if any(f.severity == "error" for f in findings):
+        return FAIL
+    if incomplete:
+        return PASS_WITH_GAPS if partial else INCOMPLETE
+    return PASS

@@ -10,7 +10,8 @@ __all__ = ["ExitCode", "EXIT_CODE_HELP"]
 class ExitCode(IntEnum):
     """Process exit codes shared by ``fedrisk-node``, ``fedrisk-coordinator`` and
     ``fedrisk-audit``. An audit failing in several classes exits with the first of, in
-    priority order: 50 (ledger invalid), 52 (cap exceeded), 51 (epsilon), 53 (cross-check)."""
+    priority order: 50 (ledger invalid), 52 (cap exceeded), 51 (epsilon), 53 (cross-check);
+    an audit without errors that lacks a party's ledger exits 54 (incomplete)."""
 
     SUCCESS = 0
     GENERIC_ERROR = 1
@@ -25,6 +26,7 @@ class ExitCode(IntEnum):
     AUDIT_EPSILON_MISMATCH = 51
     AUDIT_CAP_EXCEEDED = 52
     AUDIT_CROSS_CHECK_FAILED = 53
+    AUDIT_INCOMPLETE = 54
     INTERRUPTED = 130
 
 
@@ -49,6 +51,9 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ),
     ExitCode.AUDIT_CROSS_CHECK_FAILED: (
         "Audit failed: node ledgers and the coordinator's ledger disagree."
+    ),
+    ExitCode.AUDIT_INCOMPLETE: (
+        "Audit incomplete: a party of the run has no ledger given (see --partial)."
     ),
     ExitCode.INTERRUPTED: "Interrupted by the user (Ctrl-C).",
 }
