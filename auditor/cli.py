@@ -1,10 +1,15 @@
 """`fedrisk-audit`: verify ledgers from public keys alone and write the audit report.
 
-    fedrisk-audit verify LEDGER_DIR... --keys PEM... [--out DIR] [--coordinator HOST:PORT]
+    fedrisk-audit verify LEDGER_DIR... --coordinator-key PEM --keys PEM... [--out DIR]
+        [--coordinator HOST:PORT] [--partial]
 
-Exit codes (``common/exit_codes.py``): 0 pass; 50 a ledger does not verify; 52 a cap
-is exceeded; 51 a claim understates the recomputed epsilon; 53 node and coordinator
-ledgers disagree (when several fail, the first in this order); 2 / 10 / 40 for bad usage,
+``--coordinator-key`` (required) is the coordinator's public key: the ledger it signs is
+the coordinator's, every other ledger a node's. Exit codes (``common/exit_codes.py``): 0
+pass; 50 a ledger does not verify; 52 a cap is exceeded; 51 a claim understates the
+recomputed epsilon; 53 node and coordinator ledgers disagree (when several fail, the
+first in this order); 54 no error, but the ledger of a party of the run (a node the
+coordinator names, or the coordinator) was not given (0 with ``--partial``: a pass with
+gaps, named in the report); 2 / 10 / 40 for bad usage,
 an unreadable key, an unreadable ledger. Errors are mapped to exit codes in one place,
 :func:`common.cli.run_cli`.
 
@@ -25,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from auditor.claims import DEFAULT_TOLERANCE
+from auditor.errors import AuditUsageError
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
 from common.cli import run_cli
@@ -48,6 +54,23 @@ def _verify(
             "--keys", "-k", help="Public keys (PEM) of the ledgers' owners.", show_default=False
         ),
     ] = None,
+    coordinator_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--coordinator-key",
+            help="The coordinator's public key (PEM), required: it tells the auditor which "
+            "ledger is the coordinator's.",
+            show_default=False,
+        ),
+    ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="Audit some parties only: a missing party's ledger is a gap (exit 0, named "
+            "in the report) instead of an incomplete verdict (exit 54).",
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path(
         "audit-report"
     ),
@@ -60,11 +83,15 @@ def _verify(
     ] = DEFAULT_TOLERANCE,
 ) -> None:
     """Check signatures and proofs, recompute epsilon, cross-check, write the report."""
+    if coordinator_key is None:
+        raise AuditUsageError("no coordinator key given (--coordinator-key PEM)")
     result = audit(
         list(ledgers or []),
         list(keys or []),
+        coordinator_key=coordinator_key,
         coordinator_address=coordinator,
         tolerance=tolerance,
+        partial=partial,
     )
     paths = write_reports(result, out)
     _print(result, paths)
@@ -81,6 +108,10 @@ def _print(result: AuditResult, paths: list[Path]) -> None:
     )
     for finding in result.errors[:_SHOWN_ERRORS]:
         _console.print(f"  {escape(str(finding))}")
+    for gap in result.missing:
+        _console.print(
+            f"  missing: the ledger of {escape(gap.party)}; not checked: {gap.unchecked}"
+        )
     if len(result.errors) > _SHOWN_ERRORS:
         _console.print(f"  ... and {len(result.errors) - _SHOWN_ERRORS} more in the report")
     _console.print("Report: " + ", ".join(str(p) for p in paths))

@@ -6,8 +6,9 @@ in the node's ledger the PrivacySpent of a release is the entry just before the 
 of the reply that carried it. Checked, each failure a cross-check-class error:
 
 - every MessageSent has a MessageReceived from the same node, run and round (a warning if
-  the coordinator recorded the node as failed or dropped in that round, or re-ran that
-  round after a crash: RunResumed);
+  the coordinator recorded that node, by its id, as failed or dropped in that round, or
+  re-ran that round after a crash: RunResumed; a failure of an id that names no party
+  excuses nobody);
 - every MessageReceived naming a node whose ledger is given was sent by that node;
 - every record-level ReleaseAccounted matches, field by field, the PrivacySpent before the
   node's MessageSent with that digest (mechanism parameters and claims); a re-sent
@@ -16,7 +17,12 @@ of the reply that carried it. Checked, each failure a cross-check-class error:
   an unspent release;
 - every release the coordinator used (received "ok") is accounted by the coordinator;
 - every InclusionChecked names a coordinator tree the coordinator's ledger reproduces
-  (:mod:`auditor.inclusion`).
+  (:mod:`auditor.inclusion`), and a failed one is an error unless the coordinator's ledger
+  shows why (the run was resumed or did not complete, or recorded that node as failed or
+  dropped);
+
+A node the coordinator names whose ledger is not given is a missing party
+(:mod:`auditor.parties`), not a finding here.
 """
 
 from __future__ import annotations
@@ -28,24 +34,22 @@ from typing import TypeVar
 from auditor.findings import AuditFinding, FailureClass
 from auditor.inclusion import inclusion_findings
 from auditor.ledgers import AuditedEntry, AuditedLedger
+from auditor.round_roles import excused
 from auditor.rounds import resumed_rounds
 from ledger.records import (
     ContributionResent,
+    InclusionChecked,
     MessageReceived,
     MessageSent,
     PrivacySpent,
     ReleaseAccounted,
-    RoundRecorded,
+    RunEnded,
     RunStarted,
 )
 
 __all__ = ["RELEASE_FIELDS", "cross_check"]
 
 R = TypeVar("R")
-
-#: How the coordinator names a node that never told its pseudonym (e.g. no reply).
-_FLOWER_PREFIX = "flower-node-"
-_UNNAMED = "<unnamed>"
 
 #: ReleaseAccounted field -> PrivacySpent field that must be equal.
 RELEASE_FIELDS: dict[str, str] = {
@@ -91,27 +95,42 @@ class _Coordinator:
     excused: frozenset[tuple[str, int, str]]
     runs: frozenset[str]
     resumed: frozenset[tuple[str, int]]
+    unfinished: frozenset[str]
 
     def is_excused(self, run_id: str, round_number: int, node: str) -> bool:
-        """The coordinator recorded ``node`` as failed or dropped in that round, or recorded
-        a node it could not name (a reply that never arrived has no pseudonym)."""
-        return any((run_id, round_number, who) in self.excused for who in (node, _UNNAMED))
+        """The coordinator recorded ``node``, by its id, as failed or dropped in that round."""
+        return (run_id, round_number, node) in self.excused
+
+    def explains_failed_check(self, run_id: str, node: str) -> bool:
+        """The coordinator's ledger shows why a node's inclusion check of ``run_id`` may
+        fail: the run was resumed or did not complete, or ``node`` failed or dropped in it."""
+        return (
+            run_id in self.unfinished
+            or any(run == run_id for run, _round in self.resumed)
+            or any(run == run_id and who == node for run, _round, who in self.excused)
+        )
 
     @classmethod
-    def index(cls, ledger: AuditedLedger) -> _Coordinator:
+    def index(cls, ledger: AuditedLedger, given: frozenset[str]) -> _Coordinator:
         received = {r.sha256: (i.entry.seq, r) for i, r in _of(ledger, MessageReceived)}
         released = {
             r.message_sha256: (i.entry.seq, r)
             for i, r in _of(ledger, ReleaseAccounted)
             if r.unit == "record"
         }
-        excused = set()
-        for _item, rec in _of(ledger, RoundRecorded):
-            for node in [p.node for p in rec.failed] + list(rec.dropped):
-                name = _UNNAMED if node.startswith(_FLOWER_PREFIX) else node
-                excused.add((rec.run_id, rec.round, name))
         runs = frozenset(r.run_id for _i, r in _of(ledger, RunStarted))
-        return cls(ledger, received, released, frozenset(excused), runs, resumed_rounds(ledger))
+        unfinished = frozenset(
+            r.run_id for _i, r in _of(ledger, RunEnded) if r.status != "completed"
+        )
+        return cls(
+            ledger,
+            received,
+            released,
+            excused(ledger, given),
+            runs,
+            resumed_rounds(ledger),
+            unfinished,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,22 +167,22 @@ class _Node:
 def cross_check(
     coordinator: AuditedLedger | None, nodes: list[AuditedLedger]
 ) -> list[AuditFinding]:
-    """Every cross-check finding between the coordinator's ledger and the node ledgers."""
+    """Every cross-check finding between the coordinator's ledger and the node ledgers
+    (none without the coordinator's ledger: that is a missing party, :mod:`auditor.parties`)."""
     if coordinator is None:
-        return [
-            _warning(
-                "no-coordinator",
-                "audit",
-                "no coordinator ledger given: node ledgers were not cross-checked",
-            )
-        ]
-    coord = _Coordinator.index(coordinator)
+        return []
     indexed = {n.ledger_id: _Node.index(n) for n in nodes}
+    coord = _Coordinator.index(coordinator, frozenset(indexed))
     findings: list[AuditFinding] = []
     for node in indexed.values():
         findings += _sent_was_received(node, coord)
         findings += _spends_were_accounted(node, coord)
-        findings += inclusion_findings(node.ledger, coordinator)
+        findings += _failed_checks(node.ledger, coord)
+        findings += [
+            f
+            for f in inclusion_findings(node.ledger, coordinator)
+            if f.kind != _INCLUSION_FAILED or f.severity == "error"
+        ]
     findings += _received_was_sent(coord, indexed)
     findings += _releases_match(coord, indexed)
     return findings
@@ -216,13 +235,40 @@ def _sent_was_received(node: _Node, coord: _Coordinator) -> list[AuditFinding]:
     return findings
 
 
+_INCLUSION_FAILED = "inclusion-failed"
+
+
+def _failed_checks(node: AuditedLedger, coord: _Coordinator) -> list[AuditFinding]:
+    """A node's signed failed inclusion check: an error unless the coordinator's ledger
+    shows why (:meth:`_Coordinator.explains_failed_check`), then a warning."""
+    findings = []
+    for item, check in _of(node, InclusionChecked):
+        if check.ok:
+            continue
+        explained = coord.explains_failed_check(check.run_id, node.ledger_id)
+        make = _warning if explained else _error
+        why = (
+            "; the coordinator's ledger shows why (the run was resumed or did not complete, "
+            "or the node failed or dropped)"
+            if explained
+            else "; nothing in the coordinator's ledger explains it"
+        )
+        findings.append(
+            make(
+                _INCLUSION_FAILED,
+                f"{node.name} seq {item.entry.seq}",
+                f"the node recorded a failed inclusion check of run {check.run_id!r}: "
+                f"{check.detail}{why}",
+            )
+        )
+    return findings
+
+
 def _received_was_sent(coord: _Coordinator, nodes: dict[str, _Node]) -> list[AuditFinding]:
-    findings, missing = [], set()
+    findings = []
     for sha, (seq, got) in coord.received.items():
         node = nodes.get(got.node)
-        if node is None:
-            missing.add(got.node)
-        elif sha not in node.sent:
+        if node is not None and sha not in node.sent:
             findings.append(
                 _error(
                     "message-unsent",
@@ -231,14 +277,6 @@ def _received_was_sent(coord: _Coordinator, nodes: dict[str, _Node]) -> list[Aud
                     f"{got.node}, whose ledger has no message_sent with that digest",
                 )
             )
-    findings += [
-        _warning(
-            "node-ledger-missing",
-            "audit",
-            f"the ledger of node {node} was not given: its messages were not cross-checked",
-        )
-        for node in sorted(missing)
-    ]
     return findings
 
 
@@ -247,7 +285,7 @@ def _releases_match(coord: _Coordinator, nodes: dict[str, _Node]) -> list[AuditF
     for sha, (seq, release) in coord.released.items():
         node = nodes.get(release.node)
         if node is None:
-            continue  # reported once as node-ledger-missing
+            continue  # a missing party (auditor.parties)
         where = f"coordinator seq {seq}"
         what = f"release_accounted of node {release.node} (message {sha[:16]}...)"
         spent = node.spent.get(sha)

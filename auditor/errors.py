@@ -15,10 +15,12 @@ __all__ = ["AuditUsageError"]
 
 
 class AuditUsageError(FedriskError):
-    """The command line names no ledger, a directory that is not a ledger, or no key."""
+    """The command line names no ledger, a directory that is not a ledger, or no key (or
+    no coordinator key)."""
 
     exit_code = ExitCode.USAGE_ERROR
     advice = (
         "Pass ledger directories (each with entries.jsonl and tree_heads.jsonl) and the "
-        "owners' public keys (--keys); see `fedrisk-audit verify --help`."
+        "owners' public keys (--keys, and the coordinator's with --coordinator-key); see "
+        "`fedrisk-audit verify --help`."
     )

@@ -2,8 +2,13 @@
 
 The trusted key is found among the given public keys by the key id its tree heads name
 (the key most heads name, if several); a ledger signed by no given key is not trusted,
-and its records are not used. :func:`ledger.verification.verify_ledger` then checks
-signatures, Merkle roots, consistency between successive heads and sequence numbers; its
+and its records are not used. The role is the auditor's, not the ledger's: the ledger
+signed by the coordinator's key (given apart, ``--coordinator-key``) is the coordinator's,
+every other is a node's. A coordinator-key ledger labelled as a node's, or a node key's
+ledger labelled "coordinator", is a ledger-class error (a relabelled ledger is audited in
+the role of its key, so no coordinator check is skipped).
+:func:`ledger.verification.verify_ledger` then checks signatures, Merkle roots,
+consistency between successive heads and sequence numbers; its
 errors are ledger-class findings and its warnings stay warnings. Only the signed entries
 (the first ``signed_size``) are audited further: an unsigned tail is what a crash leaves
 and carries no signature to trust.
@@ -62,23 +67,33 @@ class AuditedLedger:
 
 
 def audit_ledger(
-    source: str, contents: LedgerContents, keys: dict[str, Ed25519PublicKey]
+    source: str,
+    contents: LedgerContents,
+    keys: dict[str, Ed25519PublicKey],
+    coordinator_key_id: str,
 ) -> AuditedLedger:
     """Verify ``contents`` (read from ``source``) under the trusted key among ``keys``
-    (by key id) and parse its signed records, collecting every finding."""
+    (by key id) and parse its signed records, collecting every finding; the ledger signed
+    by ``coordinator_key_id`` is the coordinator's."""
     heads = _parse_heads(contents)
     key_id = _trusted_key_id(heads, keys)
     if key_id is None:
         return _untrusted(source, contents, heads, keys)
     ledger_id = Counter(h.ledger_id for h in heads if h.key_id == key_id).most_common(1)[0][0]
-    role: Role = "coordinator" if ledger_id == COORDINATOR_ID else "node"
+    role: Role = "coordinator" if key_id == coordinator_key_id else "node"
     name = COORDINATOR_ID if role == "coordinator" else f"node {ledger_id}"
     report = verify_ledger(contents, keys[key_id], ledger_id=ledger_id)
     findings = [
         AuditFinding(FailureClass.LEDGER, f.severity, f.kind, f"{name} {f.where}", f.message)
         for f in report.findings
     ]
-    if role == "node" and ledger_id != key_id:
+    role_error = _role_error(role, ledger_id, key_id)
+    if role_error is not None:
+        findings.append(
+            AuditFinding(FailureClass.LEDGER, "error", "role", f"{name} ({source})", role_error)
+        )
+        ledger_id = COORDINATOR_ID if role == "coordinator" else key_id
+    elif role == "node" and ledger_id != key_id:
         message = f"a node's ledger id is its key id: expected {key_id}, got {ledger_id}"
         findings.append(
             AuditFinding(FailureClass.LEDGER, "error", "ledger-id", f"{name} ({source})", message)
@@ -96,6 +111,22 @@ def audit_ledger(
         records=tuple(records),
         findings=tuple(findings),
     )
+
+
+def _role_error(role: Role, ledger_id: str, key_id: str) -> str | None:
+    """Why a ledger's own label contradicts the role of the key that signed it, if it does."""
+    if role == "coordinator" and ledger_id != COORDINATOR_ID:
+        return (
+            f"the coordinator's key {key_id} signs a ledger labelled {ledger_id!r}: the "
+            "coordinator's ledger is labelled 'coordinator' and it signs no node's ledger"
+        )
+    if role == "node" and ledger_id == COORDINATOR_ID:
+        return (
+            f"a ledger labelled 'coordinator' is signed by key {key_id}, not by the "
+            "coordinator's key: it is audited as the ledger of node "
+            f"{key_id}"
+        )
+    return None
 
 
 def _untrusted(

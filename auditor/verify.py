@@ -1,12 +1,19 @@
 """`audit`: verify ledgers from their public keys alone, recompute epsilon, cross-check.
 
-Steps: each ledger is verified under its owner's key (:mod:`auditor.ledgers`); a node's
+The auditor is told who the coordinator is (its public key, ``coordinator_key``): the
+ledger that key signs is the coordinator's, every other ledger a node's. Steps: each
+ledger is verified under its owner's key (:mod:`auditor.ledgers`); a node's
 lifetime epsilon is recomputed after every release (:mod:`auditor.node_epsilon`); the
 coordinator's per-run and enterprise-level epsilon are recomputed
 (:mod:`auditor.run_epsilon`), counting each round once, a resumed run's interrupted round
 included (:mod:`auditor.rounds`); node ledgers are cross-checked against the coordinator's
-(:mod:`auditor.cross_check`). Every finding is collected; the verdict and exit code follow
-from the errors (:mod:`auditor.findings`). Warnings never fail an audit.
+(:mod:`auditor.cross_check`); the coordinator's run records agree with each other
+(:mod:`auditor.round_roles`); nothing is recorded for a run after its end
+(:mod:`auditor.run_end`). Every finding is collected; the verdict and exit code follow
+from the errors (:mod:`auditor.findings`). Warnings never fail an audit. The parties a
+run must have come from the coordinator's records (:mod:`auditor.parties`): without the
+ledger of one of them (or without the coordinator's) an audit with no errors is
+INCOMPLETE, or a PASS WITH GAPS when ``partial``.
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from auditor.errors import AuditUsageError
 from auditor.findings import AuditFinding, FailureClass, exit_code_for, verdict_for
 from auditor.ledgers import AuditedLedger, audit_ledger
 from auditor.node_epsilon import NodeEpsilonRow, node_epsilon
+from auditor.parties import MissingParty, missing_parties
 from auditor.remote import fetch_coordinator_ledger
+from auditor.round_roles import round_role_findings
 from auditor.rounds import charged_once, counted_once
+from auditor.run_end import run_end_findings
 from auditor.run_epsilon import EnterpriseEpsilonRow, RunEpsilonRow, run_epsilon
 from common.errors import StateError
 from common.exit_codes import ExitCode
@@ -49,8 +59,9 @@ class LedgerSummary:
 
 @dataclass(frozen=True)
 class AuditResult:
-    """The outcome of an audit: ``verdict`` ("PASS"/"FAIL"), ``exit_code``, every
-    finding, the ledgers, and the epsilon tables (per node lifetime, per run, enterprise)."""
+    """The outcome of an audit: ``verdict`` ("PASS", "FAIL", "INCOMPLETE" or "PASS WITH
+    GAPS"), ``exit_code``, every finding, the ledgers, the epsilon tables (per node
+    lifetime, per run, enterprise) and the ``missing`` parties."""
 
     verdict: str
     exit_code: ExitCode
@@ -60,6 +71,7 @@ class AuditResult:
     run_rows: tuple[RunEpsilonRow, ...]
     enterprise_rows: tuple[EnterpriseEpsilonRow, ...]
     tolerance: float
+    missing: tuple[MissingParty, ...] = ()
 
     @property
     def errors(self) -> tuple[AuditFinding, ...]:
@@ -101,19 +113,26 @@ def audit(
     ledger_dirs: list[Path],
     key_paths: list[Path],
     *,
+    coordinator_key: Path,
     coordinator_address: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    partial: bool = False,
 ) -> AuditResult:
     """Audit the ledgers in ``ledger_dirs`` (and the coordinator's ledger served at
-    ``coordinator_address``, if given) with the public keys in ``key_paths``."""
+    ``coordinator_address``, if given) with the public keys in ``key_paths``, the
+    coordinator's being ``coordinator_key``; ``partial`` makes missing parties gaps."""
     if not ledger_dirs and coordinator_address is None:
         raise AuditUsageError("no ledger given")
-    keys = load_keys(key_paths)
+    keys = load_keys(key_paths) if key_paths else {}
+    coordinator_keys = load_keys([coordinator_key])
+    keys.update(coordinator_keys)
+    coordinator_key_id = next(iter(coordinator_keys))
     unique = list(dict.fromkeys(Path(d).resolve() for d in ledger_dirs))
     sources = [(str(d), _read(d)) for d in unique]
     if coordinator_address is not None:
-        sources.append((coordinator_address, fetch_coordinator_ledger(coordinator_address, keys)))
-    ledgers = [audit_ledger(source, contents, keys) for source, contents in sources]
+        fetched = fetch_coordinator_ledger(coordinator_address, coordinator_keys)
+        sources.append((coordinator_address, fetched))
+    ledgers = [audit_ledger(src, contents, keys, coordinator_key_id) for src, contents in sources]
     findings = [f for ledger in ledgers for f in ledger.findings] + _roles(ledgers)
     trusted = [ledger for ledger in ledgers if ledger.role != "untrusted"]
     coordinators = [ledger for ledger in trusted if ledger.role == "coordinator"]
@@ -129,17 +148,22 @@ def audit(
     if coordinator is not None:
         counted, found = counted_once(coordinator)
         run_rows, enterprise_rows, epsilon_found = run_epsilon(counted, tolerance)
-        findings += found + epsilon_found
+        findings += found + epsilon_found + run_end_findings(coordinator)
+        findings += round_role_findings(counted, frozenset(n.ledger_id for n in nodes))
     findings += cross_check(coordinator, nodes)
+    missing, gaps = missing_parties(coordinator, nodes)
+    findings += gaps
+    incomplete = bool(missing)
     return AuditResult(
-        verdict=verdict_for(findings),
-        exit_code=exit_code_for(findings),
+        verdict=verdict_for(findings, incomplete=incomplete, partial=partial),
+        exit_code=exit_code_for(findings, incomplete=incomplete, partial=partial),
         findings=tuple(findings),
         ledgers=tuple(_summary(ledger) for ledger in ledgers),
         node_rows=tuple(node_rows),
         run_rows=tuple(run_rows),
         enterprise_rows=tuple(enterprise_rows),
         tolerance=tolerance,
+        missing=tuple(missing),
     )
 
 

@@ -148,7 +148,7 @@ def _audit(
         config = load_node_config(path)
         ledgers.append(config.state_dir / LEDGER_DIR)
         keys.append(public_key_path(config.resolve(config.node.ledger_key_file)))
-    result = audit(ledgers, keys)
+    result = audit(ledgers, keys, coordinator_key=keys[0])
     reports = write_reports(result, out / "audit")
     colour = "green" if result.verdict == "PASS" else "red"
     console.print(
@@ -156,7 +156,8 @@ def _audit(
         f"{len(result.errors)} error(s), {len(result.warnings)} warning(s); claimed vs "
         f"recomputed (dp-accounting) epsilon, largest relative difference "
         f"{result.largest_relative_difference:.2e}. Same as: fedrisk-audit verify "
-        f"{coordinator / 'ledger'} {out}/factories/*/state/ledger --keys ..."
+        f"{coordinator / 'ledger'} {out}/factories/*/state/ledger --coordinator-key "
+        f"{keys[0]} --keys ..."
     )
     return {
         "verdict": result.verdict,

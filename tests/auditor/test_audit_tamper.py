@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_audit import FederationRun, Party, federation_run, rebuild_ledger
+from test_audit import FederationRun, Party, audit_all, federation_run, rebuild_ledger
 
-from auditor.verify import audit
 from common.exit_codes import ExitCode
 from ledger.log import TreeHead, canonical_json, read_ledger
 from ledger.merkle import MerkleTree, leaf_hash
@@ -792,7 +791,7 @@ def outcomes(tmp_path_factory) -> list[Outcome]:
     for number, case in enumerate(corpus(run)):
         copy = run.copy_to(base / str(number))
         case.mutate(copy)
-        result = audit(copy.ledger_dirs(), copy.key_paths())
+        result = audit_all(copy)
         results.append(Outcome(case, result.exit_code, tuple(str(f) for f in result.errors)))
         shutil.rmtree(base / str(number))
     return results
@@ -802,7 +801,7 @@ def test_an_untouched_copy_passes(tmp_path_factory, tmp_path) -> None:
     # Prepare
     copy = federation_run(tmp_path_factory).copy_to(tmp_path)
     # Execute
-    result = audit(copy.ledger_dirs(), copy.key_paths())
+    result = audit_all(copy)
     # Assert
     assert result.exit_code == ExitCode.SUCCESS, [str(f) for f in result.errors]
 

@@ -128,7 +128,7 @@ class Outcome:
         ledgers += [load_node_config(p).state_dir / "ledger" for p in self.nodes]
         keys = [coordinator_key_paths(self.coordinator)[1]]
         keys += [p.parent / "secrets" / "ledger_key.pub.pem" for p in self.nodes]
-        return audit(ledgers, keys)
+        return audit(ledgers, keys, coordinator_key=keys[0])
 
     def counted_records(self) -> list:
         """The coordinator's records as the auditor counts them (superseded ones out)."""
@@ -136,7 +136,8 @@ class Outcome:
         from auditor.verify import load_keys
 
         contents = read_ledger(self.coordinator / "ledger")
-        ledger = audit_ledger("coordinator", contents, load_keys(keys))
+        trusted = load_keys(keys)
+        ledger = audit_ledger("coordinator", contents, trusted, next(iter(trusted)))
         counted, findings = counted_once(ledger)
         assert findings == []
         return [item.record for item in counted.records]
@@ -199,9 +200,7 @@ def kill_before_checkpoint(round_number: int, monkeypatch: pytest.MonkeyPatch) -
 CRASHES = {
     # before the round's first exchange: no node served anything of it
     "between-rounds": (
-        lambda nodes: CrashingGrid(
-            nodes, round_number=ROUNDS, message_type=SECAGG_KEYS, served=0
-        ),
+        lambda nodes: CrashingGrid(nodes, round_number=ROUNDS, message_type=SECAGG_KEYS, served=0),
         0,
     ),
     # two of four nodes trained and released the round, then the coordinator died

@@ -225,7 +225,7 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
         node = load_node_config(path)
         ledgers.append(node.state_dir / LEDGER_DIR)
         keys.append(public_key_path(node.resolve(node.node.ledger_key_file)))
-    result = audit(ledgers, keys)
+    result = audit(ledgers, keys, coordinator_key=keys[0])
     assert result.verdict == "PASS", [str(f) for f in result.errors]
 
     # no canary in any byte a node sent, nor in logs, ledgers, reports or Flower's state

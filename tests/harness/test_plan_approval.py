@@ -280,7 +280,7 @@ def test_a_run_where_one_node_refused_completes_and_its_ledgers_pass_the_audit(
     ledgers = [coordinator / "ledger", *(c.state_dir / "ledger" for c in configs)]
     keys = [coordinator_key_paths(coordinator)[1]]
     keys += [public_key_path(c.resolve(c.node.ledger_key_file)) for c in configs]
-    result = audit(ledgers, keys)
+    result = audit(ledgers, keys, coordinator_key=keys[0])
     assert result.verdict == "PASS", [f.message for f in result.findings]
     assert [len(refusals(c)) > 0 for c in configs] == [False, True, False, False]
 
