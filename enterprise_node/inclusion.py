@@ -23,7 +23,7 @@ from ledger.client import LedgerClient
 from ledger.log import TreeHead, read_ledger
 from ledger.records import InclusionChecked, MessageSent
 
-__all__ = ["check_inclusion", "runs_to_check"]
+__all__ = ["check_inclusion", "check_pending_runs", "runs_to_check"]
 
 
 def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
@@ -109,3 +109,9 @@ def _verdict(
         coordinator_head=head,
         witnessed_size=witnessed_size,
     )
+
+
+def check_pending_runs(config: NodeConfig, client: LedgerClient) -> dict[str, InclusionChecked]:
+    """Check every run this node sent messages in and has not yet seen pass; the verdicts
+    by run (each also recorded in the node's ledger)."""
+    return {run: check_inclusion(config, client, run) for run in runs_to_check(config)}

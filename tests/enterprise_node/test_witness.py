@@ -98,3 +98,37 @@ def test_a_missing_message_fails_the_check(world) -> None:
         verdict = check_inclusion(world.config, client, "r1")
     assert not verdict.ok and "1 sent message(s) have no entry" in verdict.detail
     assert verdict.coordinator_head is not None
+
+
+def test_the_verify_inclusion_command_checks_every_unchecked_run_over_tls(world, capsys) -> None:
+    import grpc
+
+    from common.tls import init_tls
+    from enterprise_node.cli import main
+    from ledger.service import serve_ledger
+    from ledger.signing import public_key_path, write_public_key
+
+    coord = world.coordinator()
+    world.exchange(coord, "r1", 1)
+    world.exchange(coord, "r2", 1)
+    files, _ = init_tls(world.root / "tls", [])
+    credentials = grpc.ssl_server_credentials(
+        [(files.server_key.read_bytes(), files.server_cert.read_bytes())]
+    )
+    server = serve_ledger(world.root / "coord", credentials=credentials)
+    key_pem = public_key_path(world.root / "coordinator.pem")
+    write_public_key(key_pem, world.key.public_key())
+    address = server.address.replace("127.0.0.1", "localhost")
+    args = ["verify-inclusion", "--config", str(world.config_path), "--ledger-service", address,
+            "--ca", str(files.ca_cert), "--coordinator-key", str(key_pem)]  # fmt: skip
+    try:
+        with pytest.raises(SystemExit) as caught:
+            main(args)
+        assert caught.value.code in (0, None)
+        assert [(c.run_id, c.ok) for c in node_checks(world)] == [("r1", True), ("r2", True)]
+        assert "run r2: ok" in capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            main(args)
+        assert "no run left to check" in capsys.readouterr().out
+    finally:
+        server.stop()

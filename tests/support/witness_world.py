@@ -39,7 +39,8 @@ class WitnessWorld:
         site = NodeSite(self.root / "site")
         site.root.mkdir(parents=True, exist_ok=True)
         site.write_data()
-        self.config: NodeConfig = load_node_config(site.write_config())
+        self.config_path = site.write_config()
+        self.config: NodeConfig = load_node_config(self.config_path)
         self.node_id = node_key_id(self.config)
 
     def coordinator(self, name: str = "coord") -> Ledger:
