@@ -8,12 +8,22 @@ its first ``tree_size`` entries (RFC 9162 §2.1.1 Merkle tree hash) equal to the
 root, and the checked seqs being that node's MessageReceived. A coordinator that rolled
 back (truncated) or forked (rewrote) its ledger after nodes checked it fails here, even if
 it re-signed everything with its own key.
+
+Since version 2 the node also records the signed head itself. The head is verified under
+the coordinator's key first: a head the coordinator never signed (or one that disagrees
+with the size and root the node recorded beside it) is the node's false claim, flagged on
+the node (framing), and the coordinator is not judged by it. A head the coordinator did
+sign that its ledger no longer reproduces proves the coordinator rolled back or rewrote
+its ledger. A version 1 check carries no signature: its claim is the node's word only.
 """
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from auditor.findings import AuditFinding, FailureClass
-from auditor.ledgers import AuditedLedger
+from auditor.ledgers import COORDINATOR_ID, AuditedLedger
+from common.errors import StateError
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.records import InclusionChecked, LedgerRecord, MessageReceived
 
@@ -29,8 +39,37 @@ def inclusion_findings(node: AuditedLedger, coordinator: AuditedLedger) -> list[
     for item in node.records:
         if isinstance(item.record, InclusionChecked):
             where = f"{node.name} seq {item.entry.seq}"
+            forged = _forged_head(item.record, coordinator.public_key)
+            if forged:
+                findings.append(_error("inclusion-head-forged", where, forged))
+                continue
             findings += _one_check(item.record, node.ledger_id, tree, by_seq, where)
     return findings
+
+
+def _forged_head(check: InclusionChecked, key: Ed25519PublicKey | None) -> str:
+    """Why the node's recorded coordinator head is not the coordinator's ("" if it is, or
+    if the check (version 1) records no head)."""
+    head = check.coordinator_head
+    if head is None or key is None:
+        return ""
+    blame = "the node records a coordinator tree head the coordinator never signed"
+    try:
+        head.verify(key)
+    except StateError as err:
+        return f"{blame} ({err}); its claim against the coordinator is not evidence"
+    if head.ledger_id != COORDINATOR_ID:
+        return f"{blame} (a head of ledger {head.ledger_id!r})"
+    if (head.tree_size, head.root_hash) != (
+        check.coordinator_tree_size,
+        check.coordinator_root_hash,
+    ):
+        return (
+            f"the node recorded coordinator size {check.coordinator_tree_size} and root "
+            f"{check.coordinator_root_hash} beside a signed head of size {head.tree_size} "
+            f"and root {head.root_hash}: its claim is not what the coordinator signed"
+        )
+    return ""
 
 
 def _one_check(
@@ -54,15 +93,16 @@ def _one_check(
         )
     if size > tree.size:
         message = (
-            f"the node checked a coordinator tree of {size} signed entries; the coordinator's "
-            f"ledger signs only {tree.size}: it was rolled back or truncated"
+            f"the node checked a coordinator tree of {size} signed entries{_signed(check)}; "
+            f"the coordinator's ledger signs only {tree.size}: it was rolled back or truncated"
         )
         return [*findings, _error("rolled-back", where, message)]
     root = tree.root(size).hex() if size else ""
     if size and root != check.coordinator_root_hash:
         message = (
-            f"the node checked coordinator root {check.coordinator_root_hash} at size {size}; "
-            f"the coordinator's ledger gives root {root} there: it was forked or rewritten"
+            f"the node checked coordinator root {check.coordinator_root_hash} at size {size}"
+            f"{_signed(check)}; the coordinator's ledger gives root {root} there: it was "
+            "forked or rewritten"
         )
         findings.append(_error("inclusion-root", where, message))
     for seq in check.checked_seqs:
@@ -74,6 +114,12 @@ def _one_check(
             )
             findings.append(_error("inclusion-seq", where, message))
     return findings
+
+
+def _signed(check: InclusionChecked) -> str:
+    if check.coordinator_head is None:
+        return " (an unsigned claim: the check predates recorded heads)"
+    return " (a head the coordinator signed)"
 
 
 def _error(kind: str, where: str, message: str) -> AuditFinding:

@@ -59,6 +59,9 @@ class AuditedLedger:
     entry_lines: tuple[bytes, ...]
     records: tuple[AuditedEntry, ...]
     findings: tuple[AuditFinding, ...]
+    #: The trusted key (None if no given key signed it): other parties' claims of this
+    #: ledger's heads (a node's InclusionChecked) are verified under it.
+    public_key: Ed25519PublicKey | None = None
 
     @property
     def name(self) -> str:
@@ -110,6 +113,7 @@ def audit_ledger(
         entry_lines=contents.entry_lines,
         records=tuple(records),
         findings=tuple(findings),
+        public_key=keys[key_id],
     )
 
 

@@ -100,19 +100,35 @@ def _revoke_node(
 
 def _serve_ledger(
     state: Annotated[Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).")],
-    port: Annotated[int, typer.Option(help="Loopback port (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    tls: Annotated[
+        bool,
+        typer.Option(help="Serve over TLS with the broker's server certificate (state/tls)."),
+    ] = False,
 ) -> None:
-    """Serve the coordinator's signed ledger over gRPC on loopback until Ctrl-C."""
+    """Serve the coordinator's signed ledger over gRPC until Ctrl-C (nodes check inclusion
+    against it with `fedrisk-node verify-inclusion`; auditors read it)."""
     import time
 
+    import grpc
+
     from common.errors import ConfigError
+    from common.tls import TlsFiles
     from ledger.service import serve_ledger
 
     ledger = state / "ledger"
     if not (ledger / "tree_heads.jsonl").exists():
         raise ConfigError(f"{ledger}: no signed ledger here")
-    server = serve_ledger(ledger, port=port)
-    typer.echo(f"ledger service at {server.address}: {ledger} (Ctrl-C to stop)")
+    credentials = None
+    if tls:
+        files = TlsFiles(state / "tls")
+        credentials = grpc.ssl_server_credentials(
+            [(files.server_key.read_bytes(), files.server_cert.read_bytes())]
+        )
+    server = serve_ledger(ledger, host=host, port=port, credentials=credentials)
+    how = "TLS" if tls else "plaintext"
+    typer.echo(f"ledger service at {server.address} ({how}): {ledger} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(3600)

@@ -1,4 +1,5 @@
-"""`fedrisk-node`: the enterprise's command line (init, check, approve, join, status, ledger).
+"""`fedrisk-node`: the enterprise's command line (init, check, approve, join, status, ledger,
+verify-inclusion).
 
 Commands stay thin and call the modules that do the work. :func:`main` hands the app to
 :func:`common.cli.run_cli`, the only place that catches :class:`FedriskError`: it prints
@@ -8,7 +9,7 @@ Example (doctest)::
 
     >>> from enterprise_node.cli import build_app
     >>> sorted(command.name for command in build_app().registered_commands)
-    ['approve', 'check', 'init', 'join', 'ledger', 'status']
+    ['approve', 'check', 'init', 'join', 'ledger', 'status', 'verify-inclusion']
 """
 
 from __future__ import annotations
@@ -233,6 +234,47 @@ def _join_command(
         raise RunFailedError(f"the SuperNode ended with exit code {outcome.code}{where}")
 
 
+def _verify_inclusion_command(
+    ledger_service: Annotated[
+        str, typer.Option(help="The coordinator's ledger service, HOST:PORT (TLS).")
+    ],
+    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).")],
+    coordinator_key: Annotated[
+        Path, typer.Option(help="The coordinator's ledger public key (PEM), from the broker.")
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
+        "node.yaml"
+    ),
+) -> None:
+    """Check the coordinator's ledger includes every message this node sent in each run not
+    yet checked, as a witness of its history; record each verdict in this node's ledger."""
+    import grpc
+
+    from common.errors import StateError
+    from enterprise_node.inclusion import check_pending_runs
+    from ledger.client import LedgerClient
+    from ledger.signing import load_public_key
+
+    node_config = load_node_config(config)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
+    key = load_public_key(coordinator_key)
+    with LedgerClient(ledger_service, key, credentials=credentials) as client:
+        verdicts = check_pending_runs(node_config, client)
+    console = Console()
+    if not verdicts:
+        console.print(f"{node_config.node.name}: no run left to check")
+    for run, verdict in verdicts.items():
+        word = "ok" if verdict.ok else "FAILED"
+        console.print(f"{node_config.node.name}: run {run}: {word}: {verdict.detail}")
+    failed = [run for run, verdict in verdicts.items() if not verdict.ok]
+    if failed:
+        raise StateError(
+            f"the coordinator's ledger failed this node's inclusion check for run(s) "
+            f"{', '.join(failed)}",
+            advice="Keep this node's ledger and state/witness: they are the evidence.",
+        )
+
+
 def build_app() -> typer.Typer:
     """The typer app with every command registered (no error handling here: see main)."""
     app = typer.Typer(
@@ -248,6 +290,7 @@ def build_app() -> typer.Typer:
     app.command("ledger")(_ledger_command)
     app.command("approve")(_approve_command)
     app.command("join")(_join_command)
+    app.command("verify-inclusion")(_verify_inclusion_command)
     return app
 
 

@@ -1,12 +1,16 @@
 """After a run, a node checks that the coordinator's signed ledger includes its messages.
 
 The node fetches the coordinator's latest signed tree head (checked against the
-coordinator's public key), finds the coordinator's MessageReceived entry for every message
-its own ledger says it sent in the run, proves each one included by an RFC 9162 inclusion
-proof, and records the verdict (InclusionChecked) in its own ledger. A message with no
-entry, or a failed proof, makes the check fail and says which. A message sent in a round the
-coordinator crashed in and re-ran (its ledger's RunResumed names the round) may never have
-reached the coordinator: such a message is counted, not a failure.
+coordinator's public key) and, as a witness (:mod:`enterprise_node.witness`), demands a
+consistency proof from the last head it verified to this one, reading only the entries
+after those it read before. It then proves, by an RFC 9162 inclusion proof, the
+coordinator's MessageReceived entry of every message its own ledger says it sent in the
+run, and records the verdict (InclusionChecked) in its own ledger with the signed head it
+checked against, so an auditor can verify the head under the coordinator's key. A message
+with no entry, a failed proof, or a head that does not extend the one verified before makes
+the check fail and says which. A message sent in a round the coordinator crashed in and
+re-ran (its ledger's RunResumed names the round) may never have reached the coordinator:
+such a message is counted, not a failure.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
+from enterprise_node.witness import Witness, WitnessError
 from ledger.client import LedgerClient
-from ledger.log import read_ledger
-from ledger.records import InclusionChecked, MessageReceived, MessageSent, RunResumed
+from ledger.log import TreeHead, read_ledger
+from ledger.records import InclusionChecked, MessageSent
 
-__all__ = ["check_inclusion"]
+__all__ = ["check_inclusion", "check_pending_runs", "runs_to_check"]
 
 
 def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
@@ -31,23 +36,37 @@ def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
     }
 
 
+def runs_to_check(config: NodeConfig) -> list[str]:
+    """The runs this node sent messages in and has no passed inclusion check of, in the
+    order of its ledger."""
+    runs: dict[str, bool] = {}
+    for e in read_ledger(config.state_dir / LEDGER_DIR).entries():
+        run = e.body.get("run_id")
+        if e.kind == MessageSent.KIND:
+            runs.setdefault(str(run), False)
+        elif e.kind == InclusionChecked.KIND and e.body.get("ok") is True:
+            runs[str(run)] = True
+    return [run for run, checked in runs.items() if not checked]
+
+
 def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> InclusionChecked:
     """Check, record in the node's ledger, and return the verdict."""
     me = node_key_id(config)
     head = client.tree_head()
+    witness = Witness(config, me)
+    kept = witness.state.head
+    try:
+        before = witness.advance(client, head)
+    except WitnessError as err:
+        verdict = _verdict(run_id, head, (), [str(err)], kept.tree_size if kept else 0)
+        NodeLedger(config).append([verdict])
+        return verdict
     sent_rounds = _sent_rounds(config, run_id)
-    sent = set(sent_rounds)
     seqs: list[int] = []
     problems: list[str] = []
     found: set[str] = set()
-    rerun: set[int] = set()
-    for entry in client.entries(0, head.tree_size):
-        body = entry.body
-        if entry.kind == RunResumed.KIND and body.get("run_id") == run_id:
-            rerun.add(int(body.get("from_round", 0)))
-        if entry.kind != MessageReceived.KIND or body.get("node") != me:
-            continue
-        if body.get("run_id") != run_id or body.get("sha256") not in sent:
+    for entry in witness.received(run_id):
+        if entry.body.get("sha256") not in sent_rounds or entry.seq >= head.tree_size:
             continue
         try:
             client.check_included(entry, head)
@@ -55,22 +74,44 @@ def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> In
             problems.append(f"entry {entry.seq}: {err}")
             continue
         seqs.append(entry.seq)
-        found.add(body["sha256"])
-    missing = sent - found
+        found.add(entry.body["sha256"])
+    missing = set(sent_rounds) - found
+    rerun = witness.rerun_rounds(run_id)
     lost = {sha for sha in missing if sent_rounds[sha] in rerun}
     if missing - lost:
         problems.append(
             f"{len(missing - lost)} sent message(s) have no entry in the coordinator's ledger"
         )
-    verdict = InclusionChecked(
+    note = f"{len(seqs)} message(s) included" + (
+        f", {len(lost)} lost in rounds the coordinator re-ran" if lost else ""
+    )
+    verdict = _verdict(run_id, head, tuple(seqs), problems, before, note)
+    NodeLedger(config).append([verdict])
+    witness.save()
+    return verdict
+
+
+def _verdict(
+    run_id: str,
+    head: TreeHead,
+    seqs: tuple[int, ...],
+    problems: list[str],
+    witnessed_size: int,
+    note: str = "",
+) -> InclusionChecked:
+    return InclusionChecked(
         run_id=run_id,
         coordinator_tree_size=head.tree_size,
         coordinator_root_hash=head.root_hash,
-        checked_seqs=tuple(seqs),
+        checked_seqs=seqs,
         ok=not problems,
-        detail="; ".join(problems)
-        or f"{len(seqs)} message(s) included"
-        + (f", {len(lost)} lost in rounds the coordinator re-ran" if lost else ""),
+        detail="; ".join(problems) or note,
+        coordinator_head=head,
+        witnessed_size=witnessed_size,
     )
-    NodeLedger(config).append([verdict])
-    return verdict
+
+
+def check_pending_runs(config: NodeConfig, client: LedgerClient) -> dict[str, InclusionChecked]:
+    """Check every run this node sent messages in and has not yet seen pass; the verdicts
+    by run (each also recorded in the node's ledger)."""
+    return {run: check_inclusion(config, client, run) for run in runs_to_check(config)}

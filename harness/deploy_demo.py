@@ -24,10 +24,18 @@ from rich.table import Table
 from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, RunFailedError
 from coordinator.config import CoordinatorConfig
-from coordinator.run_summary import SUMMARY_FILE, require_summary
+from coordinator.run_summary import SUMMARY_FILE
 from enterprise_node.approval import Approvals
 from enterprise_node.config import load_node_config
-from harness.loopback import TIME, LoopbackDeployment, Party, ProcessUsage, prepare_broker
+from harness.loopback import (
+    TIME,
+    LoopbackDeployment,
+    Party,
+    ProcessUsage,
+    prepare_broker,
+    serve_coordinator_ledger,
+    verify_inclusion,
+)
 from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.app_identity import installed_app_hash
 
@@ -86,7 +94,6 @@ def run_deploy_demo(
     if not TIME.exists():
         raise ConfigError(f"{TIME} not found: GNU time measures each process's peak memory")
     from harness.demo import _audit, _print, evaluate_run
-    from harness.federation import check_nodes_inclusion
 
     out = Path(out).resolve()
     _fresh(out)
@@ -120,8 +127,7 @@ def run_deploy_demo(
             run_dir, nodes, manifest.truth_path, manifest.holdout_path, config
         )
         _print(console, evaluation)
-        run_id = require_summary(run_dir / SUMMARY_FILE).run_id
-        checks = check_nodes_inclusion(nodes, out / "broker", run_id)
+        checks = _verify_inclusion(deployment, nodes)
         for name, verdict in checks.items():
             console.print(f"  ledger inclusion check, {name}: {verdict}")
         evaluation["inclusion_checks"] = checks
@@ -136,6 +142,21 @@ def run_deploy_demo(
     if evaluation["audit"]["verdict"] != "PASS":
         raise RunFailedError(f"the audit failed; see {out / 'audit' / 'audit.md'}")
     return figures
+
+
+def _verify_inclusion(deployment: LoopbackDeployment, nodes: list[Path]) -> dict[str, str]:
+    """The broker serves its ledger over TLS; every node runs `fedrisk-node
+    verify-inclusion` against it, as a site would after a run. Each verdict by node name."""
+    _party, address = serve_coordinator_ledger(deployment)
+    verdicts = {}
+    for path in nodes:
+        result = verify_inclusion(deployment, path, address)
+        name = load_node_config(path).node.name
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        verdicts[name] = ("ok: " if result.returncode == 0 else "FAILED: ") + (
+            lines[-1] if lines else result.stderr.strip()[-300:]
+        )
+    return verdicts
 
 
 def follow_log(party: Party, console: Console) -> None:

@@ -31,7 +31,15 @@ from coordinator.superlink import SuperLinkFiles, read_info, wait_healthy
 from enterprise_node.config import load_node_config
 from ledger.signing import generate_key_pair
 
-__all__ = ["LoopbackDeployment", "Party", "ProcessUsage", "parse_time_report", "prepare_broker"]
+__all__ = [
+    "LoopbackDeployment",
+    "Party",
+    "ProcessUsage",
+    "parse_time_report",
+    "prepare_broker",
+    "serve_coordinator_ledger",
+    "verify_inclusion",
+]
 
 TIME = Path("/usr/bin/time")
 
@@ -229,3 +237,41 @@ class LoopbackDeployment:
 
     def usage(self) -> list[ProcessUsage]:
         return [u for u in (p.usage() for p in self.parties) if u is not None]
+
+
+def serve_coordinator_ledger(
+    deployment: LoopbackDeployment, timeout: float = 60.0
+) -> tuple[Party, str]:
+    """``fedrisk-coordinator serve-ledger --tls`` for the broker; the party and the address
+    nodes dial (``localhost:PORT``, a name the broker's server certificate carries)."""
+    port = free_port()
+    command = [_bin("fedrisk-coordinator"), "serve-ledger", str(deployment.broker),
+               "--port", str(port), "--tls"]  # fmt: skip
+    party = deployment.spawn("coordinator (ledger service)", "ledger-service", command)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if party.process.poll() is not None:
+            raise RunFailedError(f"`fedrisk-coordinator serve-ledger` exited; see {party.log}")
+        if party.log.exists() and "ledger service at" in party.log.read_text(errors="replace"):
+            return party, f"localhost:{port}"
+        time.sleep(0.2)
+    raise RunFailedError(f"the ledger service did not start within {timeout:g} s")
+
+
+def verify_inclusion(
+    deployment: LoopbackDeployment, node_yaml: Path, ledger_service: str
+) -> subprocess.CompletedProcess[str]:
+    """``fedrisk-node verify-inclusion`` for one node, as its site would run it after a run
+    (output appended to logs/verify-<name>.log); its exit code says whether it passed."""
+    config = load_node_config(node_yaml)
+    _private, public = coordinator_key_paths(deployment.broker)
+    command = [_bin("fedrisk-node"), "verify-inclusion", "--config", str(node_yaml),
+               "--ledger-service", ledger_service, "--ca", str(deployment.ca_cert),
+               "--coordinator-key", str(public)]  # fmt: skip
+    result = subprocess.run(
+        command, env=deployment.env, capture_output=True, text=True, timeout=300, check=False
+    )
+    log = deployment.logs / f"verify-{config.node.name}.log"
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(result.stdout + result.stderr)
+    return result

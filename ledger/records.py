@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
 from common.codec import decode, encode
-from ledger.log import Entry, LedgerError
+from ledger.log import Entry, LedgerError, TreeHead
 
 __all__ = [
     "RecordError",
@@ -292,15 +292,23 @@ class PlanApproved(LedgerRecord):
 class InclusionChecked(LedgerRecord):
     """The node checked that its entries ``checked_seqs`` of the coordinator's ledger are
     included in the coordinator's signed tree of ``coordinator_tree_size`` entries with
-    root ``coordinator_root_hash``; ``ok`` is the verdict, ``detail`` what failed if any."""
+    root ``coordinator_root_hash``; ``ok`` is the verdict, ``detail`` what failed if any.
+    Version 2: ``coordinator_head``, that signed tree head itself (signature and key id
+    included), so an auditor can tell a head the coordinator signed from one the node made
+    up (None in version 1); ``witnessed_size``, the size of the last coordinator head the
+    node had verified before, which it checked this one extends by a consistency proof (0:
+    none before, or version 1)."""
 
     KIND: ClassVar[str] = "inclusion_checked"
+    VERSION: ClassVar[int] = 2
     run_id: str
     coordinator_tree_size: int
     coordinator_root_hash: str
     checked_seqs: tuple[int, ...]
     ok: bool
     detail: str
+    coordinator_head: TreeHead | None = None
+    witnessed_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
 from harness.deploy_demo import make_world
-from harness.loopback import LoopbackDeployment, Party
+from harness.loopback import LoopbackDeployment, Party, serve_coordinator_ledger, verify_inclusion
 from ledger.log import read_ledger
 from ledger.signing import public_key_path
 from privacy.accounting import rdp_epsilon
@@ -217,6 +217,20 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
             assert spend.noise_multiplier <= planned.noise_multiplier * 1.001
         uninterrupted = rdp_epsilon([*model, *spends[-1:]], node.privacy.delta)
         assert guard.status().epsilon_spent == pytest.approx(uninterrupted, rel=1e-12)
+
+    # every node checks its messages are in the coordinator's ledger, served over TLS, as a
+    # witness (`fedrisk-node verify-inclusion`); each check is in its ledger with the head
+    _party, address = serve_coordinator_ledger(deployment)
+    for index, path in enumerate(nodes):
+        result = verify_inclusion(deployment, path, address)
+        node = load_node_config(path)
+        checks = [
+            e.body for e in read_ledger(node.state_dir / LEDGER_DIR).entries()
+            if e.kind == "inclusion_checked" and e.body["run_id"] == run_id
+        ]  # fmt: skip
+        assert checks and checks[-1]["coordinator_head"]["ledger_id"] == "coordinator", checks
+        if index < 3:  # the nodes that never died
+            assert result.returncode == 0 and checks[-1]["ok"], result.stdout + result.stderr
 
     # the killed node's state is intact: its ledger verifies, its budget matches the ledger
     ledgers = [broker / "ledger"]
