@@ -35,8 +35,9 @@ def world(tmp_path):
 
 def findings(world: WitnessWorld, coordinator_dir: str = "coord"):
     keys = {key_id(k.public_key()): k.public_key() for k in (world.key, node_key(world.config))}
-    coord = audit_ledger("coord", read_ledger(world.root / coordinator_dir), keys)
-    node = audit_ledger("node", read_ledger(world.config.state_dir / LEDGER_DIR), keys)
+    coordinator = key_id(world.key.public_key())
+    coord = audit_ledger("coord", read_ledger(world.root / coordinator_dir), keys, coordinator)
+    node = audit_ledger("node", read_ledger(world.config.state_dir / LEDGER_DIR), keys, coordinator)
     assert coord.role == "coordinator" and node.role == "node"
     return inclusion_findings(node, coord)
 
