@@ -2,10 +2,15 @@
 
 One line per node: its lifetime record-level epsilon recomputed after each release (solid,
 dots), the node's claims (crosses) and its cap (dashed), against the ledger entry times.
+The plot draws only what it can: a point dated outside :mod:`ledger.ranges`' sane range or
+with a value that is not finite (such a ledger already fails the audit), or a cap that is
+not finite, is left out, so a hostile ledger can cost the report its plot, never its verdict.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
-from auditor.node_epsilon import NodeEpsilonRow
+from auditor.node_epsilon import EpsilonPoint, NodeEpsilonRow
+from ledger.ranges import out_of_range_time
 
 __all__ = ["PLOT_FILE", "write_epsilon_plot"]
 
@@ -21,8 +27,11 @@ PLOT_FILE = "epsilon.png"
 
 
 def write_epsilon_plot(rows: tuple[NodeEpsilonRow, ...], out_dir: Path) -> Path | None:
-    """Write ``epsilon.png`` in ``out_dir``; None (nothing written) without releases."""
-    if not any(row.points for row in rows):
+    """Write ``epsilon.png`` in ``out_dir``; None (nothing written) without a release it
+    can draw."""
+    rows = tuple(replace(row, points=_drawable(row.points)) for row in rows)
+    rows = tuple(row for row in rows if row.points)
+    if not rows:
         return None
     figure = Figure(figsize=(8.0, 4.5), dpi=100)
     FigureCanvasAgg(figure)
@@ -33,7 +42,8 @@ def write_epsilon_plot(rows: tuple[NodeEpsilonRow, ...], out_dir: Path) -> Path 
         label = f"node {row.node[:8]} ({row.unit})"
         axes.plot(times, [p.recomputed for p in row.points], "o-", color=color, label=label)
         axes.plot(times, [p.claimed for p in row.points], "x", color=color, markersize=9)
-        axes.axhline(row.cap, color=color, linestyle="--", linewidth=0.8)
+        if math.isfinite(row.cap):
+            axes.axhline(row.cap, color=color, linestyle="--", linewidth=0.8)
     axes.xaxis_date()
     axes.set_xlabel("ledger time (UTC)")
     axes.set_ylabel("lifetime epsilon")
@@ -46,3 +56,14 @@ def write_epsilon_plot(rows: tuple[NodeEpsilonRow, ...], out_dir: Path) -> Path 
     path = Path(out_dir) / PLOT_FILE
     figure.savefig(path)
     return path
+
+
+def _drawable(points: tuple[EpsilonPoint, ...]) -> tuple[EpsilonPoint, ...]:
+    """The points with a sane date and finite values."""
+    return tuple(
+        p
+        for p in points
+        if out_of_range_time(p.time) is None
+        and math.isfinite(p.claimed)
+        and math.isfinite(p.recomputed)
+    )

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, TreeHead
+from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, Entry, TreeHead
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.records import (
     LedgerRecord,
@@ -32,6 +32,7 @@ from ledger.records import (
 )
 from ledger.signing import generate_private_key, key_id, write_public_key
 from ledger.writer import Ledger
+from privacy.mechanisms import Mechanism
 
 __all__ = [
     "SignedParty",
@@ -42,11 +43,12 @@ __all__ = [
     "signed_run",
     "write_raw_ledger",
     "sign_heads",
+    "redate",
 ]
 
 RUN = "run-1"
 DELTA = 1e-5
-MECHANISM = "distributed_discrete_gaussian_glm"
+MECHANISM: str = Mechanism.DISTRIBUTED_GLM
 
 
 @dataclass(frozen=True)
@@ -175,3 +177,11 @@ def write_raw_ledger(
     )
     (party.ledger / ENTRIES_FILE).write_bytes(b"".join(line + b"\n" for line in entry_lines))
     (party.ledger / TREE_HEADS_FILE).write_bytes(b"".join(line + b"\n" for line in heads))
+
+
+def redate(party: SignedParty, seconds: float) -> None:
+    """Re-sign ``party``'s ledger with every entry and tree head dated ``seconds``
+    (canonical lines, valid signatures: the owner's key can date a ledger anywhere)."""
+    lines = (party.ledger / ENTRIES_FILE).read_bytes().splitlines()
+    entries = [replace(Entry.from_line(line), time=seconds).canonical() for line in lines]
+    write_raw_ledger(party, entries, sign_heads(party.key, party.ledger_id, entries, seconds))
