@@ -156,3 +156,31 @@ def test_the_writer_refuses_a_time_the_verification_would_flag(tmp_path) -> None
     # Execute / Assert
     with pytest.raises(LedgerError, match="after the end of year 9999"):
         ledger.append(PlanApproved("a" * 64, "tests", ""))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (b'"delta":1e-05', b'"delta":-1.0', "delta -1 is not in (0, 1)"),
+        (b'"noise_multiplier":1.2', b'"noise_multiplier":1e-300', "noise multiplier 1e-300"),
+        (b'"noise_multiplier":1.2', b'"noise_multiplier":1e+308', "noise multiplier 1e+308"),
+        (b'"sample_rate":1.0', b'"sample_rate":2.0', "sample rate 2 is not in [0, 1]"),
+        (b'"steps":1', b'"steps":9223372036854775807', "9223372036854775807 steps"),
+    ],
+)
+def test_release_parameters_the_accountant_cannot_evaluate_fail_as_invalid(
+    run, tmp_path, field, value, message
+) -> None:
+    # Prepare: the node's spend re-signed with the parameter (canonical, 64-bit, finite)
+    lines = _lines(run)
+    assert field in lines[1]
+    lines[1] = lines[1].replace(field, value)
+    write_raw_ledger(run.nodes[0], lines)
+    # Execute
+    result, paths = _audit_and_report(run, tmp_path / "out")
+    # Assert
+    assert result.exit_code == INVALID
+    assert any(f.kind == "out-of-range" and message in f.message for f in result.errors), [
+        str(f) for f in result.errors
+    ]
+    assert {p.name for p in paths} >= {MARKDOWN_FILE, HTML_FILE}
