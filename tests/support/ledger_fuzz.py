@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from signed_ledgers import sign_heads
 
 from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE
+from privacy.mechanisms import Mechanism
 
 __all__ = [
     "FAST_EXAMPLES",
@@ -191,8 +192,8 @@ _INTS = st.integers(-(2**63), 2**63 - 1) | st.sampled_from(
     [0, 1, -1, 2, 200, 2**31, 10**9, 10**9 + 1, 2**53 + 1, 2**63 - 1]
 )
 _STRINGS = st.text(max_size=12) | st.sampled_from(
-    ["coordinator", "record", "enterprise", "model", "curve", "ok", "failed", "*", "dp_sgd",
-     "enterprise_distributed_discrete_gaussian", "completed", "run-1", "run-2"]
+    ["coordinator", "record", "enterprise", "model", "curve", "ok", "failed", "*",
+     *Mechanism, "completed", "run-1", "run-2"]
 )  # fmt: skip
 
 
