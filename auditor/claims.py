@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from auditor.epsilon import Release
+from auditor.epsilon import OutOfRangeError, Release, ReleaseError
 from auditor.findings import AuditFinding, FailureClass
 from ledger.records import PrivacySpent, ReleaseAccounted
 
@@ -27,6 +27,7 @@ __all__ = [
     "release_of",
     "claim_finding",
     "cap_finding",
+    "release_finding",
 ]
 
 #: Largest relative understatement of a claim that still passes (2 %).
@@ -88,3 +89,12 @@ def cap_finding(epsilon: float, cap: float, where: str, what: str) -> AuditFindi
         where,
         f"{what} is {epsilon:.6g}, above its cap of {cap:.6g}",
     )
+
+
+def release_finding(err: ReleaseError, where: str) -> AuditFinding:
+    """The finding of a release whose epsilon cannot be recomputed: parameters outside the
+    sane ranges make the ledger invalid (ledger class); an unknown mechanism is an
+    epsilon-class error."""
+    if isinstance(err, OutOfRangeError):
+        return AuditFinding(FailureClass.LEDGER, "error", "out-of-range", where, str(err))
+    return AuditFinding(FailureClass.EPSILON, "error", "unknown-mechanism", where, str(err))

@@ -44,14 +44,37 @@ import numpy as np
 from privacy.accounting import RDP_ORDERS
 from privacy.mechanisms import Mechanism
 
-__all__ = ["KNOWN_MECHANISMS", "UnknownMechanismError", "Release", "compose_epsilon"]
+__all__ = [
+    "KNOWN_MECHANISMS",
+    "ReleaseError",
+    "UnknownMechanismError",
+    "OutOfRangeError",
+    "Release",
+    "compose_epsilon",
+    "out_of_range",
+]
 
 #: Mechanism names the auditor can recompute (as written by the accountants).
 KNOWN_MECHANISMS: frozenset[str] = frozenset(Mechanism)
 
 
-class UnknownMechanismError(ValueError):
+class ReleaseError(ValueError):
+    """A recorded release whose epsilon cannot be recomputed."""
+
+
+class UnknownMechanismError(ReleaseError):
     """A release names a mechanism the auditor has no privacy analysis for."""
+
+
+class OutOfRangeError(ReleaseError):
+    """A release's parameters (or its delta) are outside the ranges an accountant can
+    evaluate: no fedrisk party writes them, so the ledger holding them is not valid."""
+
+
+#: The parameters the auditor recomputes epsilon for (a noise multiplier of 0, no noise,
+#: gives an infinite epsilon; so does a sample rate of 0, conservatively).
+NOISE_MULTIPLIER_RANGE = (1e-3, 1e6)
+STEPS_RANGE = (0, 10**9)
 
 
 @dataclass(frozen=True)
@@ -68,14 +91,33 @@ class Release:
 def compose_epsilon(releases: Sequence[Release], delta: float) -> float:
     """Epsilon at ``delta`` of composing ``releases`` under RDP (0.0 for none; inf when a
     release has no noise). Raises UnknownMechanismError for a mechanism not in
-    :data:`KNOWN_MECHANISMS`."""
+    :data:`KNOWN_MECHANISMS` and OutOfRangeError for parameters or a delta outside the
+    ranges of :func:`out_of_range` (or any the accountant cannot evaluate)."""
     if not releases:
         return 0.0
+    if not 0.0 < delta < 1.0:
+        raise OutOfRangeError(f"delta {delta:g} is not in (0, 1)")
     total = np.zeros(len(RDP_ORDERS))
     for release in releases:
         total = total + np.asarray(_release_rdp(release))
-    epsilon, _order = dp_accounting.rdp.compute_epsilon(RDP_ORDERS, total.tolist(), delta)
+    try:
+        epsilon, _order = dp_accounting.rdp.compute_epsilon(RDP_ORDERS, total.tolist(), delta)
+    except (ArithmeticError, ValueError) as err:
+        raise OutOfRangeError(f"dp-accounting cannot compose these releases: {err}") from None
     return float(epsilon)
+
+
+def out_of_range(release: Release) -> str | None:
+    """Why ``release``'s parameters are outside what the auditor evaluates, or None."""
+    z, q, steps = release.noise_multiplier, release.sample_rate, release.steps
+    low, high = NOISE_MULTIPLIER_RANGE
+    if not (z == 0.0 or low <= z <= high):
+        return f"noise multiplier {z:g} is neither 0 nor in [{low:g}, {high:g}]"
+    if not 0.0 <= q <= 1.0:
+        return f"sample rate {q:g} is not in [0, 1]"
+    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
+        return f"{steps} steps, not in [{STEPS_RANGE[0]}, {STEPS_RANGE[1]:.0e}]"
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -86,6 +128,9 @@ def _release_rdp(release: Release) -> tuple[float, ...]:
             f"no privacy analysis for mechanism {release.mechanism!r}; "
             f"known: {', '.join(sorted(KNOWN_MECHANISMS))}"
         )
+    problem = out_of_range(release)
+    if problem is not None:
+        raise OutOfRangeError(f"{release.mechanism}: {problem}")
     if not (release.noise_multiplier > 0.0 and 0.0 < release.sample_rate <= 1.0):
         return tuple(float("inf") for _ in RDP_ORDERS)
     if release.steps <= 0:
@@ -94,8 +139,11 @@ def _release_rdp(release: Release) -> tuple[float, ...]:
     if release.sample_rate < 1.0:
         event = dp_accounting.PoissonSampledDpEvent(release.sample_rate, event)
     accountant = dp_accounting.rdp.RdpAccountant(list(RDP_ORDERS))
-    with _quiet_absl():
-        accountant.compose(dp_accounting.SelfComposedDpEvent(event, release.steps))
+    try:
+        with _quiet_absl():
+            accountant.compose(dp_accounting.SelfComposedDpEvent(event, release.steps))
+    except (ArithmeticError, ValueError) as err:
+        raise OutOfRangeError(f"dp-accounting cannot evaluate {release}: {err}") from None
     return tuple(float(v) for v in accountant.rdp)
 
 

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor.claims import cap_finding, claim_finding, relative_difference, release_of
-from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
+from auditor.claims import (
+    cap_finding,
+    claim_finding,
+    relative_difference,
+    release_finding,
+    release_of,
+)
+from auditor.epsilon import Release, ReleaseError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
 from ledger.records import PrivacySpent
@@ -68,12 +74,12 @@ def node_epsilon(
         where = f"{ledger.name} seq {item.entry.seq}"
         try:
             single = compose_epsilon([release_of(spent)], spent.delta)
-        except UnknownMechanismError as err:
-            findings.append(_unknown(where, err))
+            releases = [*history.get(spent.unit, []), release_of(spent)]
+            total = compose_epsilon(releases, spent.delta)
+        except ReleaseError as err:
+            findings.append(release_finding(err, where))
             continue
-        releases = history.setdefault(spent.unit, [])
-        releases.append(release_of(spent))
-        total = compose_epsilon(releases, spent.delta)
+        history[spent.unit] = releases
         findings += _checks(spent, single, total, tolerance, where)
         points.setdefault(spent.unit, []).append(
             EpsilonPoint(
@@ -128,7 +134,3 @@ def _row(node: str, unit: str, points: list[EpsilonPoint], last: PrivacySpent) -
         delta=last.delta,
         points=tuple(points),
     )
-
-
-def _unknown(where: str, err: UnknownMechanismError) -> AuditFinding:
-    return AuditFinding(FailureClass.EPSILON, "error", "unknown-mechanism", where, str(err))

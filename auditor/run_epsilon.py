@@ -20,8 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from auditor.claims import cap_finding, claim_finding, relative_difference, release_of
-from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
+from auditor.claims import (
+    cap_finding,
+    claim_finding,
+    relative_difference,
+    release_finding,
+    release_of,
+)
+from auditor.epsilon import Release, ReleaseError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
 from ledger.records import ReleaseAccounted, RunStarted
@@ -94,8 +100,8 @@ def _record_release(
 ) -> list[AuditFinding]:
     try:
         single = compose_epsilon([release_of(record)], record.delta)
-    except UnknownMechanismError as err:
-        return [AuditFinding(FailureClass.EPSILON, "error", "unknown-mechanism", where, str(err))]
+    except ReleaseError as err:
+        return [release_finding(err, where)]
     run.per_node.setdefault(record.node, []).append(release_of(record))
     what = f"release of node {record.node}"
     found = [
@@ -115,11 +121,10 @@ def _enterprise_release(
 ) -> tuple[EnterpriseEpsilonRow | None, list[AuditFinding]]:
     try:
         single = compose_epsilon([release_of(record)], record.delta)
-    except UnknownMechanismError as err:
-        finding = AuditFinding(FailureClass.EPSILON, "error", "unknown-mechanism", where, str(err))
-        return None, [finding]
+        total = compose_epsilon([*run.enterprise, release_of(record)], record.delta)
+    except ReleaseError as err:
+        return None, [release_finding(err, where)]
     run.enterprise.append(release_of(record))
-    total = compose_epsilon(run.enterprise, record.delta)
     planned = run.started.enterprise_epsilon_cap
     cap = min(record.epsilon_cap, math.inf if planned is None else planned)
     found = [
@@ -158,7 +163,11 @@ def _run_rows(runs: list[_Run], name: str) -> tuple[list[RunEpsilonRow], list[Au
     for run in runs:
         started = run.started
         for node, releases in sorted(run.per_node.items()):
-            epsilon = compose_epsilon(releases, started.record_delta)
+            try:
+                epsilon = compose_epsilon(releases, started.record_delta)
+            except ReleaseError as err:
+                findings.append(release_finding(err, f"{name} run {started.run_id}"))
+                continue
             rows.append(
                 RunEpsilonRow(
                     started.run_id,

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from common.codec import Count, ExactFloat, decode, decode_json, hex_digits
 from common.errors import StateError
 from ledger.merkle import leaf_hash
+from ledger.ranges import MAX_LINE_BYTES
 from ledger.signing import SignatureError, key_id, sign, verify_signature
 
 __all__ = [
@@ -85,6 +86,13 @@ def _as_json(obj: Entry | TreeHead) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
+def _bounded(line: bytes, what: str) -> bytes:
+    """``line``, or LedgerError when it is longer than a ledger line may be."""
+    if len(line) > MAX_LINE_BYTES:
+        raise LedgerError(f"{what} line of {len(line)} bytes, longer than {MAX_LINE_BYTES}")
+    return line
+
+
 @dataclass(frozen=True)
 class Entry:
     """One ledger entry: ``seq`` (0-based, consecutive), ``time`` (UNIX seconds, never
@@ -111,8 +119,8 @@ class Entry:
 
     @classmethod
     def from_line(cls, line: bytes) -> Entry:
-        """Parse a line of ``entries.jsonl``, checking keys and types."""
-        return decode_json(cls, line, "entry", LedgerError)
+        """Parse a line of ``entries.jsonl``, checking size, keys and types."""
+        return decode_json(cls, _bounded(line, "entry"), "entry", LedgerError)
 
 
 @dataclass(frozen=True)
@@ -165,8 +173,8 @@ class TreeHead:
 
     @classmethod
     def from_line(cls, line: bytes) -> TreeHead:
-        """Parse a line of ``tree_heads.jsonl``, checking keys, types and hex fields."""
-        return decode_json(cls, line, "tree head", LedgerError)
+        """Parse a line of ``tree_heads.jsonl``, checking size, keys, types and hex fields."""
+        return decode_json(cls, _bounded(line, "tree head"), "tree head", LedgerError)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ledger.log import (
     read_ledger,
 )
 from ledger.merkle import MerkleError, MerkleTree, leaf_hash, verify_consistency
+from ledger.ranges import out_of_range_numbers, out_of_range_time
 from ledger.signing import SignatureError
 
 __all__ = ["Finding", "LedgerReport", "Severity", "verify_ledger"]
@@ -105,6 +106,15 @@ class _Verifier:
             )
         return value
 
+    def ranges(self, where: str, what: str, time: float, body: dict[str, Any] | None) -> None:
+        """An "out-of-range" finding for a date or a body number outside the sane ranges."""
+        problem = out_of_range_time(time)
+        if problem is not None:
+            self.add("out-of-range", where, f"{what} {problem}")
+        problem = out_of_range_numbers(body) if body is not None else None
+        if problem is not None:
+            self.add("out-of-range", where, problem)
+
     def entries(self) -> None:
         previous: Entry | None = None
         expected_seq = 0
@@ -114,6 +124,7 @@ class _Verifier:
             if entry is None:
                 expected_seq += 1
                 continue
+            self.ranges(where, "entry time", entry.time, entry.body)
             if previous is not None and entry.seq == previous.seq:
                 self.add(
                     "seq-duplicate", where, f"expected seq {expected_seq}, got {entry.seq} again"
@@ -139,6 +150,7 @@ class _Verifier:
             head = self.parse(line, TreeHead.from_line, where)
             if head is None:
                 continue
+            self.ranges(where, "tree head timestamp", head.timestamp, None)
             try:
                 head.verify(self.public_key)
             except SignatureError as err:
@@ -214,7 +226,8 @@ def verify_ledger(
 ) -> LedgerReport:
     """Check a ledger against its owner's public key and collect every finding.
 
-    Lines parse and are canonical; seqs run 0, 1, 2, ... and entry times never decrease;
+    Lines parse and are canonical and hold dates and numbers in the sane ranges of
+    :mod:`ledger.ranges` ("out-of-range"); seqs run 0, 1, 2, ... and entry times never decrease;
     each tree head is signed by ``public_key``, names one ledger (``ledger_id`` if given),
     has the root of its first ``tree_size`` entries, extends the previous head (RFC 9162
     consistency proof), is not older than it, and no two heads of one size differ (fork).

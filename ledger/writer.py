@@ -25,6 +25,7 @@ from ledger.log import (
     read_ledger,
 )
 from ledger.merkle import MerkleTree, leaf_hash
+from ledger.ranges import out_of_range_numbers, out_of_range_time
 from ledger.verification import verify_ledger
 
 __all__ = ["Ledger"]
@@ -190,10 +191,16 @@ class Ledger:
 
 
 def _new_entry(record: Record, seq: int, when: float) -> Entry:
-    """The entry of ``record`` at ``seq``; LedgerError if its body is not JSON."""
+    """The entry of ``record`` at ``seq``; LedgerError if its body is not JSON, or its time
+    or a number of its body is outside the ranges verification accepts."""
     entry = Entry(seq, when, record.KIND, record.VERSION, record.to_body())
     try:
         entry.canonical()
     except (TypeError, ValueError) as err:
         raise LedgerError(f"a {record.KIND} record is not JSON-serialisable: {err}") from None
+    problem = out_of_range_numbers(entry.body)
+    time_problem = out_of_range_time(when)
+    if problem is not None or time_problem is not None:
+        problem = problem or f"the entry time {time_problem}"
+        raise LedgerError(f"a {record.KIND} record is out of range: {problem}")
     return entry
