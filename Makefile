@@ -11,7 +11,7 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup protos demo demo-deploy test test-quick lint bench tune clean
+.PHONY: setup protos demo demo-deploy test test-quick fuzz lint bench tune clean
 
 setup: $(STAMP) protos
 
@@ -49,6 +49,12 @@ test: setup
 # The unit tier (about a minute); `-m "not slow"` adds the in-process integration tier.
 test-quick: setup
 	$(PY) -m pytest -q -m "not slow and not integration"
+
+# The ledger parser, verifier, audit and plot fuzzed with 10,000 hypothesis examples per
+# target (make test runs 1,000); long: minutes per target.
+fuzz: setup
+	FEDRISK_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/ledger/test_ledger_fuzz.py \
+		tests/auditor/test_audit_fuzz.py tests/auditor/test_plot_fuzz.py
 
 lint: setup
 	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench tests

@@ -60,7 +60,7 @@ def audit_mutated(party_at: int, which: str, mutation: tuple, report: bool) -> N
             shutil.copytree(other.ledger, target)
             dirs.append(target)
         mutate_ledger(root / party.ledger.name, party.key, party.ledger_id, which, mutation)
-        result = audit(dirs, run.key_paths())
+        result = audit(dirs, run.key_paths(), coordinator_key=run.coordinator.public_key)
         assert result.verdict in ("PASS", "FAIL")
         assert result.exit_code in VERDICT_CODES
         assert (result.verdict == "PASS") == (result.exit_code == ExitCode.SUCCESS)

@@ -36,12 +36,13 @@ def _lines(run: SignedRun) -> list[bytes]:
 
 
 def _audit_and_report(run: SignedRun, out: Path) -> tuple[AuditResult, list[Path]]:
-    result = audit(run.ledger_dirs(), run.key_paths())
+    result = audit(run.ledger_dirs(), run.key_paths(), coordinator_key=run.coordinator.public_key)
     return result, write_reports(result, out)
 
 
 def _cli(run: SignedRun, out: Path) -> int:
     argv = ["verify", *map(str, run.ledger_dirs()), "--keys", *map(str, run.key_paths())]
+    argv += ["--coordinator-key", str(run.coordinator.public_key)]
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--out", str(out)])
     return int(exited.value.code or 0)

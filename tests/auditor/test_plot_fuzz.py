@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ledger_fuzz import fuzz_settings
+from ledger_fuzz import SLOW_EXAMPLES, fuzz_settings
 
 from auditor.node_epsilon import EpsilonPoint, NodeEpsilonRow
 from auditor.plot import PLOT_FILE, write_epsilon_plot
@@ -50,7 +50,7 @@ def test_fuzz_epsilon_plot(rows: tuple[NodeEpsilonRow, ...]) -> None:
 
 
 @pytest.mark.slow
-@fuzz_settings(2_000)
+@fuzz_settings(SLOW_EXAMPLES)
 @given(rows=_rows())
 def test_fuzz_epsilon_plot_2k(rows: tuple[NodeEpsilonRow, ...]) -> None:
     plot(rows)
