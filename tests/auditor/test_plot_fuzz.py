@@ -52,5 +52,5 @@ def test_fuzz_epsilon_plot(rows: tuple[NodeEpsilonRow, ...]) -> None:
 @pytest.mark.slow
 @fuzz_settings(SLOW_EXAMPLES)
 @given(rows=_rows())
-def test_fuzz_epsilon_plot_2k(rows: tuple[NodeEpsilonRow, ...]) -> None:
+def test_fuzz_epsilon_plot_at_length(rows: tuple[NodeEpsilonRow, ...]) -> None:
     plot(rows)
