@@ -6,7 +6,7 @@ epsilon recomputation, the run-level checks and cross-checks) and the report
 (tests/support/signed_ledgers.py) with one party's ledger mutated: file-level, or its
 content re-signed with the party's key. The only outcome allowed is a verdict with an exit
 code of the documented audit scheme; no exception. The unit tier runs a few hundred
-examples, the slow tier 1,000 (10,000 with `make fuzz`).
+examples (integration tier), the slow tier 1,000 (10,000 with `make fuzz`).
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ _fast = fuzz_settings(FAST_EXAMPLES)
 _slow = fuzz_settings(SLOW_EXAMPLES)
 
 
+@pytest.mark.integration
 @_fast
 @given(party_at=st.integers(0, 8), mutation=_mutations, report=st.booleans())
 def test_fuzz_audit_of_mutated_ledgers(party_at: int, mutation: tuple, report: bool) -> None:

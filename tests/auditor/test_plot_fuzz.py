@@ -43,6 +43,7 @@ def plot(rows: tuple[NodeEpsilonRow, ...]) -> None:
         assert path is None or path == Path(directory) / PLOT_FILE and path.exists()
 
 
+@pytest.mark.integration
 @fuzz_settings(100)
 @given(rows=_rows())
 def test_fuzz_epsilon_plot(rows: tuple[NodeEpsilonRow, ...]) -> None:
