@@ -53,7 +53,7 @@ test-quick: setup
 # The ledger parser, verifier, audit and plot fuzzed with 10,000 hypothesis examples per
 # target (make test runs 1,000); long: minutes per target.
 fuzz: setup
-	FEDRISK_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/ledger/test_ledger_fuzz.py \
+	FEDRISK_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow --timeout=3600 tests/ledger/test_ledger_fuzz.py \
 		tests/auditor/test_audit_fuzz.py tests/auditor/test_plot_fuzz.py
 
 lint: setup
