@@ -2,8 +2,9 @@
 
 A live round (a :class:`coordinator.rounds.RoundOutcome`) and a round restored from a
 resumed run's checkpoint take the same typed shape, :class:`RoundSummary`; its JSON form
-is the ``rounds`` entry of summary.json, read elsewhere by key: ``round``, ``task``,
-``ok`` (node names), ``refused`` and ``failed`` ({"node", "reason"}), ``seconds``.
+(read back with :func:`common.codec.decode`) is the ``rounds`` entry of summary.json:
+``round``, ``task``, ``ok`` (node names), ``refused`` and ``failed`` ({"node",
+"reason"}), ``seconds``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ class NodeNote:
     @classmethod
     def of(cls, problem: NodeProblem) -> NodeNote:
         return cls(problem.node_name or str(problem.node_id), problem.reason)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> NodeNote:
-        return cls(str(obj["node"]), str(obj["reason"]))
 
     def to_json(self) -> dict[str, str]:
         return {"node": self.node, "reason": self.reason}
@@ -57,18 +54,6 @@ class RoundSummary:
             refused=tuple(NodeNote.of(p) for p in outcome.refused),
             failed=tuple(NodeNote.of(p) for p in outcome.failed),
             seconds=round(outcome.seconds, 3),
-        )
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> RoundSummary:
-        """A summary as :meth:`to_json` wrote it (a resumed run's earlier rounds)."""
-        return cls(
-            round=obj["round"],
-            task=obj["task"],
-            ok=tuple(obj["ok"]),
-            refused=tuple(NodeNote.from_json(p) for p in obj["refused"]),
-            failed=tuple(NodeNote.from_json(p) for p in obj["failed"]),
-            seconds=obj["seconds"],
         )
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from common.codec import decode
 from common.errors import StateError
 from coordinator.checkpoint import CHECKPOINT_FILE, Checkpoint
 from coordinator.privacy_notes import PrivacyNotes
@@ -46,9 +47,17 @@ class RunLog:
             raise StateError(f"{where}: receipts: {err}") from None
         try:
             self.notes = PrivacyNotes.from_json(checkpoint.privacy_notes)
-            self.rounds = [RoundSummary.from_json(r) for r in checkpoint.rounds]
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise StateError(f"{where}: round summaries or privacy notes: {err!r}") from None
+        self.rounds = [
+            decode(
+                RoundSummary,
+                r,
+                f"{where}: round summaries or privacy notes: rounds[{i}]",
+                StateError,
+            )
+            for i, r in enumerate(checkpoint.rounds)
+        ]
         self._earlier_pseudonyms = checkpoint.pseudonyms
 
     def record(self, outcome: RoundOutcome, good: list[NodeReply]) -> None:

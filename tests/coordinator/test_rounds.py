@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
+from common.codec import decode
 from coordinator.round_summary import RoundSummary
 from coordinator.rounds import RoundOutcome, run_round
 from privacy.mechanisms import Mechanism
@@ -256,6 +257,6 @@ def test_a_summary_read_back_from_a_checkpoint_is_the_same_summary() -> None:
     outcome, _ = play({1: ok, 2: refused, 3: silent})
     live = RoundSummary.from_outcome(outcome)
     # Execute
-    restored = RoundSummary.from_json(json.loads(json.dumps(live.to_json())))
+    restored = decode(RoundSummary, json.loads(json.dumps(live.to_json())), "round", ValueError)
     # Assert: one shape, whether the round ran now or before a restart
     assert restored == live and restored.to_json() == live.to_json()
