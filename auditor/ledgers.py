@@ -25,10 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auditor.findings import AuditFinding, FailureClass
 from ledger.log import Entry, LedgerContents, LedgerError, TreeHead
+from ledger.ranges import MAX_LEDGER_BYTES
 from ledger.records import LedgerRecord, record_from_entry
 from ledger.verification import verify_ledger
 
-__all__ = ["COORDINATOR_ID", "Role", "AuditedEntry", "AuditedLedger", "audit_ledger"]
+__all__ = [
+    "COORDINATOR_ID", "Role", "AuditedEntry", "AuditedLedger", "audit_ledger", "too_large"]
 
 COORDINATOR_ID = "coordinator"
 Role = Literal["coordinator", "node", "untrusted"]
@@ -156,6 +158,24 @@ def _untrusted(
         entry_lines=contents.entry_lines,
         records=(),
         findings=(AuditFinding(FailureClass.LEDGER, "error", "no-trusted-key", source, message),),
+    )
+
+
+def too_large(source: str, sizes: dict[str, int]) -> AuditedLedger:
+    """A ledger whose files are larger than an auditor reads: one finding, not read."""
+    files = ", ".join(f"{name} has {size:,} bytes" for name, size in sorted(sizes.items()))
+    message = f"not read: {files}, more than the {MAX_LEDGER_BYTES:,} an audit reads"
+    return AuditedLedger(
+        source=source,
+        role="untrusted",
+        ledger_id="?",
+        key_id=None,
+        entries=0,
+        tree_heads=0,
+        signed_size=0,
+        entry_lines=(),
+        records=(),
+        findings=(AuditFinding(FailureClass.LEDGER, "error", "too-large", source, message),),
     )
 
 

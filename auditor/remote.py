@@ -17,9 +17,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from common.errors import StateError
 from ledger.client import LedgerClient
 from ledger.log import LedgerContents, LedgerError
+from ledger.ranges import MAX_LEDGER_BYTES
 from ledger.signing import SignatureError
 
 __all__ = ["RemoteLedgerError", "fetch_coordinator_ledger"]
+
+
+#: Most entries fetched from a ledger service (the file bound, MAX_LEDGER_BYTES, over the
+#: smallest real entry, about 200 bytes): a service cannot make the auditor read forever.
+MAX_REMOTE_ENTRIES = MAX_LEDGER_BYTES // 200
 
 
 class RemoteLedgerError(StateError):
@@ -39,6 +45,11 @@ def fetch_coordinator_ledger(
                     head = client.tree_head()
                 except (SignatureError, LedgerError):
                     continue
+                if head.tree_size > MAX_REMOTE_ENTRIES:
+                    raise RemoteLedgerError(
+                        f"the ledger at {address} signs {head.tree_size:,} entries, more "
+                        f"than the {MAX_REMOTE_ENTRIES:,} an audit reads"
+                    )
                 entries = client.entries(0, head.tree_size)
                 lines = tuple(entry.canonical() for entry in entries)
                 return LedgerContents(lines, (head.canonical(),))

@@ -28,7 +28,7 @@ from auditor.claims import DEFAULT_TOLERANCE
 from auditor.cross_check import cross_check
 from auditor.errors import AuditUsageError
 from auditor.findings import AuditFinding, FailureClass, exit_code_for, verdict_for
-from auditor.ledgers import AuditedLedger, audit_ledger
+from auditor.ledgers import AuditedLedger, audit_ledger, too_large
 from auditor.node_epsilon import NodeEpsilonRow, node_epsilon
 from auditor.parties import MissingParty, missing_parties
 from auditor.remote import fetch_coordinator_ledger
@@ -39,6 +39,7 @@ from auditor.run_epsilon import EnterpriseEpsilonRow, RunEpsilonRow, run_epsilon
 from common.errors import StateError
 from common.exit_codes import ExitCode
 from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, LedgerContents, read_ledger
+from ledger.ranges import MAX_LEDGER_BYTES
 from ledger.signing import key_id, load_public_key
 
 __all__ = ["LedgerSummary", "AuditResult", "audit", "load_keys"]
@@ -98,6 +99,16 @@ def load_keys(key_paths: list[Path]) -> dict[str, Ed25519PublicKey]:
     return {key_id(k): k for k in keys}
 
 
+def _oversized(directory: Path) -> dict[str, int]:
+    """The ledger's files larger than an auditor reads, with their sizes (none: empty)."""
+    sizes = {
+        name: (directory / name).stat().st_size
+        for name in (ENTRIES_FILE, TREE_HEADS_FILE)
+        if (directory / name).is_file()
+    }
+    return {name: size for name, size in sizes.items() if size > MAX_LEDGER_BYTES}
+
+
 def _read(directory: Path) -> LedgerContents:
     if not directory.is_dir():
         raise AuditUsageError(f"{directory} is not a directory")
@@ -128,11 +139,13 @@ def audit(
     keys.update(coordinator_keys)
     coordinator_key_id = next(iter(coordinator_keys))
     unique = list(dict.fromkeys(Path(d).resolve() for d in ledger_dirs))
-    sources = [(str(d), _read(d)) for d in unique]
+    oversized = {d: sizes for d in unique if (sizes := _oversized(d))}
+    sources = [(str(d), _read(d)) for d in unique if d not in oversized]
     if coordinator_address is not None:
         fetched = fetch_coordinator_ledger(coordinator_address, coordinator_keys)
         sources.append((coordinator_address, fetched))
     ledgers = [audit_ledger(src, contents, keys, coordinator_key_id) for src, contents in sources]
+    ledgers += [too_large(str(d), sizes) for d, sizes in oversized.items()]
     findings = [f for ledger in ledgers for f in ledger.findings] + _roles(ledgers)
     trusted = [ledger for ledger in ledgers if ledger.role != "untrusted"]
     coordinators = [ledger for ledger in trusted if ledger.role == "coordinator"]

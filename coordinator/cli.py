@@ -107,19 +107,24 @@ def _serve_ledger(
         typer.Option(help="Serve over TLS with the broker's server certificate (state/tls)."),
     ] = False,
 ) -> None:
-    """Serve the coordinator's signed ledger over gRPC until Ctrl-C (nodes check inclusion
-    against it with `fedrisk-node verify-inclusion`; auditors read it)."""
+    """Serve the coordinator's signed ledger over gRPC until Ctrl-C, from before the first
+    run on (nodes check inclusion against it, in `join` or `verify-inclusion`; auditors
+    read it)."""
     import time
 
     import grpc
 
     from common.errors import ConfigError
     from common.tls import TlsFiles
+    from coordinator.coordinator_ledger import coordinator_key_paths
     from ledger.service import serve_ledger
 
     ledger = state / "ledger"
-    if not (ledger / "tree_heads.jsonl").exists():
-        raise ConfigError(f"{ledger}: no signed ledger here")
+    if not coordinator_key_paths(state)[1].exists():
+        raise ConfigError(
+            f"{state}: no coordinator ledger key here",
+            advice="Give the coordinator's state dir (made by `fedrisk-coordinator init`).",
+        )
     credentials = None
     if tls:
         files = TlsFiles(state / "tls")

@@ -207,18 +207,58 @@ def _join_command(
             help="Give up after this many seconds without the SuperLink (default: never)."
         ),
     ] = None,
+    ledger_service: Annotated[
+        str | None,
+        typer.Option(
+            help="The coordinator's ledger service, HOST:PORT (TLS): check inclusion of this "
+            "node's messages after every run it took part in."
+        ),
+    ] = None,
+    coordinator_key: Annotated[
+        Path | None,
+        typer.Option(help="The coordinator's ledger public key (PEM), with --ledger-service."),
+    ] = None,
+    check_every: Annotated[
+        float, typer.Option(help="Seconds between looks at the ledger service for ended runs.")
+    ] = 10.0,
 ) -> None:
-    """Start this site's SuperNode over TLS with its key; serve approved plans only."""
+    """Start this site's SuperNode over TLS with its key; serve approved plans only; with
+    --ledger-service, check inclusion of this node's messages whenever a run ends."""
     from common.errors import RunFailedError
+    from enterprise_node.inclusion_watch import InclusionWatch, watch_settings
     from enterprise_node.supernode import REFUSED_EXIT, JoinSettings, join
 
     node_config = load_node_config(config)
     settings = JoinSettings(superlink, ca, runtime_port=runtime_port, max_wait_s=max_wait)
-    Console().print(
+    watching = watch_settings(ledger_service, coordinator_key, ca, check_every)
+    console = Console()
+    console.print(
         f"{node_config.node.name}: joining {superlink} (TLS, trusting {ca}); tasks run the "
         "fedrisk app installed here, for approved plans only"
     )
-    outcome = join(config, settings, activation_wait_s=max_wait if max_wait else 180.0)
+    if watching is None:
+        console.print(
+            f"{node_config.node.name}: inclusion checks after runs: OFF (give --ledger-service "
+            "and --coordinator-key, or run `fedrisk-node verify-inclusion` after each run)"
+        )
+        watch = None
+    else:
+        console.print(
+            f"{node_config.node.name}: inclusion checks after runs: on, against "
+            f"{watching.ledger_service} every {watching.every_s:g} s"
+        )
+        watch = InclusionWatch(
+            node_config,
+            watching.connect,
+            every_s=watching.every_s,
+            where=watching.ledger_service,
+            say=lambda line: console.print(line, markup=False),
+        ).start()
+    try:
+        outcome = join(config, settings, activation_wait_s=max_wait if max_wait else 180.0)
+    finally:
+        if watch is not None:
+            watch.stop()
     if outcome.stopped:
         return
     if outcome.flower_code == REFUSED_EXIT:

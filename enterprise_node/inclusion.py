@@ -15,6 +15,9 @@ such a message is counted, not a failure.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from common.errors import StateError
 from enterprise_node.config import NodeConfig
 from enterprise_node.node_ledger import LEDGER_DIR, NodeLedger, node_key_id
@@ -23,7 +26,13 @@ from ledger.client import LedgerClient
 from ledger.log import TreeHead, read_ledger
 from ledger.records import InclusionChecked, MessageSent
 
-__all__ = ["check_inclusion", "check_pending_runs", "runs_to_check"]
+__all__ = [
+    "check_inclusion",
+    "check_pending_runs",
+    "check_runs",
+    "messages_sent",
+    "runs_to_check",
+]
 
 
 def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
@@ -37,30 +46,72 @@ def _sent_rounds(config: NodeConfig, run_id: str) -> dict[str, int]:
 
 
 def runs_to_check(config: NodeConfig) -> list[str]:
-    """The runs this node sent messages in and has no passed inclusion check of, in the
-    order of its ledger."""
+    """The runs this node sent messages in since their last passed inclusion check (or
+    with none), in the order of its ledger."""
     runs: dict[str, bool] = {}
     for e in read_ledger(config.state_dir / LEDGER_DIR).entries():
         run = e.body.get("run_id")
         if e.kind == MessageSent.KIND:
-            runs.setdefault(str(run), False)
+            runs[str(run)] = False
         elif e.kind == InclusionChecked.KIND and e.body.get("ok") is True:
             runs[str(run)] = True
     return [run for run, checked in runs.items() if not checked]
 
 
+def messages_sent(config: NodeConfig) -> Counter[str]:
+    """How many messages this node's ledger says it sent, by run."""
+    entries = read_ledger(config.state_dir / LEDGER_DIR).entries()
+    return Counter(str(e.body.get("run_id")) for e in entries if e.kind == MessageSent.KIND)
+
+
+def check_runs(
+    config: NodeConfig,
+    client: LedgerClient,
+    runs: Sequence[str] | None = None,
+    *,
+    ended_only: bool = False,
+) -> dict[str, InclusionChecked]:
+    """Check ``runs`` (default: :func:`runs_to_check`) against the coordinator's latest
+    signed head, record each verdict in the node's ledger and return them by run.
+
+    ``ended_only`` leaves out the runs the coordinator's ledger does not yet show ended
+    (``join`` checks a run once it is over). A head that does not extend the one this
+    node verified before fails every run asked about: that is the evidence to keep."""
+    with Witness.held(config, node_key_id(config)) as witness:
+        asked = list(runs_to_check(config) if runs is None else runs)
+        if not asked:
+            return {}
+        head = client.tree_head()
+        kept = witness.state.head
+        try:
+            before = witness.advance(client, head)
+        except WitnessError as err:
+            size = kept.tree_size if kept else 0
+            verdicts = {run: _verdict(run, head, (), [str(err)], size) for run in asked}
+        else:
+            chosen = [run for run in asked if witness.has_ended(run) or not ended_only]
+            verdicts = {
+                run: _check_run(config, client, witness, head, run, before) for run in chosen
+            }
+            witness.save()
+        NodeLedger(config).append(list(verdicts.values()))
+        return verdicts
+
+
 def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> InclusionChecked:
-    """Check, record in the node's ledger, and return the verdict."""
-    me = node_key_id(config)
-    head = client.tree_head()
-    witness = Witness(config, me)
-    kept = witness.state.head
-    try:
-        before = witness.advance(client, head)
-    except WitnessError as err:
-        verdict = _verdict(run_id, head, (), [str(err)], kept.tree_size if kept else 0)
-        NodeLedger(config).append([verdict])
-        return verdict
+    """Check one run, record the verdict in the node's ledger, and return it."""
+    return check_runs(config, client, [run_id])[run_id]
+
+
+def _check_run(
+    config: NodeConfig,
+    client: LedgerClient,
+    witness: Witness,
+    head: TreeHead,
+    run_id: str,
+    before: int,
+) -> InclusionChecked:
+    """The verdict on one run against ``head`` (which ``witness`` has advanced to)."""
     sent_rounds = _sent_rounds(config, run_id)
     seqs: list[int] = []
     problems: list[str] = []
@@ -85,10 +136,7 @@ def check_inclusion(config: NodeConfig, client: LedgerClient, run_id: str) -> In
     note = f"{len(seqs)} message(s) included" + (
         f", {len(lost)} lost in rounds the coordinator re-ran" if lost else ""
     )
-    verdict = _verdict(run_id, head, tuple(seqs), problems, before, note)
-    NodeLedger(config).append([verdict])
-    witness.save()
-    return verdict
+    return _verdict(run_id, head, tuple(seqs), problems, before, note)
 
 
 def _verdict(
@@ -114,4 +162,4 @@ def _verdict(
 def check_pending_runs(config: NodeConfig, client: LedgerClient) -> dict[str, InclusionChecked]:
     """Check every run this node sent messages in and has not yet seen pass; the verdicts
     by run (each also recorded in the node's ledger)."""
-    return {run: check_inclusion(config, client, run) for run in runs_to_check(config)}
+    return check_runs(config, client)

@@ -4,9 +4,10 @@ Makes N synthetic factories and a broker, then runs what each party would run on
 machine, each as its own process under ``/usr/bin/time -v`` (:mod:`harness.loopback`):
 ``fedrisk-coordinator start`` (the TLS SuperLink with node authentication), one
 ``fedrisk-node join`` per enterprise (a SuperNode with its registered key, trusting only the
-broker's CA, serving approved plans through the app guard), and ``fedrisk-coordinator run``.
-Then it judges the curves against the truth, has every node check its messages are in the
-coordinator's ledger, audits all ledgers, stops everything it started (by PID), and
+broker's CA, serving approved plans through the app guard, checking inclusion of its
+messages in the coordinator's ledger, served by ``fedrisk-coordinator serve-ledger``, when
+a run ends), and ``fedrisk-coordinator run``. Then it judges the curves against the truth,
+waits for every node's inclusion check, audits all ledgers, stops everything it started (by PID), and
 reports wall time and peak memory per process kind.
 """
 
@@ -32,9 +33,9 @@ from harness.loopback import (
     LoopbackDeployment,
     Party,
     ProcessUsage,
+    inclusion_checks,
     prepare_broker,
     serve_coordinator_ledger,
-    verify_inclusion,
 )
 from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 from protocols.app_identity import installed_app_hash
@@ -110,9 +111,14 @@ def run_deploy_demo(
     try:
         console.rule("2. SuperLink (TLS, node authentication) and SuperNodes, one process each")
         deployment.start_superlink()
+        _party, ledger_service = serve_coordinator_ledger(deployment)
         for path in nodes:
             deployment.join(path)
-        console.print(f"SuperLink at https://{deployment.address}; {len(nodes)} nodes joining")
+        console.print(
+            f"SuperLink at https://{deployment.address}; {len(nodes)} nodes joining; the "
+            f"coordinator's ledger served at {ledger_service} (TLS): each node checks "
+            "inclusion of its messages when a run ends"
+        )
         console.rule("3. the run, submitted with `fedrisk-coordinator run`")
         runner = deployment.submit(out / "coordinator.yaml")
         follow_log(runner, console)
@@ -127,9 +133,12 @@ def run_deploy_demo(
             run_dir, nodes, manifest.truth_path, manifest.holdout_path, config
         )
         _print(console, evaluation)
-        checks = _verify_inclusion(deployment, nodes)
+        checks = {
+            name: ("ok: " if check.ok else "FAILED: ") + check.detail
+            for name, check in inclusion_checks(nodes, run_dir.name).items()
+        }
         for name, verdict in checks.items():
-            console.print(f"  ledger inclusion check, {name}: {verdict}")
+            console.print(f"  ledger inclusion check (by join, at run end), {name}: {verdict}")
         evaluation["inclusion_checks"] = checks
         evaluation["audit"] = _audit(out, nodes, console, coordinator=out / "broker")
     finally:
@@ -142,21 +151,6 @@ def run_deploy_demo(
     if evaluation["audit"]["verdict"] != "PASS":
         raise RunFailedError(f"the audit failed; see {out / 'audit' / 'audit.md'}")
     return figures
-
-
-def _verify_inclusion(deployment: LoopbackDeployment, nodes: list[Path]) -> dict[str, str]:
-    """The broker serves its ledger over TLS; every node runs `fedrisk-node
-    verify-inclusion` against it, as a site would after a run. Each verdict by node name."""
-    _party, address = serve_coordinator_ledger(deployment)
-    verdicts = {}
-    for path in nodes:
-        result = verify_inclusion(deployment, path, address)
-        name = load_node_config(path).node.name
-        lines = [line for line in result.stdout.splitlines() if line.strip()]
-        verdicts[name] = ("ok: " if result.returncode == 0 else "FAILED: ") + (
-            lines[-1] if lines else result.stderr.strip()[-300:]
-        )
-    return verdicts
 
 
 def follow_log(party: Party, console: Console) -> None:

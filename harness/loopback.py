@@ -29,12 +29,16 @@ from coordinator.flower_env import flower_env, free_port
 from coordinator.node_registry import NodeRegistry
 from coordinator.superlink import SuperLinkFiles, read_info, wait_healthy
 from enterprise_node.config import load_node_config
+from enterprise_node.node_ledger import LEDGER_DIR
+from ledger.log import read_ledger
+from ledger.records import InclusionChecked, record_from_entry
 from ledger.signing import generate_key_pair
 
 __all__ = [
     "LoopbackDeployment",
     "Party",
     "ProcessUsage",
+    "inclusion_checks",
     "parse_time_report",
     "prepare_broker",
     "serve_coordinator_ledger",
@@ -142,6 +146,9 @@ class LoopbackDeployment:
         self.parties: list[Party] = []
         #: Extra environment per node name, e.g. where its app guard keeps what it sent.
         self.env_for: dict[str, dict[str, str]] = {}
+        #: The coordinator's ledger service (:func:`serve_coordinator_ledger`): nodes that
+        #: join after it started check inclusion against it whenever a run ends.
+        self.ledger_service: str | None = None
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -201,6 +208,10 @@ class LoopbackDeployment:
         ]  # fmt: skip
         if max_wait_s is not None:
             command += ["--max-wait", f"{max_wait_s:g}"]
+        if self.ledger_service is not None:
+            _private, public = coordinator_key_paths(self.broker)
+            command += ["--ledger-service", self.ledger_service, "--coordinator-key",
+                        str(public), "--check-every", "2"]  # fmt: skip
         extra = self.env_for.get(config.node.name)
         return self.spawn("node (SuperNode)", name or config.node.name, command, extra)
 
@@ -243,7 +254,8 @@ def serve_coordinator_ledger(
     deployment: LoopbackDeployment, timeout: float = 60.0
 ) -> tuple[Party, str]:
     """``fedrisk-coordinator serve-ledger --tls`` for the broker; the party and the address
-    nodes dial (``localhost:PORT``, a name the broker's server certificate carries)."""
+    nodes dial (``localhost:PORT``, a name the broker's server certificate carries). Nodes
+    joined after this check inclusion automatically (``join --ledger-service``)."""
     port = free_port()
     command = [_bin("fedrisk-coordinator"), "serve-ledger", str(deployment.broker),
                "--port", str(port), "--tls"]  # fmt: skip
@@ -253,7 +265,8 @@ def serve_coordinator_ledger(
         if party.process.poll() is not None:
             raise RunFailedError(f"`fedrisk-coordinator serve-ledger` exited; see {party.log}")
         if party.log.exists() and "ledger service at" in party.log.read_text(errors="replace"):
-            return party, f"localhost:{port}"
+            deployment.ledger_service = f"localhost:{port}"
+            return party, deployment.ledger_service
         time.sleep(0.2)
     raise RunFailedError(f"the ledger service did not start within {timeout:g} s")
 
@@ -275,3 +288,34 @@ def verify_inclusion(
     with log.open("a", encoding="utf-8") as handle:
         handle.write(result.stdout + result.stderr)
     return result
+
+
+def inclusion_checks(
+    node_yamls: list[Path], run_id: str, timeout: float = 120.0
+) -> dict[str, InclusionChecked]:
+    """Wait until every node's ledger holds an inclusion check of ``run_id`` (``join``
+    checks once the run has ended); the latest check of each, by node name."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, InclusionChecked] = {}
+    while True:
+        for path in node_yamls:
+            config = load_node_config(path)
+            entries = read_ledger(config.state_dir / LEDGER_DIR).entries()
+            checks = [
+                record
+                for e in entries
+                if isinstance(record := record_from_entry(e), InclusionChecked)
+                and record.run_id == run_id
+            ]
+            if checks:
+                found[config.node.name] = checks[-1]
+        if len(found) == len(node_yamls):
+            return found
+        if time.monotonic() > deadline:
+            names = [load_node_config(p).node.name for p in node_yamls]
+            late = [name for name in names if name not in found]
+            raise RunFailedError(
+                f"no inclusion check of run {run_id} at {', '.join(late)} within "
+                f"{timeout:g} s; see their logs (logs/<node>.log)"
+            )
+        time.sleep(0.5)

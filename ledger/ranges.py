@@ -1,12 +1,13 @@
 """The sane ranges of what a ledger line may hold: its size, its dates, its numbers.
 
 A ledger is evidence read by auditors who must reach a verdict on any bytes, including a
-ledger its owner forged and signed. So a line longer than :data:`MAX_LINE_BYTES` is not
-parsed; an entry time or tree head timestamp must be a date a report can show (UNIX
-seconds from 1970 to the end of year 9999, :data:`MAX_TIME`); every number in an
-entry's body must be finite and every integer fit in 64 bits. The JSON parser itself
-refuses nesting deeper than 200 (:mod:`common.codec`). The writer refuses to write what
-verification would flag, so an honest ledger never trips these bounds.
+ledger its owner forged and signed. So a ledger file larger than :data:`MAX_LEDGER_BYTES`
+is not read (an auditor holds a whole ledger in memory) and a line longer than
+:data:`MAX_LINE_BYTES` is not parsed; an entry time or tree head timestamp must be a date
+a report can show (UNIX seconds from 1970 to the end of year 9999, :data:`MAX_TIME`);
+every number in an entry's body must be finite and every integer fit in 64 bits. The JSON
+parser itself refuses nesting deeper than 200 (:mod:`common.codec`). The writer refuses to
+write what verification would flag, so an honest ledger never trips these bounds.
 
     >>> out_of_range_time(1.0e12)
     'is 1e+12 s, after the end of year 9999 (253402300799 s)'
@@ -20,6 +21,7 @@ import math
 from typing import Any
 
 __all__ = [
+    "MAX_LEDGER_BYTES",
     "MAX_LINE_BYTES",
     "MAX_TIME",
     "MAX_INT_BITS",
@@ -27,6 +29,9 @@ __all__ = [
     "out_of_range_numbers",
 ]
 
+#: Largest entries.jsonl or tree_heads.jsonl an auditor reads (1 GiB: about two million
+#: entries, hundreds of runs of a large federation; a longer history is audited per era).
+MAX_LEDGER_BYTES = 1 << 30
 #: Longest line of entries.jsonl or tree_heads.jsonl parsed (1 MiB; real entries are < 64 KiB).
 MAX_LINE_BYTES = 1 << 20
 #: 9999-12-31T23:59:59Z: the last second a report can print as a date.

@@ -1,7 +1,8 @@
 """The coordinator's ledger served over gRPC: signed tree head, entries, proofs.
 
 The ledger is written by the coordinator's ServerApp (another process), so the service
-reads it from disk and rebuilds its Merkle tree only when the file has grown. It serves
+reads it from disk and rebuilds its Merkle tree only when the file has grown; before the
+first run has written it, the service answers that there is no signed head yet. It serves
 signed data only: entries and proofs up to the latest signed tree head, which a client
 checks with the coordinator's public key (:mod:`ledger.client`). Loopback and
 plaintext here; deployments put TLS on the same server (``credentials``).
@@ -52,7 +53,11 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         size = path.stat().st_size if path.exists() else 0
         with self._lock:
             if self._snapshot is None or self._snapshot.file_size != size:
-                contents = read_ledger(self.directory)
+                contents = (
+                    read_ledger(self.directory)
+                    if self.directory.is_dir()
+                    else LedgerContents((), ())  # not written yet: no signed head
+                )
                 tree = MerkleTree([leaf_hash(line) for line in contents.entry_lines])
                 self._snapshot = _Snapshot(contents, tree, size)
             return self._snapshot

@@ -585,3 +585,22 @@ def test_a_real_enterprise_dp_run_that_stopped_at_its_cap_passes_the_audit(tmp_p
     rows = result.enterprise_rows
     assert [r.round for r in rows] == [1, 2]
     assert all(abs(r.relative_difference) < 1e-3 and r.recomputed <= r.cap for r in rows)
+
+
+def test_a_service_signing_more_entries_than_an_audit_reads_is_refused(run, monkeypatch) -> None:
+    # Prepare: the bound lowered below this run's coordinator ledger
+    import auditor.remote
+
+    monkeypatch.setattr(auditor.remote, "MAX_REMOTE_ENTRIES", 2)
+    server = serve_ledger(run.coordinator.ledger)
+    try:
+        # Execute / Assert: a clear error, nothing fetched
+        with pytest.raises(auditor.remote.RemoteLedgerError, match="more than the 2 an audit"):
+            audit(
+                [p.ledger for p in run.nodes],
+                run.key_paths(),
+                coordinator_key=run.coordinator.public_key,
+                coordinator_address=server.address,
+            )
+    finally:
+        server.stop()

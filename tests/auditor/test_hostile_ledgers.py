@@ -19,7 +19,7 @@ from auditor.report import HTML_FILE, MARKDOWN_FILE, write_reports
 from auditor.verify import AuditResult, audit
 from common.exit_codes import ExitCode
 from ledger.log import ENTRIES_FILE, Entry, LedgerError
-from ledger.ranges import MAX_LINE_BYTES
+from ledger.ranges import MAX_LEDGER_BYTES, MAX_LINE_BYTES
 from ledger.records import PlanApproved
 from ledger.writer import Ledger
 
@@ -134,6 +134,21 @@ def test_a_line_longer_than_the_bound_is_not_parsed(run, tmp_path) -> None:
     assert any("longer than" in f.message and f.kind == "parse" for f in result.errors)
     with pytest.raises(LedgerError, match="longer than"):
         Entry.from_line(big.canonical())
+
+
+def test_a_ledger_file_larger_than_the_bound_is_not_read(run, tmp_path) -> None:
+    # Prepare: a node's entries.jsonl grown (sparse) past the bound
+    node = run.nodes[0]
+    with open(node.ledger / ENTRIES_FILE, "r+b") as handle:
+        handle.truncate(MAX_LEDGER_BYTES + 1)
+    # Execute
+    result, paths = _audit_and_report(run, tmp_path / "out")
+    # Assert: a finding, the report written, the other ledgers audited
+    assert result.exit_code == INVALID and paths
+    [finding] = [f for f in result.errors if f.kind == "too-large"]
+    assert "entries.jsonl has 1,073,741,825 bytes" in finding.message
+    assert str(node.ledger.resolve()) in finding.where
+    assert any(ledger.name == "coordinator" and ledger.errors == 0 for ledger in result.ledgers)
 
 
 def test_a_body_integer_wider_than_64_bits_fails_as_invalid(run, tmp_path) -> None:

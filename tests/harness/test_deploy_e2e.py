@@ -8,6 +8,7 @@ value). Each party runs its own command as its own process (:mod:`harness.loopba
 - a run through the SuperLink with a node SIGKILLed mid-round (the round completes without
   it; it rejoins with its budget and ledger intact) and the coordinator SIGKILLed mid-run,
   then ``run --resume``: no round counted twice, epsilon equal to an uninterrupted run's,
+  every node's ``join`` checks inclusion of its messages once the run ends,
   ``fedrisk-audit verify`` passes, and no canary in any byte a node sent, log, ledger or
   report;
 - runs submitted straight through Flower's unauthenticated Control API with another plan
@@ -54,7 +55,13 @@ from enterprise_node.config import load_node_config
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
 from harness.deploy_demo import make_world
-from harness.loopback import LoopbackDeployment, Party, serve_coordinator_ledger, verify_inclusion
+from harness.loopback import (
+    LoopbackDeployment,
+    Party,
+    inclusion_checks,
+    serve_coordinator_ledger,
+    verify_inclusion,
+)
 from ledger.log import read_ledger
 from ledger.signing import public_key_path
 from privacy.accounting import rdp_epsilon
@@ -106,6 +113,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         name = load_node_config(path).node.name
         deployment.env_for[name] = {KEEP_SENT_ENV: str(out / "sent" / name)}
     deployment.start_superlink()
+    serve_coordinator_ledger(deployment)  # nodes check inclusion when a run ends
     joined = {load_node_config(p).node.name: deployment.join(p) for p in nodes}
     yield {
         "out": out,
@@ -218,19 +226,20 @@ def test_killed_node_and_coordinator_recover_audit_passes_and_canaries_never_lea
         uninterrupted = rdp_epsilon([*model, *spends[-1:]], node.privacy.delta)
         assert guard.status().epsilon_spent == pytest.approx(uninterrupted, rel=1e-12)
 
-    # every node checks its messages are in the coordinator's ledger, served over TLS, as a
-    # witness (`fedrisk-node verify-inclusion`); each check is in its ledger with the head
-    _party, address = serve_coordinator_ledger(deployment)
+    # every node's `join` checked its messages are in the coordinator's ledger, served over
+    # TLS, as a witness, once the run ended; each check is in its ledger with the head
+    checks = inclusion_checks(nodes, run_id)
+    assert sorted(checks) == sorted(load_node_config(p).node.name for p in nodes)
     for index, path in enumerate(nodes):
-        result = verify_inclusion(deployment, path, address)
-        node = load_node_config(path)
-        checks = [
-            e.body for e in read_ledger(node.state_dir / LEDGER_DIR).entries()
-            if e.kind == "inclusion_checked" and e.body["run_id"] == run_id
-        ]  # fmt: skip
-        assert checks and checks[-1]["coordinator_head"]["ledger_id"] == "coordinator", checks
+        check = checks[load_node_config(path).node.name]
+        assert check.coordinator_head is not None
+        assert check.coordinator_head.ledger_id == "coordinator"
         if index < 3:  # the nodes that never died
-            assert result.returncode == 0 and checks[-1]["ok"], result.stdout + result.stderr
+            assert check.ok and check.checked_seqs, check
+    # ... and on demand: nothing is left to check at a node whose automatic check passed
+    assert deployment.ledger_service is not None
+    by_hand = verify_inclusion(deployment, nodes[0], deployment.ledger_service)
+    assert by_hand.returncode == 0 and "no run left to check" in by_hand.stdout, by_hand
 
     # the killed node's state is intact: its ledger verifies, its budget matches the ledger
     ledgers = [broker / "ledger"]

@@ -11,7 +11,7 @@ from ledger.client import LedgerClient
 from ledger.merkle import MerkleError
 from ledger.records import RunEnded
 from ledger.service import serve_ledger
-from ledger.signing import SignatureError, generate_private_key
+from ledger.signing import SignatureError, generate_private_key, write_public_key
 from ledger.writer import Ledger
 
 
@@ -90,8 +90,16 @@ def test_serve_ledger_command_serves_until_stopped(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    _ledger, key = a_ledger(tmp_path / "state" / "ledger", 3)
-    cmd = [sys.executable, "-m", "coordinator.cli", "serve-ledger", str(tmp_path / "state")]
+    from coordinator.coordinator_ledger import coordinator_key_paths
+
+    state = tmp_path / "state"
+    cmd = [sys.executable, "-m", "coordinator.cli", "serve-ledger", str(state)]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "no coordinator ledger key" in refused.stderr
+    _ledger, key = a_ledger(state / "ledger", 3)
+    public = coordinator_key_paths(state)[1]
+    public.parent.mkdir(parents=True)
+    write_public_key(public, key.public_key())
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
     try:
         # Execute: read the address it prints, then ask it for its head
@@ -105,3 +113,20 @@ def test_serve_ledger_command_serves_until_stopped(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
+
+
+def test_a_service_started_before_the_first_run_serves_the_ledger_once_written(
+    tmp_path: Path,
+) -> None:
+    server = serve_ledger(tmp_path / "ledger")  # nothing written yet
+    key = generate_private_key()
+    try:
+        with LedgerClient(server.address, key.public_key()) as client:
+            with pytest.raises(grpc.RpcError) as raised:
+                client.tree_head()
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            ledger = Ledger.open(tmp_path / "ledger", key, "coordinator")
+            ledger.append(RunEnded(run_id="first", status="completed", error=None))
+            assert client.tree_head().tree_size == 1
+    finally:
+        server.stop()
