@@ -13,6 +13,9 @@ with noise multiplier z = noise std / L2 sensitivity, Poisson-subsampled with ra
   multiplier of the secure sum of noise shares (Kairouz, Liu, Steinke 2021). The discrete
   Gaussian's RDP is at most the continuous one's (Canonne, Kamath, Steinke 2020), so
   ``GaussianDpEvent(z)`` is a valid bound;
+- ``distributed_skellam_histogram``: the same histogram release with the nodes' Skellam
+  shares (Agarwal, Kairouz, Liu 2021); z is the Gaussian equivalent of the sum of shares,
+  the largest multiplier whose Gaussian RDP bounds the Skellam bound at every order;
 - ``distributed_discrete_gaussian_glm``: one Newton round of the GLM hazard model, the
   secure sum of per-unit clipped gradients and information matrices (L2 sensitivity
   sqrt(2) in units of the clip bounds) with the nodes' discrete Gaussian shares; as for

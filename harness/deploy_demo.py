@@ -7,8 +7,8 @@ machine, each as its own process under ``/usr/bin/time -v`` (:mod:`harness.loopb
 broker's CA, serving approved plans through the app guard, checking inclusion of its
 messages in the coordinator's ledger, served by ``fedrisk-coordinator serve-ledger``, when
 a run ends), and ``fedrisk-coordinator run``. Then it judges the curves against the truth,
-waits for every node's inclusion check, audits all ledgers, stops everything it started (by PID), and
-reports wall time and peak memory per process kind.
+waits for every node's inclusion check, audits all ledgers, stops everything it started
+(by PID), and reports wall time and peak memory per process kind.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@ record, and the auditor recomputes (:mod:`auditor.epsilon`). Values are the stri
 written to disk since the first ledgers; they never change (a ledger names its
 mechanisms for good).
 
-Every release is a Gaussian mechanism with noise multiplier z = noise std / L2
-sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times.
+Every release is charged as a Gaussian mechanism with noise multiplier z = noise std / L2
+sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times; a
+distributed mechanism whose sum is not exactly Gaussian (discrete Gaussian shares, Skellam
+shares) is charged as a Gaussian whose RDP bounds it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ class Mechanism(StrEnum):
     CURVE_HISTOGRAM = "discrete_gaussian_histogram"
     #: The curve histograms' secure sum, each node adding a discrete Gaussian share.
     DISTRIBUTED_CURVE_HISTOGRAM = "distributed_discrete_gaussian_histogram"
+    #: The curve histograms' secure sum, each node adding a Skellam share
+    #: (:mod:`privacy.skellam`); charged as its Gaussian equivalent.
+    SKELLAM_CURVE_HISTOGRAM = "distributed_skellam_histogram"
     #: One Newton round of the GLM hazard model: the secure sum of clipped per-unit
     #: statistics with the nodes' discrete Gaussian shares.
     DISTRIBUTED_GLM = "distributed_discrete_gaussian_glm"

@@ -201,7 +201,7 @@ def test_the_clean_run_is_a_newton_fit_whose_glm_releases_are_recomputed(run, cl
     # too, and the auditor recomputed every node's epsilon from them
     for party in run.nodes:
         assert kinds[party.ledger_id] == [
-            ("curve", Mechanism.DISTRIBUTED_CURVE_HISTOGRAM),
+            ("curve", Mechanism.SKELLAM_CURVE_HISTOGRAM),
             ("model", Mechanism.DISTRIBUTED_GLM),
             ("model", Mechanism.DISTRIBUTED_GLM),
         ]
