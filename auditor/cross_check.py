@@ -63,6 +63,7 @@ RELEASE_FIELDS: dict[str, str] = {
     "steps": "steps",
     "sensitivity": "sensitivity",
     "noise_shares": "noise_shares",
+    "share_std": "share_std",
     "epsilon_claimed": "epsilon_task",
     "epsilon_total_claimed": "epsilon_total",
     "epsilon_cap": "epsilon_cap",

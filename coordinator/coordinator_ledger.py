@@ -156,6 +156,7 @@ class CoordinatorLedger:
             epsilon_cap=float(receipt.epsilon_cap),
             delta=float(receipt.delta),
             message_sha256=reply.sha256,
+            share_std=float(receipt.share_std),
         )
 
     def secure_sum(

@@ -133,6 +133,7 @@ class NodeLedger:
                     epsilon_remaining=receipt.epsilon_cap - receipt.epsilon_total,
                     epsilon_cap=receipt.epsilon_cap,
                     delta=receipt.delta,
+                    share_std=receipt.share_std,
                 )
             )
         if status.status == "refused":
