@@ -58,6 +58,8 @@ def release_of(record: PrivacySpent | ReleaseAccounted) -> Release:
         sensitivity=record.sensitivity,
         noise_shares=record.noise_shares,
         share_std=record.share_std,
+        l1_sensitivity=record.l1_sensitivity,
+        integer_scale=record.integer_scale,
     )
 
 

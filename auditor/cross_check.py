@@ -64,6 +64,8 @@ RELEASE_FIELDS: dict[str, str] = {
     "sensitivity": "sensitivity",
     "noise_shares": "noise_shares",
     "share_std": "share_std",
+    "l1_sensitivity": "l1_sensitivity",
+    "integer_scale": "integer_scale",
     "epsilon_claimed": "epsilon_task",
     "epsilon_total_claimed": "epsilon_total",
     "epsilon_cap": "epsilon_cap",

@@ -157,6 +157,8 @@ class CoordinatorLedger:
             delta=float(receipt.delta),
             message_sha256=reply.sha256,
             share_std=float(receipt.share_std),
+            l1_sensitivity=float(receipt.l1_sensitivity),
+            integer_scale=int(receipt.integer_scale),
         )
 
     def secure_sum(

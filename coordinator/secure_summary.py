@@ -16,11 +16,11 @@ from typing import Any
 from coordinator.secure_round import SecureTotal
 from privacy.accounting import Spend, rdp_epsilon
 from privacy.distributed_noise import effective_noise_multiplier, zcdp_to_epsilon
-from privacy.mechanisms import Mechanism
+from privacy.mechanisms import SKELLAM_MECHANISMS
 from privacy.skellam import gaussian_equivalent
 from protocols.messages import PrivacyReceipt
 from protocols.plan import TrainingPlan
-from protocols.secure_curve import SKELLAM_SCALE, noised_length
+from protocols.secure_curve import noised_length
 from protocols.secure_update import EnterpriseShare
 
 __all__ = ["EnterpriseFigures", "curve_noise_summary", "enterprise_dp_summary"]
@@ -78,12 +78,12 @@ def _realised_multiplier(
 ) -> float:
     """The Gaussian-equivalent noise multiplier of the shares of ``survivors`` nodes."""
     l2 = receipt.sensitivity
-    if receipt.mechanism == Mechanism.SKELLAM_CURVE_HISTOGRAM:
-        scale = SKELLAM_SCALE  # shares are reported in counts; the bound is in integer units
+    if receipt.mechanism in SKELLAM_MECHANISMS:
+        scale = receipt.integer_scale  # shares are reported in counts; the bound is in integers
         return gaussian_equivalent(
             survivors * (share_std * scale) ** 2,
             l2_sensitivity=scale * l2,
-            l1_sensitivity=scale * l2 * l2,
+            l1_sensitivity=scale * receipt.l1_sensitivity,
         )
     return effective_noise_multiplier(
         share_std,

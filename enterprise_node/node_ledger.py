@@ -134,6 +134,8 @@ class NodeLedger:
                     epsilon_cap=receipt.epsilon_cap,
                     delta=receipt.delta,
                     share_std=receipt.share_std,
+                    l1_sensitivity=receipt.l1_sensitivity,
+                    integer_scale=receipt.integer_scale,
                 )
             )
         if status.status == "refused":

@@ -273,6 +273,8 @@ def _skellam_counts(
         secure_rng=True,
         noise_shares=n_shares,
         share_std=share.share_std / scale,  # in counts
+        l1_sensitivity=l2 * l2,
+        integer_scale=scale,
     )
     return charged_release(
         runtime,

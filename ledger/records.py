@@ -133,7 +133,9 @@ class ReleaseAccounted(LedgerRecord):
     ``epsilon_cap``, all at ``delta``; ``message_sha256`` the reply digest, equal to the
     node's MessageSent.sha256, which ties the two ledgers together. Version 2:
     ``share_std``, one node's noise share std in the release's units (0 for central
-    noise, and in version 1), from which an auditor recomputes a distributed release."""
+    noise, and in version 1); for Skellam shares ``l1_sensitivity`` (same units) and
+    ``integer_scale`` (the noised integers are the values x this), from which an auditor
+    recomputes the release."""
 
     KIND: ClassVar[str] = "release_accounted"
     VERSION: ClassVar[int] = 2
@@ -154,6 +156,8 @@ class ReleaseAccounted(LedgerRecord):
     delta: float
     message_sha256: str
     share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ class PrivacySpent(LedgerRecord):
     """The node's own accounting of one release (fields as in ReleaseAccounted):
     ``epsilon_task`` this release alone, ``epsilon_total`` composed over the node's
     lifetime for ``unit``, ``epsilon_remaining`` = ``epsilon_cap`` - ``epsilon_total``,
-    all at ``delta``. Version 2: ``share_std`` as in ReleaseAccounted."""
+    all at ``delta``. Version 2: ``share_std``, ``l1_sensitivity``, ``integer_scale`` as in
+    ReleaseAccounted."""
 
     KIND: ClassVar[str] = "privacy_spent"
     VERSION: ClassVar[int] = 2
@@ -268,6 +273,8 @@ class PrivacySpent(LedgerRecord):
     epsilon_cap: float
     delta: float
     share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 @dataclass(frozen=True)

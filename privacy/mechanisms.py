@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Mechanism"]
+__all__ = ["Mechanism", "SKELLAM_MECHANISMS"]
 
 
 class Mechanism(StrEnum):
@@ -28,9 +28,17 @@ class Mechanism(StrEnum):
     #: The curve histograms' secure sum, each node adding a Skellam share
     #: (:mod:`privacy.skellam`); charged as its Gaussian equivalent.
     SKELLAM_CURVE_HISTOGRAM = "distributed_skellam_histogram"
+    #: One Newton round's GLM statistics with the nodes' Skellam shares.
+    SKELLAM_GLM = "distributed_skellam_glm"
     #: One Newton round of the GLM hazard model: the secure sum of clipped per-unit
     #: statistics with the nodes' discrete Gaussian shares.
     DISTRIBUTED_GLM = "distributed_discrete_gaussian_glm"
     #: Enterprise-level DP (DP-FedAvg): one Gaussian step of the secure sum of clipped
     #: updates per model round, enterprise as the unit, noise added as shares.
     ENTERPRISE_SHARES = "enterprise_distributed_discrete_gaussian"
+
+
+#: The mechanisms whose release is a secure sum of Skellam shares (:mod:`privacy.skellam`).
+SKELLAM_MECHANISMS: frozenset[str] = frozenset(
+    {Mechanism.SKELLAM_CURVE_HISTOGRAM, Mechanism.SKELLAM_GLM}
+)

@@ -11,11 +11,11 @@ import pytest
 
 from auditor.claims import claim_finding
 from auditor.epsilon import OutOfRangeError, Release, compose_epsilon
-from auditor.skellam import SCALE, skellam_rdp
+from auditor.skellam import SkellamShare, skellam_rdp
 from privacy import skellam
 from privacy.accounting import RDP_ORDERS, Spend, rdp_epsilon
 from privacy.mechanisms import Mechanism
-from protocols.secure_curve import SKELLAM_SCALE
+from protocols.secure_curve import SKELLAM_SCALE as SCALE
 
 DELTA = 1e-6
 
@@ -33,6 +33,8 @@ def _honest(z: float, shares: int, l2: float = 1.0) -> tuple[Release, float]:
         sensitivity=l2,
         noise_shares=shares,
         share_std=share.share_std / SCALE,
+        l1_sensitivity=l2 * l2,
+        integer_scale=SCALE,
     )
     claimed = rdp_epsilon(
         [Spend(share.effective_noise_multiplier, 1.0, 1, Mechanism.SKELLAM_CURVE_HISTOGRAM)],
@@ -41,15 +43,13 @@ def _honest(z: float, shares: int, l2: float = 1.0) -> tuple[Release, float]:
     return release, claimed
 
 
-def test_the_scale_is_the_protocols() -> None:
-    assert SCALE == SKELLAM_SCALE
-
-
 @pytest.mark.parametrize(
     ("shares", "std", "l2"), [(1, 4.0, 1.0), (26, 0.7, math.sqrt(2)), (400, 0.1, 1.0)]
 )
 def test_the_two_implementations_of_the_bound_agree(shares, std, l2) -> None:
-    ours = skellam_rdp(RDP_ORDERS, shares=shares, share_std=std, l2=l2)
+    ours = skellam_rdp(
+        RDP_ORDERS, SkellamShare(shares=shares, share_std=std, l2=l2, l1=l2 * l2, scale=SCALE)
+    )
     theirs = [
         skellam.skellam_rdp(
             a,
@@ -90,6 +90,8 @@ def test_a_bent_share_or_multiplier_is_caught_as_an_understatement() -> None:
         {"noise_shares": 0},
         {"sensitivity": 0.0},
         {"share_std": float("nan")},
+        {"l1_sensitivity": 0.5},
+        {"integer_scale": 0},
     ],
 )
 def test_a_release_the_bound_does_not_cover_is_out_of_range(change) -> None:

@@ -348,7 +348,7 @@ def test_newton_noise_plan_agrees_with_dp_accounting() -> None:
     independent = accountant.get_epsilon(plan.privacy.record.delta)
     assert plan.newton.information_rounds == (1,)
     assert noise.sample_rate == 1.0 and noise.steps_per_round == 1
-    assert noise.model_spend().mechanism == Mechanism.DISTRIBUTED_GLM
+    assert noise.model_spend().mechanism == Mechanism.SKELLAM_GLM
     assert noise.run_epsilon() <= plan.privacy.record.epsilon
     assert abs(independent - noise.run_epsilon()) / noise.run_epsilon() < 0.01
 
@@ -390,7 +390,7 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
         state = load_node_config(path).state_dir
         entries = json.loads((state / "accountant.json").read_text())["entries"]
         mechanisms = [(e["purpose"], e["mechanism"], e["round"]) for e in entries]
-        assert mechanisms[:3] == [("model", Mechanism.DISTRIBUTED_GLM, r) for r in (1, 2, 3)]
+        assert mechanisms[:3] == [("model", Mechanism.SKELLAM_GLM, r) for r in (1, 2, 3)]
         assert [m[0] for m in mechanisms[3:]] == ["curve"]
         assert entries[-1]["epsilon_after"] <= config.plan.privacy.record.epsilon
     summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
