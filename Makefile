@@ -65,6 +65,7 @@ bench: setup
 	$(PY) -m bench.spine
 	$(PY) -m bench.coverage
 	$(PY) -m bench.secagg
+	$(PY) -m bench.share_noise
 	$(PY) -m bench.ledger
 	$(PY) -m bench.model
 

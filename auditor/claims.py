@@ -50,7 +50,17 @@ def relative_difference(claimed: float, recomputed: float) -> float:
 
 def release_of(record: PrivacySpent | ReleaseAccounted) -> Release:
     """The mechanism parameters of a recorded release."""
-    return Release(record.mechanism, record.noise_multiplier, record.sample_rate, record.steps)
+    return Release(
+        record.mechanism,
+        record.noise_multiplier,
+        record.sample_rate,
+        record.steps,
+        sensitivity=record.sensitivity,
+        noise_shares=record.noise_shares,
+        share_std=record.share_std,
+        l1_sensitivity=record.l1_sensitivity,
+        integer_scale=record.integer_scale,
+    )
 
 
 def claim_finding(

@@ -13,6 +13,11 @@ with noise multiplier z = noise std / L2 sensitivity, Poisson-subsampled with ra
   multiplier of the secure sum of noise shares (Kairouz, Liu, Steinke 2021). The discrete
   Gaussian's RDP is at most the continuous one's (Canonne, Kamath, Steinke 2020), so
   ``GaussianDpEvent(z)`` is a valid bound;
+- ``distributed_skellam_histogram`` / ``distributed_skellam_glm``: the same releases
+  with the nodes' Skellam shares (Agarwal, Kairouz, Liu 2021). Their parties charge z, the
+  Gaussian equivalent of the sum of shares; the auditor ignores z and recomputes the
+  Skellam bound itself at every order from the recorded share std, shares, sensitivities
+  and integer scale (:mod:`auditor.skellam`);
 - ``distributed_discrete_gaussian_glm``: one Newton round of the GLM hazard model, the
   secure sum of per-unit clipped gradients and information matrices (L2 sensitivity
   sqrt(2) in units of the clip bounds) with the nodes' discrete Gaussian shares; as for
@@ -41,8 +46,9 @@ from functools import lru_cache
 import dp_accounting
 import numpy as np
 
+from auditor.skellam import SkellamShare, share_problem, skellam_rdp
 from privacy.accounting import RDP_ORDERS
-from privacy.mechanisms import Mechanism
+from privacy.mechanisms import SKELLAM_MECHANISMS, Mechanism
 
 __all__ = [
     "KNOWN_MECHANISMS",
@@ -86,6 +92,14 @@ class Release:
     noise_multiplier: float
     sample_rate: float
     steps: int
+    #: For a distributed Skellam release: the L2 and L1 sensitivities, the shares it
+    #: holds at least, one share's std and the integer scale (its RDP is recomputed from
+    #: these, not from z).
+    sensitivity: float = 0.0
+    noise_shares: int = 1
+    share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 def compose_epsilon(releases: Sequence[Release], delta: float) -> float:
@@ -135,6 +149,8 @@ def _release_rdp(release: Release) -> tuple[float, ...]:
         return tuple(float("inf") for _ in RDP_ORDERS)
     if release.steps <= 0:
         return tuple(0.0 for _ in RDP_ORDERS)
+    if release.mechanism in SKELLAM_MECHANISMS:
+        return _skellam_release_rdp(release)
     event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(release.noise_multiplier)
     if release.sample_rate < 1.0:
         event = dp_accounting.PoissonSampledDpEvent(release.sample_rate, event)
@@ -145,6 +161,24 @@ def _release_rdp(release: Release) -> tuple[float, ...]:
     except (ArithmeticError, ValueError) as err:
         raise OutOfRangeError(f"dp-accounting cannot evaluate {release}: {err}") from None
     return tuple(float(v) for v in accountant.rdp)
+
+
+def _skellam_release_rdp(release: Release) -> tuple[float, ...]:
+    """A Skellam release from its recorded share (:mod:`auditor.skellam`); it is never
+    subsampled, and its share parameters must be sane."""
+    if release.sample_rate != 1.0:
+        raise OutOfRangeError(f"{release.mechanism}: a Skellam release is not subsampled")
+    share = SkellamShare(
+        shares=release.noise_shares,
+        share_std=release.share_std,
+        l2=release.sensitivity,
+        l1=release.l1_sensitivity,
+        scale=release.integer_scale,
+    )
+    problem = share_problem(share)
+    if problem is not None:
+        raise OutOfRangeError(f"{release.mechanism}: {problem}: not a release to recompute")
+    return tuple(float(v) * release.steps for v in skellam_rdp(RDP_ORDERS, share))
 
 
 @contextmanager

@@ -156,6 +156,9 @@ class CoordinatorLedger:
             epsilon_cap=float(receipt.epsilon_cap),
             delta=float(receipt.delta),
             message_sha256=reply.sha256,
+            share_std=float(receipt.share_std),
+            l1_sensitivity=float(receipt.l1_sensitivity),
+            integer_scale=int(receipt.integer_scale),
         )
 
     def secure_sum(

@@ -24,7 +24,7 @@ from models.curves import RiskCurve
 from models.histogram import ExitCounts
 from models.spec import ModelSpec
 from protocols.messages import ARRAYS_KEY, CURVE_TASK, TASK_KEY
-from protocols.secure_curve import curve_vector_length, decode_curve_vector
+from protocols.secure_curve import count_scale, curve_vector_length, decode_curve_vector
 
 __all__ = ["CurveRound", "PlainCurveRound", "SecureCurveRound"]
 
@@ -90,7 +90,10 @@ class SecureCurveRound:
             bound=VALUE_BOUND,
         )
         counts, contributors = decode_curve_vector(
-            summed.total.total, spec, with_entries=with_entries
+            summed.total.total,
+            spec,
+            with_entries=with_entries,
+            scale=count_scale(plan.share_noise),
         )
         # only the survivors' noise shares are in the sum (a dropout's input was discarded)
         noise_var = sum(reported_noise_std(r) ** 2 for r in summed.survivors)

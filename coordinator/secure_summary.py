@@ -3,7 +3,8 @@
 A secure sum holds the noise shares of the nodes that survived to unmasking. Nodes plan
 (and charge) their shares for the fewest a released sum can hold, the threshold t; when
 more survive, the sum carries more noise and the realised epsilon is lower. Both are
-reported, computed with the Kairouz-Liu-Steinke bound (:mod:`privacy.distributed_noise`).
+reported, computed with the Kairouz-Liu-Steinke bound for discrete Gaussian shares
+(:mod:`privacy.distributed_noise`) or the Skellam bound (:mod:`privacy.skellam`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from coordinator.secure_round import SecureTotal
 from privacy.accounting import Spend, rdp_epsilon
 from privacy.distributed_noise import effective_noise_multiplier, zcdp_to_epsilon
+from privacy.mechanisms import SKELLAM_MECHANISMS
+from privacy.skellam import gaussian_equivalent
 from protocols.messages import PrivacyReceipt
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import noised_length
@@ -63,16 +66,32 @@ def curve_noise_summary(
     if len(shares) > 1:
         summary["note"] = "unequal shares: the realised epsilon is not computed"
         return summary
-    l2 = receipts[0].sensitivity
-    realised = effective_noise_multiplier(
-        shares[0],
-        n_shares=secure.survivors,
+    summary["epsilon_realised"] = round(
+        _curve_epsilon(_realised_multiplier(plan, receipts[0], shares[0], secure.survivors), plan),
+        6,
+    )
+    return summary
+
+
+def _realised_multiplier(
+    plan: TrainingPlan, receipt: PrivacyReceipt, share_std: float, survivors: int
+) -> float:
+    """The Gaussian-equivalent noise multiplier of the shares of ``survivors`` nodes."""
+    l2 = receipt.sensitivity
+    if receipt.mechanism in SKELLAM_MECHANISMS:
+        scale = receipt.integer_scale  # shares are reported in counts; the bound is in integers
+        return gaussian_equivalent(
+            survivors * (share_std * scale) ** 2,
+            l2_sensitivity=scale * l2,
+            l1_sensitivity=scale * receipt.l1_sensitivity,
+        )
+    return effective_noise_multiplier(
+        share_std,
+        n_shares=survivors,
         l2_sensitivity=l2,
         l1_sensitivity=l2 * l2,
         dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
     )
-    summary["epsilon_realised"] = round(_curve_epsilon(realised, plan), 6)
-    return summary
 
 
 def _curve_epsilon(noise_multiplier: float, plan: TrainingPlan) -> float:

@@ -18,6 +18,7 @@ from models.histogram import ExitCounts
 
 __all__ = [
     "NoisyCounts",
+    "add_skellam_noise",
     "discrete_gaussian",
     "histogram_sensitivity",
     "add_noise",
@@ -80,3 +81,21 @@ def add_noise(counts: ExitCounts, *, std: float) -> NoisyCounts:
             counts.entries.shape, std
         )
     return NoisyCounts(exits=exits, survivors=survivors, entries=entries, noise_std=std)
+
+
+def add_skellam_noise(counts: ExitCounts, *, scale: int, variance: float) -> NoisyCounts:
+    """One node's Skellam share of a distributed release: every cell multiplied by
+    ``scale`` plus Skellam noise of ``variance`` (integer units; :mod:`privacy.skellam`).
+    ``noise_std`` is in counts (the share's std / ``scale``)."""
+    from privacy.skellam import skellam_noise
+
+    def noised(part: np.ndarray) -> np.ndarray:
+        return np.asarray(part, dtype=np.int64) * scale + skellam_noise(part.shape, variance)
+
+    entries = None if counts.entries is None else noised(counts.entries)
+    return NoisyCounts(
+        exits=noised(counts.exits),
+        survivors=noised(counts.survivors),
+        entries=entries,
+        noise_std=math.sqrt(variance) / scale,
+    )

@@ -4,20 +4,24 @@ At the coordinator's theta the node sums its units' clipped gradients and, in th
 information rounds, information matrices (:mod:`models.glm`; the clip bounds are public,
 from the plan and the spec; which rounds carry the matrix follows from the plan and the
 round number alone), scales them to integers (multiples of 2^-scale_bits of the bounds),
-adds its discrete Gaussian noise share (OpenDP, CSPRNG) and hands the vector to secure
-aggregation: the coordinator only ever sees the sum over nodes, noised once.
+adds its noise share (``plan.share_noise``: Skellam, :mod:`privacy.skellam`, or a discrete
+Gaussian from OpenDP; both from a CSPRNG) and hands the vector to secure aggregation: the
+coordinator only ever sees the sum over nodes, noised once.
 
 Privacy: one unit moves the released vector by at most sqrt(1 + w) x 2^scale_bits (w the
 information weight; 1 x in a gradient-only round), plus sqrt(d) for the node's rounding
 of its sum, in L2. The share is sized, like the curve
 shares, so that the ``threshold`` shares any released sum must hold are as private as a
-Gaussian mechanism with the plan's noise multiplier (Kairouz, Liu, Steinke 2021,
-:mod:`privacy.distributed_noise`); the node charges its lifetime accountant for that
+Gaussian mechanism with the plan's noise multiplier (Skellam: Agarwal, Kairouz, Liu 2021;
+discrete Gaussian: Kairouz, Liu, Steinke 2021, :mod:`privacy.distributed_noise`); the
+node charges its lifetime accountant for that
 worst case. A node that will not count on its peers (``privacy.distributed_noise: false``)
 adds the whole noise itself.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +32,7 @@ from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.tasks import TaskResult, record_dp_required
 from models.features import encode_units
+from privacy import skellam
 from privacy.accounting import Spend
 from privacy.distributed_noise import share_for_noise_multiplier
 from privacy.mechanisms import Mechanism
@@ -62,29 +67,29 @@ def glm_contribution(
         return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
     target = plan_noise(plan, len(units)).round_noise_multiplier(header.round)
     n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
-    l2, l1, dimension = glm_share_sensitivity(plan, header.round)
-    share = share_for_noise_multiplier(
-        target, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1, dimension=dimension
-    )
+    share = _share(plan, header.round, target, n_shares)
     spend = Spend(
-        share.effective_noise_multiplier,
+        share.noise_multiplier,
         1.0,
         1,
-        Mechanism.DISTRIBUTED_GLM,
+        share.mechanism,
         header.run_id,
         header.round,
         "model",
     )
+    l2, l1, _dimension = glm_share_sensitivity(plan, header.round)
     terms = ReceiptTerms(
         sensitivity=l2 / bounds.scale,
         clip=bounds.gradient_clip,
         secure_rng=True,
         noise_shares=n_shares,
-        share_std=share.share_sigma / bounds.scale,
+        share_std=share.std / bounds.scale,
+        l1_sensitivity=l1 / bounds.scale if share.skellam else 0.0,
+        integer_scale=int(bounds.scale) if share.skellam else 1,
     )
 
     def noised() -> np.ndarray:
-        released = vector + discrete_gaussian(vector.shape, share.share_sigma)
+        released = vector + share.draw(vector.shape)
         _check_range(released, settings.bound)
         return released
 
@@ -92,9 +97,44 @@ def glm_contribution(
     # the share's std in units of the clip bounds: the coordinator's noise floor needs it
     return TaskResult(
         arrays={"vector": noisy},
-        metrics={"noise-std": share.share_sigma / bounds.scale},
+        metrics={"noise-std": share.std / bounds.scale},
         receipt=receipt,
     )
+
+
+@dataclass(frozen=True)
+class _GlmShare:
+    """One node's noise share of a GLM release, in integer units: its ``std``, the
+    Gaussian ``noise_multiplier`` it is charged as, and how it is drawn."""
+
+    mechanism: Mechanism
+    std: float
+    noise_multiplier: float
+
+    @property
+    def skellam(self) -> bool:
+        return self.mechanism == Mechanism.SKELLAM_GLM
+
+    def draw(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.skellam:
+            return skellam.skellam_noise(shape, self.std**2)
+        return discrete_gaussian(shape, self.std)
+
+
+def _share(plan: TrainingPlan, round_number: int, target: float, n_shares: int) -> _GlmShare:
+    """The share whose ``n_shares`` shares are as private as a Gaussian of ``target``:
+    Skellam or discrete Gaussian as the plan says (the integers are already scaled by
+    2^scale_bits, so the Skellam bound's tail term is negligible)."""
+    l2, l1, dimension = glm_share_sensitivity(plan, round_number)
+    if plan.share_noise == "skellam":
+        sk = skellam.share_for_noise_multiplier(
+            target, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1
+        )
+        return _GlmShare(Mechanism.SKELLAM_GLM, sk.share_std, sk.effective_noise_multiplier)
+    dg = share_for_noise_multiplier(
+        target, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1, dimension=dimension
+    )
+    return _GlmShare(Mechanism.DISTRIBUTED_GLM, dg.share_sigma, dg.effective_noise_multiplier)
 
 
 def _check_range(vector: np.ndarray, bound: int) -> None:

@@ -133,6 +133,9 @@ class NodeLedger:
                     epsilon_remaining=receipt.epsilon_cap - receipt.epsilon_total,
                     epsilon_cap=receipt.epsilon_cap,
                     delta=receipt.delta,
+                    share_std=receipt.share_std,
+                    l1_sensitivity=receipt.l1_sensitivity,
+                    integer_scale=receipt.integer_scale,
                 )
             )
         if status.status == "refused":

@@ -137,7 +137,14 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         rounds=plan.training.rounds,
         curve_noise_multiplier=curve_sigma,
         delta=record.delta,
-        model_mechanism=Mechanism.DISTRIBUTED_GLM if newton else Mechanism.DP_SGD,
+        model_mechanism=_newton_mechanism(plan) if newton else Mechanism.DP_SGD,
         information_rounds=information,
         information_weight=plan.newton.information_weight if newton else 0,
     )
+
+
+def _newton_mechanism(plan: TrainingPlan) -> Mechanism:
+    """The mechanism a Newton round's GLM release is charged under (``plan.share_noise``)."""
+    if plan.share_noise == "skellam":
+        return Mechanism.SKELLAM_GLM
+    return Mechanism.DISTRIBUTED_GLM

@@ -28,13 +28,17 @@ T = TypeVar("T")
 class ReceiptTerms:
     """What a receipt states beyond the spend: the L2 ``sensitivity``, the ``clip`` norm
     (0 for counts), whether the noise came from a ``secure_rng``, and for distributed
-    noise the ``noise_shares`` summed and one share's std ``share_std``."""
+    noise the ``noise_shares`` summed and one share's std ``share_std``; for Skellam shares
+    the ``l1_sensitivity`` and the ``integer_scale`` of the noised integers (an auditor
+    recomputes the release from these)."""
 
     sensitivity: float
     clip: float
     secure_rng: bool
     noise_shares: int = 1
     share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 def charged_release(
@@ -70,4 +74,6 @@ def _receipt(
         secure_rng=terms.secure_rng,
         noise_shares=terms.noise_shares,
         share_std=terms.share_std,
+        l1_sensitivity=terms.l1_sensitivity,
+        integer_scale=terms.integer_scale,
     )

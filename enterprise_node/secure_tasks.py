@@ -33,7 +33,12 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
 from common.errors import ConfigError
-from enterprise_node.curve_release import NoisyCounts, add_noise, discrete_gaussian
+from enterprise_node.curve_release import (
+    NoisyCounts,
+    add_noise,
+    add_skellam_noise,
+    discrete_gaussian,
+)
 from enterprise_node.glm_task import glm_contribution
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release import ReceiptTerms, charged_release
@@ -46,13 +51,20 @@ from enterprise_node.tasks import (
 )
 from models.digest import model_digest
 from models.glm import parameter_count
-from models.histogram import unit_histograms, with_explicit_entries
+from models.histogram import ExitCounts, unit_histograms, with_explicit_entries
+from privacy import skellam
 from privacy.accounting import Spend
 from privacy.distributed_noise import share_for_noise_multiplier
 from privacy.mechanisms import Mechanism
 from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
 from protocols.plan import TrainingPlan
-from protocols.secure_curve import curve_vector, curve_vector_length, noised_length
+from protocols.secure_curve import (
+    SKELLAM_SCALE,
+    count_scale,
+    curve_vector,
+    curve_vector_length,
+    noised_length,
+)
 from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import (
     SECAGG_KEY,
@@ -192,13 +204,17 @@ def distributed_curve_counts(
             "not carry entries (plan.delayed_entry: false)"
         )
     if not record_dp_required(runtime, plan):
-        exact = NoisyCounts(counts.exits, counts.survivors, counts.entries, noise_std=0.0)
+        scale = count_scale(plan.share_noise)  # the vector's unit, noise or not
+        entries = None if counts.entries is None else counts.entries * scale
+        exact = NoisyCounts(counts.exits * scale, counts.survivors * scale, entries, 0.0)
         return exact, None
     l2 = math.sqrt(2.0) if plan.delayed_entry else 1.0
     target = plan_noise(plan, len(frame)).curve_noise_multiplier
     assert target is not None  # curve_release checked above
     # a node that does not count on its peers' shares adds the whole noise itself
     n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
+    if plan.share_noise == "skellam":
+        return _skellam_counts(runtime, header, counts, target, n_shares, l2)
     share = share_for_noise_multiplier(
         target,
         n_shares=n_shares,
@@ -223,6 +239,49 @@ def distributed_curve_counts(
         share_std=share.share_sigma,
     )
     return charged_release(runtime, spend, terms, lambda: add_noise(counts, std=share.share_sigma))
+
+
+def _skellam_counts(
+    runtime: NodeRuntime,
+    header: TaskHeader,
+    counts: ExitCounts,
+    target: float,
+    n_shares: int,
+    l2: float,
+) -> tuple[NoisyCounts, PrivacyReceipt]:
+    """The histograms x SKELLAM_SCALE with this node's Skellam share, charged as the
+    Gaussian equivalent of ``n_shares`` shares (the fewest a released sum can hold)."""
+    scale = SKELLAM_SCALE
+    share = skellam.share_for_noise_multiplier(
+        target,
+        n_shares=n_shares,
+        l2_sensitivity=scale * l2,
+        l1_sensitivity=scale * l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
+    )
+    spend = Spend(
+        share.effective_noise_multiplier,
+        1.0,
+        1,
+        Mechanism.SKELLAM_CURVE_HISTOGRAM,
+        header.run_id,
+        header.round,
+        "curve",
+    )
+    terms = ReceiptTerms(
+        sensitivity=l2,
+        clip=0.0,
+        secure_rng=True,
+        noise_shares=n_shares,
+        share_std=share.share_std / scale,  # in counts
+        l1_sensitivity=l2 * l2,
+        integer_scale=scale,
+    )
+    return charged_release(
+        runtime,
+        spend,
+        terms,
+        lambda: add_skellam_noise(counts, scale=scale, variance=share.share_variance),
+    )
 
 
 def secure_curve(

@@ -131,9 +131,14 @@ class ReleaseAccounted(LedgerRecord):
     threshold t for distributed noise); ``epsilon_claimed`` this release's epsilon alone,
     ``epsilon_total_claimed`` the node's composed epsilon so far for ``unit``, against
     ``epsilon_cap``, all at ``delta``; ``message_sha256`` the reply digest, equal to the
-    node's MessageSent.sha256, which ties the two ledgers together."""
+    node's MessageSent.sha256, which ties the two ledgers together. Version 2:
+    ``share_std``, one node's noise share std in the release's units (0 for central
+    noise, and in version 1); for Skellam shares ``l1_sensitivity`` (same units) and
+    ``integer_scale`` (the noised integers are the values x this), from which an auditor
+    recomputes the release."""
 
     KIND: ClassVar[str] = "release_accounted"
+    VERSION: ClassVar[int] = 2
     run_id: str
     round: int
     task: str
@@ -150,6 +155,9 @@ class ReleaseAccounted(LedgerRecord):
     epsilon_cap: float
     delta: float
     message_sha256: str
+    share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 @dataclass(frozen=True)
@@ -244,9 +252,11 @@ class PrivacySpent(LedgerRecord):
     """The node's own accounting of one release (fields as in ReleaseAccounted):
     ``epsilon_task`` this release alone, ``epsilon_total`` composed over the node's
     lifetime for ``unit``, ``epsilon_remaining`` = ``epsilon_cap`` - ``epsilon_total``,
-    all at ``delta``."""
+    all at ``delta``. Version 2: ``share_std``, ``l1_sensitivity``, ``integer_scale`` as in
+    ReleaseAccounted."""
 
     KIND: ClassVar[str] = "privacy_spent"
+    VERSION: ClassVar[int] = 2
     run_id: str
     round: int
     task: str
@@ -262,6 +272,9 @@ class PrivacySpent(LedgerRecord):
     epsilon_remaining: float
     epsilon_cap: float
     delta: float
+    share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
 
 @dataclass(frozen=True)

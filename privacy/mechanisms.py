@@ -3,15 +3,17 @@ record, and the auditor recomputes (:mod:`auditor.epsilon`). Values are the stri
 written to disk since the first ledgers; they never change (a ledger names its
 mechanisms for good).
 
-Every release is a Gaussian mechanism with noise multiplier z = noise std / L2
-sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times.
+Every release is charged as a Gaussian mechanism with noise multiplier z = noise std / L2
+sensitivity, Poisson-subsampled at rate q (1 = none), composed ``steps`` times; a
+distributed mechanism whose sum is not exactly Gaussian (discrete Gaussian shares, Skellam
+shares) is charged as a Gaussian whose RDP bounds it.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Mechanism"]
+__all__ = ["Mechanism", "SKELLAM_MECHANISMS"]
 
 
 class Mechanism(StrEnum):
@@ -23,9 +25,20 @@ class Mechanism(StrEnum):
     CURVE_HISTOGRAM = "discrete_gaussian_histogram"
     #: The curve histograms' secure sum, each node adding a discrete Gaussian share.
     DISTRIBUTED_CURVE_HISTOGRAM = "distributed_discrete_gaussian_histogram"
+    #: The curve histograms' secure sum, each node adding a Skellam share
+    #: (:mod:`privacy.skellam`); charged as its Gaussian equivalent.
+    SKELLAM_CURVE_HISTOGRAM = "distributed_skellam_histogram"
+    #: One Newton round's GLM statistics with the nodes' Skellam shares.
+    SKELLAM_GLM = "distributed_skellam_glm"
     #: One Newton round of the GLM hazard model: the secure sum of clipped per-unit
     #: statistics with the nodes' discrete Gaussian shares.
     DISTRIBUTED_GLM = "distributed_discrete_gaussian_glm"
     #: Enterprise-level DP (DP-FedAvg): one Gaussian step of the secure sum of clipped
     #: updates per model round, enterprise as the unit, noise added as shares.
     ENTERPRISE_SHARES = "enterprise_distributed_discrete_gaussian"
+
+
+#: The mechanisms whose release is a secure sum of Skellam shares (:mod:`privacy.skellam`).
+SKELLAM_MECHANISMS: frozenset[str] = frozenset(
+    {Mechanism.SKELLAM_CURVE_HISTOGRAM, Mechanism.SKELLAM_GLM}
+)

@@ -129,6 +129,9 @@ class PrivacyReceipt:
     ``distributed_discrete_gaussian_glm`` (one Newton round's GLM statistics: the same
     kind of share, ``sensitivity`` and ``share_std`` in units of the clip bounds,
     ``max_grad_norm`` the absolute gradient clip C_g).
+    ``distributed_skellam_histogram`` / ``distributed_skellam_glm``: the same with Skellam
+    shares; ``l1_sensitivity`` (in the units of ``sensitivity``) and ``integer_scale``
+    (the noised integers are the values x ``integer_scale``) let the release be recomputed.
     ``epsilon_task`` is this task's own epsilon at ``delta``; ``epsilon_total`` the
     node's lifetime spend after it (same accountant, same delta).
     """
@@ -148,6 +151,8 @@ class PrivacyReceipt:
     secure_rng: bool
     noise_shares: int = 1
     share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
 
     def to_record(self) -> ConfigRecord:
         return _to_record(self)

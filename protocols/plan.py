@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -156,6 +157,12 @@ class TrainingPlan(StrictModel):
     #: sqrt(2)).
     delayed_entry: bool = False
     newton: NewtonSettings = NewtonSettings()
+    #: The integer noise nodes add as shares of a secure sum's curve noise: ``skellam``
+    #: (shares sum to exactly one Skellam release, so the total noise is what the budget
+    #: asks at any number of nodes; :mod:`privacy.skellam`) or ``discrete_gaussian``
+    #: (each share has sigma >= 2, so the total is at least 2 sqrt(n) counts per cell;
+    #: :mod:`privacy.distributed_noise`).
+    share_noise: Literal["skellam", "discrete_gaussian"] = "skellam"
 
     @model_validator(mode="after")
     def _newton_fits_a_glm_in_secure_sums(self) -> TrainingPlan:

@@ -12,6 +12,11 @@ it needs no noise (an indicator computed from share-noised counts would not be c
 by the node's DP guarantee). Its sum is the number of contributing enterprises the
 publication rules need.
 
+Under Skellam shares (``plan.share_noise``) a node multiplies its counts by
+:data:`SKELLAM_SCALE` before adding its share, so the Skellam bound's tail term is
+negligible (:mod:`privacy.skellam`); the decoded sum is divided by it and rounded to whole
+counts (post-processing).
+
 Compatibility rule: the layout is never changed in meaning; add new parts at the end.
 """
 
@@ -22,7 +27,22 @@ import numpy as np
 from models.histogram import ExitCounts
 from models.spec import ModelSpec
 
-__all__ = ["curve_vector_length", "noised_length", "curve_vector", "decode_curve_vector"]
+__all__ = [
+    "SKELLAM_SCALE",
+    "count_scale",
+    "curve_vector_length",
+    "noised_length",
+    "curve_vector",
+    "decode_curve_vector",
+]
+
+#: Counts are multiplied by this before a Skellam share is added (integer units).
+SKELLAM_SCALE = 16
+
+
+def count_scale(share_noise: str) -> int:
+    """The integer scale of the noised counts in a curve vector under ``share_noise``."""
+    return SKELLAM_SCALE if share_noise == "skellam" else 1
 
 
 def noised_length(spec: ModelSpec, *, with_entries: bool) -> int:
@@ -46,15 +66,22 @@ def curve_vector(
 
 
 def decode_curve_vector(
-    total: np.ndarray, spec: ModelSpec, *, with_entries: bool
+    total: np.ndarray, spec: ModelSpec, *, with_entries: bool, scale: int = 1
 ) -> tuple[ExitCounts, np.ndarray]:
-    """Summed vector -> (summed histograms, contributing enterprises per segment)."""
+    """Summed vector -> (summed histograms, contributing enterprises per segment); noised
+    counts in units of 1/``scale`` are rounded to whole counts."""
     segments, intervals = len(spec.segments), spec.time_grid.n_intervals
     cut = segments * intervals * 2
-    exits = total[:cut].reshape(segments, intervals, 2).astype(np.int64)
-    survivors = total[cut : cut + segments].astype(np.int64)
+
+    def counts(part: np.ndarray) -> np.ndarray:
+        if scale == 1:
+            return part.astype(np.int64)
+        return np.rint(part.astype(np.float64) / scale).astype(np.int64)
+
+    exits = counts(total[:cut]).reshape(segments, intervals, 2)
+    survivors = counts(total[cut : cut + segments])
     present = total[cut + segments : cut + 2 * segments].astype(np.int64)
     entries = None
     if with_entries:
-        entries = total[cut + 2 * segments :].reshape(segments, intervals).astype(np.int64)
+        entries = counts(total[cut + 2 * segments :]).reshape(segments, intervals)
     return ExitCounts(exits=exits, entries=entries, survivors=survivors), present

@@ -201,11 +201,11 @@ def test_the_clean_run_is_a_newton_fit_whose_glm_releases_are_recomputed(run, cl
     # too, and the auditor recomputed every node's epsilon from them
     for party in run.nodes:
         assert kinds[party.ledger_id] == [
-            ("curve", Mechanism.DISTRIBUTED_CURVE_HISTOGRAM),
-            ("model", Mechanism.DISTRIBUTED_GLM),
-            ("model", Mechanism.DISTRIBUTED_GLM),
+            ("curve", Mechanism.SKELLAM_CURVE_HISTOGRAM),
+            ("model", Mechanism.SKELLAM_GLM),
+            ("model", Mechanism.SKELLAM_GLM),
         ]
-    assert kinds["coordinator"].count(("model", Mechanism.DISTRIBUTED_GLM)) == 8
+    assert kinds["coordinator"].count(("model", Mechanism.SKELLAM_GLM)) == 8
     assert clean.verdict == "PASS"
     assert all(row.recomputed == pytest.approx(row.claimed, rel=1e-4) for row in clean.node_rows)
 

@@ -526,9 +526,21 @@ def _content_cases(run: FederationRun) -> list[Case]:
         ),
         c(
             "edited-noise-multiplier",
-            "node noise multiplier halved",
+            "node noise halved",  # z and the share (a Skellam release is recomputed from it)
             2,
-            spent(lambda r: replace(r, noise_multiplier=r.noise_multiplier / 2)),
+            spent(
+                lambda r: replace(
+                    r, noise_multiplier=r.noise_multiplier / 2, share_std=r.share_std / 2
+                )
+            ),
+            EPSILON,
+            r"understated",
+        ),
+        c(
+            "edited-noise-multiplier",
+            "node share std halved",  # z kept: the auditor recomputes from the share
+            2,
+            spent(lambda r: replace(r, share_std=r.share_std / 2)),
             EPSILON,
             r"understated",
         ),
@@ -550,19 +562,23 @@ def _content_cases(run: FederationRun) -> list[Case]:
         ),
         c(
             "edited-noise-multiplier",
-            "coordinator noise multiplier halved",
+            "coordinator noise halved",
             0,
-            release(lambda r: replace(r, noise_multiplier=r.noise_multiplier / 2)),
+            release(
+                lambda r: replace(
+                    r, noise_multiplier=r.noise_multiplier / 2, share_std=r.share_std / 2
+                )
+            ),
             CAP,
             r"understated.*epsilon of the release",
         ),
         c(
             "edited-mechanism-parameter",
-            "node sample rate halved",
+            "node sample rate halved",  # a Skellam release is never subsampled: not valid
             3,
             spent(lambda r: replace(r, sample_rate=r.sample_rate / 2)),
-            CROSS,
-            r"release-mismatch.*sample_rate",
+            INVALID,
+            r"out-of-range.*not subsampled",
         ),
         c(
             "edited-mechanism-parameter",

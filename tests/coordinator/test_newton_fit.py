@@ -18,14 +18,18 @@ from sklearn.linear_model import LogisticRegression
 from test_resume import CrashingGrid, Killed
 from test_secure_rounds import secure_config
 
-from auditor.epsilon import Release, compose_epsilon
+from auditor.claims import release_of
+from auditor.epsilon import compose_epsilon
 from bench.baselines import person_period
 from coordinator.newton_fit import Curvature, NewtonState, NewtonStep, take_newton_step
 from coordinator.outputs import load_global_model
 from coordinator.run_summary import SUMMARY_FILE, require_summary
 from enterprise_node.config import load_node_config
+from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import pooled_frame
+from ledger.log import read_ledger
+from ledger.records import PrivacySpent, record_from_entry
 from models.features import EncodedUnits, encode_units
 from models.glm import (
     decode_statistics,
@@ -344,7 +348,7 @@ def test_newton_noise_plan_agrees_with_dp_accounting() -> None:
     independent = accountant.get_epsilon(plan.privacy.record.delta)
     assert plan.newton.information_rounds == (1,)
     assert noise.sample_rate == 1.0 and noise.steps_per_round == 1
-    assert noise.model_spend().mechanism == Mechanism.DISTRIBUTED_GLM
+    assert noise.model_spend().mechanism == Mechanism.SKELLAM_GLM
     assert noise.run_epsilon() <= plan.privacy.record.epsilon
     assert abs(independent - noise.run_epsilon()) / noise.run_epsilon() < 0.01
 
@@ -386,7 +390,7 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
         state = load_node_config(path).state_dir
         entries = json.loads((state / "accountant.json").read_text())["entries"]
         mechanisms = [(e["purpose"], e["mechanism"], e["round"]) for e in entries]
-        assert mechanisms[:3] == [("model", Mechanism.DISTRIBUTED_GLM, r) for r in (1, 2, 3)]
+        assert mechanisms[:3] == [("model", Mechanism.SKELLAM_GLM, r) for r in (1, 2, 3)]
         assert [m[0] for m in mechanisms[3:]] == ["curve"]
         assert entries[-1]["epsilon_after"] <= config.plan.privacy.record.epsilon
     summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
@@ -400,11 +404,15 @@ def test_a_private_newton_run_charges_each_round_once_and_reports_its_noise(
     multipliers = [e["noise_multiplier"] for e in entries[:3]]
     assert multipliers[0] < multipliers[1] and multipliers[1] == pytest.approx(multipliers[2])
     # the last node's lifetime epsilon, recomputed by the auditor's independent library
+    # from its ledger's records (a Skellam curve release from its recorded share)
+    last = load_node_config(nodes[-1])
     releases = [
-        Release(e["mechanism"], e["noise_multiplier"], e["sample_rate"], e["steps"])
-        for e in entries
+        release_of(record)
+        for e in read_ledger(last.state_dir / LEDGER_DIR).entries()
+        if isinstance(record := record_from_entry(e), PrivacySpent)
     ]
-    delta = load_node_config(nodes[-1]).privacy.delta
+    assert len(releases) == len(entries)
+    delta = last.privacy.delta
     assert math.isclose(
         compose_epsilon(releases, delta), entries[-1]["epsilon_after"], rel_tol=0.01
     )

@@ -262,32 +262,42 @@ def test_enterprise_dp_needs_secure_aggregation_and_a_cap() -> None:
 # ---- curve rounds -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("share_noise", "mechanism"),
+    [
+        ("skellam", Mechanism.SKELLAM_CURVE_HISTOGRAM),
+        ("discrete_gaussian", Mechanism.DISTRIBUTED_CURVE_HISTOGRAM),
+    ],
+)
 def test_distributed_curve_noise_is_charged_for_the_threshold_and_reported_as_realised(
-    tmp_path: Path,
+    tmp_path: Path, share_noise: str, mechanism: Mechanism
 ) -> None:
     # Prepare: record-level DP on, 4 nodes, threshold 3 (majority)
     spec = load_config_or_default(None).plan.model_spec
     nodes = small_federation(tmp_path / "fed", spec)
-    config = secure_config(record_dp=True)
+    config = secure_config(record_dp=True, share_noise=share_noise)
     # Execute
     run_coordinator(InProcessGrid(nodes), config, tmp_path / "run")
     # Assert: each node charged the curve release as if only 3 shares were in the sum ...
     summary = summary_of(tmp_path / "run")
     noise = summary.privacy.curve_noise
-    assert noise is not None
+    assert noise is not None and noise["mechanism"] == mechanism
     target = config.plan.privacy.record.curve_epsilon
     assert noise["shares_planned"] == 3 and noise["shares_present"] == 4
-    assert noise["share_std"] >= 2.0
     assert noise["epsilon_charged_per_node"] <= target * 1.001
     # ... the 4 shares actually present give a smaller epsilon
     assert noise["epsilon_realised"] < noise["epsilon_charged_per_node"]
     for node in summary.privacy.nodes.values():
         [curve] = [r for r in node.releases if r.task == "curve"]
-        assert curve.mechanism == Mechanism.DISTRIBUTED_CURVE_HISTOGRAM
+        assert curve.mechanism == mechanism
         assert node.epsilon_run <= config.plan.privacy.record.epsilon * 1.001
     # ... and the share is no smaller than the central noise spread over 3 shares
     central = plan_noise(config.plan, 400).curve_noise_multiplier
     assert noise["share_std"] * math.sqrt(3) >= central * 0.999
+    if share_noise == "skellam":  # no floor: the 3 shares hold the central noise, +<1 %
+        assert noise["share_std"] * math.sqrt(3) <= central * 1.01
+    else:  # each discrete Gaussian share is at least the floor sigma 2
+        assert noise["share_std"] >= 2.0
 
 
 def test_a_node_that_does_not_count_on_its_peers_adds_the_whole_noise(tmp_path: Path) -> None:

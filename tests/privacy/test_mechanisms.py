@@ -11,6 +11,8 @@ def test_the_recorded_names_are_those_of_the_ledgers_already_written() -> None:
         "DP_SGD": "dp_sgd",
         "CURVE_HISTOGRAM": "discrete_gaussian_histogram",
         "DISTRIBUTED_CURVE_HISTOGRAM": "distributed_discrete_gaussian_histogram",
+        "SKELLAM_CURVE_HISTOGRAM": "distributed_skellam_histogram",
+        "SKELLAM_GLM": "distributed_skellam_glm",
         "DISTRIBUTED_GLM": "distributed_discrete_gaussian_glm",
         "ENTERPRISE_SHARES": "enterprise_distributed_discrete_gaussian",
     }
