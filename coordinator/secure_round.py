@@ -141,7 +141,8 @@ def run_secure_round(
         return records
 
     codec = IntegerCodec(MODULUS_BITS, n, bound)  # refuses a setting whose sum could wrap
-    server = SecAggServer(SecAggConfig(n, t, vector_length, MODULUS_BITS, k), round_id)
+    graph = SecAggConfig(n, t, vector_length, MODULUS_BITS, k, graph_seed=round_id)
+    server = SecAggServer(graph, round_id)
     keys = exchange("secagg-keys", SECAGG_KEYS, sorted(index), content)
     directory = server.collect_public_keys(
         [

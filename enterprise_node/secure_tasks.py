@@ -132,6 +132,7 @@ def advertise_keys(
         vector_length=settings.vector_length,
         modulus_bits=settings.modulus_bits,
         num_shares=settings.num_shares,
+        graph_seed=settings.round_id,  # the round's public randomness (secagg.graph)
     )
     client = SecAggClient(config, settings.index, settings.round_id)
     keys = client.advertise_keys()

@@ -6,7 +6,8 @@ keys and the self-mask seed: it must stay on the node. Compatibility rule: state
 never removed and their meanings never change; ``STATE_FORMAT`` names the layout (v2:
 ``held_*_shares`` are ``secagg/shamir.py`` shares; v1's were Flower's, and a v1 state is
 refused). ``num_shares`` is optional (absent: the complete graph, the layout before
-SecAgg+); ``peer_*`` hold the keys of N(u).
+SecAgg+), and so is ``graph_seed`` (absent: the plain labelling); ``peer_*`` hold the keys
+of N(u).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class _ClientState(TypedDict):
     revealed_seed_node_ids: list[int]
     revealed_key_node_ids: list[int]
     num_shares: NotRequired[int]
+    graph_seed: NotRequired[str]
 
 
 def state_to_wire(state: ClientState) -> WireDict:
@@ -132,6 +134,7 @@ def state_to_wire(state: ClientState) -> WireDict:
         "revealed_seed_node_ids": sorted(p for p, k in state.revealed.items() if k == "seed"),
         "revealed_key_node_ids": sorted(p for p, k in state.revealed.items() if k == "key"),
         **({} if config.num_shares is None else {"num_shares": config.num_shares}),
+        **({"graph_seed": config.graph_seed} if config.graph_seed else {}),
     }
 
 
@@ -219,7 +222,7 @@ def _check_consistent(state: ClientState) -> None:
 
 
 def _config(d: _ClientState) -> SecAggConfig:
-    keys = ("num_nodes", "threshold", "vector_length", "modulus_bits", "num_shares")
+    keys = ("num_nodes", "threshold", "vector_length", "modulus_bits", "num_shares", "graph_seed")
     try:
         return SecAggConfig(
             d["num_nodes"],
@@ -227,6 +230,7 @@ def _config(d: _ClientState) -> SecAggConfig:
             d["vector_length"],
             d["modulus_bits"],
             d.get("num_shares"),
+            d.get("graph_seed", ""),
         )
     except ConfigError as error:
         raise SecAggError(f"{_WHAT}: keys {list(keys)} are not a valid config: {error}") from None

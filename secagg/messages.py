@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 
 from common.codec import decode_wire
 from common.errors import ConfigError, RunFailedError
+from secagg.graph import GraphError, neighbourhood
 
 __all__ = [
     "SecAggError",
@@ -78,6 +79,9 @@ class SecAggConfig:
     vector_length: int
     modulus_bits: int = 64
     num_shares: int | None = None
+    #: The public randomness that places the nodes on the graph: the round id
+    #: (:mod:`secagg.graph`; "" keeps the plain labelling, for tests).
+    graph_seed: str = ""
 
     def __post_init__(self) -> None:
         n, k, t = self.num_nodes, self.num_shares, self.threshold
@@ -97,19 +101,16 @@ class SecAggConfig:
             raise ConfigError(f"modulus_bits must be in [8, 64], got {self.modulus_bits}")
 
     def neighbours(self, node: int, among: Iterable[int]) -> frozenset[int]:
-        """The members of ``among`` in the closed neighbourhood N(node) (node included).
-
-        Complete graph (``num_shares`` None): N(node) is every node. Otherwise the Harary
-        graph H(k-1, n) on positions 0..n-1 (= node ids 1..n), a circulant ring (Harary
-        1962; Bell et al. 2020 use a k-regular graph of this degree): with h = (k-1) // 2,
-        p ~ q when their ring distance is 1..h; for even k (odd degree k-1) also the
-        opposite node, p ~ p + n/2 mod n for even n, and for odd n, with m = (n-1) // 2,
-        p ~ p + m for 0 <= p <= m (one node, position m, then has k + 1 members). The
-        graph is symmetric, so pairwise masks pair up, and k == n gives the complete graph.
-        """
+        """The members of ``among`` in the closed neighbourhood N(node) (node included):
+        every node for the complete graph (``num_shares`` None), else the round's random
+        Harary graph (:mod:`secagg.graph`)."""
         if self.num_shares is None:
             return frozenset(among)
-        return _harary_neighbourhood(node, self.num_nodes, self.num_shares).intersection(among)
+        try:
+            members = neighbourhood(node, self.num_nodes, self.num_shares, self.graph_seed)
+        except GraphError as err:
+            raise SecAggError(str(err)) from None
+        return members.intersection(among)
 
     def check_node(self, node: int) -> None:
         """A node id must be a graph position 1..n when ``num_shares`` is set."""
@@ -118,21 +119,6 @@ class SecAggConfig:
                 f"node id {node} is not a position 1..{self.num_nodes} of the "
                 f"num_shares={self.num_shares} graph"
             )
-
-
-def _harary_neighbourhood(node: int, n: int, k: int) -> frozenset[int]:
-    """N(node) in H(k-1, n), as node ids 1..n (the rule in ``SecAggConfig.neighbours``)."""
-    if not 1 <= node <= n:
-        raise SecAggError(f"node id {node} is not a position 1..{n} of the num_shares={k} graph")
-    p, h = node - 1, (k - 1) // 2
-    positions = {(p + offset) % n for offset in range(-h, h + 1)}
-    if k % 2 == 0:
-        if n % 2 == 0:
-            positions.add((p + n // 2) % n)
-        else:
-            m = (n - 1) // 2
-            positions |= {p + m} if p < m else {p - m} if p > m else {0, n - 1}
-    return frozenset(q + 1 for q in positions)
 
 
 @dataclass(frozen=True)

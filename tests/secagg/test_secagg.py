@@ -34,6 +34,7 @@ from protocols.messages import (
 )
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 from secagg.client import SecAggClient, from_config_record, to_config_record
+from secagg.graph import neighbourhood
 from secagg.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
 from secagg.messages import (
     EncryptedShare,
@@ -845,7 +846,7 @@ def test_num_shares_survives_save_and_restore_and_is_absent_without_it() -> None
     ("key", "value", "match"),
     [
         ("num_shares", "5", "state.num_shares must be int, got str '5'"),
-        ("num_shares", 2, r"keys \[.*'num_shares'\] are not a valid config: num_shares 2"),
+        ("num_shares", 2, r"keys \[.*'num_shares'.*\] are not a valid config: num_shares 2"),
         ("peer_node_ids", [1, 2, 3, 6, 12], "names nodes outside the neighbourhood"),
     ],
 )
@@ -891,6 +892,7 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
                 settings.vector_length,
                 settings.modulus_bits,
                 settings.num_shares,
+                graph_seed=settings.round_id,
             )
             clients[nid] = SecAggClient(config, settings.index, settings.round_id)
             out = public_keys_to_dict(clients[nid].advertise_keys())
@@ -930,7 +932,10 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
     # Assert
     assert secure.threshold == 2 and secure.dropped_ids == {104}
     np.testing.assert_array_equal(secure.total, sum(v for i, v in values.items() if i != 104))
-    assert directories[100] == {7, 1, 2} and all(len(d) == 3 for d in directories.values())
+    # each node got the keys of its neighbourhood in the round's random graph (node 100 is
+    # position 1 of the sorted Flower ids; the graph is drawn from the round id)
+    round_graph = neighbourhood(1, 7, 3, "run-1:3")
+    assert directories[100] == set(round_graph) and all(len(d) == 3 for d in directories.values())
 
 
 def test_fifty_nodes_with_nine_shares_give_the_exact_survivor_sum() -> None:
