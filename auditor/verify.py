@@ -31,6 +31,7 @@ from auditor.findings import AuditFinding, FailureClass, exit_code_for, verdict_
 from auditor.ledgers import AuditedLedger, audit_ledger, too_large
 from auditor.node_epsilon import NodeEpsilonRow, node_epsilon
 from auditor.parties import MissingParty, missing_parties
+from auditor.released_shares import released_share_findings
 from auditor.remote import fetch_coordinator_ledger
 from auditor.round_roles import round_role_findings
 from auditor.rounds import charged_once, counted_once
@@ -162,6 +163,7 @@ def audit(
         counted, found = counted_once(coordinator)
         run_rows, enterprise_rows, epsilon_found = run_epsilon(counted, tolerance)
         findings += found + epsilon_found + run_end_findings(coordinator)
+        findings += released_share_findings(coordinator)
         findings += round_role_findings(counted, frozenset(n.ledger_id for n in nodes))
     findings += cross_check(coordinator, nodes)
     missing, gaps = missing_parties(coordinator, nodes)

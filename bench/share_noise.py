@@ -19,8 +19,9 @@ enterprises of 100-200 units. Real data (``hdfail``, 52,422 hard drives shipped 
 SurvSet): the table split into n random unequal enterprises; F_ref is the same data's
 non-private pooled estimate, so the error is the noise's alone. Each replicate draws fresh
 noise; mean, p10 and p90 over replicates; ``ratio_to_central`` is the mean error over the
-central release's (the same replicates). Thresholds: the secure sum's default majority
-n // 2 + 1, and 4/5 of n (fewer dropouts tolerated, less noise planned per share).
+central release's (the same replicates). Shares planned for: the secure sum's default
+majority n // 2 + 1, and 4/5 of n (``plan.release_fraction: 0.8``: fewer dropouts
+tolerated, less noise per share).
 
     python -m bench.share_noise [--replicates 50] [--enterprises 8 50 500] [--seed 0]
         [--out bench/out]

@@ -77,8 +77,8 @@ class EnterpriseDP:
 
     def train(self, round_number: int, arrays: ArrayRecord) -> TrainedRound | None:
         size = dimension(arrays)
-        threshold = self.context.sums.threshold(len(self.context.node_ids))
-        share = enterprise_share(self.context.plan, n_shares=threshold, dimension=size)
+        planned = self.context.sums.noise_shares(len(self.context.node_ids))
+        share = enterprise_share(self.context.plan, n_shares=planned, dimension=size)
         if self.context.log.notes.enterprise is None:  # a resumed run announced it already
             self._announce(share, size)
         z = share.noise.effective_noise_multiplier

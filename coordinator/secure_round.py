@@ -35,9 +35,11 @@ from protocols.secure_round import (
     SECAGG_PAYLOAD_KEY,
     VALUE_BOUND,
     SecureRoundSettings,
+    noise_shares,
 )
 from secagg.messages import (
     SecAggConfig,
+    SecAggError,
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
     key_directory_to_dict,
@@ -67,12 +69,15 @@ RoundRunner = Callable[[str, str, list[int], Callable[[int], RecordDict]], dict[
 
 @dataclass(frozen=True)
 class SecureTotal:
-    """What the round released: the exact integer sum of the survivors' vectors."""
+    """What the round released: the exact integer sum of the survivors' vectors;
+    ``threshold`` t and ``noise_shares``, the fewest inputs the round would release
+    (the noise shares were planned for it; at least t)."""
 
     total: np.ndarray
     survivor_ids: frozenset[int]
     dropped_ids: frozenset[int]
     threshold: int
+    noise_shares: int
 
     @property
     def survivors(self) -> int:
@@ -114,11 +119,15 @@ def run_secure_round(
     threshold: int | None,
     num_shares: int | None = None,
     arrays: ArrayRecord | None = None,
+    release_fraction: float | None = None,
 ) -> SecureTotal:
     """Run the four stages over ``node_ids`` through ``exchange``; return the secure sum.
 
     ``task`` is (stage name, message type) of the masked-input stage; ``arrays`` (the
-    global model, for model rounds) go with that stage's message. ``threshold`` None is
+    global model, for model rounds) go with that stage's message; with the plan's
+    ``release_fraction`` the round releases nothing when fewer inputs survive than the
+    noise shares were planned for (:func:`protocols.secure_round.noise_shares`).
+    ``threshold`` None is
     a strict majority of the neighbourhood (``round_threshold``).
     """
     index = {nid: i + 1 for i, nid in enumerate(sorted(node_ids))}
@@ -179,6 +188,13 @@ def run_secure_round(
         if nid in sharers and vector.dtype == np.uint64 and vector.shape == (vector_length,):
             masked[index[nid]] = vector
     request = server.collect_masked_inputs(masked)
+    minimum = noise_shares(release_fraction, n, t)
+    if len(request.survivors) < minimum:
+        raise SecAggError(
+            f"only {len(request.survivors)} of {n} nodes sent masked inputs; the plan "
+            f"releases sums of at least {minimum} (plan.release_fraction "
+            f"{release_fraction}), the noise shares were sized for that: nothing is released"
+        )
     wire_request = unmask_request_to_dict(request)
     by_index = {index[nid]: nid for nid in index}
     survivors = [by_index[i] for i in sorted(request.survivors)]
@@ -199,4 +215,5 @@ def run_secure_round(
         frozenset(by_index[i] for i in request.survivors),
         frozenset(by_index[i] for i in request.dropped),
         t,
+        minimum,
     )

@@ -55,7 +55,7 @@ def curve_noise_summary(
         "distributed": True,
         "mechanism": receipts[0].mechanism,
         "share_std": shares[0] if len(shares) == 1 else shares,
-        "shares_planned": secure.threshold,
+        "shares_planned": secure.noise_shares,
         "shares_present": secure.survivors,
         "total_noise_std": round(math.sqrt(sum(r.share_std**2 for r in receipts)), 6),
         "epsilon_charged_per_node": round(

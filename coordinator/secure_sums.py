@@ -20,6 +20,7 @@ from coordinator.round_summary import reasons
 from coordinator.rounds import NodeReply
 from coordinator.secure_round import RoundRunner, SecureTotal, round_threshold, run_secure_round
 from protocols.messages import CURVE_TASK, METRICS_KEY, MODEL_TASK
+from protocols.secure_round import noise_shares
 from secagg.messages import SecAggError
 
 __all__ = ["SecureSum", "SecureSums", "reported_noise_std"]
@@ -46,12 +47,18 @@ class SecureSums:
         self.log = exchanges.log
 
     def threshold(self, n_nodes: int) -> int:
-        """t of a secure sum over ``n_nodes``: the fewest inputs a released sum holds."""
+        """t of a secure sum over ``n_nodes``."""
         return round_threshold(
             n_nodes,
             threshold=self.federation.reconstruction_threshold,
             num_shares=self.federation.num_shares,
         )
+
+    def noise_shares(self, n_nodes: int) -> int:
+        """The fewest inputs a released sum over ``n_nodes`` holds, which the nodes plan
+        their noise shares for (the threshold, or the plan's release fraction of n)."""
+        plan = self.exchanges.request.config.plan
+        return noise_shares(plan.release_fraction, n_nodes, self.threshold(n_nodes))
 
     def sum(
         self,
@@ -77,6 +84,7 @@ class SecureSums:
                 threshold=self.federation.reconstruction_threshold,
                 num_shares=self.federation.num_shares,
                 arrays=arrays,
+                release_fraction=self.exchanges.request.config.plan.release_fraction,
             )
         except SecAggError as err:
             raise RunFailedError(

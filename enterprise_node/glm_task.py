@@ -39,7 +39,7 @@ from privacy.mechanisms import Mechanism
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics
-from protocols.secure_round import SecureRoundSettings
+from protocols.secure_round import SecureRoundSettings, noise_shares
 from secagg.quantization import QuantizationRangeError
 
 __all__ = ["glm_contribution"]
@@ -66,7 +66,11 @@ def glm_contribution(
         _check_range(vector, settings.bound)
         return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
     target = plan_noise(plan, len(units)).round_noise_multiplier(header.round)
-    n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
+    n_shares = (
+        noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
+        if runtime.config.privacy.distributed_noise
+        else 1
+    )
     share = _share(plan, header.round, target, n_shares)
     spend = Spend(
         share.noise_multiplier,

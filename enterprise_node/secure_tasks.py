@@ -73,6 +73,7 @@ from protocols.secure_round import (
     THETA_KEY,
     VALUE_BOUND,
     SecureRoundSettings,
+    noise_shares,
 )
 from protocols.secure_update import (
     check_update_range,
@@ -185,6 +186,24 @@ def declared_presence(runtime: NodeRuntime, plan: TrainingPlan) -> np.ndarray:
     return np.array([int(s in declared) for s in plan.model_spec.segments], dtype=np.int64)
 
 
+def _noise_shares(runtime: NodeRuntime, plan: TrainingPlan, settings: SecureRoundSettings) -> int:
+    """How many shares this node's curve or GLM noise share is planned for: the fewest a
+    released sum may hold, or 1 when the node does not count on its peers' shares."""
+    if not runtime.config.privacy.distributed_noise:
+        return 1
+    return noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
+
+
+def _share_basis(plan: TrainingPlan, settings: SecureRoundSettings) -> str:
+    """What a noise share was sized for, in a re-sent contribution's basis: the threshold,
+    and the planned shares when the plan sets a release fraction."""
+    basis = f":threshold={settings.threshold}"
+    if plan.release_fraction is not None:
+        shares = noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
+        basis += f":shares={shares}"
+    return basis
+
+
 def distributed_curve_counts(
     runtime: NodeRuntime,
     header: TaskHeader,
@@ -213,7 +232,7 @@ def distributed_curve_counts(
     target = plan_noise(plan, len(frame)).curve_noise_multiplier
     assert target is not None  # curve_release checked above
     # a node that does not count on its peers' shares adds the whole noise itself
-    n_shares = settings.threshold if runtime.config.privacy.distributed_noise else 1
+    n_shares = _noise_shares(runtime, plan, settings)
     if plan.share_noise == "skellam":
         return _skellam_counts(runtime, header, counts, target, n_shares, l2)
     share = share_for_noise_multiplier(
@@ -330,7 +349,7 @@ def secure_model(
     # DP, the same threshold its noise share was sized for
     basis = model_digest(global_arrays)
     if plan.privacy.enterprise is not None:
-        basis += f":threshold={settings.threshold}"
+        basis += _share_basis(plan, settings)
     # No example count leaves: under secure aggregation the mean is unweighted.
     return _masked_model_release(
         runtime,
@@ -386,7 +405,7 @@ def secure_newton(
         header,
         plan,
         (message, context, settings),
-        f"{model_digest([theta])}:threshold={settings.threshold}",
+        model_digest([theta]) + _share_basis(plan, settings),
         lambda: glm_contribution(runtime, header, plan, settings, theta),
     )
 
@@ -409,7 +428,8 @@ def _model_contribution(
     if enterprise is None:
         vector = quantise(update, scale)
     else:
-        share = enterprise_share(plan, n_shares=settings.threshold, dimension=dimension)
+        planned = noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
+        share = enterprise_share(plan, n_shares=planned, dimension=dimension)
         vector = quantise(clip_l2(update, enterprise.clip_norm), scale)
         vector = vector + discrete_gaussian(vector.shape, share.noise.share_sigma)
         metrics["enterprise-noise-std"] = share.share_std

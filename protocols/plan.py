@@ -163,6 +163,13 @@ class TrainingPlan(StrictModel):
     #: (each share has sigma >= 2, so the total is at least 2 sqrt(n) counts per cell;
     #: :mod:`privacy.distributed_noise`).
     share_noise: Literal["skellam", "discrete_gaussian"] = "skellam"
+    #: The fewest inputs a released secure sum may hold, as a fraction f of the round's
+    #: nodes: every node plans its noise share for max(t, ceil(f n)) shares and the
+    #: coordinator releases nothing with fewer survivors (the auditor checks it did not).
+    #: None: the secure sum's threshold t, the fewest any releasable sum holds. A larger
+    #: f means less noise per share (the total nears the central release as f nears 1)
+    #: and fewer dropouts tolerated; :func:`protocols.secure_round.noise_shares`.
+    release_fraction: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _newton_fits_a_glm_in_secure_sums(self) -> TrainingPlan:

@@ -10,6 +10,7 @@ Compatibility rule: keys are never changed in meaning; add new ones.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from flwr.app import ConfigRecord
@@ -21,6 +22,7 @@ __all__ = [
     "THETA_KEY",
     "VALUE_BOUND",
     "SecureRoundSettings",
+    "noise_shares",
 ]
 
 SECAGG_KEY = "secagg"
@@ -69,3 +71,16 @@ class SecureRoundSettings:
 
 
 _OPTIONAL = ("num_shares",)
+
+
+def noise_shares(release_fraction: float | None, n_nodes: int, threshold: int) -> int:
+    """The fewest inputs a released secure sum over ``n_nodes`` may hold, which every node
+    plans its noise share for: the threshold t, or max(t, ceil(f n)) with the plan's
+    ``release_fraction`` f (the coordinator then releases nothing with fewer survivors).
+
+    >>> noise_shares(None, 1000, 56), noise_shares(0.9, 1000, 56), noise_shares(0.5, 4, 3)
+    (56, 900, 3)
+    """
+    if release_fraction is None:
+        return threshold
+    return max(threshold, math.ceil(release_fraction * n_nodes - 1e-9))
