@@ -35,8 +35,9 @@ class FederationSettings(StrictModel):
         None,
         ge=3,
         description="secure aggregation (SecAgg+, Bell et al. 2020): how many nodes, itself "
-        "included, each node shares keys with and masks against, on a public ring graph; "
-        "null or >= the round's nodes: every node",
+        "included, each node shares keys with and masks against, on a Harary graph "
+        "relabelled at random every round; null or >= the round's nodes: every node "
+        "(plan.secure_graph chooses it from a stated risk instead)",
     )
 
     @model_validator(mode="after")
@@ -87,6 +88,17 @@ class CoordinatorConfig(StrictModel):
             raise ValueError(
                 "plan.privacy.enterprise is set but enterprise_budget (epsilon_cap, delta) "
                 "is not: enterprise-level DP needs a cap"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_source_of_the_secure_graph(self) -> CoordinatorConfig:
+        federation = self.federation
+        explicit = federation.num_shares is not None or federation.reconstruction_threshold
+        if self.plan.secure_graph is not None and explicit:
+            raise ValueError(
+                "plan.secure_graph chooses each round's num_shares and threshold: leave "
+                "federation.num_shares and federation.reconstruction_threshold unset"
             )
         return self
 

@@ -20,7 +20,7 @@ from coordinator.round_summary import reasons
 from coordinator.rounds import NodeReply
 from coordinator.secure_round import RoundRunner, SecureTotal, round_threshold, run_secure_round
 from protocols.messages import CURVE_TASK, METRICS_KEY, MODEL_TASK
-from protocols.secure_round import noise_shares
+from protocols.secure_round import noise_shares, plan_graph
 from secagg.messages import SecAggError
 
 __all__ = ["SecureSum", "SecureSums", "reported_noise_std"]
@@ -46,13 +46,18 @@ class SecureSums:
         self.federation = exchanges.request.config.federation
         self.log = exchanges.log
 
+    def graph(self, n_nodes: int) -> tuple[int | None, int | None]:
+        """(k, t) of a secure sum over ``n_nodes``: from the plan's ``secure_graph``, else
+        the federation's ``num_shares`` and ``reconstruction_threshold`` (None: defaults)."""
+        chosen = plan_graph(self.exchanges.request.config.plan.secure_graph, n_nodes)
+        if chosen is not None:
+            return chosen
+        return self.federation.num_shares, self.federation.reconstruction_threshold
+
     def threshold(self, n_nodes: int) -> int:
         """t of a secure sum over ``n_nodes``."""
-        return round_threshold(
-            n_nodes,
-            threshold=self.federation.reconstruction_threshold,
-            num_shares=self.federation.num_shares,
-        )
+        num_shares, threshold = self.graph(n_nodes)
+        return round_threshold(n_nodes, threshold=threshold, num_shares=num_shares)
 
     def noise_shares(self, n_nodes: int) -> int:
         """The fewest inputs a released sum over ``n_nodes`` holds, which the nodes plan
@@ -73,6 +78,7 @@ class SecureSums:
         """The secure sum of round ``round_number`` (``kind`` "model" or "curve"), quorum
         checked; ``arrays`` go to the nodes with the masked-input stage."""
         released: list[NodeReply] = []
+        num_shares, threshold = self.graph(len(node_ids))
         try:
             total = run_secure_round(
                 self._exchange(round_number, released),
@@ -81,8 +87,8 @@ class SecureSums:
                 task=(kind, _TASKS[kind]),
                 vector_length=vector_length,
                 bound=bound,
-                threshold=self.federation.reconstruction_threshold,
-                num_shares=self.federation.num_shares,
+                threshold=threshold,
+                num_shares=num_shares,
                 arrays=arrays,
                 release_fraction=self.exchanges.request.config.plan.release_fraction,
             )

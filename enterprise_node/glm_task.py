@@ -30,6 +30,7 @@ from enterprise_node.curve_release import discrete_gaussian
 from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
+from enterprise_node.share_plan import planned_noise_shares
 from enterprise_node.tasks import TaskResult, record_dp_required
 from models.features import encode_units
 from privacy import skellam
@@ -39,7 +40,7 @@ from privacy.mechanisms import Mechanism
 from protocols.messages import TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_glm import glm_bounds, glm_share_sensitivity, round_statistics
-from protocols.secure_round import SecureRoundSettings, noise_shares
+from protocols.secure_round import SecureRoundSettings
 from secagg.quantization import QuantizationRangeError
 
 __all__ = ["glm_contribution"]
@@ -66,11 +67,7 @@ def glm_contribution(
         _check_range(vector, settings.bound)
         return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
     target = plan_noise(plan, len(units)).round_noise_multiplier(header.round)
-    n_shares = (
-        noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
-        if runtime.config.privacy.distributed_noise
-        else 1
-    )
+    n_shares = planned_noise_shares(runtime, plan, settings)
     share = _share(plan, header.round, target, n_shares)
     spend = Spend(
         share.noise_multiplier,

@@ -9,12 +9,13 @@
    and only the masked vector leaves. 4. ``reveal_shares``: reveal the shares the coordinator
    needs to remove masks (never both kinds for one peer).
 
-Distributed noise: each node adds a discrete Gaussian share (OpenDP, CSPRNG) sized so
-that the ``threshold`` shares any released sum must hold are as private as the plan asks
-(Kairouz, Liu, Steinke 2021, :mod:`privacy.distributed_noise`); the node charges its
-budget for that worst case. The guarantee assumes an honest-but-curious coordinator and
-peers that add their shares, the threat model of DESIGN.md; a node that will not count on
-its peers sets ``privacy.distributed_noise: false`` and adds the whole noise itself.
+Distributed noise: each node adds a share (Skellam or discrete Gaussian, as the plan
+says; from a CSPRNG) sized so that the fewest shares a released sum may hold are as
+private as the plan asks (:mod:`enterprise_node.share_plan`,
+:mod:`enterprise_node.curve_share`); the node charges its budget for that worst case. The
+guarantee assumes an honest-but-curious coordinator and peers that add their shares, the
+threat model of DESIGN.md; a node that will not count on its peers sets
+``privacy.distributed_noise: false`` and adds the whole noise itself.
 
 The client's secret state lives in ``context.state`` between messages, never in a reply.
 
@@ -26,7 +27,6 @@ at most once (:func:`enterprise_node.tasks.release_once`; why: the module docstr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -34,36 +34,24 @@ from flwr.app import ConfigRecord, Context, Message
 
 from common.errors import ConfigError
 from enterprise_node.curve_release import (
-    NoisyCounts,
-    add_noise,
-    add_skellam_noise,
     discrete_gaussian,
 )
+from enterprise_node.curve_share import declared_presence, distributed_curve_counts
 from enterprise_node.glm_task import glm_contribution
-from enterprise_node.noise_plan import plan_noise
-from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
+from enterprise_node.share_plan import check_graph, share_basis
 from enterprise_node.tasks import (
     TaskResult,
-    record_dp_required,
     release_once,
     run_model_task,
 )
 from models.digest import model_digest
 from models.glm import parameter_count
-from models.histogram import ExitCounts, unit_histograms, with_explicit_entries
-from privacy import skellam
-from privacy.accounting import Spend
-from privacy.distributed_noise import share_for_noise_multiplier
-from privacy.mechanisms import Mechanism
-from protocols.messages import ARRAYS_KEY, PrivacyReceipt, TaskHeader
+from protocols.messages import ARRAYS_KEY, TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import (
-    SKELLAM_SCALE,
-    count_scale,
     curve_vector,
     curve_vector_length,
-    noised_length,
 )
 from protocols.secure_glm import round_statistics_length
 from protocols.secure_round import (
@@ -127,6 +115,7 @@ def advertise_keys(
 ) -> TaskResult:
     """Stage 1: fresh key pairs for this round; reply with the public halves."""
     settings = _settings(message)
+    check_graph(plan, settings)
     config = SecAggConfig(
         num_nodes=settings.num_nodes,
         threshold=settings.threshold,
@@ -170,138 +159,6 @@ def _check_length(settings: SecureRoundSettings, expected: int, what: str) -> No
             f"task refused: the round's vector length {settings.vector_length} does not fit "
             f"the plan's {what} ({expected})"
         )
-
-
-def declared_presence(runtime: NodeRuntime, plan: TrainingPlan) -> np.ndarray:
-    """1 for each plan segment this enterprise declares in node.yaml, else 0."""
-    declared = runtime.config.node.segments
-    if declared is None:
-        raise ConfigError(
-            "task refused: node.yaml declares no segments (node.segments); under secure "
-            "aggregation an enterprise counts as a contributor only to the segments it declares"
-        )
-    unknown = sorted(set(declared) - set(plan.model_spec.segments))
-    if unknown:
-        raise ConfigError(f"task refused: node.segments {unknown} are not in the plan's segments")
-    return np.array([int(s in declared) for s in plan.model_spec.segments], dtype=np.int64)
-
-
-def _noise_shares(runtime: NodeRuntime, plan: TrainingPlan, settings: SecureRoundSettings) -> int:
-    """How many shares this node's curve or GLM noise share is planned for: the fewest a
-    released sum may hold, or 1 when the node does not count on its peers' shares."""
-    if not runtime.config.privacy.distributed_noise:
-        return 1
-    return noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
-
-
-def _share_basis(plan: TrainingPlan, settings: SecureRoundSettings) -> str:
-    """What a noise share was sized for, in a re-sent contribution's basis: the threshold,
-    and the planned shares when the plan sets a release fraction."""
-    basis = f":threshold={settings.threshold}"
-    if plan.release_fraction is not None:
-        shares = noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
-        basis += f":shares={shares}"
-    return basis
-
-
-def distributed_curve_counts(
-    runtime: NodeRuntime,
-    header: TaskHeader,
-    plan: TrainingPlan,
-    settings: SecureRoundSettings,
-) -> tuple[NoisyCounts, PrivacyReceipt | None]:
-    """The histograms with this node's noise share, its budget charged first for the
-    fewest shares a released sum can hold (the threshold)."""
-    if not plan.curve_release:
-        raise ConfigError("task refused: the plan does not include a curve release")
-    frame = runtime.units(plan.model_spec).frame
-    counts = unit_histograms(frame, plan.model_spec)
-    if plan.delayed_entry:
-        counts = with_explicit_entries(counts)
-    elif counts.entries is not None:
-        raise ConfigError(
-            "task refused: this node's data has delayed entry (entry_age) and the plan does "
-            "not carry entries (plan.delayed_entry: false)"
-        )
-    if not record_dp_required(runtime, plan):
-        scale = count_scale(plan.share_noise)  # the vector's unit, noise or not
-        entries = None if counts.entries is None else counts.entries * scale
-        exact = NoisyCounts(counts.exits * scale, counts.survivors * scale, entries, 0.0)
-        return exact, None
-    l2 = math.sqrt(2.0) if plan.delayed_entry else 1.0
-    target = plan_noise(plan, len(frame)).curve_noise_multiplier
-    assert target is not None  # curve_release checked above
-    # a node that does not count on its peers' shares adds the whole noise itself
-    n_shares = _noise_shares(runtime, plan, settings)
-    if plan.share_noise == "skellam":
-        return _skellam_counts(runtime, header, counts, target, n_shares, l2)
-    share = share_for_noise_multiplier(
-        target,
-        n_shares=n_shares,
-        l2_sensitivity=l2,
-        l1_sensitivity=l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
-        dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
-    )
-    spend = Spend(
-        share.effective_noise_multiplier,
-        1.0,
-        1,
-        Mechanism.DISTRIBUTED_CURVE_HISTOGRAM,
-        header.run_id,
-        header.round,
-        "curve",
-    )
-    terms = ReceiptTerms(
-        sensitivity=l2,
-        clip=0.0,
-        secure_rng=True,
-        noise_shares=n_shares,
-        share_std=share.share_sigma,
-    )
-    return charged_release(runtime, spend, terms, lambda: add_noise(counts, std=share.share_sigma))
-
-
-def _skellam_counts(
-    runtime: NodeRuntime,
-    header: TaskHeader,
-    counts: ExitCounts,
-    target: float,
-    n_shares: int,
-    l2: float,
-) -> tuple[NoisyCounts, PrivacyReceipt]:
-    """The histograms x SKELLAM_SCALE with this node's Skellam share, charged as the
-    Gaussian equivalent of ``n_shares`` shares (the fewest a released sum can hold)."""
-    scale = SKELLAM_SCALE
-    share = skellam.share_for_noise_multiplier(
-        target,
-        n_shares=n_shares,
-        l2_sensitivity=scale * l2,
-        l1_sensitivity=scale * l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
-    )
-    spend = Spend(
-        share.effective_noise_multiplier,
-        1.0,
-        1,
-        Mechanism.SKELLAM_CURVE_HISTOGRAM,
-        header.run_id,
-        header.round,
-        "curve",
-    )
-    terms = ReceiptTerms(
-        sensitivity=l2,
-        clip=0.0,
-        secure_rng=True,
-        noise_shares=n_shares,
-        share_std=share.share_std / scale,  # in counts
-        l1_sensitivity=l2 * l2,
-        integer_scale=scale,
-    )
-    return charged_release(
-        runtime,
-        spend,
-        terms,
-        lambda: add_skellam_noise(counts, scale=scale, variance=share.share_variance),
-    )
 
 
 def secure_curve(
@@ -349,7 +206,7 @@ def secure_model(
     # DP, the same threshold its noise share was sized for
     basis = model_digest(global_arrays)
     if plan.privacy.enterprise is not None:
-        basis += _share_basis(plan, settings)
+        basis += share_basis(plan, settings)
     # No example count leaves: under secure aggregation the mean is unweighted.
     return _masked_model_release(
         runtime,
@@ -405,7 +262,7 @@ def secure_newton(
         header,
         plan,
         (message, context, settings),
-        model_digest([theta]) + _share_basis(plan, settings),
+        model_digest([theta]) + share_basis(plan, settings),
         lambda: glm_contribution(runtime, header, plan, settings, theta),
     )
 

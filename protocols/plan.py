@@ -24,6 +24,7 @@ __all__ = [
     "EnterprisePrivacy",
     "PrivacySettings",
     "SecureUpdateSettings",
+    "SecureGraph",
     "NewtonSettings",
     "TrainingPlan",
 ]
@@ -141,6 +142,18 @@ class NewtonSettings(StrictModel):
         return float(2**self.scale_bits)
 
 
+class SecureGraph(StrictModel):
+    """SecAgg+ chosen from what the nodes accept to risk: at most ``corrupt_fraction`` of
+    the nodes colluding with the coordinator, ``dropout_fraction`` dropping out of a
+    round, and a round failing (privacy or reliability) with probability at most
+    ``failure_probability``; each round's neighbourhood size k and threshold t follow for
+    its n nodes (:mod:`secagg.parameters`)."""
+
+    corrupt_fraction: float = Field(0.05, ge=0, lt=0.5)
+    dropout_fraction: float = Field(0.1, ge=0, lt=0.5)
+    failure_probability: float = Field(2**-30, gt=0, lt=1)
+
+
 class TrainingPlan(StrictModel):
     """What a node runs: spec + training + privacy. Named by :attr:`digest`."""
 
@@ -170,6 +183,10 @@ class TrainingPlan(StrictModel):
     #: f means less noise per share (the total nears the central release as f nears 1)
     #: and fewer dropouts tolerated; :func:`protocols.secure_round.noise_shares`.
     release_fraction: float | None = Field(None, gt=0, le=1)
+    #: SecAgg+ from a stated risk (:class:`SecureGraph`): every round's k and t are
+    #: computed from it, the nodes refuse a round whose k or t differ. None: the
+    #: coordinator's ``federation.num_shares`` and ``reconstruction_threshold``.
+    secure_graph: SecureGraph | None = None
 
     @model_validator(mode="after")
     def _newton_fits_a_glm_in_secure_sums(self) -> TrainingPlan:

@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 
 from flwr.app import ConfigRecord
 
+from protocols.plan import SecureGraph
+from secagg.parameters import graph_parameters
+
 __all__ = [
     "SECAGG_KEY",
     "SECAGG_PAYLOAD_KEY",
@@ -23,6 +26,7 @@ __all__ = [
     "VALUE_BOUND",
     "SecureRoundSettings",
     "noise_shares",
+    "plan_graph",
 ]
 
 SECAGG_KEY = "secagg"
@@ -84,3 +88,18 @@ def noise_shares(release_fraction: float | None, n_nodes: int, threshold: int) -
     if release_fraction is None:
         return threshold
     return max(threshold, math.ceil(release_fraction * n_nodes - 1e-9))
+
+
+def plan_graph(graph: SecureGraph | None, n_nodes: int) -> tuple[int | None, int] | None:
+    """(k, t) of a round of ``n_nodes`` under the plan's ``secure_graph`` (k None: the
+    complete graph), or None when the plan sets none. ConfigError when no k meets it."""
+    if graph is None:
+        return None
+    chosen = graph_parameters(
+        n_nodes,
+        corrupt=graph.corrupt_fraction,
+        dropout=graph.dropout_fraction,
+        failure=graph.failure_probability,
+    )
+    k = chosen.num_shares if chosen.num_shares < n_nodes else None
+    return k, chosen.threshold
