@@ -57,7 +57,7 @@ def distributed_curve_counts(
     settings: SecureRoundSettings,
 ) -> tuple[NoisyCounts, PrivacyReceipt | None]:
     """The histograms with this node's noise share, its budget charged first for the
-    fewest shares a released sum can hold (the threshold)."""
+    fewest shares a released sum may hold (:func:`planned_noise_shares`)."""
     if not plan.curve_release:
         raise ConfigError("task refused: the plan does not include a curve release")
     frame = runtime.units(plan.model_spec).frame
