@@ -66,6 +66,7 @@ bench: setup
 	$(PY) -m bench.coverage
 	$(PY) -m bench.secagg
 	$(PY) -m bench.share_noise
+	$(PY) -m bench.secagg_graph
 	$(PY) -m bench.ledger
 	$(PY) -m bench.model
 
