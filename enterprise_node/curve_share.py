@@ -13,6 +13,8 @@ and charges its budget first: a Skellam share on the counts x
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -79,72 +81,63 @@ def distributed_curve_counts(
     assert target is not None  # curve_release checked above
     # a node that does not count on its peers' shares adds the whole noise itself
     n_shares = planned_noise_shares(runtime, plan, settings)
+    share = _curve_share(counts, plan, target, n_shares, l2)
+    spend = Spend(
+        share.noise_multiplier, 1.0, 1, share.mechanism, header.run_id, header.round, "curve"
+    )
+    return charged_release(runtime, spend, share.terms, share.compute)
+
+
+@dataclass(frozen=True)
+class _CurveShare:
+    """A node's curve noise share: the mechanism and Gaussian multiplier it is charged
+    under, what its receipt states, and how the noised counts are drawn."""
+
+    mechanism: Mechanism
+    noise_multiplier: float
+    terms: ReceiptTerms
+    compute: Callable[[], NoisyCounts]
+
+
+def _curve_share(
+    counts: ExitCounts, plan: TrainingPlan, target: float, n_shares: int, l2: float
+) -> _CurveShare:
+    """The share whose ``n_shares`` shares are as private as a Gaussian of ``target``:
+    Skellam on the counts x SKELLAM_SCALE, or a discrete Gaussian, as the plan says. One
+    unit moves 1 cell, or 2 with entries: L1 sensitivity l2^2."""
     if plan.share_noise == "skellam":
-        return _skellam_counts(runtime, header, counts, target, n_shares, l2)
-    share = share_for_noise_multiplier(
+        scale = SKELLAM_SCALE
+        sk = skellam.share_for_noise_multiplier(
+            target, n_shares=n_shares, l2_sensitivity=scale * l2, l1_sensitivity=scale * l2 * l2
+        )
+        terms = ReceiptTerms(
+            sensitivity=l2,
+            clip=0.0,
+            secure_rng=True,
+            noise_shares=n_shares,
+            share_std=sk.share_std / scale,  # in counts
+            l1_sensitivity=l2 * l2,
+            integer_scale=scale,
+        )
+        return _CurveShare(
+            Mechanism.SKELLAM_CURVE_HISTOGRAM,
+            sk.effective_noise_multiplier,
+            terms,
+            lambda: add_skellam_noise(counts, scale=scale, variance=sk.share_variance),
+        )
+    dg = share_for_noise_multiplier(
         target,
         n_shares=n_shares,
         l2_sensitivity=l2,
-        l1_sensitivity=l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
+        l1_sensitivity=l2 * l2,
         dimension=noised_length(plan.model_spec, with_entries=plan.delayed_entry),
     )
-    spend = Spend(
-        share.effective_noise_multiplier,
-        1.0,
-        1,
+    terms = ReceiptTerms(
+        sensitivity=l2, clip=0.0, secure_rng=True, noise_shares=n_shares, share_std=dg.share_sigma
+    )
+    return _CurveShare(
         Mechanism.DISTRIBUTED_CURVE_HISTOGRAM,
-        header.run_id,
-        header.round,
-        "curve",
-    )
-    terms = ReceiptTerms(
-        sensitivity=l2,
-        clip=0.0,
-        secure_rng=True,
-        noise_shares=n_shares,
-        share_std=share.share_sigma,
-    )
-    return charged_release(runtime, spend, terms, lambda: add_noise(counts, std=share.share_sigma))
-
-
-def _skellam_counts(
-    runtime: NodeRuntime,
-    header: TaskHeader,
-    counts: ExitCounts,
-    target: float,
-    n_shares: int,
-    l2: float,
-) -> tuple[NoisyCounts, PrivacyReceipt]:
-    """The histograms x SKELLAM_SCALE with this node's Skellam share, charged as the
-    Gaussian equivalent of ``n_shares`` shares (the fewest a released sum can hold)."""
-    scale = SKELLAM_SCALE
-    share = skellam.share_for_noise_multiplier(
-        target,
-        n_shares=n_shares,
-        l2_sensitivity=scale * l2,
-        l1_sensitivity=scale * l2 * l2,  # one unit moves 1 cell, or 2 cells with entries
-    )
-    spend = Spend(
-        share.effective_noise_multiplier,
-        1.0,
-        1,
-        Mechanism.SKELLAM_CURVE_HISTOGRAM,
-        header.run_id,
-        header.round,
-        "curve",
-    )
-    terms = ReceiptTerms(
-        sensitivity=l2,
-        clip=0.0,
-        secure_rng=True,
-        noise_shares=n_shares,
-        share_std=share.share_std / scale,  # in counts
-        l1_sensitivity=l2 * l2,
-        integer_scale=scale,
-    )
-    return charged_release(
-        runtime,
-        spend,
+        dg.effective_noise_multiplier,
         terms,
-        lambda: add_skellam_noise(counts, scale=scale, variance=share.share_variance),
+        lambda: add_noise(counts, std=dg.share_sigma),
     )

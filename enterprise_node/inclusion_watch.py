@@ -95,10 +95,11 @@ class InclusionWatch:
 
     def poll(self) -> dict[str, InclusionChecked]:
         """Check the runs that ended since the last poll; their verdicts by run."""
+        runs = runs_to_check(self.config)
+        if not runs:  # the usual case between runs: one read of the node's ledger
+            return {}
         sent = messages_sent(self.config)
-        pending = [
-            run for run in runs_to_check(self.config) if self.judged.get(run) != sent[run]
-        ]
+        pending = [run for run in runs if self.judged.get(run) != sent[run]]
         if not pending:
             return {}
         with self.connect() as client:

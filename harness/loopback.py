@@ -296,10 +296,10 @@ def inclusion_checks(
     """Wait until every node's ledger holds an inclusion check of ``run_id`` (``join``
     checks once the run has ended); the latest check of each, by node name."""
     deadline = time.monotonic() + timeout
+    configs = [load_node_config(path) for path in node_yamls]
     found: dict[str, InclusionChecked] = {}
     while True:
-        for path in node_yamls:
-            config = load_node_config(path)
+        for config in configs:
             entries = read_ledger(config.state_dir / LEDGER_DIR).entries()
             checks = [
                 record
@@ -312,8 +312,7 @@ def inclusion_checks(
         if len(found) == len(node_yamls):
             return found
         if time.monotonic() > deadline:
-            names = [load_node_config(p).node.name for p in node_yamls]
-            late = [name for name in names if name not in found]
+            late = [c.node.name for c in configs if c.node.name not in found]
             raise RunFailedError(
                 f"no inclusion check of run {run_id} at {', '.join(late)} within "
                 f"{timeout:g} s; see their logs (logs/<node>.log)"
