@@ -11,7 +11,7 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup protos demo demo-deploy test test-quick fuzz lint bench tune clean
+.PHONY: setup protos demo demo-deploy test test-quick fuzz lint bench bench-scale tune clean
 
 setup: $(STAMP) protos
 
@@ -69,6 +69,12 @@ bench: setup
 	$(PY) -m bench.secagg_graph
 	$(PY) -m bench.ledger
 	$(PY) -m bench.model
+
+# 10 to 1,000 virtual enterprises through Flower's Simulation Engine: seconds per round,
+# peak memory of the process tree, bytes per node, curve error, C; writes
+# bench/out/scale.json and scale.png (about 25 minutes on 2 cores).
+bench-scale: setup
+	$(PY) -m bench.scale
 
 # The written procedure that chose the plan's utility defaults (bench/tuning.py), on the
 # real data sets' training splits only; writes bench/out/tuning.json (about 40 minutes).

@@ -67,6 +67,8 @@ __all__ = [
     "ENTERPRISE_DP",
     "ENTERPRISE_BUDGET",
     "Variant",
+    "copy_nodes",
+    "outbox_rows",
     "VARIANTS",
     "variant_config",
     "flower_scale",
@@ -120,7 +122,7 @@ def variant_config(config: CoordinatorConfig, variant: Variant, rounds: int) -> 
     return CoordinatorConfig.model_validate(updated.model_dump())
 
 
-def _copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool) -> list[Path]:
+def copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool) -> list[Path]:
     """Copies of the enterprise folders without node state (fresh accountant and outbox)."""
     node_configs = []
     for folder in manifest.enterprise_dirs:
@@ -132,7 +134,8 @@ def _copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool
     return node_configs
 
 
-def _outbox_rows(node_yaml: Path) -> list[dict[str, Any]]:
+def outbox_rows(node_yaml: Path) -> list[dict[str, Any]]:
+    """The rows of a node's ``state/outbox.jsonl`` (what it sent), [] before any."""
     path = node_yaml.parent / "state" / "outbox.jsonl"
     if not path.exists():
         return []
@@ -150,7 +153,7 @@ def _run_variant(
 ) -> VariantFigures:
     """One Flower run of ``variant`` on fresh copies of the enterprises."""
     console.rule(f"{len(manifest.enterprise_dirs)} enterprises: {variant.label}")
-    nodes = _copy_nodes(manifest, work / f"nodes-{variant.label}", non_private=not variant.dp)
+    nodes = copy_nodes(manifest, work / f"nodes-{variant.label}", non_private=not variant.dp)
     run_config = variant_config(config, variant, MODEL_ROUNDS)
     approve_at_nodes(nodes, run_config.plan, by=BENCH_APPROVER)
     result = run_local_federation(
@@ -166,7 +169,7 @@ def _run_variant(
             f"{variant.label}: {summary.refusals} refusal(s), "
             f"{summary.failures} failure(s); see {result.run_dir}"
         )
-    outboxes = [_outbox_rows(n) for n in nodes]
+    outboxes = [outbox_rows(n) for n in nodes]
     return VariantFigures(
         seconds=round_seconds(RunStore(result.run_dir).read_events(), MODEL_ROUNDS),
         model_round_bytes=bytes_per_node_round(outboxes, range(1, MODEL_ROUNDS + 1)),

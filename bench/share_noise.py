@@ -54,12 +54,26 @@ from privacy import skellam
 from privacy.distributed_noise import share_for_noise_multiplier
 from protocols.secure_curve import SKELLAM_SCALE, noised_length
 
-__all__ = ["EPSILONS", "MECHANISMS", "THRESHOLDS", "NoisePlan", "noise_plan", "share_noise_bench"]
+__all__ = [
+    "EPSILONS",
+    "MECHANISMS",
+    "THRESHOLDS",
+    "Key",
+    "NoisePlan",
+    "failure_of",
+    "noise_plan",
+    "pooled_counts",
+    "replicate_errors",
+    "share_noise_bench",
+]
 
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 MECHANISMS: tuple[str, ...] = ("central", "skellam", "discrete_gaussian")
 THRESHOLDS = {"majority": lambda n: n // 2 + 1, "four_fifths": lambda n: math.ceil(0.8 * n)}
 _CENSOR_WEIGHT = 0.5
+
+#: (threshold rule, mechanism, epsilon): one noise plan of the study.
+Key = tuple[str, str, float]
 
 
 class NoisePlan:
@@ -101,7 +115,8 @@ def noise_plan(mechanism: str, epsilon: float, spec: ModelSpec, *, n: int, t: in
     return NoisePlan(mechanism, math.sqrt(n) * ddg.share_sigma)
 
 
-def _failure(counts: ExitCounts, spec: ModelSpec, noise_var: float) -> np.ndarray:
+def failure_of(counts: ExitCounts, spec: ModelSpec, noise_var: float) -> np.ndarray:
+    """F at t_1..t_J per segment (S, J) of summed ``counts`` noised with ``noise_var``."""
     curves = estimate_curves(
         sum_counts(spec, [counts]), censor_weight=_CENSOR_WEIGHT, cell_noise_var=noise_var
     )
@@ -116,7 +131,8 @@ def _noised(counts: ExitCounts, plan: NoisePlan, rng: np.random.Generator) -> Ex
     )
 
 
-def _pooled(counts: Sequence[ExitCounts]) -> ExitCounts:
+def pooled_counts(counts: Sequence[ExitCounts]) -> ExitCounts:
+    """The cell-wise sum of enterprises' histograms (no entries)."""
     return ExitCounts(
         exits=sum(c.exits for c in counts),  # type: ignore[arg-type]
         entries=None,
@@ -133,7 +149,7 @@ def _errors_of(
     into: dict[tuple[str, str, float], list[float]],
 ) -> None:
     for key, plan in plans.items():
-        estimate = _failure(_noised(pooled, plan, rng), spec, plan.variance)
+        estimate = failure_of(_noised(pooled, plan, rng), spec, plan.variance)
         into[key].append(float(np.abs(estimate - reference).max()))
 
 
@@ -157,7 +173,7 @@ def synthetic_errors(
         rng = np.random.default_rng(seq)
         replicate = draw_replicate(rng, spec, setup)
         truth = replicate.true_failure[:, 1:]
-        _errors_of(_pooled(replicate.counts), truth, spec, plans, rng, errors)
+        _errors_of(pooled_counts(replicate.counts), truth, spec, plans, rng, errors)
     return errors
 
 
@@ -165,17 +181,28 @@ def real_errors(n: int, replicates: int, seed: int) -> dict[tuple[str, str, floa
     """Max |F error| vs the non-private pooled estimate on hdfail split into ``n``."""
     data = load_dataset("hdfail")
     parts = partition_random(data.units, n, seed=seed, min_units=min(50, len(data.units) // n))
-    counts = [unit_histograms(part, data.spec) for part in parts]
-    pooled = _pooled(counts)
-    reference = _failure(pooled, data.spec, 0.0)
-    plans = _plans(data.spec, n)
-    errors: dict[tuple[str, str, float], list[float]] = {key: [] for key in plans}
-    for seq in np.random.SeedSequence([seed, n, 1]).spawn(replicates):
-        _errors_of(pooled, reference, data.spec, plans, np.random.default_rng(seq), errors)
+    pooled = pooled_counts([unit_histograms(part, data.spec) for part in parts])
+    reference = failure_of(pooled, data.spec, 0.0)
+    return replicate_errors(
+        pooled, reference, data.spec, _plans(data.spec, n), replicates, seed=[seed, n, 1]
+    )
+
+
+def replicate_errors(
+    pooled: ExitCounts,
+    reference: np.ndarray,
+    spec: ModelSpec,
+    plans: dict[Key, NoisePlan],
+    replicates: int,
+    *,
+    seed: Sequence[int],
+) -> dict[Key, list[float]]:
+    """Max |F error| vs ``reference`` (S, J) of ``replicates`` fresh noisings of the same
+    summed counts ``pooled``, per plan: the noise's own error on fixed data."""
+    errors: dict[Key, list[float]] = {key: [] for key in plans}
+    for seq in np.random.SeedSequence(list(seed)).spawn(replicates):
+        _errors_of(pooled, reference, spec, plans, np.random.default_rng(seq), errors)
     return errors
-
-
-Key = tuple[str, str, float]
 
 
 def _summary(errors: dict[Key, list[float]], plans: dict[Key, NoisePlan]) -> dict[str, Any]:
