@@ -2,7 +2,7 @@
 outboxes, and ratios over the plain run of the same benchmark.
 
 A round's seconds run from its first stage's RoundStart to its SecureSumDone (secure
-runs: keys, shares, masked input, unmask, then the coordinator's unmasking) or its
+runs: keys when set up, shares, masked input, unmask, then the unmasking) or its
 RoundEnd (plain runs: one exchange). Model round 1 pays for Ray start-up, so the
 model-round figure is the mean of rounds 2..R.
 """
@@ -111,7 +111,7 @@ def round_bytes_by_purpose(
     entries: Iterable[Mapping[str, Any]], round_number: int
 ) -> dict[str, int]:
     """Bytes one node sent in round ``round_number`` (its ok outbox rows), by purpose, plus
-    total; a secure round's four stages are all numbered as the round."""
+    total; a secure round's stages are all numbered as the round."""
     by_purpose: dict[str, int] = {}
     for entry in entries:
         if entry.get("round") == round_number and entry.get("status") == "ok":

@@ -383,10 +383,11 @@ def run_secagg_bench(
         "enterprise_dp": {**ENTERPRISE_DP.model_dump(), **ENTERPRISE_BUDGET.model_dump()},
         "round_seconds": (
             "seconds_per_*_round: wall seconds from the round's first round_start to its"
-            " secure_sum (secure: keys, shares, masked input, unmask and the coordinator's"
-            " unmasking) or its round_end (plain: one exchange); model rounds: mean of rounds"
-            f" 2..{MODEL_ROUNDS} (round 1 carries Ray start-up); exchange_seconds_*: the sum"
-            " of the round's round_end seconds (tasks sent -> last reply per stage)"
+            " secure_sum (secure: keys in round 1, shares, masked input, unmask and the"
+            " coordinator's unmasking) or its round_end (plain: one exchange); model rounds:"
+            f" mean of rounds 2..{MODEL_ROUNDS} (round 1 carries Ray start-up);"
+            " exchange_seconds_*: the sum of the round's round_end seconds (tasks sent ->"
+            " last reply per stage)"
         ),
         "bytes": (
             "mean per node of state/outbox.jsonl bytes (ok replies) in one round, by purpose;"

@@ -1,10 +1,12 @@
-"""A securely aggregated round: four Flower exchanges, after which the coordinator holds
-only the sum of the nodes' vectors (noised histograms, or model updates).
+"""A securely aggregated round: three Flower exchanges (four when keys are set up), after
+which the coordinator holds only the sum of the nodes' vectors (noised histograms, or model
+updates).
 
 Stages (message types ``query.sa_keys``, ``query.sa_shares``, then the round's own task
-``query.curve`` or ``train``, then ``query.sa_unmask``): collect public keys, route
-encrypted Shamir shares, collect masked vectors, collect the shares that remove the
-masks. A node that fails after sharing keys is a dropout: its pairwise masks are
+``query.curve`` or ``train``, then ``query.sa_unmask``): collect public keys (once per
+run: the run's key book, :mod:`secagg.run_keys`, holds every node's keys for the rounds
+ahead), route encrypted Shamir shares, collect masked vectors, collect the shares that
+remove the masks. A node that fails after sharing keys is a dropout: its pairwise masks are
 cancelled from the others' shares, and the sum is exactly that of the survivors. Fewer
 than ``threshold`` at any stage: SecAggError (a RunFailedError), and nothing is
 released. The cryptography lives in secagg/client*.py.
@@ -16,7 +18,7 @@ neighbours' public keys; a num_shares of n or more is the complete graph (SecAgg
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,11 +45,16 @@ from secagg.messages import (
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
     key_directory_to_dict,
-    public_keys_from_dict,
     unmask_request_to_dict,
     unmask_response_from_dict,
 )
 from secagg.quantization import IntegerCodec
+from secagg.run_keys import (
+    KeyBook,
+    SetupRequest,
+    run_public_keys_from_dict,
+    setup_request_to_dict,
+)
 from secagg.server import SecAggServer
 
 __all__ = [
@@ -120,8 +127,14 @@ def run_secure_round(
     num_shares: int | None = None,
     arrays: ArrayRecord | None = None,
     release_fraction: float | None = None,
+    keys: KeyBook | None = None,
+    setup_rounds: Sequence[str] = (),
 ) -> SecureTotal:
-    """Run the four stages over ``node_ids`` through ``exchange``; return the secure sum.
+    """Run the stages over ``node_ids`` through ``exchange``; return the secure sum.
+
+    ``keys``: the run's key book (:mod:`secagg.run_keys`); nodes without keys for this
+    round advertise them first, for this round and ``setup_rounds`` (the run's later
+    rounds, so that they skip the key stage there). None: keys for this round only.
 
     ``task`` is (stage name, message type) of the masked-input stage; ``arrays`` (the
     global model, for model rounds) go with that stage's message; with the plan's
@@ -152,15 +165,22 @@ def run_secure_round(
     codec = IntegerCodec(MODULUS_BITS, n, bound)  # refuses a setting whose sum could wrap
     graph = SecAggConfig(n, t, vector_length, MODULUS_BITS, k, graph_seed=round_id)
     server = SecAggServer(graph, round_id)
-    keys = exchange("secagg-keys", SECAGG_KEYS, sorted(index), content)
+    book = KeyBook() if keys is None else keys
+    missing = book.missing(sorted(index), round_id)
+    if missing:
+        setup = SetupRequest(round_id, tuple(setup_rounds or (round_id,)))
+        advertised = exchange(
+            "secagg-keys",
+            SECAGG_KEYS,
+            missing,
+            lambda nid: content(nid, setup_request_to_dict(setup)),
+        )
+        for nid, c in advertised.items():
+            book.record(nid, setup, run_public_keys_from_dict(_payload(c)))
     directory = server.collect_public_keys(
-        [
-            pk
-            for nid, c in keys.items()
-            if (pk := public_keys_from_dict(_payload(c))).node_id == index[nid]
-        ]
+        [pk for nid in sorted(index) if (pk := book.for_round(nid, index[nid], round_id))]
     )
-    holders = [nid for nid in keys if index[nid] in directory]
+    holders = [nid for nid in sorted(index) if index[nid] in directory]
     shares = exchange(
         "secagg-shares",
         SECAGG_SHARES,
@@ -171,6 +191,8 @@ def run_secure_round(
         {index[nid]: encrypted_shares_from_dict(_payload(c)) for nid, c in shares.items()}
     )
     sharers = [nid for nid in shares if index[nid] in inbox]
+    for nid in set(holders) - set(sharers):  # lost its keys, perhaps: set up again next time
+        book.forget(nid)
     masked_replies = exchange(
         task[0],
         task[1],

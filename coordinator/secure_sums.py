@@ -22,6 +22,7 @@ from coordinator.secure_round import RoundRunner, SecureTotal, round_threshold, 
 from protocols.messages import CURVE_TASK, METRICS_KEY, MODEL_TASK
 from protocols.secure_round import noise_shares, plan_graph
 from secagg.messages import SecAggError
+from secagg.run_keys import KeyBook
 
 __all__ = ["SecureSum", "SecureSums", "reported_noise_std"]
 
@@ -45,6 +46,16 @@ class SecureSums:
         self.exchanges = exchanges
         self.federation = exchanges.request.config.federation
         self.log = exchanges.log
+        #: the nodes' keys, advertised once for the rounds ahead (secagg.run_keys)
+        self.keys = KeyBook()
+
+    def rounds_ahead(self, round_number: int) -> tuple[str, ...]:
+        """The round ids of ``round_number`` and every later secure round of the run
+        (model rounds, then the curve round): what a key set-up covers."""
+        plan = self.exchanges.request.config.plan
+        last = plan.training.rounds + int(plan.curve_release)
+        run_id = self.exchanges.request.run_id
+        return tuple(f"{run_id}:{r}" for r in range(round_number, max(last, round_number) + 1))
 
     def graph(self, n_nodes: int) -> tuple[int | None, int | None]:
         """(k, t) of a secure sum over ``n_nodes``: from the plan's ``secure_graph``, else
@@ -91,6 +102,8 @@ class SecureSums:
                 num_shares=num_shares,
                 arrays=arrays,
                 release_fraction=self.exchanges.request.config.plan.release_fraction,
+                keys=self.keys,
+                setup_rounds=self.rounds_ahead(round_number),
             )
         except SecAggError as err:
             raise RunFailedError(

@@ -1,8 +1,11 @@
-"""The node's side of a securely aggregated round (four Flower messages).
+"""The node's side of a securely aggregated round (three Flower messages, and a fourth
+once per run).
 
-1. ``advertise_keys``: take the round's secure-aggregation settings, make fresh key pairs,
-   reply with the public keys. 2. ``share_keys``: from everyone's public keys, Shamir-
-   share the self-mask seed and mask key, reply with the shares encrypted per peer.
+1. ``advertise_keys``, at the run's first secure round (again only if the coordinator
+   sets keys up anew): key pairs for every round it names, kept in the node's state; reply
+   with the public keys. 2. ``share_keys``: from the neighbours' public keys, Shamir-share
+   a fresh self-mask seed and the round's mask key, reply with the shares encrypted per
+   peer.
 3. the round's task, secure: ``curve`` (the histograms with this node's share of the
    distributed record-level noise) or ``train`` (the model update after local DP-SGD,
    clipped and with an enterprise-level noise share when the plan asks); encoded, masked,
@@ -76,11 +79,17 @@ from secagg.messages import (
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
     key_directory_from_dict,
-    public_keys_to_dict,
     unmask_request_from_dict,
     unmask_response_to_dict,
 )
 from secagg.quantization import IntegerCodec
+from secagg.run_keys import (
+    RunKeys,
+    run_keys_from_wire,
+    run_keys_to_wire,
+    run_public_keys_to_dict,
+    setup_request_from_dict,
+)
 
 __all__ = [
     "advertise_keys",
@@ -90,6 +99,9 @@ __all__ = [
     "secure_newton",
     "reveal_shares",
 ]
+
+#: The node's run keys in ``context.state`` (secret; :mod:`secagg.run_keys`).
+RUN_KEYS_KEY = "fedrisk-secagg-run-keys"
 
 
 def _settings(message: Message) -> SecureRoundSettings:
@@ -110,13 +122,8 @@ def _payload(message: Message) -> ConfigRecord:
     return message.content.config_records[SECAGG_PAYLOAD_KEY]
 
 
-def advertise_keys(
-    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
-) -> TaskResult:
-    """Stage 1: fresh key pairs for this round; reply with the public halves."""
-    settings = _settings(message)
-    check_graph(plan, settings)
-    config = SecAggConfig(
+def _round_config(settings: SecureRoundSettings) -> SecAggConfig:
+    return SecAggConfig(
         num_nodes=settings.num_nodes,
         threshold=settings.threshold,
         vector_length=settings.vector_length,
@@ -124,17 +131,48 @@ def advertise_keys(
         num_shares=settings.num_shares,
         graph_seed=settings.round_id,  # the round's public randomness (secagg.graph)
     )
-    client = SecAggClient(config, settings.index, settings.round_id)
-    keys = client.advertise_keys()
-    _save(context, client)
-    return TaskResult(records={SECAGG_PAYLOAD_KEY: ConfigRecord(public_keys_to_dict(keys))})
+
+
+def advertise_keys(
+    runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
+) -> TaskResult:
+    """Stage 1, once per run: fresh key pairs for the rounds the coordinator names (this
+    run's only, this round among them; :mod:`secagg.run_keys`), kept in the node's state;
+    reply with the public halves. A new set-up replaces the node's keys."""
+    settings = _settings(message)
+    check_graph(plan, settings)
+    _round_config(settings)  # the round's settings are valid
+    request = setup_request_from_dict(dict(_payload(message)))
+    prefix = f"{header.run_id}:"
+    if settings.round_id not in request.round_ids or not all(
+        r.startswith(prefix) for r in request.round_ids
+    ):
+        raise ConfigError(
+            "task refused: the key set-up must name this round and only rounds of this run"
+        )
+    keys = RunKeys.generate(request)
+    context.state[RUN_KEYS_KEY] = ConfigRecord(run_keys_to_wire(keys))
+    reply = run_public_keys_to_dict(keys.public())
+    return TaskResult(records={SECAGG_PAYLOAD_KEY: ConfigRecord(reply)})
+
+
+def _run_keys(context: Context) -> RunKeys:
+    if RUN_KEYS_KEY not in context.state.config_records:
+        raise ConfigError("task refused: no secure-aggregation keys set up in this run")
+    return run_keys_from_wire(dict(context.state.config_records[RUN_KEYS_KEY]))
 
 
 def share_keys(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
-    """Stage 2: Shamir shares of the seed and mask key, encrypted to each peer."""
-    client = _restore(context, _settings(message))
+    """Stage 2: under this round's keys from the run's set-up, Shamir shares of a fresh
+    self-mask seed and of the round's mask key, encrypted to each peer."""
+    settings = _settings(message)
+    check_graph(plan, settings)
+    config = _round_config(settings)
+    client = SecAggClient.from_run_keys(
+        config, settings.index, settings.round_id, _run_keys(context)
+    )
     directory = key_directory_from_dict(dict(_payload(message)))
     shares = client.share_keys(directory)
     _save(context, client)

@@ -1,7 +1,7 @@
 """What every securely aggregated round carries: its settings and the record keys.
 
-One secure round (keys, shares, masked input, unmask) sums one int64 vector per node.
-The vector's meaning depends on the round: curve histograms
+One secure round (shares, masked input, unmask; keys once per run) sums one int64 vector
+per node. The vector's meaning depends on the round: curve histograms
 (:mod:`protocols.secure_curve`), model updates (:mod:`protocols.secure_update`) or a
 Newton round's GLM statistics (:mod:`models.glm`).
 

@@ -13,7 +13,8 @@ secret (``secagg/masking.py``); the sum is exact over Z_{2^k}
 (``secagg/quantization.py``). The coordinator (``secagg/server.py``) only
 relays messages and learns only the sum of the survivors' inputs.
 
-Round: (1) ``advertise_keys``; (2) ``share_keys``: Shamir shares (threshold t) of the
+Round: (1) ``advertise_keys`` (in a run, once for all its rounds: ``from_run_keys`` and
+:mod:`secagg.run_keys`); (2) ``share_keys``: Shamir shares (threshold t) of the
 self-mask seed b_u and of the mask private key s_u, encrypted to each peer; (3)
 ``masked_input``: y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv);
 (4) ``unmask_response``: shares of b_u for survivors, of s_v for dropped nodes.
@@ -70,6 +71,7 @@ from secagg.messages import (
     WireDict,
 )
 from secagg.quantization import field_add, field_sub
+from secagg.run_keys import RunKeys
 from secagg.shamir import create_shares
 
 __all__ = ["STATE_FORMAT", "SecAggClient", "from_config_record", "to_config_record"]
@@ -82,6 +84,23 @@ class SecAggClient:
         config.check_node(node_id)
         self.config, self.node_id, self.round_id = config, node_id, round_id
         self._state = ClientState(config, node_id, round_id)
+
+    @classmethod
+    def from_run_keys(
+        cls, config: SecAggConfig, node_id: int, round_id: str, keys: RunKeys
+    ) -> SecAggClient:
+        """A client for round ``round_id`` under keys advertised at the run's set-up
+        (:mod:`secagg.run_keys`): it starts at the share stage, its keys already known."""
+        client = cls(config, node_id, round_id)
+        client._state = ClientState(
+            config,
+            node_id,
+            round_id,
+            stage="advertised",
+            enc_key=keys.encryption_key,
+            mask_key=keys.mask_key(round_id),
+        )
+        return client
 
     def state_dict(self) -> WireDict:
         """The client's state, saved for its next stage (secret: it must stay on the node)."""

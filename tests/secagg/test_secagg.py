@@ -58,6 +58,7 @@ from secagg.quantization import (
     QuantizationRangeError,
     to_signed,
 )
+from secagg.run_keys import RunKeys, run_public_keys_to_dict, setup_request_from_dict
 from secagg.server import SecAggServer, simulate_round
 
 ROUND = "run-1/round-3"
@@ -880,12 +881,16 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
     # threshold 3 // 2 + 1 = 2; node 104 (position 5) drops after sharing keys
     values = {100 + i: v for i, v in enumerate(positions(7, 6, 1000, seed=6).values())}
     clients: dict[int, SecAggClient] = {}
+    run_keys: dict[int, RunKeys] = {}
     directories: dict[int, set[int]] = {}
 
     def node(nid: int, message_type: str, content: RecordDict) -> RecordDict | None:
         settings = SecureRoundSettings.from_record(content.config_records[SECAGG_KEY])
         payload = dict(content.config_records.get(SECAGG_PAYLOAD_KEY, ConfigRecord()))
         if message_type == SECAGG_KEYS:
+            run_keys[nid] = RunKeys.generate(setup_request_from_dict(payload))
+            out = run_public_keys_to_dict(run_keys[nid].public())
+        elif message_type == SECAGG_SHARES:
             config = SecAggConfig(
                 settings.num_nodes,
                 settings.threshold,
@@ -894,9 +899,9 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
                 settings.num_shares,
                 graph_seed=settings.round_id,
             )
-            clients[nid] = SecAggClient(config, settings.index, settings.round_id)
-            out = public_keys_to_dict(clients[nid].advertise_keys())
-        elif message_type == SECAGG_SHARES:
+            clients[nid] = SecAggClient.from_run_keys(
+                config, settings.index, settings.round_id, run_keys[nid]
+            )
             directory = key_directory_from_dict(payload)
             directories[nid] = set(directory)
             out = encrypted_shares_to_dict(clients[nid].share_keys(directory))
