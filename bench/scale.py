@@ -42,10 +42,10 @@ import pandas as pd
 from rich.console import Console
 
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
+from bench.node_copies import copy_nodes, outbox_rows
 from bench.report import machine_info
 from bench.round_costs import bytes_per_node_round, round_seconds
 from bench.scale_plot import plot_scale
-from bench.secagg import copy_nodes, outbox_rows
 from bench.share_noise import (
     EPSILONS,
     Key,

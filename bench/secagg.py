@@ -17,8 +17,6 @@ curves' max |F error| against the truth and the bands' coverage per epsilon. Wri
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +34,7 @@ from bench.coverage import (
     share_sigma,
 )
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
+from bench.node_copies import copy_nodes, outbox_rows
 from bench.report import machine_info
 from bench.round_costs import (
     VariantFigures,
@@ -44,7 +43,7 @@ from bench.round_costs import (
     round_seconds,
 )
 from bench.secagg_accuracy import accuracy_scale
-from bench.spine import allow_non_private, non_private_config
+from bench.spine import non_private_config
 from common.atomic import atomic_write_json
 from common.errors import RunFailedError
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
@@ -67,8 +66,6 @@ __all__ = [
     "ENTERPRISE_DP",
     "ENTERPRISE_BUDGET",
     "Variant",
-    "copy_nodes",
-    "outbox_rows",
     "VARIANTS",
     "variant_config",
     "flower_scale",
@@ -120,27 +117,6 @@ def variant_config(config: CoordinatorConfig, variant: Variant, rounds: int) -> 
     budget = ENTERPRISE_BUDGET if variant.enterprise_dp else None
     updated = config.model_copy(update={"plan": plan, "enterprise_budget": budget})
     return CoordinatorConfig.model_validate(updated.model_dump())
-
-
-def copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool) -> list[Path]:
-    """Copies of the enterprise folders without node state (fresh accountant and outbox)."""
-    node_configs = []
-    for folder in manifest.enterprise_dirs:
-        copy = target / folder.name
-        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("state"))
-        if non_private:
-            allow_non_private(copy / "node.yaml")
-        node_configs.append(copy / "node.yaml")
-    return node_configs
-
-
-def outbox_rows(node_yaml: Path) -> list[dict[str, Any]]:
-    """The rows of a node's ``state/outbox.jsonl`` (what it sent), [] before any."""
-    path = node_yaml.parent / "state" / "outbox.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _run_variant(

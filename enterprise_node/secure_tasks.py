@@ -73,7 +73,12 @@ from protocols.secure_update import (
     flatten,
     quantise,
 )
-from secagg.client import SecAggClient, from_config_record, to_config_record
+from secagg.client import (
+    SecAggClient,
+    client_with_run_keys,
+    from_config_record,
+    to_config_record,
+)
 from secagg.messages import (
     SecAggConfig,
     encrypted_shares_from_dict,
@@ -170,7 +175,7 @@ def share_keys(
     settings = _settings(message)
     check_graph(plan, settings)
     config = _round_config(settings)
-    client = SecAggClient.from_run_keys(
+    client = client_with_run_keys(
         config, settings.index, settings.round_id, _run_keys(context)
     )
     directory = key_directory_from_dict(dict(_payload(message)))

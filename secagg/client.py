@@ -13,7 +13,7 @@ secret (``secagg/masking.py``); the sum is exact over Z_{2^k}
 (``secagg/quantization.py``). The coordinator (``secagg/server.py``) only
 relays messages and learns only the sum of the survivors' inputs.
 
-Round: (1) ``advertise_keys`` (in a run, once for all its rounds: ``from_run_keys`` and
+Round: (1) ``advertise_keys`` (in a run, once for all its rounds: ``client_with_run_keys``,
 :mod:`secagg.run_keys`); (2) ``share_keys``: Shamir shares (threshold t) of the
 self-mask seed b_u and of the mask private key s_u, encrypted to each peer; (3)
 ``masked_input``: y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv);
@@ -74,33 +74,24 @@ from secagg.quantization import field_add, field_sub
 from secagg.run_keys import RunKeys
 from secagg.shamir import create_shares
 
-__all__ = ["STATE_FORMAT", "SecAggClient", "from_config_record", "to_config_record"]
+__all__ = [
+    "STATE_FORMAT",
+    "SecAggClient",
+    "client_with_run_keys",
+    "from_config_record",
+    "to_config_record",
+]
 
 
 class SecAggClient:
     """One node's side of one round; stages must be called in order, each once."""
 
-    def __init__(self, config: SecAggConfig, node_id: int, round_id: str) -> None:
+    def __init__(
+        self, config: SecAggConfig, node_id: int, round_id: str, state: ClientState | None = None
+    ) -> None:
         config.check_node(node_id)
         self.config, self.node_id, self.round_id = config, node_id, round_id
-        self._state = ClientState(config, node_id, round_id)
-
-    @classmethod
-    def from_run_keys(
-        cls, config: SecAggConfig, node_id: int, round_id: str, keys: RunKeys
-    ) -> SecAggClient:
-        """A client for round ``round_id`` under keys advertised at the run's set-up
-        (:mod:`secagg.run_keys`): it starts at the share stage, its keys already known."""
-        client = cls(config, node_id, round_id)
-        client._state = ClientState(
-            config,
-            node_id,
-            round_id,
-            stage="advertised",
-            enc_key=keys.encryption_key,
-            mask_key=keys.mask_key(round_id),
-        )
-        return client
+        self._state = ClientState(config, node_id, round_id) if state is None else state
 
     def state_dict(self) -> WireDict:
         """The client's state, saved for its next stage (secret: it must stay on the node)."""
@@ -111,9 +102,7 @@ class SecAggClient:
         """Rebuild a client saved by ``state_dict`` for round ``round_id`` (every key and
         the state's consistency checked; a state saved in another round is refused)."""
         state = state_from_wire(d, round_id=round_id)
-        client = cls(state.config, state.node_id, round_id)
-        client._state = state
-        return client
+        return cls(state.config, state.node_id, round_id, state)
 
     def _advance(self, expected: str, nxt: str) -> None:
         if self._state.stage != expected:
@@ -264,6 +253,22 @@ class SecAggClient:
                 f"node {self.node_id}: only {count} survivors{scope} "
                 f"(threshold {self.config.threshold}); nothing revealed"
             )
+
+
+def client_with_run_keys(
+    config: SecAggConfig, node_id: int, round_id: str, keys: RunKeys
+) -> SecAggClient:
+    """A client for round ``round_id`` under keys advertised at the run's set-up
+    (:mod:`secagg.run_keys`): it starts at the share stage, its keys already known."""
+    state = ClientState(
+        config,
+        node_id,
+        round_id,
+        stage="advertised",
+        enc_key=keys.encryption_key,
+        mask_key=keys.mask_key(round_id),
+    )
+    return SecAggClient(config, node_id, round_id, state)
 
 
 def to_config_record(client: SecAggClient) -> ConfigRecord:

@@ -13,6 +13,7 @@ import pytest
 from bench.scale import ScaleSettings, scale_bench, scale_config
 from bench.tree_memory import TreeMemory
 from coordinator.config import load_config_or_default
+from privacy.mechanisms import Mechanism
 
 
 def test_secure_config_sets_the_graph_and_fraction_and_plain_turns_privacy_off() -> None:
@@ -48,7 +49,7 @@ def test_a_tiny_run_writes_the_figures_and_the_plot(tmp_path) -> None:
     assert run["seconds_per_model_round"] > 0 and run["seconds_per_curve_round"] > 0
     assert run["peak_tree_pss_mb"] > 0 and run["bytes_per_node_per_model_round"] > 0
     assert 0 <= run["curve_max_abs_error_vs_truth"] < 1 and 0 < run["harrell_c"] < 1
-    assert run["curve_noise"]["mechanism"] == "distributed_skellam_histogram"
+    assert run["curve_noise"]["mechanism"] == Mechanism.SKELLAM_CURVE_HISTOGRAM
     replicates = report["sizes"]["10"]["curve_replicates"]
     assert replicates["noise_shares_planned"] == 8  # ceil(0.8 x 10) > the threshold 3
     assert set(replicates["by_epsilon"]) == {"0.5", "1.0", "2.0", "4.0"}

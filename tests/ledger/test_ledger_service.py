@@ -112,7 +112,12 @@ def test_serve_ledger_command_serves_until_stopped(tmp_path: Path) -> None:
         assert head.tree_size == 3
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # stop what the test started, then fail
+            process.wait()
+            raise AssertionError("serve-ledger did not stop within 20 s of Ctrl-C") from None
 
 
 def test_a_service_started_before_the_first_run_serves_the_ledger_once_written(

@@ -17,7 +17,7 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
-from secagg.client import SecAggClient
+from secagg.client import SecAggClient, client_with_run_keys
 from secagg.messages import (
     SecAggConfig,
     SecAggError,
@@ -75,7 +75,7 @@ class Federation:
                 settings.num_shares,
                 graph_seed=settings.round_id,
             )
-            client = SecAggClient.from_run_keys(
+            client = client_with_run_keys(
                 config, settings.index, settings.round_id, self.keys[nid]
             )
             self.clients[nid] = client

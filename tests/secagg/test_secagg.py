@@ -33,7 +33,12 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
-from secagg.client import SecAggClient, from_config_record, to_config_record
+from secagg.client import (
+    SecAggClient,
+    client_with_run_keys,
+    from_config_record,
+    to_config_record,
+)
 from secagg.graph import neighbourhood
 from secagg.masking import LABEL_PAIRWISE_MASK, derive_key, expand_mask
 from secagg.messages import (
@@ -899,7 +904,7 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
                 settings.num_shares,
                 graph_seed=settings.round_id,
             )
-            clients[nid] = SecAggClient.from_run_keys(
+            clients[nid] = client_with_run_keys(
                 config, settings.index, settings.round_id, run_keys[nid]
             )
             directory = key_directory_from_dict(payload)
