@@ -19,39 +19,24 @@ import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from rich.console import Console
 
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, run_bench
 from bench.report import machine_info
-from bench.round_costs import round_seconds
+from bench.round_costs import round_seconds, stage_seconds
 from bench.timing import ratio
 from common.atomic import atomic_write_json
 from common.errors import ConfigError
 from coordinator.config import CoordinatorConfig
 from coordinator.progress import ProgressPrinter
-from coordinator.progress_events import ProgressEvent, RoundEnd
 from coordinator.run_store import RunStore
 from enterprise_node.approval import approve_at_nodes
 from harness.deploy_demo import latest_run
 from harness.federation import run_local_federation
 
-__all__ = ["stage_seconds", "deploy_round_bench", "main"]
-
-
-def stage_seconds(events: Sequence[ProgressEvent], rounds: Sequence[int]) -> dict[str, float]:
-    """Mean exchange seconds of each stage (task) over ``rounds`` (a stage absent from a
-    round counts 0 there)."""
-    ends = [e for e in events if isinstance(e, RoundEnd) and e.round in rounds]
-
-    def total(number: int, stage: str) -> float:
-        return sum(e.seconds for e in ends if (e.round, e.task) == (number, stage))
-
-    return {
-        stage: fmean(total(r, stage) for r in rounds) for stage in sorted({e.task for e in ends})
-    }
+__all__ = ["deploy_round_bench", "main"]
 
 
 def _figures(run_dir: Path, model_rounds: int) -> dict[str, Any]:

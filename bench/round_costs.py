@@ -30,6 +30,7 @@ __all__ = [
     "round_exchange_seconds",
     "round_seconds",
     "round_wall_seconds",
+    "stage_seconds",
 ]
 
 
@@ -105,6 +106,19 @@ def round_seconds(events: Sequence[ProgressEvent], model_rounds: int) -> RoundSe
         curve_round=round_wall_seconds(events, curve),
         curve_round_exchange=round_exchange_seconds(events, curve),
     )
+
+
+def stage_seconds(events: Sequence[ProgressEvent], rounds: Sequence[int]) -> dict[str, float]:
+    """Mean exchange seconds of each stage (task) over ``rounds`` (a stage absent from a
+    round counts 0 there)."""
+    ends = [e for e in events if isinstance(e, RoundEnd) and e.round in rounds]
+
+    def total(number: int, stage: str) -> float:
+        return sum(e.seconds for e in ends if (e.round, e.task) == (number, stage))
+
+    return {
+        stage: fmean(total(r, stage) for r in rounds) for stage in sorted({e.task for e in ends})
+    }
 
 
 def round_bytes_by_purpose(

@@ -1,15 +1,19 @@
 """Pilot scale: 10 to 1,000 virtual enterprises through Flower's Simulation Engine.
 
 For each size n: a synthetic federation of n enterprises (100-200 units each, three
-segments, the truth known), run twice through ``fedrisk-lab federate``'s machinery
+segments, the truth known), run through ``fedrisk-lab federate``'s machinery
 (:func:`harness.federation.run_local_federation`: a SuperLink in simulation mode, Ray
-actors, the real ServerApp and ClientApp): ``plain`` (no secure aggregation, no DP) and
-``secure_dp`` (the packaged plan: secure aggregation, record DP, Skellam noise shares;
-plus ``plan.secure_graph`` at its defaults, so each round's SecAgg+ k and t follow from n,
-and ``release_fraction`` 0.8). Both: 3 Newton model rounds and the curve round.
+actors, the real ServerApp and ClientApp) as ``secure_dp``: the packaged plan (Newton fit,
+secure aggregation, record DP, Skellam noise shares) with ``plan.secure_graph`` at its
+defaults, so each round's SecAgg+ k and t follow from n, and ``release_fraction`` 0.8; 3
+model rounds and the curve round. At the ratio sizes (10, 50, 100) the same enterprises
+also run DP-SGD twice, ``plain_dp_sgd`` (no secure aggregation, no DP) and
+``secure_dp_dp_sgd`` (as ``secure_dp``): the cost of privacy per round, which only DP-SGD
+can show (the Newton fit exists only in secure sums).
 
 Per run: seconds per model round (mean of rounds 2..3: round 1 carries Ray start-up) and
-per curve round, from the coordinator's progress events; the peak memory of the whole
+per curve round, from the coordinator's progress events, and each stage's exchange
+seconds in model rounds 2..3; the peak memory of the whole
 process tree (this process and all it started: PSS summed, RSS as an upper bound,
 :mod:`bench.tree_memory`); the mean bytes a node sent per round (its outbox); the
 published curves' max |F error| against the generator's truth; Harrell's C of the model on
@@ -44,7 +48,7 @@ from rich.console import Console
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
 from bench.node_copies import copy_nodes, outbox_rows
 from bench.report import machine_info
-from bench.round_costs import bytes_per_node_round, round_seconds
+from bench.round_costs import bytes_per_node_round, round_seconds, stage_seconds
 from bench.scale_plot import plot_scale
 from bench.share_noise import (
     EPSILONS,
@@ -152,7 +156,8 @@ def _run(
             f"the benchmark needs every node in every round (see {result.run_dir})"
         )
     spec = config.plan.model_spec
-    seconds = round_seconds(RunStore(result.run_dir).read_events(), MODEL_ROUNDS)
+    events = RunStore(result.run_dir).read_events()
+    seconds = round_seconds(events, MODEL_ROUNDS)
     outboxes = [outbox_rows(node) for node in nodes]
     truth = dict(zip(spec.segments, _truth(manifest, spec.segments), strict=True))
     curves = load_curves(result.run_dir / "curves.json")
@@ -164,6 +169,7 @@ def _run(
         "first_model_round_seconds": seconds.first_model_round,
         "seconds_per_model_round": seconds.model_round,
         "seconds_per_curve_round": seconds.curve_round,
+        "model_round_stage_seconds": stage_seconds(events, range(2, MODEL_ROUNDS + 1)),
         "peak_tree_pss_mb": round(memory.peak.pss_mb, 1),
         "peak_tree_rss_mb": round(memory.peak.rss_mb, 1),
         "peak_processes": memory.peak.processes,

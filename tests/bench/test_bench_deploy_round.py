@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.deploy_round import deploy_round_bench, stage_seconds
+from bench.deploy_round import deploy_round_bench
+from bench.round_costs import stage_seconds
 from common.errors import ConfigError
 from coordinator.progress_events import RoundEnd
 
