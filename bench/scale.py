@@ -11,17 +11,20 @@ also run DP-SGD twice, ``plain_dp_sgd`` (no secure aggregation, no DP) and
 ``secure_dp_dp_sgd`` (as ``secure_dp``): the cost of privacy per round, which only DP-SGD
 can show (the Newton fit exists only in secure sums).
 
-Per run: seconds per model round (mean of rounds 2..3: round 1 carries Ray start-up) and
-per curve round, from the coordinator's progress events, and each stage's exchange
-seconds in model rounds 2..3; the peak memory of the whole
-process tree (this process and all it started: PSS summed, RSS as an upper bound,
-:mod:`bench.tree_memory`); the mean bytes a node sent per round (its outbox); the
+Per run: seconds per model round (mean of rounds 2..3: round 1 carries Ray start-up and
+the key set-up) and per curve round, from the coordinator's progress events, and each
+stage's exchange seconds in model rounds 2..3; the peak memory of the whole process tree
+(this process and all it started: PSS summed, RSS as an upper bound,
+:mod:`bench.tree_memory`); the mean bytes a node sent per model round (rounds 2..3; round
+1 by purpose apart), as its outbox counts them (canonical JSON, bytes as hex); the
 published curves' max |F error| against the generator's truth; Harrell's C of the model on
 a 5,000-unit holdout. Curve error is a distribution, so each size also has a replicate
 study on the run's own data: the exact summed histograms noised ``--replicates`` times as
 the secure run noises them (n Skellam shares planned for max(t, ceil(0.8 n))) and as a
 central Gaussian release of the same epsilon would, at eps 0.5 / 1 / 2 / 4: mean, p10 and
-p90 of the max |F error| and the ratio of means (:mod:`bench.share_noise`'s pieces).
+p90 of the max |F error| against the truth (sampling error and noise) and against the
+data's non-private estimate (the noise alone), and the ratio of means
+(:mod:`bench.share_noise`'s pieces).
 Writes ``bench/out/scale.json`` and ``bench/out/scale.png``.
 
     python -m bench.scale [--enterprises 10 50 100 500 1000] [--replicates 50] [--seed 0]
@@ -174,8 +177,9 @@ def _run(
         "peak_tree_rss_mb": round(memory.peak.rss_mb, 1),
         "peak_processes": memory.peak.processes,
         "bytes_per_node_per_model_round": bytes_per_node_round(
-            outboxes, range(1, MODEL_ROUNDS + 1)
+            outboxes, range(2, MODEL_ROUNDS + 1)
         )["total"],
+        "bytes_per_node_first_model_round": bytes_per_node_round(outboxes, [1]),
         "bytes_per_node_per_curve_round": bytes_per_node_round(outboxes, [MODEL_ROUNDS + 1])[
             "total"
         ],
@@ -189,7 +193,9 @@ def _run(
 def _replicates(
     manifest: FederationManifest, config: CoordinatorConfig, replicates: int, seed: int
 ) -> dict[str, Any]:
-    """The replicate study on the run's data: each mechanism's error per epsilon."""
+    """The replicate study on the run's data: each mechanism's error per epsilon against
+    the truth and against the data's non-private pooled estimate (the noise's own error);
+    the same noise draws for both."""
     spec = config.plan.model_spec
     n = len(manifest.enterprise_dirs)
     graph = plan_graph(config.plan.secure_graph, n)
@@ -203,13 +209,22 @@ def _replicates(
         for mechanism in _MECHANISMS
         for eps in EPSILONS
     }
-    errors = replicate_errors(pooled, truth, spec, plans, replicates, seed=[seed, n, 2])
+    non_private = failure_of(pooled, spec, 0.0)
+    by_reference = {
+        "by_epsilon": truth,  # the data's sampling error and the noise's
+        "vs_non_private_by_epsilon": non_private,  # the noise's alone
+    }
     return {
         "threshold": threshold,
         "num_shares": graph[0] if graph is not None else None,
         "noise_shares_planned": planned,
-        "by_epsilon": _by_epsilon(errors),
-        "no_noise_error": float(np.abs(failure_of(pooled, spec, 0.0) - truth).max()),
+        **{
+            key: _by_epsilon(
+                replicate_errors(pooled, reference, spec, plans, replicates, seed=[seed, n, 2])
+            )
+            for key, reference in by_reference.items()
+        },
+        "no_noise_error": float(np.abs(non_private - truth).max()),
     }
 
 
@@ -271,14 +286,17 @@ def _acceptance(sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
             value = None if value is None else value.get(key)
         return value
 
-    def curve_ratio(n: int) -> float | None:
-        return get(n, "curve_replicates", "by_epsilon", "1.0", "ratio_to_central")
+    def curve_ratio(n: int, against: str = "by_epsilon") -> float | None:
+        return get(n, "curve_replicates", against, "1.0", "ratio_to_central")
 
     bytes_50 = get(50, "runs", "secure_dp", "bytes_per_node_per_model_round")
     bytes_1000 = get(1000, "runs", "secure_dp", "bytes_per_node_per_model_round")
     run_1000 = get(1000, "runs", "secure_dp")
     return {
         "curve_error_ratio_to_central_eps1": {"50": curve_ratio(50), "500": curve_ratio(500)},
+        "curve_noise_error_ratio_to_central_eps1": {
+            str(n): curve_ratio(n, "vs_non_private_by_epsilon") for n in (50, 500)
+        },
         "run_1000_seconds": None if run_1000 is None else run_1000["run_seconds"],
         "run_1000_peak_tree_pss_mb": None if run_1000 is None else run_1000["peak_tree_pss_mb"],
         "bytes_per_node_model_round_1000_over_50": ratio(bytes_1000, bytes_50),
@@ -321,6 +339,7 @@ def _print(report: dict[str, Any], console: Console) -> None:
     for n, size in report["sizes"].items():
         secure = size["runs"]["secure_dp"]
         eps1 = size["curve_replicates"]["by_epsilon"]["1.0"]
+        noise = size["curve_replicates"]["vs_non_private_by_epsilon"]["1.0"]
         dp_sgd = size.get("dp_sgd_secure_dp_over_plain", {}).get("seconds_per_model_round")
         versus = "" if dp_sgd is None else f" (DP-SGD secure + DP / plain {dp_sgd:.2f}x)"
         console.print(
@@ -330,7 +349,8 @@ def _print(report: dict[str, Any], console: Console) -> None:
             f"{secure['bytes_per_node_per_model_round']:.0f} B/node/model round, "
             f"run {secure['run_seconds']:.0f} s, C {secure['harrell_c']:.3f}, "
             f"curve error eps 1 {eps1['skellam']['max_abs_error_mean']:.4f} vs central "
-            f"{eps1['central']['max_abs_error_mean']:.4f} ({eps1['ratio_to_central']:.2f}x)"
+            f"{eps1['central']['max_abs_error_mean']:.4f} ({eps1['ratio_to_central']:.2f}x; "
+            f"noise alone {noise['ratio_to_central']:.2f}x)"
         )
     console.print(f"acceptance: {report['acceptance']}")
 

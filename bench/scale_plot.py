@@ -2,8 +2,8 @@
 
 Seconds per model and curve round (the Newton plan secure + DP; DP-SGD secure + DP and
 plain where run), peak memory of the process
-tree, bytes per node per model round, curve error at eps 1 (mean with p10-p90 over the
-replicates, the secure shares against a central release of the same epsilon) and
+tree, bytes per node per model round, the curve noise's error at eps 1 (mean with p10-p90
+over the replicates, the secure shares against a central release of the same epsilon) and
 Harrell's C of the model on the holdout; a log scale for n.
 """
 
@@ -20,6 +20,8 @@ from common.atomic import atomic_write_bytes
 
 __all__ = ["plot_scale"]
 
+#: the replicate study against the data's non-private estimate: the noise's own error
+_NOISE = "vs_non_private_by_epsilon"
 _RUNS = (
     ("secure_dp", "Newton, secure + DP"),
     ("secure_dp_dp_sgd", "DP-SGD, secure + DP"),
@@ -55,15 +57,13 @@ def _axis(ax: Any, report: dict[str, Any], title: str) -> None:
 def _curve_panel(ax: Any, report: dict[str, Any]) -> None:
     sizes = sorted(report["sizes"], key=int)
     for mechanism, label in (("skellam", "secure Skellam shares"), ("central", "central Gaussian")):
-        rows = [
-            report["sizes"][n]["curve_replicates"]["by_epsilon"]["1.0"][mechanism] for n in sizes
-        ]
+        rows = [report["sizes"][n]["curve_replicates"][_NOISE]["1.0"][mechanism] for n in sizes]
         xs = [int(n) for n in sizes]
         ax.plot(xs, [r["max_abs_error_mean"] for r in rows], marker="o", label=label)
         low = [r["max_abs_error_p10"] for r in rows]
         high = [r["max_abs_error_p90"] for r in rows]
         ax.fill_between(xs, low, high, alpha=0.2)
-    _axis(ax, report, "curve max |F error| vs truth, eps 1 (p10-p90)")
+    _axis(ax, report, "curve noise: max |F - F non-private|, eps 1 (p10-p90)")
 
 
 def plot_scale(report: dict[str, Any], path: Path) -> None:
