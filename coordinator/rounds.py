@@ -8,6 +8,7 @@ appears in exactly one list.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,14 @@ from flwr.serverapp import Grid
 from protocols.messages import PRIVACY_KEY, STATUS_KEY, PrivacyReceipt, ReplyStatus
 from protocols.reply_digest import reply_digest
 
-__all__ = ["NodeReply", "NodeProblem", "RoundOutcome", "run_round"]
+__all__ = [
+    "PULL_INTERVAL_S",
+    "NodeReply",
+    "NodeProblem",
+    "RoundOutcome",
+    "run_round",
+    "send_and_receive",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,31 @@ class RoundOutcome:
         return [*self.refused, *self.failed]
 
 
+#: Seconds between the coordinator's pulls for replies. Flower's deployment grid sleeps 3 s
+#: between pulls in ``send_and_receive`` (flwr 1.42, ``flwr/superlink/grid/http_grid.py``):
+#: about 1.5 s more per exchange, on average, than the replies need.
+PULL_INTERVAL_S = 0.1
+
+
+def send_and_receive(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """Push ``messages`` and pull their replies every :data:`PULL_INTERVAL_S` until all
+    arrived or ``timeout`` passed: Flower's ``Grid.send_and_receive`` with a short pull
+    interval. A stand-in that is no Flower Grid (bench/inprocess.py) answers itself."""
+    if not isinstance(grid, Grid):
+        return list(grid.send_and_receive(messages, timeout=timeout))
+    pending = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while pending:
+        pulled = list(grid.pull_messages(pending))
+        replies += pulled
+        pending -= {m.metadata.reply_to_message_id for m in pulled}
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(PULL_INTERVAL_S)
+    return replies
+
+
 def run_round(
     grid: Grid,
     node_ids: list[int],
@@ -75,14 +108,12 @@ def run_round(
     timeout: float,
 ) -> RoundOutcome:
     """Send ``content_for(node)`` to each node and classify every reply (or its absence)."""
-    import time
-
     start = time.monotonic()
     messages = [
         Message(content=content_for(nid), dst_node_id=nid, message_type=message_type)
         for nid in node_ids
     ]
-    replies = list(grid.send_and_receive(messages, timeout=timeout))
+    replies = send_and_receive(grid, messages, timeout)
     outcome = RoundOutcome(round=round_number, task=task)
     answered: set[int] = set()
     asked = set(node_ids)

@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterable
 
 import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
+from flwr.serverapp import Grid
 
 from common.codec import decode
 from coordinator.round_summary import RoundSummary
-from coordinator.rounds import RoundOutcome, run_round
+from coordinator.rounds import PULL_INTERVAL_S, RoundOutcome, run_round, send_and_receive
 from privacy.mechanisms import Mechanism
 from protocols.messages import (
     CURVE_TASK,
@@ -260,3 +261,77 @@ def test_a_summary_read_back_from_a_checkpoint_is_the_same_summary() -> None:
     restored = decode(RoundSummary, json.loads(json.dumps(live.to_json())), "round", ValueError)
     # Assert: one shape, whether the round ran now or before a restart
     assert restored == live and restored.to_json() == live.to_json()
+
+
+class SlowGrid(Grid):
+    """A Flower Grid whose replies arrive one per pull (the rest later); never answers
+    ``silent``."""
+
+    def __init__(self, silent: frozenset[int] = frozenset()) -> None:
+        self.silent, self.pulls, self.queue = silent, 0, []
+
+    def set_run(self, run) -> None:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    @property
+    def run(self):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def create_message(self, *args, **kwargs):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def get_node_ids(self) -> list[int]:
+        return [1, 2, 3]
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        ids = []
+        for i, message in enumerate(messages):
+            message.metadata.__dict__["_message_id"] = f"m{i}"
+            ids.append(f"m{i}")
+            if message.metadata.dst_node_id not in self.silent:
+                reply = Message(RecordDict(), reply_to=message)
+                reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
+                self.queue.append(reply)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        self.pulls += 1
+        wanted = set(message_ids)
+        ready = [m for m in self.queue[:1] if m.metadata.reply_to_message_id in wanted]
+        self.queue = self.queue[len(ready) :]
+        return ready
+
+    def send_and_receive(self, messages, *, timeout=None):  # pragma: no cover - bypassed
+        raise AssertionError("the coordinator pulls itself")
+
+
+def _messages(nodes: list[int]) -> list[Message]:
+    return [Message(RecordDict(), dst_node_id=n, message_type=CURVE_TASK) for n in nodes]
+
+
+@pytest.fixture
+def sleeps(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``time.sleep`` moves the fake clock; the list records every sleep."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+def test_replies_are_pulled_at_the_short_interval_until_all_arrived(sleeps) -> None:
+    grid = SlowGrid()
+    replies = send_and_receive(grid, _messages([1, 2, 3]), timeout=30.0)
+    assert sorted(r.metadata.src_node_id for r in replies) == [1, 2, 3]
+    # one reply per pull, then done: two waits of the short interval, not Flower's 3 s
+    assert grid.pulls == 3 and sleeps == [PULL_INTERVAL_S] * 2
+
+
+def test_a_silent_node_ends_the_pulls_at_the_timeout(sleeps) -> None:
+    grid = SlowGrid(silent=frozenset({2}))
+    replies = send_and_receive(grid, _messages([1, 2, 3]), timeout=0.5)
+    assert sorted(r.metadata.src_node_id for r in replies) == [1, 3]
+    assert 0.5 <= sum(sleeps) < 0.5 + 2 * PULL_INTERVAL_S
