@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
 
 from common.errors import ConfigError
 
@@ -51,6 +50,10 @@ class GraphParameters:
 
 def _threshold(n: int, k: int, corrupt: int, dropped: int, f: float) -> int | None:
     """The smallest t for neighbourhoods of size k meeting the three bounds, or None."""
+    # imported here: scipy.stats takes about 0.35 s to import, and a deployed node's task
+    # process (a fresh one per message) imports this module for every message
+    from scipy import stats
+
     others, draws = n - 1, k - 1
     if float(stats.hypergeom(others, max(others - corrupt - dropped, 0), draws).pmf(0)) > f:
         return None
