@@ -144,6 +144,7 @@ def _run(
     nodes = copy_nodes(manifest, work / f"nodes-{label}", non_private=not private)
     approve_at_nodes(nodes, config.plan, by=BENCH_APPROVER)
     gc.collect()
+    started = time.monotonic()
     with TreeMemory() as memory:
         result = run_local_federation(
             nodes,
@@ -152,6 +153,7 @@ def _run(
             flwr_home=flwr_home,
             progress=ProgressPrinter(console, MODEL_ROUNDS + 1),
         )
+    wall = time.monotonic() - started
     summary = result.summary
     if summary.refusals or summary.failures:
         raise RunFailedError(
@@ -169,6 +171,7 @@ def _run(
     score = score_arrays(load_global_model(result.run_dir), holdout, spec)
     return {
         "run_seconds": summary.seconds,
+        "federation_wall_seconds": round(wall, 1),  # + SuperLink start, inclusion checks
         "first_model_round_seconds": seconds.first_model_round,
         "seconds_per_model_round": seconds.model_round,
         "seconds_per_curve_round": seconds.curve_round,
