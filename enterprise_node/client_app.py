@@ -115,7 +115,7 @@ def _refuse_downgrade(plan: TrainingPlan) -> None:
 
 @app.query(SECAGG_KEYS_ACTION)
 def secagg_keys(msg: Message, context: Context) -> Message:
-    """Secure aggregation, stage 1: public keys for this round."""
+    """Secure aggregation, stage 1 (once per run): public keys for the rounds named."""
     return _serve(msg, context, advertise_keys, purpose="secagg-keys")
 
 
