@@ -107,10 +107,11 @@ def _serve_ledger(
         typer.Option(help="Serve over TLS with the broker's server certificate (state/tls)."),
     ] = False,
 ) -> None:
-    """Serve the coordinator's signed ledger over gRPC until Ctrl-C, from before the first
-    run on (nodes check inclusion against it, in `join` or `verify-inclusion`; auditors
-    read it)."""
-    import time
+    """Serve the coordinator's signed ledger over gRPC until Ctrl-C or SIGTERM, from before
+    the first run on (nodes check inclusion against it, in `join` or `verify-inclusion`;
+    auditors read it)."""
+    import signal
+    import threading
 
     import grpc
 
@@ -131,12 +132,17 @@ def _serve_ledger(
         credentials = grpc.ssl_server_credentials(
             [(files.server_key.read_bytes(), files.server_cert.read_bytes())]
         )
+    # Ctrl-C and SIGTERM (systemd's stop) end the service cleanly; set explicitly, since a
+    # process started with SIGINT ignored (as a child of one that ignores it) keeps that
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     server = serve_ledger(ledger, host=host, port=port, credentials=credentials)
     how = "TLS" if tls else "plaintext"
     typer.echo(f"ledger service at {server.address} ({how}): {ledger} (Ctrl-C to stop)")
     try:
-        while True:
-            time.sleep(3600)
+        while not stop.wait(0.5):
+            pass
     finally:
         server.stop()
 

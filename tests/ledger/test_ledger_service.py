@@ -100,7 +100,12 @@ def test_serve_ledger_command_serves_until_stopped(tmp_path: Path) -> None:
     public = coordinator_key_paths(state)[1]
     public.parent.mkdir(parents=True)
     write_public_key(public, key.public_key())
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    # started with SIGINT ignored, as under a parent that ignores it: Ctrl-C must still stop it
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         # Execute: read the address it prints, then ask it for its head
         line = process.stdout.readline() if process.stdout else ""
