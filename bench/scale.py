@@ -23,11 +23,11 @@ study on the run's own data: the exact summed histograms noised ``--replicates``
 the secure run noises them (n Skellam shares planned for max(t, ceil(0.8 n))) and as a
 central Gaussian release of the same epsilon would, at eps 0.5 / 1 / 2 / 4: mean, p10 and
 p90 of the max |F error| against the truth (sampling error and noise) and against the
-data's non-private estimate (the noise alone), and the ratio of means
-(:mod:`bench.share_noise`'s pieces).
+data's non-private estimate (the noise alone), and the ratio of means with its standard
+error (:mod:`bench.share_noise`'s pieces; a draw costs milliseconds, so 400 of them).
 Writes ``bench/out/scale.json`` and ``bench/out/scale.png``.
 
-    python -m bench.scale [--enterprises 10 50 100 500 1000] [--replicates 50] [--seed 0]
+    python -m bench.scale [--enterprises 10 50 100 500 1000] [--replicates 400] [--seed 0]
         [--out bench/out] [--work .fedrisk/bench-scale]
 """
 
@@ -59,6 +59,7 @@ from bench.share_noise import (
     failure_of,
     noise_plan,
     pooled_counts,
+    ratio_se,
     replicate_errors,
 )
 from bench.spine import non_private_config
@@ -102,7 +103,7 @@ class ScaleSettings:
     """What to run: the sizes, replicates of the curve study, seed, DP-SGD ratio sizes."""
 
     enterprises: tuple[int, ...] = SIZES
-    replicates: int = 50
+    replicates: int = 400
     seed: int = 0
     ratio_sizes: tuple[int, ...] = RATIO_SIZES
 
@@ -249,6 +250,10 @@ def _by_epsilon(errors: dict[Key, list[float]]) -> dict[str, dict[str, Any]]:
         figures["ratio_to_central"] = ratio(
             figures["skellam"]["max_abs_error_mean"], figures["central"]["max_abs_error_mean"]
         )
+    for (_planned, mechanism, eps), values in errors.items():
+        if mechanism == "skellam":
+            central = errors[(_planned, "central", eps)]
+            out[repr(eps)]["ratio_to_central_se"] = ratio_se(values, central)
     return out
 
 
@@ -361,7 +366,7 @@ def _print(report: dict[str, Any], console: Console) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--enterprises", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--replicates", type=int, default=50)
+    parser.add_argument("--replicates", type=int, default=400)
     parser.add_argument("--ratio-sizes", type=int, nargs="*", default=list(RATIO_SIZES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")

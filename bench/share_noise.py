@@ -19,11 +19,14 @@ enterprises of 100-200 units. Real data (``hdfail``, 52,422 hard drives shipped 
 SurvSet): the table split into n random unequal enterprises; F_ref is the same data's
 non-private pooled estimate, so the error is the noise's alone. Each replicate draws fresh
 noise; mean, p10 and p90 over replicates; ``ratio_to_central`` is the mean error over the
-central release's (the same replicates). Shares planned for: the secure sum's default
-majority n // 2 + 1, and 4/5 of n (``plan.release_fraction: 0.8``: fewer dropouts
-tolerated, less noise per share).
+central release's (the same replicates), ``ratio_to_central_se`` its standard error. A
+hdfail replicate costs milliseconds and its max error is heavy-tailed, so it gets 400 draws
+(at 50 its ratio moved by +-0.2 between seeds); a synthetic one draws a whole federation.
+Shares planned for: the secure sum's default majority n // 2 + 1, and 4/5 of n
+(``plan.release_fraction: 0.8``: fewer dropouts tolerated, less noise per share).
 
-    python -m bench.share_noise [--replicates 50] [--enterprises 8 50 500] [--seed 0]
+    python -m bench.share_noise [--replicates 50] [--real-replicates 400]
+        [--enterprises 8 50 500] [--seed 0]
         [--out bench/out]
 """
 
@@ -63,6 +66,7 @@ __all__ = [
     "failure_of",
     "noise_plan",
     "pooled_counts",
+    "ratio_se",
     "replicate_errors",
     "share_noise_bench",
 ]
@@ -205,22 +209,34 @@ def replicate_errors(
     return errors
 
 
+def ratio_se(values: Sequence[float], central: Sequence[float]) -> float:
+    """Standard error of mean(values) / mean(central) by the delta method, the two samples
+    taken as independent: the max error is heavy-tailed on sparse real data, so 50 draws
+    can move the ratio by a few tenths; this says by how much."""
+    a, c = fmean(values), fmean(central)
+    rel_a = float(np.std(values, ddof=1)) / a / math.sqrt(len(values))
+    rel_c = float(np.std(central, ddof=1)) / c / math.sqrt(len(central))
+    return (a / c) * math.sqrt(rel_a**2 + rel_c**2)
+
+
 def _summary(errors: dict[Key, list[float]], plans: dict[Key, NoisePlan]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (threshold, mechanism, eps), values in errors.items():
-        central = fmean(errors[(threshold, "central", eps)])
+        central_values = errors[(threshold, "central", eps)]
+        central = fmean(central_values)
         out.setdefault(threshold, {}).setdefault(mechanism, {})[repr(eps)] = {
             "total_noise_std_per_cell": round(plans[(threshold, mechanism, eps)].std, 4),
             "max_abs_error_mean": fmean(values),
             "max_abs_error_p10": float(np.percentile(values, 10)),
             "max_abs_error_p90": float(np.percentile(values, 90)),
             "ratio_to_central": fmean(values) / central,
+            "ratio_to_central_se": ratio_se(values, central_values),
         }
     return out
 
 
 def share_noise_bench(
-    out: Path, *, enterprises: Sequence[int], replicates: int, seed: int
+    out: Path, *, enterprises: Sequence[int], replicates: int, seed: int, real_replicates: int
 ) -> dict[str, Any]:
     """Run both data sets at every size; write and return share_noise.json."""
     start = time.monotonic()
@@ -231,6 +247,7 @@ def share_noise_bench(
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": seed,
         "replicates": replicates,
+        "real_replicates": real_replicates,
         "delta": DELTA,
         "machine": machine_info(),
         "method": __doc__.split("\n\n    python")[0] if __doc__ else "",
@@ -244,7 +261,7 @@ def share_noise_bench(
         )
         print(f"n = {n}: hdfail ...", flush=True)
         report["hdfail"][str(n)] = _summary(
-            real_errors(n, replicates, seed), _plans(real_spec, n)
+            real_errors(n, real_replicates, seed), _plans(real_spec, n)
         )
     report["wall_seconds"] = round(time.monotonic() - start, 1)
     atomic_write_json(Path(out) / "share_noise.json", report)
@@ -258,7 +275,8 @@ def _print(report: dict[str, Any]) -> None:
             for threshold, by_mechanism in by_threshold.items():
                 for mechanism in MECHANISMS[1:]:
                     ratios = "  ".join(
-                        f"eps {eps}: {v['ratio_to_central']:.2f}x ({v['max_abs_error_mean']:.4f})"
+                        f"eps {eps}: {v['ratio_to_central']:.2f}x"
+                        f" +- {v['ratio_to_central_se']:.2f} ({v['max_abs_error_mean']:.4f})"
                         for eps, v in by_mechanism[mechanism].items()
                     )
                     print(f"{data:9} n={n:>4} {threshold:11} {mechanism:17} {ratios}")
@@ -267,6 +285,7 @@ def _print(report: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.share_noise", description=__doc__)
     parser.add_argument("--replicates", type=int, default=50)
+    parser.add_argument("--real-replicates", type=int, default=400)
     parser.add_argument("--enterprises", type=int, nargs="+", default=[8, 50, 500])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
@@ -274,7 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_bench(
         "share_noise",
         lambda: share_noise_bench(
-            args.out, enterprises=args.enterprises, replicates=args.replicates, seed=args.seed
+            args.out,
+            enterprises=args.enterprises,
+            replicates=args.replicates,
+            seed=args.seed,
+            real_replicates=args.real_replicates,
         ),
     )
 

@@ -29,7 +29,7 @@ def test_skellam_totals_stay_at_the_central_noise_and_discrete_gaussian_ones_do_
 
 @pytest.mark.integration
 def test_a_tiny_run_writes_every_figure(tmp_path) -> None:
-    report = share_noise_bench(tmp_path, enterprises=[8], replicates=2, seed=1)
+    report = share_noise_bench(tmp_path, enterprises=[8], replicates=2, seed=1, real_replicates=3)
     written = json.loads((tmp_path / "share_noise.json").read_text())
     assert written["replicates"] == 2
     for data in ("synthetic", "hdfail"):
