@@ -168,7 +168,7 @@ def run_secure_round(
     book = KeyBook() if keys is None else keys
     missing = book.missing(sorted(index), round_id)
     if missing:
-        setup = SetupRequest(round_id, tuple(setup_rounds or (round_id,)))
+        setup = SetupRequest(round_id, tuple(dict.fromkeys((round_id, *setup_rounds))))
         advertised = exchange(
             "secagg-keys",
             SECAGG_KEYS,
