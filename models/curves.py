@@ -156,8 +156,11 @@ def _loglog_band(survival: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray
     log_s = np.log(np.where(inside, s, 0.5))
     se = np.zeros_like(s)
     np.divide(np.sqrt(np.maximum(variance, 0.0)), np.abs(s * log_s), out=se, where=inside)
-    lower = np.where(inside, s ** np.exp(_Z95 * se), s)
-    upper = np.where(inside, s ** np.exp(-_Z95 * se), s)
+    # a huge se (a cell with almost nobody at risk under noise) overflows exp to inf:
+    # s ** inf = 0, the band's correct limit, so the overflow is not an error
+    with np.errstate(over="ignore"):
+        lower = np.where(inside, s ** np.exp(_Z95 * se), s)
+        upper = np.where(inside, s ** np.exp(-_Z95 * se), s)
     return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
 
 
