@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, run_bench
+from bench.node_copies import copy_nodes
 from bench.report import machine_info
 from bench.round_costs import round_seconds, stage_seconds
 from bench.timing import ratio
@@ -51,16 +52,6 @@ def _figures(run_dir: Path, model_rounds: int) -> dict[str, Any]:
     }
 
 
-def _copies(factories: Path, target: Path) -> list[Path]:
-    """Fresh copies of the deployed factories (no node state: a new accountant)."""
-    nodes = []
-    for node_yaml in sorted(factories.glob("*/node.yaml")):
-        copy = target / node_yaml.parent.name
-        shutil.copytree(node_yaml.parent, copy, ignore=shutil.ignore_patterns("state"))
-        nodes.append(copy / "node.yaml")
-    return nodes
-
-
 def deploy_round_bench(deploy: Path, out: Path) -> dict[str, Any]:
     """Simulate the deployed run's plan on its data; write and return the comparison."""
     deploy = Path(deploy).resolve()
@@ -75,7 +66,8 @@ def deploy_round_bench(deploy: Path, out: Path) -> dict[str, Any]:
     deployed = latest_run(deploy / "broker")
     work = deploy / "bench-simulation"
     shutil.rmtree(work, ignore_errors=True)
-    nodes = _copies(deploy / "factories", work / "factories")
+    folders = sorted(path.parent for path in (deploy / "factories").glob("*/node.yaml"))
+    nodes = copy_nodes(folders, work / "factories", non_private=False)
     approve_at_nodes(nodes, config.plan, by=BENCH_APPROVER)
     console = Console()
     console.rule(f"simulation of the deployed plan on its {len(nodes)} factories")

@@ -23,7 +23,7 @@ import pandas as pd
 from bench.baselines import harrell_c
 from bench.inprocess import run_in_process
 from bench.model_sites import write_sites
-from bench.spine import allow_non_private
+from bench.node_copies import allow_non_private
 from coordinator.config import CoordinatorConfig
 from coordinator.run_summary import RunSummary
 from harness.evaluation import load_curves, pooled_curves

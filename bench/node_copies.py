@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.spine import allow_non_private
-from harness.synthetic import FederationManifest
+import yaml
 
-__all__ = ["copy_nodes", "outbox_rows"]
+from common.atomic import atomic_write_text
+
+__all__ = ["allow_non_private", "copy_nodes", "outbox_rows"]
 
 
-def copy_nodes(manifest: FederationManifest, target: Path, *, non_private: bool) -> list[Path]:
-    """Copies of the enterprise folders without node state (fresh accountant and outbox)."""
+def allow_non_private(node_yaml: Path) -> None:
+    """Set ``privacy.allow_non_private: true`` in a (benchmark copy's) node.yaml."""
+    data = yaml.safe_load(node_yaml.read_text(encoding="utf-8"))
+    data["privacy"]["allow_non_private"] = True
+    header = "# fedrisk bench copy: serves NON-PRIVATE plans (benchmark only)\n"
+    atomic_write_text(node_yaml, header + yaml.safe_dump(data, sort_keys=False))
+
+
+def copy_nodes(folders: Iterable[Path], target: Path, *, non_private: bool) -> list[Path]:
+    """Copies of the enterprise ``folders`` under ``target`` without node state (fresh
+    accountant, ledger and outbox); their node.yaml paths. ``non_private``: the copies
+    serve non-private plans (:func:`allow_non_private`)."""
     node_configs = []
-    for folder in manifest.enterprise_dirs:
+    for folder in folders:
         copy = target / folder.name
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("state"))
         if non_private:

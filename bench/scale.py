@@ -11,18 +11,19 @@ also run DP-SGD twice, ``plain_dp_sgd`` (no secure aggregation, no DP) and
 ``secure_dp_dp_sgd`` (as ``secure_dp``): the cost of privacy per round, which only DP-SGD
 can show (the Newton fit exists only in secure sums).
 
-Per run: seconds per model round (mean of rounds 2..3: round 1 carries Ray start-up and
-the key set-up) and per curve round, from the coordinator's progress events, and each
-stage's exchange seconds in model rounds 2..3; the peak memory of the whole process tree
-(this process and all it started: PSS summed, RSS as an upper bound,
-:mod:`bench.tree_memory`); the mean bytes a node sent per model round (rounds 2..3; round
-1 by purpose apart), as its outbox counts them (canonical JSON, bytes as hex); the
-published curves' max |F error| against the generator's truth; Harrell's C of the model on
-a 5,000-unit holdout. Curve error is a distribution, so each size also has a replicate
-study on the run's own data: the exact summed histograms noised ``--replicates`` times as
-the secure run noises them (n Skellam shares planned for max(t, ceil(0.8 n))) and as a
-central Gaussian release of the same epsilon would, at eps 0.5 / 1 / 2 / 4: mean, p10 and
-p90 of the max |F error| against the truth (sampling error and noise) and against the
+Per run: seconds per model round (mean of rounds 2..3: round 1 carries Ray start-up and the
+key set-up) and per curve round, from the coordinator's progress events, and each stage's
+exchange seconds in model rounds 2..3; the peak memory of the whole process tree (this
+process and all it started: PSS summed, RSS as an upper bound, :mod:`bench.tree_memory`);
+the mean bytes a node sent per model round (rounds 2..3; round 1 by purpose apart), as its
+outbox counts them (canonical JSON, bytes as hex); the published curves' max |F error|
+against the generator's truth; Harrell's C of the model on a 5,000-unit holdout (one run
+per size: a check that the fit holds at scale, not a utility figure; ``bench/model.py`` has
+C over noise seeds on real data). Curve error is a distribution, so each size also has a
+replicate study on the run's own data: the exact summed histograms noised ``--replicates``
+times as the secure run noises them (n Skellam shares planned for max(t, ceil(0.8 n))) and
+as a central Gaussian release of the same epsilon would, at eps 0.5 / 1 / 2 / 4: mean, p10
+and p90 of the max |F error| against the truth (sampling error and noise) and against the
 data's non-private estimate (the noise alone), and the ratio of means with its standard
 error (:mod:`bench.share_noise`'s pieces; a draw costs milliseconds, so 400 of them).
 Writes ``bench/out/scale.json`` and ``bench/out/scale.png``.
@@ -142,7 +143,7 @@ def _run(
     n = len(manifest.enterprise_dirs)
     console.rule(f"{n} enterprises: {label}")
     private = config.plan.privacy.record.enabled
-    nodes = copy_nodes(manifest, work / f"nodes-{label}", non_private=not private)
+    nodes = copy_nodes(manifest.enterprise_dirs, work / f"nodes-{label}", non_private=not private)
     approve_at_nodes(nodes, config.plan, by=BENCH_APPROVER)
     gc.collect()
     started = time.monotonic()

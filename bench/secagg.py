@@ -129,7 +129,8 @@ def _run_variant(
 ) -> VariantFigures:
     """One Flower run of ``variant`` on fresh copies of the enterprises."""
     console.rule(f"{len(manifest.enterprise_dirs)} enterprises: {variant.label}")
-    nodes = copy_nodes(manifest, work / f"nodes-{variant.label}", non_private=not variant.dp)
+    target = work / f"nodes-{variant.label}"
+    nodes = copy_nodes(manifest.enterprise_dirs, target, non_private=not variant.dp)
     run_config = variant_config(config, variant, MODEL_ROUNDS)
     approve_at_nodes(nodes, run_config.plan, by=BENCH_APPROVER)
     result = run_local_federation(

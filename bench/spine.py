@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from rich.console import Console
 
 from bench.entry import BENCH_APPROVER, REPO, bench_flwr_home, fresh_work_dir, run_bench
+from bench.node_copies import copy_nodes
 from bench.report import BenchSetup, RunFigures, machine_info, render_table, spine_report
 from bench.timing import read_round_timing
-from common.atomic import atomic_write_json, atomic_write_text
+from common.atomic import atomic_write_json
 from common.errors import ConfigError, RunFailedError
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.flower_run import FederationResult
@@ -44,7 +43,7 @@ from harness.evaluation import (
 from harness.federation import run_local_federation
 from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
 
-__all__ = ["REPO", "non_private_config", "allow_non_private", "run_spine", "main"]
+__all__ = ["REPO", "non_private_config", "run_spine", "main"]
 
 
 def non_private_config(config: CoordinatorConfig) -> CoordinatorConfig:
@@ -53,25 +52,6 @@ def non_private_config(config: CoordinatorConfig) -> CoordinatorConfig:
     record = plan.privacy.record.model_copy(update={"enabled": False})
     privacy = plan.privacy.model_copy(update={"record": record})
     return config.model_copy(update={"plan": plan.model_copy(update={"privacy": privacy})})
-
-
-def allow_non_private(node_yaml: Path) -> None:
-    """Set ``privacy.allow_non_private: true`` in a (benchmark copy's) node.yaml."""
-    data = yaml.safe_load(node_yaml.read_text(encoding="utf-8"))
-    data["privacy"]["allow_non_private"] = True
-    header = "# fedrisk bench copy: serves NON-PRIVATE plans (benchmark only)\n"
-    atomic_write_text(node_yaml, header + yaml.safe_dump(data, sort_keys=False))
-
-
-def _plain_copy(manifest: FederationManifest, target: Path) -> list[Path]:
-    """Copies of the enterprise folders (no node state) allowing non-private plans."""
-    node_configs = []
-    for folder in manifest.enterprise_dirs:
-        copy = target / folder.name
-        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("state"))
-        allow_non_private(copy / "node.yaml")
-        node_configs.append(copy / "node.yaml")
-    return node_configs
 
 
 def _federate(
@@ -173,7 +153,7 @@ def run_spine(
         config.plan.model_spec,
         SyntheticConfig(n_enterprises=enterprises, seed=seed, parquet_every=4),
     )
-    plain_nodes = _plain_copy(manifest, work / "factories-plain")
+    plain_nodes = copy_nodes(manifest.enterprise_dirs, work / "factories-plain", non_private=True)
     console.print(f"{len(manifest.node_configs)} enterprises under {work}")
     dp_run = _federate(
         "record-level DP", list(manifest.node_configs), config, work / "run-dp", flwr_home, console

@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
-from common.processes import descendants, rss_kb
+from common.processes import descendants, pss_kb, rss_kb
 
 __all__ = ["TreeSample", "TreeMemory", "tree_sample"]
 
@@ -34,21 +33,10 @@ class TreeSample:
     processes: int
 
 
-def _pss_kb(pid: int) -> int:
-    """Proportional set size of ``pid`` in kB (0 if gone or unreadable)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def tree_sample(root: int) -> TreeSample:
     """The summed PSS and RSS of ``root`` and its live descendants now."""
     pids = [root, *descendants(root)]
-    pss = sum(_pss_kb(pid) for pid in pids)
+    pss = sum(pss_kb(pid) for pid in pids)
     rss = sum(rss_kb(pid) for pid in pids)
     return TreeSample(pss_mb=pss / 1024, rss_mb=rss / 1024, processes=len(pids))
 

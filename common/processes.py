@@ -28,6 +28,7 @@ from pathlib import Path
 __all__ = [
     "adopt_orphans",
     "descendants",
+    "pss_kb",
     "rss_kb",
     "spawn_logged",
     "stop_pid_tree",
@@ -84,15 +85,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_kb(pid: int) -> int:
-    """Resident set size of ``pid`` in kB (0 if it is gone)."""
+def _kb_field(path: str, key: str) -> int:
+    """The ``key:`` line's value in kB of a /proc file, 0 if the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of ``pid`` in kB (0 if it is gone)."""
+    return _kb_field(f"/proc/{pid}/status", "VmRSS:")
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` in kB (shared pages split among their users; 0 if
+    it is gone or unreadable)."""
+    return _kb_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def _alive(pid: int) -> bool:

@@ -73,8 +73,8 @@ class RoundOutcome:
 
 
 #: Seconds between the coordinator's pulls for replies. Flower's deployment grid sleeps 3 s
-#: between pulls in ``send_and_receive`` (flwr 1.42, ``flwr/superlink/grid/http_grid.py``):
-#: about 1.5 s more per exchange, on average, than the replies need.
+#: between pulls in ``send_and_receive`` (flwr 1.42, ``flwr/superlink/grid/http_grid.py``),
+#: so an exchange could wait up to 3 s after its last reply arrived.
 PULL_INTERVAL_S = 0.1
 
 

@@ -80,7 +80,6 @@ from secagg.client import (
     to_config_record,
 )
 from secagg.messages import (
-    SecAggConfig,
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
     key_directory_from_dict,
@@ -127,17 +126,6 @@ def _payload(message: Message) -> ConfigRecord:
     return message.content.config_records[SECAGG_PAYLOAD_KEY]
 
 
-def _round_config(settings: SecureRoundSettings) -> SecAggConfig:
-    return SecAggConfig(
-        num_nodes=settings.num_nodes,
-        threshold=settings.threshold,
-        vector_length=settings.vector_length,
-        modulus_bits=settings.modulus_bits,
-        num_shares=settings.num_shares,
-        graph_seed=settings.round_id,  # the round's public randomness (secagg.graph)
-    )
-
-
 def advertise_keys(
     runtime: NodeRuntime, header: TaskHeader, plan: TrainingPlan, message: Message, context: Context
 ) -> TaskResult:
@@ -146,7 +134,7 @@ def advertise_keys(
     reply with the public halves. A new set-up replaces the node's keys."""
     settings = _settings(message)
     check_graph(plan, settings)
-    _round_config(settings)  # the round's settings are valid
+    settings.secagg_config()  # the round's settings are valid
     request = setup_request_from_dict(dict(_payload(message)))
     prefix = f"{header.run_id}:"
     if settings.round_id not in request.round_ids or not all(
@@ -174,9 +162,8 @@ def share_keys(
     self-mask seed and of the round's mask key, encrypted to each peer."""
     settings = _settings(message)
     check_graph(plan, settings)
-    config = _round_config(settings)
     client = client_with_run_keys(
-        config, settings.index, settings.round_id, _run_keys(context)
+        settings.secagg_config(), settings.index, settings.round_id, _run_keys(context)
     )
     directory = key_directory_from_dict(dict(_payload(message)))
     shares = client.share_keys(directory)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from flwr.app import ConfigRecord
 
 from protocols.plan import SecureGraph
+from secagg.messages import SecAggConfig
 from secagg.parameters import graph_parameters
 
 __all__ = [
@@ -59,6 +60,18 @@ class SecureRoundSettings:
     bound: int
     vector_length: int
     num_shares: int | None = None
+
+    def secagg_config(self) -> SecAggConfig:
+        """The round's secure-aggregation configuration, its graph drawn from the round
+        id (the round's public randomness, :mod:`secagg.graph`)."""
+        return SecAggConfig(
+            num_nodes=self.num_nodes,
+            threshold=self.threshold,
+            vector_length=self.vector_length,
+            modulus_bits=self.modulus_bits,
+            num_shares=self.num_shares,
+            graph_seed=self.round_id,
+        )
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord({k: v for k, v in asdict(self).items() if v is not None})

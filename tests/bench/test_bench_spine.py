@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bench.node_copies import allow_non_private
 from bench.report import BenchSetup, RunFigures, render_table, spine_report
-from bench.spine import allow_non_private, main, non_private_config
+from bench.spine import main, non_private_config
 from bench.timing import RoundTiming, ratio, read_round_timing, round_timing
 from common.exit_codes import ExitCode
 from coordinator.config import load_config_or_default

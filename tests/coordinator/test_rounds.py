@@ -271,14 +271,14 @@ class SlowGrid(Grid):
         self.silent, self.pulls, self.queue = silent, 0, []
 
     def set_run(self, run) -> None:  # pragma: no cover - not used
-        raise NotImplementedError
+        raise AssertionError("send_and_receive must not use it")
 
     @property
     def run(self):  # pragma: no cover - not used
-        raise NotImplementedError
+        raise AssertionError("send_and_receive must not use it")
 
     def create_message(self, *args, **kwargs):  # pragma: no cover - not used
-        raise NotImplementedError
+        raise AssertionError("send_and_receive must not use it")
 
     def get_node_ids(self) -> list[int]:
         return [1, 2, 3]

@@ -19,7 +19,6 @@ from protocols.messages import (
 from protocols.secure_round import SECAGG_KEY, SECAGG_PAYLOAD_KEY, SecureRoundSettings
 from secagg.client import SecAggClient, client_with_run_keys
 from secagg.messages import (
-    SecAggConfig,
     SecAggError,
     encrypted_shares_from_dict,
     encrypted_shares_to_dict,
@@ -67,14 +66,7 @@ class Federation:
             self.keys[nid] = RunKeys.generate(setup_request_from_dict(payload))
             out = run_public_keys_to_dict(self.keys[nid].public())
         elif message_type == SECAGG_SHARES:
-            config = SecAggConfig(
-                settings.num_nodes,
-                settings.threshold,
-                settings.vector_length,
-                settings.modulus_bits,
-                settings.num_shares,
-                graph_seed=settings.round_id,
-            )
+            config = settings.secagg_config()
             client = client_with_run_keys(
                 config, settings.index, settings.round_id, self.keys[nid]
             )

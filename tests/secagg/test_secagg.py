@@ -896,14 +896,7 @@ def test_run_secure_round_sends_each_node_only_its_neighbours_keys() -> None:
             run_keys[nid] = RunKeys.generate(setup_request_from_dict(payload))
             out = run_public_keys_to_dict(run_keys[nid].public())
         elif message_type == SECAGG_SHARES:
-            config = SecAggConfig(
-                settings.num_nodes,
-                settings.threshold,
-                settings.vector_length,
-                settings.modulus_bits,
-                settings.num_shares,
-                graph_seed=settings.round_id,
-            )
+            config = settings.secagg_config()
             clients[nid] = client_with_run_keys(
                 config, settings.index, settings.round_id, run_keys[nid]
             )
