@@ -13,9 +13,10 @@ with noise multiplier z = noise std / L2 sensitivity, Poisson-subsampled with ra
   multiplier of the secure sum of noise shares (Kairouz, Liu, Steinke 2021). The discrete
   Gaussian's RDP is at most the continuous one's (Canonne, Kamath, Steinke 2020), so
   ``GaussianDpEvent(z)`` is a valid bound;
-- ``distributed_skellam_histogram`` / ``distributed_skellam_glm``: the same releases
-  with the nodes' Skellam shares (Agarwal, Kairouz, Liu 2021). Their parties charge z, the
-  Gaussian equivalent of the sum of shares; the auditor ignores z and recomputes the
+- ``distributed_skellam_histogram`` / ``distributed_skellam_glm`` /
+  ``enterprise_distributed_skellam``: the same releases (the last: the enterprise-level
+  one below) with the nodes' Skellam shares (Agarwal, Kairouz, Liu 2021). Their parties
+  charge z, the Gaussian equivalent of the sum of shares; the auditor ignores z and recomputes the
   Skellam bound itself at every order from the recorded share std, shares, sensitivities
   and integer scale (:mod:`auditor.skellam`);
 - ``distributed_discrete_gaussian_glm``: one Newton round of the GLM hazard model, the

@@ -29,7 +29,7 @@ from ledger.records import (
 )
 from ledger.signing import generate_key_pair, load_private_key, public_key_path
 from ledger.writer import Ledger
-from privacy.mechanisms import Mechanism
+from protocols.secure_update import EnterpriseShare
 
 __all__ = ["COORDINATOR_LEDGER_ID", "coordinator_key_paths", "CoordinatorLedger", "file_sha256"]
 
@@ -181,6 +181,7 @@ class CoordinatorLedger:
     def enterprise_round(
         self,
         round_number: int,
+        share: EnterpriseShare,
         *,
         noise_multiplier: float,
         clip_norm: float,
@@ -191,7 +192,10 @@ class CoordinatorLedger:
         delta: float,
     ) -> None:
         """The enterprise-level release of a model round (the same for every enterprise,
-        so ``node`` is "*"): one Gaussian step of the secure sum."""
+        so ``node`` is "*"): one Gaussian step of the secure sum. A Skellam release also
+        records its share in model units (quantised sensitivities, one share's std, the
+        fixed-point scale), from which an auditor recomputes it."""
+        skellam = share.skellam
         self.ledger.append(
             ReleaseAccounted(
                 run_id=self.run_id,
@@ -199,17 +203,20 @@ class CoordinatorLedger:
                 task="model",
                 node="*",
                 unit="enterprise",
-                mechanism=Mechanism.ENTERPRISE_SHARES,
+                mechanism=share.mechanism,
                 noise_multiplier=float(noise_multiplier),
                 sample_rate=1.0,
                 steps=1,
-                sensitivity=float(clip_norm),
+                sensitivity=share.l2_sensitivity / share.scale if skellam else float(clip_norm),
                 noise_shares=int(shares),
                 epsilon_claimed=float(epsilon_round),
                 epsilon_total_claimed=float(epsilon_total),
                 epsilon_cap=float(cap),
                 delta=float(delta),
                 message_sha256="",
+                share_std=share.share_std if skellam else 0.0,
+                l1_sensitivity=share.l1_sensitivity / share.scale if skellam else 0.0,
+                integer_scale=int(share.scale) if skellam else 1,
             )
         )
 

@@ -31,9 +31,8 @@ from coordinator.round_context import RoundContext
 from coordinator.secure_round import SecureTotal
 from coordinator.secure_summary import enterprise_dp_summary
 from privacy.accounting import Spend, rdp_epsilon
-from privacy.distributed_noise import effective_noise_multiplier
 from privacy.enterprise_accounting import EnterpriseAccountant
-from protocols.secure_update import EnterpriseShare, enterprise_share, quantised_sensitivity
+from protocols.secure_update import EnterpriseShare, enterprise_share
 
 __all__ = ["EnterpriseDP", "enterprise_accountant", "restore_accountant"]
 
@@ -81,12 +80,12 @@ class EnterpriseDP:
         share = enterprise_share(self.context.plan, n_shares=planned, dimension=size)
         if self.context.log.notes.enterprise is None:  # a resumed run announced it already
             self._announce(share, size)
-        z = share.noise.effective_noise_multiplier
+        z = share.effective_noise_multiplier
         if not self.accountant.can_run_round(noise_multiplier=z, sample_rate=1.0):
             self._stop(round_number, self.accountant.project(noise_multiplier=z, sample_rate=1.0))
             return None
         summed = self.inner.collect(round_number, arrays)
-        self._charge(round_number, summed.total, share, size)
+        self._charge(round_number, summed.total, share)
         return self.inner.aggregate(round_number, arrays, summed)
 
     def _announce(self, share: EnterpriseShare, size: int) -> None:
@@ -125,24 +124,18 @@ class EnterpriseDP:
         )
 
     def _charge(
-        self, round_number: int, total: SecureTotal, share: EnterpriseShare, size: int
+        self, round_number: int, total: SecureTotal, share: EnterpriseShare
     ) -> None:
         """Account the noise actually in the sum: the planned share from each survivor."""
         accountant, log = self.accountant, self.context.log
         clip_norm = share_clip_norm(self.context)
-        l2, l1 = quantised_sensitivity(clip_norm, share.scale, size)
-        z_actual = effective_noise_multiplier(
-            share.noise.share_sigma,
-            n_shares=total.survivors,
-            l2_sensitivity=l2,
-            l1_sensitivity=l1,
-            dimension=size,
-        )
+        z_actual = share.noise_multiplier_with(total.survivors)
         epsilon = accountant.record(
             noise_multiplier=z_actual, sample_rate=1.0, round_number=round_number
         )
         log.ledger.enterprise_round(
             round_number,
+            share,
             noise_multiplier=z_actual,
             clip_norm=clip_norm,
             shares=total.survivors,

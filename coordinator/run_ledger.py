@@ -16,6 +16,7 @@ from coordinator.resumption import RunHistory
 from coordinator.rounds import RoundOutcome
 from coordinator.run_request import RunRequest
 from coordinator.run_store import RunStore
+from protocols.secure_update import EnterpriseShare
 
 __all__ = ["RunLedger", "NullLedger", "open_run_ledger"]
 
@@ -36,6 +37,7 @@ class RunLedger(Protocol):
     def enterprise_round(
         self,
         round_number: int,
+        share: EnterpriseShare,
         *,
         noise_multiplier: float,
         clip_norm: float,
@@ -88,6 +90,7 @@ class NullLedger:
     def enterprise_round(
         self,
         round_number: int,
+        share: EnterpriseShare,
         *,
         noise_multiplier: float,
         clip_norm: float,

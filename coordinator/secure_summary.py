@@ -111,7 +111,7 @@ def enterprise_dp_summary(
     assert enterprise is not None
     std_mean = math.sqrt(n_nodes) * share.share_std / n_nodes
     noise_norm = std_mean * math.sqrt(dimension)
-    per_round = zcdp_to_epsilon(1.0 / (2.0 * share.noise.effective_noise_multiplier**2), delta)
+    per_round = zcdp_to_epsilon(1.0 / (2.0 * share.effective_noise_multiplier**2), delta)
     warning = ""
     if noise_norm > enterprise.clip_norm:
         warning = (
@@ -123,9 +123,9 @@ def enterprise_dp_summary(
     return EnterpriseFigures(
         clip_norm=enterprise.clip_norm,
         noise_multiplier=enterprise.noise_multiplier,
-        shares_planned=share.noise.n_shares,
+        shares_planned=share.n_shares,
         share_std=share.share_std,
-        effective_noise_multiplier=round(share.noise.effective_noise_multiplier, 6),
+        effective_noise_multiplier=round(share.effective_noise_multiplier, 6),
         expected_noise_std_per_coordinate_of_mean=std_mean,
         expected_noise_norm_of_mean=noise_norm,
         epsilon_one_round=round(per_round, 6),

@@ -50,6 +50,7 @@ from enterprise_node.tasks import (
 )
 from models.digest import model_digest
 from models.glm import parameter_count
+from privacy.skellam import skellam_noise
 from protocols.messages import ARRAYS_KEY, TaskHeader
 from protocols.plan import TrainingPlan
 from protocols.secure_curve import (
@@ -67,6 +68,7 @@ from protocols.secure_round import (
     noise_shares,
 )
 from protocols.secure_update import (
+    EnterpriseShare,
     check_update_range,
     clip_l2,
     enterprise_share,
@@ -318,10 +320,17 @@ def _model_contribution(
         planned = noise_shares(plan.release_fraction, settings.num_nodes, settings.threshold)
         share = enterprise_share(plan, n_shares=planned, dimension=dimension)
         vector = quantise(clip_l2(update, enterprise.clip_norm), scale)
-        vector = vector + discrete_gaussian(vector.shape, share.noise.share_sigma)
+        vector = vector + _enterprise_noise(share, vector.shape)
         metrics["enterprise-noise-std"] = share.share_std
     check_update_range(vector, settings.bound, scale)
     return TaskResult(arrays={"vector": vector}, metrics=metrics, receipt=trained.receipt)
+
+
+def _enterprise_noise(share: EnterpriseShare, shape: tuple[int, ...]) -> np.ndarray:
+    """One enterprise-level noise share in integers, Skellam or discrete Gaussian as planned."""
+    if share.skellam:
+        return skellam_noise(shape, share.share_variance)
+    return discrete_gaussian(shape, share.share_sigma)
 
 
 def reveal_shares(

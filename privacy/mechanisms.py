@@ -36,9 +36,11 @@ class Mechanism(StrEnum):
     #: Enterprise-level DP (DP-FedAvg): one Gaussian step of the secure sum of clipped
     #: updates per model round, enterprise as the unit, noise added as shares.
     ENTERPRISE_SHARES = "enterprise_distributed_discrete_gaussian"
+    #: Enterprise-level DP with the nodes' Skellam shares (:mod:`privacy.skellam`).
+    ENTERPRISE_SKELLAM = "enterprise_distributed_skellam"
 
 
 #: The mechanisms whose release is a secure sum of Skellam shares (:mod:`privacy.skellam`).
 SKELLAM_MECHANISMS: frozenset[str] = frozenset(
-    {Mechanism.SKELLAM_CURVE_HISTOGRAM, Mechanism.SKELLAM_GLM}
+    {Mechanism.SKELLAM_CURVE_HISTOGRAM, Mechanism.SKELLAM_GLM, Mechanism.ENTERPRISE_SKELLAM}
 )

@@ -3,8 +3,10 @@
 A node sends its model update (local model minus global model), flattened in parameter
 order and quantised at the plan's fixed-point scale: ``round(update * 2^scale_bits)``.
 With enterprise-level DP it first clips the update to L2 norm C, quantises it, then adds
-its discrete Gaussian noise share to the integers (Kairouz, Liu, Steinke 2021: rounding
-can lengthen the vector by at most sqrt(d)/2, which the sensitivity includes).
+its noise share to the integers, as ``plan.share_noise`` says: Skellam (Agarwal, Kairouz,
+Liu 2021; the shares sum to exactly one Skellam release, :mod:`privacy.skellam`) or
+discrete Gaussian (Kairouz, Liu, Steinke 2021). Rounding can lengthen the vector by at
+most sqrt(d)/2, which the sensitivity includes.
 
 The coordinator divides the unmasked integer sum by the scale and by the number of
 survivors: the unweighted mean of the enterprises' updates. A unit-count weight would
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from privacy.distributed_noise import ShareNoise, share_for_noise_multiplier
+from privacy import distributed_noise, skellam
+from privacy.mechanisms import Mechanism
 from protocols.plan import TrainingPlan
 from secagg.quantization import QuantizationRangeError
 
@@ -74,33 +77,83 @@ def quantised_sensitivity(clip: float, scale: float, dimension: int) -> tuple[fl
 
 @dataclass(frozen=True)
 class EnterpriseShare:
-    """A node's enterprise-level noise share (integers) and the per-round guarantee."""
+    """A node's enterprise-level noise share, in integer units: the ``mechanism`` it is
+    recorded under, one share's ``share_variance``, the ``n_shares`` it was planned for and
+    the Gaussian ``effective_noise_multiplier`` those shares are charged as; the
+    quantised update's L2 and L1 sensitivities and the fixed-point ``scale``."""
 
-    noise: ShareNoise
+    mechanism: Mechanism
+    share_variance: float
+    n_shares: int
+    effective_noise_multiplier: float
     l2_sensitivity: float
+    l1_sensitivity: float
+    dimension: int
     scale: float
 
     @property
+    def skellam(self) -> bool:
+        return self.mechanism == Mechanism.ENTERPRISE_SKELLAM
+
+    @property
+    def share_sigma(self) -> float:
+        """One share's std in integers."""
+        return math.sqrt(self.share_variance)
+
+    @property
     def share_std(self) -> float:
-        """The share's std in model units (not integers)."""
-        return self.noise.share_sigma / self.scale
+        """One share's std in model units (not integers)."""
+        return self.share_sigma / self.scale
+
+    def noise_multiplier_with(self, shares: int) -> float:
+        """The Gaussian multiplier a sum of ``shares`` such shares is charged as (the
+        survivors of a round, at least the planned ``n_shares``)."""
+        if self.skellam:
+            return skellam.gaussian_equivalent(
+                self.share_variance * shares,
+                l2_sensitivity=self.l2_sensitivity,
+                l1_sensitivity=self.l1_sensitivity,
+            )
+        return distributed_noise.effective_noise_multiplier(
+            self.share_sigma,
+            n_shares=shares,
+            l2_sensitivity=self.l2_sensitivity,
+            l1_sensitivity=self.l1_sensitivity,
+            dimension=self.dimension,
+        )
 
 
-def enterprise_share(plan: TrainingPlan, *, n_shares: int, dimension: int) -> EnterpriseShare:
-    """The share each node adds so that ``n_shares`` shares meet the plan's noise multiplier."""
+def enterprise_share(
+    plan: TrainingPlan, *, n_shares: int, dimension: int, clip_norm: float | None = None
+) -> EnterpriseShare:
+    """The share each node adds so that ``n_shares`` shares meet the plan's noise
+    multiplier, for updates clipped to ``clip_norm`` (the plan's when None)."""
     enterprise = plan.privacy.enterprise
     if enterprise is None:
         raise ValueError("the plan has no enterprise-level DP")
     scale = plan.secure_update.scale
-    l2, l1 = quantised_sensitivity(enterprise.clip_norm, scale, dimension)
-    noise = share_for_noise_multiplier(
-        enterprise.noise_multiplier,
-        n_shares=n_shares,
-        l2_sensitivity=l2,
-        l1_sensitivity=l1,
-        dimension=dimension,
-    )
-    return EnterpriseShare(noise=noise, l2_sensitivity=l2, scale=scale)
+    clip = enterprise.clip_norm if clip_norm is None else clip_norm
+    l2, l1 = quantised_sensitivity(clip, scale, dimension)
+    z = enterprise.noise_multiplier
+    if plan.share_noise == "skellam":
+        sk = skellam.share_for_noise_multiplier(
+            z, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1
+        )
+        mechanism, variance, z_eff = (
+            Mechanism.ENTERPRISE_SKELLAM,
+            sk.share_variance,
+            sk.effective_noise_multiplier,
+        )
+    else:
+        dg = distributed_noise.share_for_noise_multiplier(
+            z, n_shares=n_shares, l2_sensitivity=l2, l1_sensitivity=l1, dimension=dimension
+        )
+        mechanism, variance, z_eff = (
+            Mechanism.ENTERPRISE_SHARES,
+            dg.share_sigma**2,
+            dg.effective_noise_multiplier,
+        )
+    return EnterpriseShare(mechanism, variance, n_shares, z_eff, l2, l1, dimension, scale)
 
 
 def check_update_range(values: np.ndarray, bound: int, scale: float) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import dp_accounting
@@ -20,14 +22,20 @@ from node_site import approve_plan, config_with, plan_with
 from pydantic import BaseModel
 
 import enterprise_node.client_app as client_app
+from auditor.verify import audit
 from common.errors import RunFailedError
 from coordinator.config import CoordinatorConfig, EnterpriseBudget, load_config_or_default
+from coordinator.coordinator_ledger import coordinator_key_paths
 from coordinator.outputs import load_global_model
 from coordinator.progress_events import EnterpriseBudgetStop, ProgressEvent, SecureSumDone
 from coordinator.run_store import RunStore
 from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
+from ledger.log import read_ledger
+from ledger.records import ReleaseAccounted, record_from_entry
+from ledger.signing import load_private_key
+from ledger.writer import Ledger
 from models.hazard import init_arrays
 from privacy.mechanisms import Mechanism
 from protocols.messages import (
@@ -40,7 +48,7 @@ from protocols.messages import (
     TaskHeader,
 )
 from protocols.plan import EnterprisePrivacy, TrainingPlan
-from protocols.secure_update import flatten
+from protocols.secure_update import enterprise_share, flatten
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("flower_identity")]
 
@@ -360,3 +368,76 @@ def test_secure_curves_with_delayed_entry_equal_the_pooled_life_table(tmp_path: 
     assert [c.segment for c in got] == [c.segment for c in expected]
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_allclose(have.failure, want.failure, atol=1e-12)
+
+
+def _resigned(ledger_dir: Path, key_dir: Path, edit) -> None:
+    """Rewrite the coordinator's ledger with ``edit`` applied to each record, re-signed
+    with its real key: signatures verify, only the content changed."""
+    records = [record_from_entry(e) for e in read_ledger(ledger_dir).entries()]
+    shutil.rmtree(ledger_dir)
+    key = load_private_key(coordinator_key_paths(key_dir)[0])
+    Ledger.open(ledger_dir, key, "coordinator").append_many([edit(r) for r in records])
+
+
+def test_enterprise_skellam_shares_are_recorded_and_recomputed_by_the_auditor(
+    tmp_path: Path,
+) -> None:
+    # Prepare: enterprise-level DP with the packaged share noise (Skellam), 2 rounds
+    nodes = small_federation(
+        tmp_path / "fed", load_config_or_default(None).plan.model_spec, non_private=True
+    )
+    enterprise = EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0)
+    config = secure_config(method="dp_sgd", rounds=2, enterprise=enterprise, cap=50.0)
+    assert config.plan.share_noise == "skellam"
+    coordinator = tmp_path / "coord"
+    # Execute
+    run_coordinator(InProcessGrid(nodes), config, tmp_path / "run", coordinator_dir=coordinator)
+    # Assert: one Skellam release per model round, with the share the auditor needs
+    ledger_dir = coordinator / "ledger"
+    releases = [
+        r
+        for r in map(record_from_entry, read_ledger(ledger_dir).entries())
+        if isinstance(r, ReleaseAccounted) and r.unit == "enterprise"
+    ]
+    assert [r.round for r in releases] == [1, 2]
+    for r in releases:
+        assert r.mechanism == Mechanism.ENTERPRISE_SKELLAM
+        assert r.noise_shares == 4 and r.share_std > 0.0 and r.integer_scale > 1
+        assert r.sensitivity > enterprise.clip_norm  # the clip plus rounding's sqrt(d)/2
+        assert r.noise_multiplier == pytest.approx(math.sqrt(4 / 3), rel=1e-3)
+    public = coordinator_key_paths(coordinator)[1]
+    clean = audit([ledger_dir], [], coordinator_key=public, partial=True)
+    assert not clean.errors, [str(f) for f in clean.errors]
+    assert [r.round for r in clean.enterprise_rows] == [1, 2]
+    assert abs(clean.largest_relative_difference) < 0.01
+    # ... and a share halved after the fact is an understated claim
+    _resigned(
+        ledger_dir,
+        coordinator,
+        lambda r: replace(r, share_std=r.share_std / 2)
+        if isinstance(r, ReleaseAccounted) and r.unit == "enterprise"
+        else r,
+    )
+    bent = audit([ledger_dir], [], coordinator_key=public, partial=True)
+    assert any(f.kind == "understated" and "enterprise" in f.message for f in bent.errors)
+
+
+def test_enterprise_shares_follow_the_plans_share_noise() -> None:
+    plan = secure_config(
+        method="dp_sgd",
+        enterprise=EnterprisePrivacy(clip_norm=0.5, noise_multiplier=1.0),
+        cap=10.0,
+    ).plan
+    dg_plan = plan_with(plan, {"share_noise": "discrete_gaussian"})
+    sk = enterprise_share(plan, n_shares=500, dimension=40)
+    dg = enterprise_share(dg_plan, n_shares=500, dimension=40)
+    assert sk.mechanism == Mechanism.ENTERPRISE_SKELLAM
+    assert dg.mechanism == Mechanism.ENTERPRISE_SHARES
+    for share in (sk, dg):
+        assert share.effective_noise_multiplier >= 1.0
+        assert share.noise_multiplier_with(500) == pytest.approx(
+            share.effective_noise_multiplier, rel=1e-6
+        )
+        assert share.noise_multiplier_with(600) > share.effective_noise_multiplier
+    # Skellam shares divide the total exactly: 500 shares carry (z L2)^2 and a hair more
+    assert sk.share_variance * 500 == pytest.approx((1.0 * sk.l2_sensitivity) ** 2, rel=1e-3)

@@ -15,5 +15,6 @@ def test_the_recorded_names_are_those_of_the_ledgers_already_written() -> None:
         "SKELLAM_GLM": "distributed_skellam_glm",
         "DISTRIBUTED_GLM": "distributed_discrete_gaussian_glm",
         "ENTERPRISE_SHARES": "enterprise_distributed_discrete_gaussian",
+        "ENTERPRISE_SKELLAM": "enterprise_distributed_skellam",
     }
 
