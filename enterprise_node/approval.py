@@ -129,9 +129,9 @@ def plan_summary(
         # imported here: the accountants pull in torch and Opacus, which every task
         # process would otherwise load just to check an approval
         from enterprise_node.budget import BudgetGuard
-        from enterprise_node.noise_plan import plan_noise
+        from enterprise_node.noise_calibration import calibrated_noise
 
-        run = plan_noise(plan, n_units).run_epsilon(config.privacy.delta)
+        run = calibrated_noise(config.state_dir, plan, n_units).run_epsilon(config.privacy.delta)
         spent = BudgetGuard(
             config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
         ).status()

@@ -20,7 +20,6 @@ import numpy as np
 
 from common.errors import ConfigError
 from enterprise_node.curve_release import NoisyCounts, add_noise, add_skellam_noise
-from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.share_plan import planned_noise_shares
@@ -77,7 +76,7 @@ def distributed_curve_counts(
         exact = NoisyCounts(counts.exits * scale, counts.survivors * scale, entries, 0.0)
         return exact, None
     l2 = math.sqrt(2.0) if plan.delayed_entry else 1.0
-    target = plan_noise(plan, len(frame)).curve_noise_multiplier
+    target = runtime.noise(plan, len(frame)).curve_noise_multiplier
     assert target is not None  # curve_release checked above
     # a node that does not count on its peers' shares adds the whole noise itself
     n_shares = planned_noise_shares(runtime, plan, settings)

@@ -27,7 +27,6 @@ import numpy as np
 
 from common.errors import ConfigError
 from enterprise_node.curve_release import discrete_gaussian
-from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.runtime import NodeRuntime
 from enterprise_node.share_plan import planned_noise_shares
@@ -66,7 +65,7 @@ def glm_contribution(
     if not record_dp_required(runtime, plan):
         _check_range(vector, settings.bound)
         return TaskResult(arrays={"vector": vector}, metrics={"noise-std": 0.0})
-    target = plan_noise(plan, len(units)).round_noise_multiplier(header.round)
+    target = runtime.noise(plan, len(units)).round_noise_multiplier(header.round)
     n_shares = planned_noise_shares(runtime, plan, settings)
     share = _share(plan, header.round, target, n_shares)
     spend = Spend(

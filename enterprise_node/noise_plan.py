@@ -26,6 +26,8 @@ from protocols.plan import TrainingPlan
 __all__ = [
     "NoisePlan",
     "dp_sgd_schedule",
+    "meets_targets",
+    "noise_plan_with",
     "plan_noise",
 ]
 
@@ -102,17 +104,11 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
 
     Noise multipliers are per unit of L2 sensitivity (noise std = multiplier x
     sensitivity), so the same plan covers releases with and without entry histograms.
+    A task takes it through :func:`enterprise_node.noise_calibration.calibrated_noise`,
+    which keeps it.
     """
     record = plan.privacy.record
-    newton = plan.training.method == "newton"
-    information: tuple[int, ...] = ()
-    if newton:
-        if n_units < 1:
-            raise DataError("no equipment units to train on")
-        sample_rate, steps = 1.0, 1
-        information = plan.newton.information_rounds
-    else:
-        sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
+    sample_rate, steps, information = _schedule(plan, n_units)
     fixed: tuple[Spend, ...] = ()
     curve_sigma = None
     if plan.curve_release:
@@ -130,17 +126,51 @@ def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:
         steps=steps * plan.training.rounds + plan.newton.information_weight * len(information),
         composed_with=fixed,
     )
+    return noise_plan_with(plan, n_units, model_sigma, curve_sigma)
+
+
+def noise_plan_with(
+    plan: TrainingPlan, n_units: int, model_sigma: float, curve_sigma: float | None
+) -> NoisePlan:
+    """The noise plan of ``plan`` for ``n_units`` with the given multipliers (calibrated
+    by :func:`plan_noise`, or kept from an earlier calibration)."""
+    if (curve_sigma is None) == plan.curve_release:
+        raise ValueError("a curve noise multiplier is needed exactly when curves are released")
+    sample_rate, steps, information = _schedule(plan, n_units)
+    newton = plan.training.method == "newton"
     return NoisePlan(
         model_noise_multiplier=model_sigma,
         sample_rate=sample_rate,
         steps_per_round=steps,
         rounds=plan.training.rounds,
         curve_noise_multiplier=curve_sigma,
-        delta=record.delta,
+        delta=plan.privacy.record.delta,
         model_mechanism=_newton_mechanism(plan) if newton else Mechanism.DP_SGD,
         information_rounds=information,
         information_weight=plan.newton.information_weight if newton else 0,
     )
+
+
+def meets_targets(noise: NoisePlan, plan: TrainingPlan) -> bool:
+    """Whether ``noise`` keeps the run within the plan's epsilon and the curve release
+    within its share, at the plan's delta (the check a kept calibration must pass)."""
+    record = plan.privacy.record
+    slack = 1.0 + 1e-9  # the calibration's own composition, summed in another order
+    if noise.curve_noise_multiplier is not None:
+        curve = rdp_epsilon([noise.curve_spend()], record.delta)
+        if not curve <= record.curve_epsilon * slack:
+            return False
+    return noise.run_epsilon() <= record.epsilon * slack
+
+
+def _schedule(plan: TrainingPlan, n_units: int) -> tuple[float, int, tuple[int, ...]]:
+    """(sample rate, steps per round, information rounds) of the model release."""
+    if plan.training.method == "newton":
+        if n_units < 1:
+            raise DataError("no equipment units to train on")
+        return 1.0, 1, plan.newton.information_rounds
+    sample_rate, steps = dp_sgd_schedule(n_units, plan.training)
+    return sample_rate, steps, ()
 
 
 def _newton_mechanism(plan: TrainingPlan) -> Mechanism:

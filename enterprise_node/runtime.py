@@ -18,8 +18,11 @@ from common.errors import ConfigError
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ingest import IngestResult, ingest
+from enterprise_node.noise_calibration import calibrated_noise
+from enterprise_node.noise_plan import NoisePlan
 from enterprise_node.outbox import Outbox
 from models.spec import ModelSpec
+from protocols.plan import TrainingPlan
 
 __all__ = ["NodeRuntime", "resolve_node_config_path", "load_runtime"]
 
@@ -51,6 +54,10 @@ class NodeRuntime:
     @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.config.state_dir)
+
+    def noise(self, plan: TrainingPlan, n_units: int) -> NoisePlan:
+        """The node's calibrated noise for ``plan`` and ``n_units`` (kept once calibrated)."""
+        return calibrated_noise(self.config.state_dir, plan, n_units)
 
     def units(self, spec: ModelSpec) -> IngestResult:
         """Ingested, validated units; cached per process while the file is unchanged."""

@@ -27,7 +27,6 @@ from common.errors import (
     FedriskError,
 )
 from enterprise_node.curve_release import NoisyCounts, histogram_sensitivity, release_counts
-from enterprise_node.noise_plan import plan_noise
 from enterprise_node.release import ReceiptTerms, charged_release
 from enterprise_node.release_cache import CachedRelease, ReleaseCache
 from enterprise_node.runtime import NodeRuntime
@@ -106,7 +105,7 @@ def run_model_task(
             arrays={f"param_{i:03d}": a for i, a in enumerate(plain.arrays)},
             metrics={"num-examples": float(plain.num_examples)},
         )
-    spend = plan_noise(plan, len(units)).model_spend(header.run_id, header.round)
+    spend = runtime.noise(plan, len(units)).model_spend(header.run_id, header.round)
     terms = ReceiptTerms(sensitivity=1.0, clip=record.max_grad_norm, secure_rng=OPACUS_SECURE_RNG)
     update, receipt = charged_release(
         runtime,
@@ -237,7 +236,7 @@ def noised_curve_counts(
             exits=counts.exits, survivors=counts.survivors, entries=counts.entries, noise_std=0.0
         )
         return exact, None
-    spend = plan_noise(plan, len(frame)).curve_spend(header.run_id, header.round)
+    spend = runtime.noise(plan, len(frame)).curve_spend(header.run_id, header.round)
     terms = ReceiptTerms(sensitivity=histogram_sensitivity(counts), clip=0.0, secure_rng=True)
     return charged_release(
         runtime,
