@@ -154,7 +154,10 @@ def _classify(reply: Message, node_id: int, outcome: RoundOutcome) -> None:
     except (KeyError, ValueError, TypeError) as err:
         outcome.failed.append(NodeProblem(node_id, "", f"malformed reply: {err}", sha256=digest))
         return
-    name, key = status.node_name, status.node_key
+    # nodes are shown by their pseudonymous id; a name a node sends is never used
+    # (node.name is for the site's own screens: it must not reach the broker's)
+    key = status.node_key
+    name = key or str(node_id)
     if status.status == "refused":
         outcome.refused.append(NodeProblem(node_id, name, status.reason, key, digest))
     elif status.status == "ok":

@@ -14,6 +14,7 @@ Example (doctest)::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -42,6 +43,16 @@ def node_template() -> str:
     return resources.files("enterprise_node.templates").joinpath("node.yaml").read_text("utf-8")
 
 
+def node_template_named(name: str) -> str:
+    """The template with ``node.name`` set to ``name`` (init names a site after its folder,
+    so that two sites never share the template's name on their own screens)."""
+    template = node_template()
+    default = "  name: enterprise-01 "
+    if default not in template:
+        raise AssertionError("the node.yaml template lost its node.name line")
+    return template.replace(default, f"  name: {json.dumps(name or 'site')} ", 1)
+
+
 def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
     """Create ``directory``/node.yaml, the site secret (0600) and the state dir (0700).
 
@@ -54,7 +65,7 @@ def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
             f"{node_yaml}: already exists; not overwritten",
             advice="Pass --force to replace node.yaml (the site secret and state are kept).",
         )
-    atomic_write_text(node_yaml, node_template())
+    atomic_write_text(node_yaml, node_template_named(Path(directory).resolve().name))
     config = load_node_config(node_yaml)
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     load_or_create_site_secret(config.site_secret_path)

@@ -141,12 +141,11 @@ def _serve(msg: Message, context: Context, handler: Handler, *, purpose: str) ->
         # before any data is read or budget charged; with the app the guard saw, if any
         require_approved(runtime.config, plan, _sent_app_hash(context))
         result = handler(runtime, header, plan, msg, context)
-        status = ReplyStatus("ok", node_name=runtime.config.node.name)
+        status = ReplyStatus("ok")
     except Exception as err:  # noqa: BLE001 - every failure becomes a sanitised reply
         _log.exception("task failed at node")
         kind, reason = safe_reason(err)
-        name = runtime.config.node.name if runtime else ""
-        result, status = TaskResult(), ReplyStatus(kind, reason=reason, node_name=name)
+        result, status = TaskResult(), ReplyStatus(kind, reason=reason)
     if runtime is None:
         return Message(_reply_content(result, status), reply_to=msg)
     status = dataclasses.replace(status, node_key=node_key_id(runtime.config))

@@ -99,7 +99,9 @@ class TaskHeader:
 class ReplyStatus:
     """Outcome at the node: ``ok``, ``refused`` (a policy said no; ``reason`` says why),
     or ``error`` (the node failed; ``reason`` is a sanitised message, never raw data).
-    ``node_key`` is the node's pseudonymous id (its ledger key id), which ledgers use."""
+    ``node_key`` is the node's pseudonymous id (its ledger key id), which ledgers and the
+    broker's screens use. ``node_name`` is kept for old peers and always sent empty: a
+    site's name never leaves it, and the coordinator ignores one sent."""
 
     status: str
     reason: str = ""

@@ -52,7 +52,8 @@ def content(status: ReplyStatus | None = None, **records: ConfigRecord) -> Recor
 
 
 def ok(msg: Message) -> list[Message]:
-    status = ReplyStatus("ok", node_name="site-ok")
+    # a name sent by a node (an old or hostile one) is never shown: its pseudonym is
+    status = ReplyStatus("ok", node_name="site-ok", node_key="0a1b2c3d4e5f6a7b")
     return [Message(content(status, **{PRIVACY_KEY: RECEIPT.to_record()}), reply_to=msg)]
 
 
@@ -62,7 +63,10 @@ def ok_without_receipt(msg: Message) -> list[Message]:
 
 def refused(msg: Message) -> list[Message]:
     status = ReplyStatus(
-        "refused", reason="task refused: above this node's cap of 1", node_name="site-refuses"
+        "refused",
+        reason="task refused: above this node's cap of 1",
+        node_name="site-refuses",
+        node_key="9f8e7d6c5b4a3f2e",
     )
     return [Message(content(status), reply_to=msg)]
 
@@ -189,10 +193,11 @@ def test_every_kind_of_reply_lands_in_its_list_with_its_reason() -> None:
     # Assert: every node exactly once
     assert sorted(node_ids(outcome)) == sorted(answers)
     assert [r.node_id for r in outcome.ok] == [11, 12]
-    assert outcome.ok[0].receipt == RECEIPT and outcome.ok[0].node_name == "site-ok"
+    assert outcome.ok[0].receipt == RECEIPT and outcome.ok[0].node_name == "0a1b2c3d4e5f6a7b"
+    assert outcome.ok[1].node_name == "12"  # no pseudonym sent: Flower's node id
     assert outcome.ok[1].receipt is None
     assert [(p.node_id, p.node_name, p.reason) for p in outcome.refused] == [
-        (13, "site-refuses", "task refused: above this node's cap of 1")
+        (13, "9f8e7d6c5b4a3f2e", "task refused: above this node's cap of 1")
     ]
     failed = {p.node_id: p.reason for p in outcome.failed}
     assert failed[14] == "internal error at the node: KeyError"
@@ -244,10 +249,10 @@ def test_summary_names_nodes_and_reasons() -> None:
     outcome, _ = play({1: ok, 2: refused, 3: silent})
     # Execute
     summary = RoundSummary.from_outcome(outcome).to_json()
-    # Assert: named nodes by name, unnamed by id
-    assert summary["ok"] == ["site-ok"]
+    # Assert: nodes by pseudonym (never by a name they sent), else by Flower's id
+    assert summary["ok"] == ["0a1b2c3d4e5f6a7b"]
     assert summary["refused"] == [
-        {"node": "site-refuses", "reason": "task refused: above this node's cap of 1"}
+        {"node": "9f8e7d6c5b4a3f2e", "reason": "task refused: above this node's cap of 1"}
     ]
     assert summary["failed"] == [{"node": "3", "reason": "no reply: the node went offline"}]
     assert summary["round"] == 4 and summary["task"] == "curve"

@@ -30,6 +30,8 @@ from coordinator.outputs import load_global_model
 from coordinator.progress_events import EnterpriseBudgetStop, ProgressEvent, SecureSumDone
 from coordinator.run_store import RunStore
 from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
+from enterprise_node.config import load_node_config
+from enterprise_node.node_ledger import node_key_id
 from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from ledger.log import read_ledger
@@ -134,9 +136,7 @@ def test_secure_model_round_gives_the_mean_update_of_the_survivors(tmp_path: Pat
     run_coordinator(grid, config, tmp_path / "run")
     # Assert: the round completed with 3 survivors, the model moved by their mean update
     [secure] = [
-        e
-        for e in events_of(tmp_path / "run")
-        if isinstance(e, SecureSumDone) and e.task == "model"
+        e for e in events_of(tmp_path / "run") if isinstance(e, SecureSumDone) and e.task == "model"
     ]
     assert (secure.survivors, secure.dropped) == (3, 1)
     initial = flatten(init_arrays(config.plan.model_spec, seed=0))
@@ -345,7 +345,7 @@ def test_a_node_without_declared_segments_refuses_the_secure_curve_task(tmp_path
     run_coordinator(InProcessGrid(nodes), secure_config(), tmp_path / "run")
     # Assert: it dropped out of the curve round with a reason naming node.segments
     [curve] = [r for r in summary_of(tmp_path / "run").rounds if r.task == "curve"]
-    assert [r.node for r in curve.refused] == ["enterprise-01"]
+    assert [r.node for r in curve.refused] == [node_key_id(load_node_config(nodes[0]))]
     assert "node.segments" in curve.refused[0].reason
 
 
@@ -414,9 +414,11 @@ def test_enterprise_skellam_shares_are_recorded_and_recomputed_by_the_auditor(
     _resigned(
         ledger_dir,
         coordinator,
-        lambda r: replace(r, share_std=r.share_std / 2)
-        if isinstance(r, ReleaseAccounted) and r.unit == "enterprise"
-        else r,
+        lambda r: (
+            replace(r, share_std=r.share_std / 2)
+            if isinstance(r, ReleaseAccounted) and r.unit == "enterprise"
+            else r
+        ),
     )
     bent = audit([ledger_dir], [], coordinator_key=public, partial=True)
     assert any(f.kind == "understated" and "enterprise" in f.message for f in bent.errors)

@@ -168,7 +168,7 @@ def test_good_curve_task_replies_ok_with_noised_histograms_and_receipt(
     # Assert: addressed back to the coordinator, status ok
     assert reply.metadata.src_node_id == NODE_ID
     assert reply.metadata.message_type == CURVE_TASK
-    assert status_of(reply) == ReplyStatus("ok", node_name="test-site")
+    assert status_of(reply) == ReplyStatus("ok")  # no name: node.name never leaves the site
     # arrays of the published shapes, integer counts
     arrays = {name: reply.content[ARRAYS_KEY][name].numpy() for name in reply.content[ARRAYS_KEY]}
     expected = {"exits": (S, J, 2), "survivors": (S,)} | ({"entries": (S, J)} if entry_age else {})
@@ -230,7 +230,7 @@ def test_cap_too_small_refuses_naming_the_cap_and_sends_nothing(
     reply = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
     # Assert
     status = status_of(reply)
-    assert status.status == "refused" and status.node_name == "test-site"
+    assert status.status == "refused" and status.node_name == ""
     assert "cap of 0.25" in status.reason
     assert_status_only(reply, node_yaml, "refused")
     assert guard_of(node_yaml).status().releases == 0
@@ -297,7 +297,7 @@ def test_unexpected_exception_becomes_an_error_reply_without_traceback(
         reply = curve_task(curve_message(header_for(plan, "curve")), context_for(node_yaml))
     # Assert: a generic reason naming only the exception type
     status = status_of(reply)
-    assert status.status == "error" and status.node_name == "test-site"
+    assert status.status == "error" and status.node_name == ""
     assert status.reason == "internal error at the node: ValueError (details in its log)"
     assert "Traceback" not in status.reason and "UNIT-0042" not in status.reason
     assert_status_only(reply, node_yaml, "error")

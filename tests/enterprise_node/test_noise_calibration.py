@@ -63,9 +63,7 @@ def test_a_kept_calibration_is_reused_by_a_fresh_process(tmp_path, plan, monkeyp
     ],
     ids=["weaker-model-noise", "weaker-curve-noise", "mistyped", "not-an-object"],
 )
-def test_a_kept_file_that_misses_the_targets_is_calibrated_again(
-    tmp_path, plan, edit
-) -> None:
+def test_a_kept_file_that_misses_the_targets_is_calibrated_again(tmp_path, plan, edit) -> None:
     honest = calibrated_noise(tmp_path, plan, N_UNITS)
     path = _kept_file(tmp_path)
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))

@@ -18,6 +18,8 @@ from common.errors import RunFailedError
 from common.processes import descendants
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.run_summary import SUMMARY_FILE, require_summary
+from enterprise_node.config import load_node_config
+from enterprise_node.node_ledger import node_key_id
 from harness.demo import evaluate_run
 from harness.federation import run_local_federation
 from harness.synthetic import FederationManifest, SyntheticConfig, generate_federation
@@ -133,7 +135,8 @@ def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path)
     second = federate(manifest, config, tmp_path / "run2", tmp_path / "flwr").summary
     # Assert: the small-cap node refused every round of both runs, with its reason
     refusals = [r for rnd in first.rounds for r in rnd.refused]
-    assert {r.node for r in refusals} == {"enterprise-04"}
+    # ... shown under its pseudonym, never its node.name
+    assert {r.node for r in refusals} == {node_key_id(load_node_config(manifest.node_configs[3]))}
     assert len(refusals) == config.plan.training.rounds + 1
     assert all("cap of 0.3" in r.reason for r in refusals)
     # ... so only 3 enterprises stand behind each segment: every curve is withheld, and said so

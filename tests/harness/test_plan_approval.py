@@ -324,9 +324,7 @@ def test_federate_approve_records_the_approval_at_every_node_before_the_run(
     monkeypatch.setattr("harness.cli.run_local_federation", probe)
     # Execute
     with pytest.raises(SystemExit) as exited:
-        lab_main(
-            ["federate", *map(str, nodes), "--out", str(tmp_path / "run"), "--approve"]
-        )
+        lab_main(["federate", *map(str, nodes), "--out", str(tmp_path / "run"), "--approve"])
     # Assert: approved at every node before the run, as that node's IT, and signed
     assert exited.value.code in (0, None)
     assert seen == [True, True, True]
