@@ -46,11 +46,13 @@ def node_template() -> str:
 def node_template_named(name: str) -> str:
     """The template with ``node.name`` set to ``name`` (init names a site after its folder,
     so that two sites never share the template's name on their own screens)."""
-    template = node_template()
-    default = "  name: enterprise-01 "
-    if default not in template:
-        raise AssertionError("the node.yaml template lost its node.name line")
-    return template.replace(default, f"  name: {json.dumps(name or 'site')} ", 1)
+    lines = node_template().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("  name: "):
+            value, comment = line.split("#", 1)
+            lines[i] = f"  name: {json.dumps(name or 'site')}".ljust(len(value)) + "#" + comment
+            return "".join(lines)
+    raise AssertionError("the node.yaml template lost its node.name line")
 
 
 def init_node(directory: Path, *, force: bool = False) -> NodeConfig:

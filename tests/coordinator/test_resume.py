@@ -11,9 +11,10 @@ over real processes with SIGKILL and ``run --resume``: tests/harness/test_deploy
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ from coordinator.run_store import RunStore
 from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import load_node_config
+from enterprise_node.node_ledger import node_key_id
 from harness.federation import check_nodes_inclusion
 from ledger.log import read_ledger
 from ledger.records import (
@@ -56,6 +58,8 @@ from protocols.plan import EnterprisePrivacy
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("flower_identity")]
 
 ROUNDS = 2
+
+T = TypeVar("T")
 
 
 class Killed(BaseException):
@@ -122,6 +126,14 @@ class Outcome:
             ).status()
             out[config.node.name] = (status.epsilon_spent, status.releases)
         return out
+
+    def by_site(self, by_pseudonym: Mapping[str, T]) -> dict[str, T]:
+        """``by_pseudonym`` (the broker's view: nodes by pseudonymous id) keyed by the
+        sites' own names, to compare two federations of the same sites."""
+        names = {
+            node_key_id(load_node_config(p)): load_node_config(p).node.name for p in self.nodes
+        }
+        return {names[key]: value for key, value in by_pseudonym.items()}
 
     def audit(self) -> AuditResult:
         ledgers = [self.coordinator / "ledger"]
@@ -241,9 +253,11 @@ def test_a_resumed_run_spends_exactly_what_an_uninterrupted_one_does(
     for key in ("epsilon", "rounds_accounted"):
         assert got_notes[key] == want_notes[key]
     # ... and the same per-run record-level epsilon per node, from the same releases
-    got, want = summary.privacy.nodes, expected.privacy.nodes
+    got, want = resumed.by_site(summary.privacy.nodes), reference.by_site(expected.privacy.nodes)
     assert {n: v.epsilon_run for n, v in got.items()} == {n: v.epsilon_run for n, v in want.items()}
-    assert [len(v.releases) for v in got.values()] == [len(v.releases) for v in want.values()]
+    assert {n: len(v.releases) for n, v in got.items()} == {
+        n: len(v.releases) for n, v in want.items()
+    }
     # summary.json lists each exchange of each round once; the resumed coordinator set
     # the nodes' keys up again, once, at the round it resumed from (the reference: round 1)
     rounds = [(r.round, r.task) for r in summary.rounds]

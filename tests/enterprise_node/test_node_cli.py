@@ -17,7 +17,8 @@ from node_site import COORDINATOR_YAML, REPO, NodeSite
 import enterprise_node.cli
 from common.exit_codes import ExitCode
 from enterprise_node.check import NOTHING_SENT
-from enterprise_node.cli import main, node_template
+from enterprise_node.cli import main, node_template, node_template_named
+from enterprise_node.config import load_node_config
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -47,7 +48,9 @@ def test_init_creates_node_yaml_secret_and_state(tmp_path, capsys):
     code, out, _ = _run(["init", str(target)], capsys)
     # Assert
     assert code == 0
-    assert (target / "node.yaml").read_text() == node_template()
+    # the template, named after the site's folder (sites never share a default name)
+    assert (target / "node.yaml").read_text() == node_template_named(target.name)
+    assert load_node_config(target / "node.yaml").node.name == target.name
     secret = target / "secrets" / "site_secret.key"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert (target / "state").is_dir()
@@ -66,7 +69,7 @@ def test_init_refuses_to_overwrite_unless_forced_and_keeps_the_secret(tmp_path, 
     assert refused == ExitCode.CONFIG_ERROR
     assert "node.yaml: already exists; not overwritten" in err and "--force" in err
     assert forced == 0
-    assert (tmp_path / "node.yaml").read_text() == node_template()
+    assert (tmp_path / "node.yaml").read_text() == node_template_named(tmp_path.name)
     assert (tmp_path / "secrets" / "site_secret.key").read_text() == secret_before
 
 
