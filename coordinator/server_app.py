@@ -40,6 +40,7 @@ from coordinator.model_rounds import FedAvgRound, ModelRound, SecureFedAvgRound
 from coordinator.newton_fit import NewtonState
 from coordinator.newton_round import NewtonRound
 from coordinator.outputs import MODEL_FILE, write_outputs
+from coordinator.preflight import preflight
 from coordinator.progress_events import (
     CheckpointSaved,
     NodesReady,
@@ -85,6 +86,8 @@ class Coordinator:
         self.enterprise = enterprise_accountant(request.config)
         #: A resumed run's checkpoint.
         self.resumed: Checkpoint | None = None
+        #: True unless the run continues an earlier attempt (set by :meth:`_begin`).
+        self.fresh_start = True
 
     def run(self) -> None:
         """The whole run; an error fails it (summary, event, ledger) and is raised."""
@@ -93,6 +96,8 @@ class Coordinator:
         try:
             node_ids = self._wait_for_nodes()
             exchanges = Exchanges(self.grid, self.request, self.log)
+            if self.fresh_start:  # a resumed run's nodes passed it when the run started
+                node_ids = preflight(exchanges, node_ids)
             context = RoundContext(node_ids, exchanges, SecureSums(exchanges))
             arrays = self._train(context)
             curves = _curve_round(context).curves() if self.plan.curve_release else []
@@ -114,6 +119,7 @@ class Coordinator:
         except FedriskError as err:  # nothing ran: the run's summary and ledger stay as they are
             self.store.event(RunEnd("resume_refused", 0.0, str(err)))
             raise
+        self.fresh_start = resumed is None
         self.store.event(
             RunStart(
                 run_id=self.request.run_id,

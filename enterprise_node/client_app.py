@@ -22,6 +22,7 @@ from common.errors import ConfigError
 from enterprise_node.approval import require_approved
 from enterprise_node.node_ledger import NodeLedger, node_key_id
 from enterprise_node.outbox import OutboxEntry
+from enterprise_node.preflight import preflight
 from enterprise_node.runtime import NodeRuntime, load_runtime
 from enterprise_node.secure_tasks import (
     advertise_keys,
@@ -42,6 +43,7 @@ from protocols.messages import (
     ARRAYS_KEY,
     CURVE_ACTION,
     METRICS_KEY,
+    PREFLIGHT_ACTION,
     PRIVACY_KEY,
     SECAGG_KEYS_ACTION,
     SECAGG_SHARES_ACTION,
@@ -111,6 +113,12 @@ def _refuse_downgrade(plan: TrainingPlan) -> None:
         raise ConfigError(
             "task refused: the plan requires secure aggregation, but this task is not secure"
         )
+
+
+@app.query(PREFLIGHT_ACTION)
+def preflight_task(msg: Message, context: Context) -> Message:
+    """Before a run charges anyone: can this node serve all of it? (status only)"""
+    return _serve(msg, context, preflight, purpose="preflight")
 
 
 @app.query(SECAGG_KEYS_ACTION)

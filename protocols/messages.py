@@ -23,6 +23,8 @@ __all__ = [
     "ARRAYS_KEY",
     "METRICS_KEY",
     "CURVE_ACTION",
+    "PREFLIGHT_ACTION",
+    "PREFLIGHT_TASK",
     "SECAGG_KEYS_ACTION",
     "SECAGG_SHARES_ACTION",
     "SECAGG_UNMASK_ACTION",
@@ -46,6 +48,8 @@ METRICS_KEY = "metrics"
 #: sends them as the message types below ("query.<action>"). One definition for both
 #: sides: a rename here renames both.
 CURVE_ACTION = "curve"
+#: Before a run charges anyone: can this node serve the whole run? (status only)
+PREFLIGHT_ACTION = "preflight"
 SECAGG_KEYS_ACTION = "sa_keys"
 SECAGG_SHARES_ACTION = "sa_shares"
 SECAGG_UNMASK_ACTION = "sa_unmask"
@@ -53,6 +57,7 @@ SECAGG_UNMASK_ACTION = "sa_unmask"
 #: Flower message types (``ClientApp`` routes on them): the model task, and a query each.
 MODEL_TASK = "train"
 CURVE_TASK = f"query.{CURVE_ACTION}"
+PREFLIGHT_TASK = f"query.{PREFLIGHT_ACTION}"
 SECAGG_KEYS = f"query.{SECAGG_KEYS_ACTION}"
 SECAGG_SHARES = f"query.{SECAGG_SHARES_ACTION}"
 SECAGG_UNMASK = f"query.{SECAGG_UNMASK_ACTION}"

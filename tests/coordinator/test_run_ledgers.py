@@ -48,10 +48,10 @@ def test_the_coordinator_ledger_verifies_and_tells_the_run(a_run) -> None:
     assert verify_ledger(root / "coord" / "ledger", public, ledger_id="coordinator").ok
     kinds = [e.kind for e in entries_of(root / "coord" / "ledger")]
     assert kinds[0] == "run_started" and kinds[-2:] == ["outputs_published", "run_ended"]
-    # 2 model rounds + 1 curve round, 3 exchanges each and the run's one key set-up, plus
-    # a secure-sum record each
-    assert kinds.count("round_recorded") == 3 * 3 + 1 + 3
-    assert kinds.count("message_received") == (3 * 3 + 1) * 4
+    # the pre-flight, then 2 model rounds + 1 curve round, 3 exchanges each and the run's
+    # one key set-up, plus a secure-sum record each
+    assert kinds.count("round_recorded") == 1 + 3 * 3 + 1 + 3
+    assert kinds.count("message_received") == (1 + 3 * 3 + 1) * 4
 
 
 def test_every_node_message_is_recorded_at_the_coordinator_under_its_pseudonym(a_run) -> None:
@@ -69,7 +69,7 @@ def test_every_node_message_is_recorded_at_the_coordinator_under_its_pseudonym(a
         me = key_id(node_key(config).public_key())
         node_entries = entries_of(config.state_dir / "ledger")
         sent = {(me, e.body["sha256"]) for e in node_entries if e.kind == "message_sent"}
-        assert len(sent) == 10 and sent <= received
+        assert len(sent) == 11 and sent <= received  # the pre-flight and 10 more
         spent = [e.body for e in node_entries if e.kind == "privacy_spent"]
         mine = [r for r in releases if r["node"] == me]
         assert [(s["mechanism"], s["noise_multiplier"]) for s in spent] == [
@@ -81,7 +81,7 @@ def test_every_node_message_is_recorded_at_the_coordinator_under_its_pseudonym(a
 def test_nodes_prove_their_messages_included_over_grpc(a_run) -> None:
     root, nodes = a_run
     verdicts = check_nodes_inclusion(nodes, root / "coord", "inproc")
-    assert all(v.startswith("ok: 10 message(s) included") for v in verdicts.values()), verdicts
+    assert all(v.startswith("ok: 11 message(s) included") for v in verdicts.values()), verdicts
     for path in nodes:
         config = load_node_config(path)
         last = entries_of(config.state_dir / "ledger")[-1]

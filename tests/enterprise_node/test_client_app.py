@@ -24,7 +24,7 @@ import enterprise_node.client_app as client_app
 from coordinator.aggregation import check_update
 from coordinator.config import load_coordinator_config
 from enterprise_node.budget import BudgetGuard
-from enterprise_node.client_app import curve_task, model_task
+from enterprise_node.client_app import curve_task, model_task, preflight_task
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from enterprise_node.node_ledger import node_key
@@ -43,6 +43,7 @@ from protocols.messages import (
     CURVE_TASK,
     METRICS_KEY,
     MODEL_TASK,
+    PREFLIGHT_TASK,
     PRIVACY_KEY,
     STATUS_KEY,
     TASK_KEY,
@@ -468,3 +469,70 @@ def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(
     ]
     sent = [e.body["sha256"] for e in read_ledger(directory).entries() if e.kind == "message_sent"]
     assert sent == [entry.sha256 for entry in outbox_of(node_yaml).entries()]
+
+
+# ---- the pre-flight check ---------------------------------------------------------------
+
+
+def preflight_message(header: TaskHeader) -> Message:
+    content = RecordDict({TASK_KEY: header.to_record()})
+    return Message(content=content, dst_node_id=NODE_ID, message_type=PREFLIGHT_TASK)
+
+
+def test_preflight_answers_ok_with_the_status_only_and_charges_nothing(
+    tmp_path: Path, plan: TrainingPlan
+) -> None:
+    node_yaml = site(tmp_path)
+    reply = preflight_task(
+        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
+    )
+    assert status_of(reply) == ReplyStatus("ok")
+    # an ok reply's records are there, empty: nothing about the data left
+    assert len(reply.content[ARRAYS_KEY]) == 0 and len(reply.content[METRICS_KEY]) == 0
+    [entry] = outbox_of(node_yaml).entries()
+    assert (entry.status, entry.purpose, entry.arrays) == ("ok", "preflight", ())
+    assert guard_of(node_yaml).status().releases == 0
+
+
+def test_preflight_refuses_a_run_whose_whole_spend_would_pass_the_cap(
+    tmp_path: Path, plan: TrainingPlan
+) -> None:
+    # Prepare: a cap that one release fits under, the whole run (3 rounds + curves) not
+    runtime_cap = 0.8 * plan.privacy.record.epsilon
+    node_yaml = site(tmp_path, privacy={"epsilon": runtime_cap, "delta": 1e-5})
+    # Execute
+    reply = preflight_task(
+        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
+    )
+    # Assert: refused naming the cap, before anything was charged
+    status = status_of(reply)
+    assert status.status == "refused" and f"cap of {runtime_cap:g}" in status.reason
+    assert_status_only(reply, node_yaml, "refused")
+    assert guard_of(node_yaml).status().releases == 0
+
+
+def test_preflight_refuses_data_that_validation_refuses_without_data_values(
+    tmp_path: Path, plan: TrainingPlan
+) -> None:
+    node = NodeSite(tmp_path)
+    data = node.write_data(200)
+    node_yaml = node.write_config(max_bad_fraction=0.01)
+    approve_plan([node_yaml], plan)
+    plant_defects(data, ["negative_duration", "unknown_segment"], rate=0.02, seed=3)
+    reply = preflight_task(
+        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
+    )
+    status = status_of(reply)
+    assert status.status == "refused" and "refused by validation" in status.reason
+    assert not re.search(r"\d", status.reason)
+    assert_status_only(reply, node_yaml, "refused")
+
+
+def test_preflight_refuses_an_unapproved_plan(tmp_path: Path, plan: TrainingPlan) -> None:
+    node_yaml = site(tmp_path)
+    other = plan_with(plan, {"training": {"rounds": plan.training.rounds + 1}})
+    reply = preflight_task(
+        preflight_message(header_for(other, "preflight", round_number=0)), context_for(node_yaml)
+    )
+    status = status_of(reply)
+    assert status.status == "refused" and "not approved" in status.reason

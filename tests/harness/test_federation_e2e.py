@@ -137,7 +137,9 @@ def test_refusal_is_shown_and_spent_budget_survives_node_restart(tmp_path: Path)
     refusals = [r for rnd in first.rounds for r in rnd.refused]
     # ... shown under its pseudonym, never its node.name
     assert {r.node for r in refusals} == {node_key_id(load_node_config(manifest.node_configs[3]))}
-    assert len(refusals) == config.plan.training.rounds + 1
+    # ... at the pre-flight, once per run: it was never asked to compute anything
+    assert [rnd.task for rnd in first.rounds if rnd.refused] == ["preflight"]
+    assert len(refusals) == 1
     assert all("cap of 0.3" in r.reason for r in refusals)
     # ... so only 3 enterprises stand behind each segment: every curve is withheld, and said so
     assert [w.reason for w in first.withheld_segments or ()] == [
@@ -158,11 +160,16 @@ def test_round_below_quorum_releases_nothing_and_fails_loudly(tmp_path: Path) ->
     manifest = make_federation(tmp_path / "fed", 3, caps={2: 0.3})
     config = small_config(min_nodes=3)
     # Execute
-    with pytest.raises(RunFailedError, match=r"round 1 \(model\): 2 node\(s\) in the secure sum"):
+    with pytest.raises(RunFailedError, match=r"round 0 \(preflight\): 2 good repl\(ies\)"):
         federate(manifest, config, tmp_path / "run", tmp_path / "flwr")
-    # Assert: a failed summary, no model and no curves
+    # Assert: a failed summary, no model and no curves; it failed at the pre-flight, so
+    # nobody was charged
     summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
     assert summary.status == "failed"
+    assert [r.task for r in summary.rounds] == ["preflight"]
+    for directory in manifest.enterprise_dirs:
+        state = directory / "state" / "accountant.json"
+        assert not state.exists() or json.loads(state.read_text())["entries"] == []
     assert "cap of 0.3" in (summary.error or "")
     assert not (tmp_path / "run" / "global_model.npz").exists()
     assert not (tmp_path / "run" / "curves.json").exists()

@@ -225,12 +225,12 @@ def test_a_plan_differing_from_the_approved_one_is_refused_by_every_node(
     # Execute: the coordinator pushes the variant to the nodes anyway
     with pytest.raises(RunFailedError) as failed:
         run_coordinator(InProcessGrid(nodes), with_plan(config, plan), tmp_path, approve=False)
-    # Assert: the run's error names every node and the reason
-    names = [load_node_config(n).node.name for n in nodes]
+    # Assert: the run's error names every node (by its pseudonym) and the reason
+    names = sorted(node_key_id(load_node_config(n)) for n in nodes)
     assert f"{len(nodes)} node(s): {', '.join(names)}" in str(failed.value)
     assert not_approved_reason(plan.digest) in str(failed.value)
     assert failed.value.exit_code == ExitCode.RUN_FAILED
-    # every node refused the first exchange; nothing was spent or released
+    # every node refused the first exchange, the pre-flight; nothing was spent or released
     first = require_summary(tmp_path / SUMMARY_FILE).rounds[0]
     assert sorted(r.node for r in first.refused) == names
     assert {r.reason for r in first.refused} == {not_approved_reason(plan.digest)}
@@ -267,14 +267,15 @@ def test_a_run_where_one_node_refused_completes_and_its_ledgers_pass_the_audit(
     run_coordinator(
         InProcessGrid(nodes), config, tmp_path / "run", coordinator_dir=coordinator, approve=False
     )
-    # Assert: the key exchange of each secure round shows that node's refusal, with the
-    # reason; the later stages go to the other three only
+    # Assert: the pre-flight shows that node's refusal (under its pseudonym), with the
+    # reason; every later exchange goes to the other three only
     summary = require_summary(tmp_path / "run" / SUMMARY_FILE)
     assert summary.completed
-    refusal = NodeNote("enterprise-02", not_approved_reason(config.plan.digest))
-    keys = [r for r in summary.rounds if r.task == "secagg-keys"]
-    assert len(keys) == 2 and all(r.refused == (refusal,) for r in keys)
-    assert all(not r.refused for r in summary.rounds if r.task != "secagg-keys")
+    refused = node_key_id(load_node_config(nodes[1]))
+    refusal = NodeNote(refused, not_approved_reason(config.plan.digest))
+    [check] = [r for r in summary.rounds if r.task == "preflight"]
+    assert check.refused == (refusal,) and len(check.ok) == 3
+    assert all(not r.refused and len(r.ok) <= 3 for r in summary.rounds if r.task != "preflight")
     # the audit of the coordinator's and all nodes' ledgers passes
     configs = [load_node_config(n) for n in nodes]
     ledgers = [coordinator / "ledger", *(c.state_dir / "ledger" for c in configs)]
@@ -357,8 +358,10 @@ def test_through_flower_every_node_refuses_a_plan_it_did_not_approve(tmp_path: P
         run_local_federation(
             nodes, pushed, tmp_path / "run", flwr_home=tmp_path / "flwr", check_approvals=False
         )
-    # Assert: every node refused, named in the error; only statuses left; nothing spent
-    assert "3 node(s): enterprise-01, enterprise-02, enterprise-03" in str(failed.value)
+    # Assert: every node refused, named (by pseudonym) in the error; only statuses left;
+    # nothing spent
+    names = sorted(node_key_id(load_node_config(n)) for n in nodes)
+    assert f"3 node(s): {', '.join(names)}" in str(failed.value)
     assert not_approved_reason(pushed.plan.digest) in str(failed.value)
     assert releases(nodes) == [0, 0, 0]
     for path in nodes:
