@@ -34,6 +34,7 @@ from auditor.errors import AuditUsageError
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
 from common.cli import run_cli
+from protocols.app_identity import release
 
 __all__ = ["build_app", "main"]
 
@@ -152,7 +153,7 @@ def build_app() -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    run_cli(build_app(), "fedrisk-audit", _expand_keys(args))
+    run_cli(build_app(), "fedrisk-audit", _expand_keys(args), release=release)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import typer
 
@@ -13,9 +13,20 @@ from common.exit_codes import ExitCode
 __all__ = ["run_cli"]
 
 
-def run_cli(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> None:
+def run_cli(
+    app: typer.Typer,
+    prog_name: str,
+    argv: Sequence[str] | None = None,
+    *,
+    release: Callable[[], str] | None = None,
+) -> None:
     """Run ``app``; a FedriskError prints its message and advice and exits with its code,
-    Ctrl-C exits 130. Anything else is a bug and keeps its traceback."""
+    Ctrl-C exits 130. Anything else is a bug and keeps its traceback. ``--version`` alone
+    prints ``prog_name`` and ``release()`` (the release and app hash) and exits 0."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if release is not None and args == ["--version"]:
+        print(f"{prog_name}: {release()}")
+        raise SystemExit(0)
     try:
         app(args=None if argv is None else list(argv), prog_name=prog_name)
     except FedriskError as err:

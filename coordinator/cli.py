@@ -26,6 +26,7 @@ from rich.console import Console
 from common.cli import run_cli
 from coordinator.deploy_cli import run_command, start_command, stop_command
 from coordinator.inspect_cli import curves_command, report_command, status_command
+from protocols.app_identity import release
 
 __all__ = ["build_app", "main"]
 
@@ -171,7 +172,7 @@ def build_app() -> typer.Typer:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
-    run_cli(build_app(), "fedrisk-coordinator", argv)
+    run_cli(build_app(), "fedrisk-coordinator", argv, release=release)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
 from coordinator.progress_events import ProgressEvent
 from coordinator.run_view import RunView, list_runs, utc_time
 from coordinator.superlink import SuperLinkFiles, is_superlink_process, read_info
+from protocols.app_identity import release
 
 __all__ = ["SUPERLINK_FILE", "SuperlinkState", "CoordinatorStatus", "read_status", "print_status"]
 
@@ -123,6 +124,7 @@ def print_status(console: Console, status: CoordinatorStatus) -> None:
     escaped, never read as rich markup)."""
     link = status.superlink
     console.print(f"[bold]coordinator state[/] {escape(str(status.state_dir))}")
+    console.print(escape(f"release: {release()} (every node must run the same)"))
     if link.state == "running":
         where = f"Fleet API {link.address}, Control API {link.control_address}; log {link.log}"
         since = utc_time(link.started_at)

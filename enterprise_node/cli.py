@@ -34,6 +34,7 @@ from enterprise_node.node_ledger import node_key, node_key_id
 from enterprise_node.pseudonym import load_or_create_site_secret
 from enterprise_node.status import show_status
 from ledger.signing import public_key_path
+from protocols.app_identity import release
 
 __all__ = ["build_app", "main", "init_node", "node_template"]
 
@@ -349,7 +350,7 @@ def build_app() -> typer.Typer:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
-    run_cli(build_app(), "fedrisk-node", argv)
+    run_cli(build_app(), "fedrisk-node", argv, release=release)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from rich.table import Table
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig
 from enterprise_node.outbox import Outbox
+from protocols.app_identity import release
 
 __all__ = ["show_status"]
 
@@ -21,6 +22,7 @@ def show_status(config: NodeConfig, console: Console) -> None:
     )
     status = guard.status()
     console.print(f"[bold]{config.node.name}[/]: state in {config.state_dir}")
+    console.print(f"release: {release()} (the broker must run the same)")
     console.print(
         f"record-level epsilon spent {status.epsilon_spent:.4f} of cap "
         f"{status.epsilon_cap:g} (delta {status.delta:g}); remaining "

@@ -142,6 +142,10 @@ class JoinOutcome:
     stopped: bool
 
 
+#: Terminal colour and cursor sequences (Flower colours its log levels unconditionally).
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _run_once(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, list[int]]:
     """Start the SuperNode, copying its output to ours and noting Flower's exit codes; its
     orphaned task processes come to us to be reaped (:func:`adopt_orphans`)."""
@@ -153,10 +157,12 @@ def _run_once(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen
 
     def copy() -> None:
         assert process.stdout is not None
+        plain = not sys.stdout.isatty()  # a log file or the journal: no colour codes
         for line in process.stdout:
-            sys.stdout.write(line)
+            clean = ANSI_ESCAPE.sub("", line)
+            sys.stdout.write(clean if plain else line)
             sys.stdout.flush()
-            if match := _FLOWER_CODE.search(line):
+            if match := _FLOWER_CODE.search(clean):
                 codes.append(int(match.group(1)))
 
     threading.Thread(target=copy, daemon=True).start()

@@ -26,6 +26,7 @@ from common.cli import run_cli
 from coordinator.config import load_config_or_default
 from coordinator.progress import ProgressPrinter, print_node_epsilons
 from harness.federation import run_local_federation
+from protocols.app_identity import release
 
 __all__ = ["FEDERATE_APPROVER", "build_app", "main"]
 
@@ -195,7 +196,7 @@ def build_app() -> typer.Typer:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (errors mapped to exit codes in ``common.cli.run_cli``)."""
-    run_cli(build_app(), "fedrisk-lab", argv)
+    run_cli(build_app(), "fedrisk-lab", argv, release=release)
 
 
 if __name__ == "__main__":

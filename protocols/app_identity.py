@@ -23,6 +23,7 @@ __all__ = [
     "STAGED_APPS_DIR",
     "app_directory",
     "installed_app_hash",
+    "release",
     "staged_app_directory",
 ]
 
@@ -77,6 +78,22 @@ def installed_app_hash() -> str:
 
     fab, _metadata = build_fab_from_files(_candidate_files(app_directory()))
     return hashlib.sha256(fab).hexdigest()
+
+
+def release() -> str:
+    """This installation's release and app hash, as ``--version`` prints them: broker and
+    nodes must run the same code, and a node approves a plan with this app hash."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("fedrisk")
+    except PackageNotFoundError:
+        number = "unknown (not installed)"
+    try:
+        app = installed_app_hash()
+    except ConfigError as err:
+        app = f"unknown ({err})"
+    return f"fedrisk {number}, app {app}"
 
 
 def staged_app_directory(flwr_home: Path) -> Path:

@@ -31,6 +31,7 @@ from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary, w
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from ledger.log import read_ledger
+from protocols.app_identity import release
 
 
 def small_config(**curves: float) -> CoordinatorConfig:
@@ -183,6 +184,7 @@ def test_status_text_shows_the_runs_and_the_failure(broker, capsys) -> None:
     assert code == 0
     text = " ".join(out.split())
     assert "Nodes: 1 active, 1 revoked" in text
+    assert f"release: {release()} (every node must run the same)" in text
     assert "verified" in text and "SuperLink: not started" in text
     assert "run-ok" in text and "run-withheld" in text
     delta = small_config().plan.privacy.record.delta

@@ -19,6 +19,7 @@ from common.exit_codes import ExitCode
 from enterprise_node.check import NOTHING_SENT
 from enterprise_node.cli import main, node_template, node_template_named
 from enterprise_node.config import load_node_config
+from protocols.app_identity import release
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -487,3 +488,18 @@ def test_approve_declined_records_nothing_and_a_bad_plan_exits_10(tmp_path, caps
     assert declined == 1
     assert Approvals(load_node_config(node_yaml)).all() == {}
     assert code == ExitCode.CONFIG_ERROR and "plan" in err
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def test_status_shows_the_release_and_app_hash_next_to_the_budget(tmp_path, capsys) -> None:
+    # Prepare
+    _run(["init", str(tmp_path / "site")], capsys)
+    # Execute
+    code, out, _ = _run(["status", "--config", str(tmp_path / "site" / "node.yaml")], capsys)
+    # Assert
+    text = " ".join(out.split())
+    assert code == 0
+    assert f"release: {release()} (the broker must run the same)" in text
+    assert "record-level epsilon spent 0.0000" in text
