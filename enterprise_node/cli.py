@@ -213,8 +213,12 @@ def _join_command(
         "node.yaml"
     ),
     runtime_port: Annotated[
-        int, typer.Option(help="Loopback port between the SuperNode and its task processes.")
-    ] = 9094,
+        int | None,
+        typer.Option(
+            help="Loopback port between the SuperNode and its task processes (default: 9094, "
+            "or the next free one when another node on this host has it)."
+        ),
+    ] = None,
     max_wait: Annotated[
         float | None,
         typer.Option(
@@ -241,14 +245,17 @@ def _join_command(
     from common.errors import RunFailedError
     from enterprise_node.inclusion_watch import InclusionWatch, watch_settings
     from enterprise_node.supernode import REFUSED_EXIT, JoinSettings, join
+    from enterprise_node.supernode import runtime_port as free_runtime_port
 
     node_config = load_node_config(config)
-    settings = JoinSettings(superlink, ca, runtime_port=runtime_port, max_wait_s=max_wait)
+    port = free_runtime_port(runtime_port)
+    settings = JoinSettings(superlink, ca, runtime_port=port, max_wait_s=max_wait)
     watching = watch_settings(ledger_service, coordinator_key, ca, check_every)
     console = Console()
     console.print(
         f"{node_config.node.name}: joining {superlink} (TLS, trusting {ca}); tasks run the "
-        "fedrisk app installed here, for approved plans only"
+        "fedrisk app installed here, for approved plans only; task processes talk to the "
+        f"SuperNode on 127.0.0.1:{port}"
     )
     if watching is None:
         console.print(

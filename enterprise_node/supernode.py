@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -40,6 +41,11 @@ __all__ = [
 GUARD_NAME = "flwr-clientapp"
 
 
+#: The loopback port between a SuperNode and its task processes unless one is given;
+#: taken (another node's join on this host), the next free one up to this + 100 is used.
+DEFAULT_RUNTIME_PORT = 9094
+
+
 @dataclass(frozen=True)
 class JoinSettings:
     """Where the SuperLink is and how to trust it; ``runtime_port`` is the loopback port
@@ -47,8 +53,37 @@ class JoinSettings:
 
     superlink: str
     ca_cert: Path
-    runtime_port: int = 9094
+    runtime_port: int = DEFAULT_RUNTIME_PORT
     max_wait_s: float | None = None
+
+
+def runtime_port(requested: int | None, *, start: int = DEFAULT_RUNTIME_PORT) -> int:
+    """The loopback port for the SuperNode's task processes: ``requested``, which must be
+    free (ConfigError naming it otherwise), or without one the first free port from
+    ``start``. Flower would only fail later, with a traceback, on a taken port."""
+    if requested is not None:
+        if not _loopback_port_free(requested):
+            raise ConfigError(
+                f"--runtime-port {requested}: 127.0.0.1:{requested} is already in use (another "
+                "node's join on this host?)",
+                advice="Give each node on this host its own --runtime-port, or leave it out "
+                "to take the next free port.",
+            )
+        return requested
+    for port in range(start, start + 101):
+        if _loopback_port_free(port):
+            return port
+    raise ConfigError(f"no free loopback port in {start}-{start + 100} for the task processes")
+
+
+def _loopback_port_free(port: int) -> bool:
+    """True if a listener could bind 127.0.0.1:``port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _require_file(path: Path, what: str) -> Path:
