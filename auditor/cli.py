@@ -46,13 +46,19 @@ def _verify(
     ledgers: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Ledger directories (entries.jsonl, tree_heads.jsonl).", metavar="LEDGER_DIR..."
+            help="Ledger directories (entries.jsonl, tree_heads.jsonl).",
+            metavar="LEDGER_DIR...",
+            readable=False,
         ),
     ] = None,
     keys: Annotated[
         list[Path] | None,
         typer.Option(
-            "--keys", "-k", help="Public keys (PEM) of the ledgers' owners.", show_default=False
+            "--keys",
+            "-k",
+            help="Public keys (PEM) of the ledgers' owners.",
+            show_default=False,
+            readable=False,
         ),
     ] = None,
     coordinator_key: Annotated[
@@ -62,6 +68,7 @@ def _verify(
             help="The coordinator's public key (PEM), required: it tells the auditor which "
             "ledger is the coordinator's.",
             show_default=False,
+            readable=False,
         ),
     ] = None,
     partial: Annotated[
@@ -72,9 +79,9 @@ def _verify(
             "in the report) instead of an incomplete verdict (exit 54).",
         ),
     ] = False,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path(
-        "audit-report"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Report directory.", readable=False)
+    ] = Path("audit-report"),
     coordinator: Annotated[
         str | None,
         typer.Option(help="HOST:PORT of the coordinator's ledger service (instead of its dir)."),

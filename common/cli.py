@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import typer
 
-from common.errors import FedriskError
+from common.errors import FedriskError, permission_denied
 from common.exit_codes import ExitCode
 
 __all__ = ["run_cli"]
@@ -28,7 +28,10 @@ def run_cli(
         print(f"{prog_name}: {release()}")
         raise SystemExit(0)
     try:
-        app(args=None if argv is None else list(argv), prog_name=prog_name)
+        try:
+            app(args=None if argv is None else list(argv), prog_name=prog_name)
+        except PermissionError as err:  # wherever it came from: one code, the path, the user
+            raise permission_denied(err.filename) from None
     except FedriskError as err:
         print(f"error: {err}", file=sys.stderr)
         if err.advice:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from common.errors import ConfigError
+from common.errors import ConfigError, permission_denied
 
 __all__ = ["StrictModel", "load_yaml_model", "parse_model", "format_validation_error"]
 
@@ -55,6 +55,8 @@ def load_yaml_model(model: type[M], path: Path) -> M:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except PermissionError:
+        raise permission_denied(path, "read") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
     try:

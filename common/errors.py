@@ -6,6 +6,10 @@ user; each CLI catches ``FedriskError`` in exactly one place and maps it to its 
 
 from __future__ import annotations
 
+import getpass
+import os
+from pathlib import Path
+
 from common.exit_codes import ExitCode
 
 __all__ = [
@@ -13,6 +17,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataRefusedError",
+    "PermissionDeniedError",
+    "permission_denied",
     "BudgetExceededError",
     "RunFailedError",
     "StateError",
@@ -50,6 +56,28 @@ class DataRefusedError(FedriskError):
 
     exit_code = ExitCode.DATA_REFUSED
     advice = "Fix the rows listed in the quarantine file, then run `fedrisk-node check` again."
+
+
+class PermissionDeniedError(FedriskError):
+    """A file or directory fedrisk must read or write is not accessible to this user."""
+
+    exit_code = ExitCode.PERMISSION_DENIED
+    advice = (
+        "Run as the user that owns the files (e.g. the service account), or give this user "
+        "access to the path named (chown/chmod); nothing else was changed."
+    )
+
+
+def permission_denied(path: str | Path | None, doing: str = "access") -> PermissionDeniedError:
+    """The error for a PermissionError on ``path``, naming it and the user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid
+        user = "(unknown)"
+    where = str(path) if path else "a file"
+    return PermissionDeniedError(
+        f"{where}: permission denied: cannot {doing} it as user {user} (uid {os.getuid()})"
+    )
 
 
 class BudgetExceededError(FedriskError):

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     CONFIG_ERROR = 10
     DATA_ERROR = 11
     DATA_REFUSED = 12
+    PERMISSION_DENIED = 13
     BUDGET_EXCEEDED = 20
     RUN_FAILED = 30
     STATE_ERROR = 40
@@ -37,6 +38,9 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.CONFIG_ERROR: "A configuration file is missing, malformed or has unknown keys.",
     ExitCode.DATA_ERROR: "The data file cannot be read (missing, wrong format, wrong columns).",
     ExitCode.DATA_REFUSED: "Too many rows failed validation; the file was refused, nothing sent.",
+    ExitCode.PERMISSION_DENIED: (
+        "A file or directory fedrisk must read or write is not accessible to this user."
+    ),
     ExitCode.BUDGET_EXCEEDED: "The task would pass the node's privacy cap; it was refused.",
     ExitCode.RUN_FAILED: "The federated run failed (too few nodes, failed rounds).",
     ExitCode.STATE_ERROR: "On-disk state (accountant, ledger) is missing or corrupt.",

@@ -32,8 +32,11 @@ __all__ = ["build_app", "main"]
 
 _console = Console()
 
+
 def _init(
-    state: Annotated[Path, typer.Argument(help="The coordinator state dir to create.")],
+    state: Annotated[
+        Path, typer.Argument(help="The coordinator state dir to create.", readable=False)
+    ],
     host: Annotated[
         list[str] | None,
         typer.Option(help="Host name or IP nodes dial (repeatable); localhost is always in."),
@@ -56,12 +59,16 @@ def _init(
     _console.print(f"Ledger key: {private} (0600); give auditors and nodes {public}")
 
 
-StateArg = Annotated[Path, typer.Argument(help="The coordinator state dir (from `init`).")]
+StateArg = Annotated[
+    Path, typer.Argument(help="The coordinator state dir (from `init`).", readable=False)
+]
 
 
 def _register_node(
     state: StateArg,
-    key: Annotated[Path, typer.Argument(help="The node's authentication public key (.pub).")],
+    key: Annotated[
+        Path, typer.Argument(help="The node's authentication public key (.pub).", readable=False)
+    ],
     name: Annotated[str, typer.Option(help="The broker's label for this enterprise.")],
 ) -> None:
     """Admit a node's ECDSA P-384 authentication key."""
@@ -100,7 +107,9 @@ def _revoke_node(
 
 
 def _serve_ledger(
-    state: Annotated[Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).")],
+    state: Annotated[
+        Path, typer.Argument(help="The coordinator state dir (ledger/, keys/).", readable=False)
+    ],
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     tls: Annotated[

@@ -21,7 +21,9 @@ __all__ = ["start_command", "stop_command", "run_command"]
 
 _console = Console()
 
-StateArg = Annotated[Path, typer.Argument(help="The coordinator state dir (from `init`).")]
+StateArg = Annotated[
+    Path, typer.Argument(help="The coordinator state dir (from `init`).", readable=False)
+]
 
 
 def _report_sync(sync: NodeSync) -> None:
@@ -113,7 +115,8 @@ def _resumed_config(state: Path, run_id: str | None) -> CoordinatorConfig | None
 def run_command(
     state: StateArg,
     plan: Annotated[
-        Path | None, typer.Argument(help="coordinator.yaml with the plan (not with --resume).")
+        Path | None,
+        typer.Argument(help="coordinator.yaml with the plan (not with --resume).", readable=False),
     ] = None,
     nodes: Annotated[
         int | None, typer.Option(help="Nodes to wait for (default: every registered node).")

@@ -20,7 +20,10 @@ __all__ = ["status_command", "curves_command", "report_command"]
 _console = Console()
 
 RunArg = Annotated[
-    Path, typer.Argument(help="A run directory, or a coordinator state dir (then --run).")
+    Path,
+    typer.Argument(
+        help="A run directory, or a coordinator state dir (then --run).", readable=False
+    ),
 ]
 RunOption = Annotated[
     str | None,
@@ -29,7 +32,9 @@ RunOption = Annotated[
 
 
 def status_command(
-    state: Annotated[Path, typer.Argument(help="The coordinator state dir (from `init`).")],
+    state: Annotated[
+        Path, typer.Argument(help="The coordinator state dir (from `init`).", readable=False)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """SuperLink, registered nodes, the ledger and the runs (newest first)."""
@@ -48,7 +53,9 @@ def curves_command(
     fmt: Annotated[str, typer.Option("--format", help="json, csv or png.")] = "json",
     out: Annotated[
         Path | None,
-        typer.Option(help="Output file (default: JSON/CSV to stdout, PNG to curves-RUN.png)."),
+        typer.Option(
+            help="Output file (default: JSON/CSV to stdout, PNG to curves-RUN.png).", readable=False
+        ),
     ] = None,
     segment: Annotated[
         list[str] | None, typer.Option(help="Only this segment (repeatable).")
@@ -87,7 +94,8 @@ def report_command(
     run: RunArg,
     run_id: RunOption = None,
     out: Annotated[
-        Path | None, typer.Option(help="Directory for the report (default: RUN/report).")
+        Path | None,
+        typer.Option(help="Directory for the report (default: RUN/report).", readable=False),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="md, html or both.")] = "both",
 ) -> None:

@@ -78,7 +78,9 @@ def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
 
 
 def _init_command(
-    directory: Annotated[Path, typer.Argument(help="Directory for node.yaml, secrets and state.")],
+    directory: Annotated[
+        Path, typer.Argument(help="Directory for node.yaml, secrets and state.", readable=False)
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing node.yaml.")
     ] = False,
@@ -104,13 +106,15 @@ def _init_command(
 
 def _check_command(
     data: Annotated[
-        Path | None, typer.Argument(help="Data file (CSV/Parquet); overrides data.path.")
+        Path | None,
+        typer.Argument(help="Data file (CSV/Parquet); overrides data.path.", readable=False),
     ] = None,
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+        Path | None,
+        typer.Option("--json", help="Also write the report as JSON here.", readable=False),
     ] = None,
     spec: Annotated[
         Path | None,
@@ -118,6 +122,7 @@ def _check_command(
             "--spec",
             "-s",
             help="The federation's coordinator.yaml or model spec (default: packaged demo spec).",
+            readable=False,
         ),
     ] = None,
 ) -> None:
@@ -142,18 +147,18 @@ def _check_command(
 
 
 def _status_command(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
 ) -> None:
     """Show the privacy budget spent and left, and what has left the site."""
     show_status(load_node_config(config), Console())
 
 
 def _ledger_command(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
     last: Annotated[int, typer.Option("--last", help="How many recent entries to show.")] = 20,
 ) -> None:
     """Verify the node's signed ledger and show what left the site, spends and refusals."""
@@ -161,10 +166,12 @@ def _ledger_command(
 
 
 def _approve_command(
-    plan_path: Annotated[Path, typer.Argument(help="The plan: coordinator.yaml or plan JSON.")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    plan_path: Annotated[
+        Path, typer.Argument(help="The plan: coordinator.yaml or plan JSON.", readable=False)
+    ],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
     by: Annotated[str, typer.Option(help="Who approves (recorded in the ledger).")] = "site IT",
     note: Annotated[str, typer.Option(help="A note kept with the approval.")] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
@@ -208,10 +215,10 @@ def _approve_command(
 
 def _join_command(
     superlink: Annotated[str, typer.Option(help="The broker's SuperLink, HOST:PORT.")],
-    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).", readable=False)],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
     runtime_port: Annotated[
         int | None,
         typer.Option(
@@ -234,7 +241,9 @@ def _join_command(
     ] = None,
     coordinator_key: Annotated[
         Path | None,
-        typer.Option(help="The coordinator's ledger public key (PEM), with --ledger-service."),
+        typer.Option(
+            help="The coordinator's ledger public key (PEM), with --ledger-service.", readable=False
+        ),
     ] = None,
     check_every: Annotated[
         float, typer.Option(help="Seconds between looks at the ledger service for ended runs.")
@@ -299,13 +308,16 @@ def _verify_inclusion_command(
     ledger_service: Annotated[
         str, typer.Option(help="The coordinator's ledger service, HOST:PORT (TLS).")
     ],
-    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).")],
+    ca: Annotated[Path, typer.Option(help="The broker's CA certificate (ca.crt).", readable=False)],
     coordinator_key: Annotated[
-        Path, typer.Option(help="The coordinator's ledger public key (PEM), from the broker.")
+        Path,
+        typer.Option(
+            help="The coordinator's ledger public key (PEM), from the broker.", readable=False
+        ),
     ],
-    config: Annotated[Path, typer.Option("--config", "-c", help="The node's node.yaml.")] = Path(
-        "node.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The node's node.yaml.", readable=False)
+    ] = Path("node.yaml"),
 ) -> None:
     """Check the coordinator's ledger includes every message this node sent in each run not
     yet checked, as a witness of its history; record each verdict in this node's ledger."""

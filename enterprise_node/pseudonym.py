@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from common.errors import StateError
+from common.errors import StateError, permission_denied
 
 __all__ = ["SECRET_BYTES", "pseudonymise", "pseudonymise_many", "load_or_create_site_secret"]
 
@@ -71,6 +71,8 @@ def _create_secret(path: Path) -> None:
 def _read_secret(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii").strip()
+    except PermissionError:
+        raise permission_denied(path, "read the site secret") from None
     except (OSError, UnicodeDecodeError) as err:
         raise StateError(f"{path}: cannot read the site secret: {err}") from None
     try:

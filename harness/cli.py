@@ -36,12 +36,17 @@ _console = Console()
 FEDERATE_APPROVER = "fedrisk-lab federate --approve: the broker acting as enterprise IT"
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="coordinator.yaml (default: packaged demo)")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="coordinator.yaml (default: packaged demo)", readable=False
+    ),
 ]
 
 
 def _synth(
-    out: Annotated[Path, typer.Argument(help="Directory for the enterprise folders.")],
+    out: Annotated[
+        Path, typer.Argument(help="Directory for the enterprise folders.", readable=False)
+    ],
     enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
     min_units: Annotated[int, typer.Option(help="Fewest units per enterprise.")] = 2000,
     max_units: Annotated[int, typer.Option(help="Most units per enterprise.")] = 5000,
@@ -71,12 +76,18 @@ def _synth(
 
 
 def _federate(
-    node_configs: Annotated[list[Path], typer.Argument(help="node.yaml of each enterprise.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for outputs.")],
+    node_configs: Annotated[
+        list[Path], typer.Argument(help="node.yaml of each enterprise.", readable=False)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run directory for outputs.", readable=False)
+    ],
     config: ConfigOption = None,
     state: Annotated[
         Path | None,
-        typer.Option(help="Coordinator ledger and key (default: 'coordinator' beside --out)."),
+        typer.Option(
+            help="Coordinator ledger and key (default: 'coordinator' beside --out).", readable=False
+        ),
     ] = None,
     approve: Annotated[
         bool,
@@ -136,7 +147,7 @@ def _federate(
 
 def _demo(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for data and outputs.")
+        Path, typer.Option("--out", "-o", help="Directory for data and outputs.", readable=False)
     ] = Path("demo-out"),
     enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic factories.")] = 0,
@@ -157,7 +168,7 @@ def _demo(
 
 def _demo_deploy(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for every party's files.")
+        Path, typer.Option("--out", "-o", help="Directory for every party's files.", readable=False)
     ] = Path("demo-deploy-out"),
     enterprises: Annotated[int, typer.Option(help="Number of enterprises (nodes).")] = 4,
     rounds: Annotated[int | None, typer.Option(help="Model rounds (default: the plan's).")] = None,
