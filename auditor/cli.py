@@ -146,6 +146,7 @@ def build_app() -> typer.Typer:
         help="fedrisk auditor: verify signed ledgers and recomputed privacy claims.",
         no_args_is_help=True,
         add_completion=False,
+        suggest_commands=False,  # click suggests already: once is enough
         pretty_exceptions_show_locals=False,
     )
 

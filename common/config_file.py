@@ -6,6 +6,8 @@ keys are errors that name the key path and the file (STYLE.md item 7).
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,16 +27,47 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: message``."""
+def format_validation_error(
+    err: ValidationError, source: str, model: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: ``source: key.path: message``; an unknown key of ``model``
+    names the known key it is closest to (a typo such as ``privacy.epsilom``)."""
     lines = []
     for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "<top level>"
+        loc = tuple(problem["loc"])
+        where = ".".join(str(part) for part in loc) or "<top level>"
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown key"
+            near = _closest_key(model, loc)
+            if near is not None:
+                message += f"; did you mean {near!r}?"
         lines.append(f"{source}: {where}: {message}")
     return "\n".join(lines)
+
+
+def _closest_key(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str | None:
+    """The known key nearest to the unknown last part of ``loc`` (None if none is close)."""
+    for part in loc[:-1]:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        model = _model_of(model.model_fields[part].annotation)
+    if model is None or not loc or not isinstance(loc[-1], str):
+        return None
+    known = [name for name in model.model_fields if not name.startswith("_")]
+    matches = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (itself, or inside Optional/Union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:
@@ -46,7 +79,7 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, model)) from None
 
 
 def load_yaml_model(model: type[M], path: Path) -> M:

@@ -41,7 +41,11 @@ class ConfigError(FedriskError):
     """A YAML/JSON configuration file is missing, malformed or has unknown keys."""
 
     exit_code = ExitCode.CONFIG_ERROR
-    advice = "Fix the named key in the named file; see configs/ for annotated examples."
+    advice = (
+        "Fix the named key in the named file; `fedrisk-node init DIR` and "
+        "`fedrisk-coordinator init DIR` write annotated examples of node.yaml and "
+        "coordinator.yaml."
+    )
 
 
 class DataError(FedriskError):

@@ -163,6 +163,7 @@ def build_app() -> typer.Typer:
         help="fedrisk coordinator: federated industry risk curves and models.",
         no_args_is_help=True,
         add_completion=False,
+        suggest_commands=False,  # click suggests already: once is enough
         pretty_exceptions_show_locals=False,
     )
     app.command("serve-ledger")(_serve_ledger)

@@ -17,4 +17,4 @@ class CommandUsageError(FedriskError):
     """The command line names a run, segment or format that does not exist for this run."""
 
     exit_code = ExitCode.USAGE_ERROR
-    advice = "The message lists what exists; see `fedrisk-coordinator <command> --help`."
+    advice = "The message lists what exists; `--help` after the command shows its options."

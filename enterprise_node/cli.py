@@ -15,6 +15,7 @@ Example (doctest)::
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -175,6 +176,10 @@ def _approve_command(
     by: Annotated[str, typer.Option(help="Who approves (recorded in the ledger).")] = "site IT",
     note: Annotated[str, typer.Option(help="A note kept with the approval.")] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what the plan would do and spend; record nothing."),
+    ] = False,
     app_hash: Annotated[
         str | None,
         typer.Option(
@@ -199,13 +204,22 @@ def _approve_command(
     console.print(table)
     where = "given with --app-hash" if app_hash else "the fedrisk code installed at this site"
     console.print(f"app: {app}\n  ({where}; a run that ships other code is refused)")
+    console.print(f"this installation: {release()}")
     approvals = Approvals(node_config)
     if approvals.is_approved(plan.digest, app):
         console.print(f"Plan {plan.digest[:12]} with app {app[:12]} is already approved here.")
         return
+    if dry_run:
+        console.print("Dry run: nothing recorded.")
+        return
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "approve: not at a terminal, so it cannot ask; nothing recorded",
+            advice="Pass --yes to approve without asking, or --dry-run to only look.",
+        )
     if not yes and not typer.confirm("Approve this plan?", default=False):
-        console.print("Not approved; nothing recorded.")
-        raise typer.Exit(1)
+        console.print("Not approved; nothing recorded.")  # your choice, not an error
+        return
     approvals.approve(plan, by=by, note=note, app_hash=app)
     console.print(
         f"Approved plan {plan.digest} with app {app[:12]} (recorded in {approvals.path} "
@@ -355,6 +369,7 @@ def build_app() -> typer.Typer:
         help="fedrisk enterprise node: check data, take part in federated risk modelling.",
         no_args_is_help=True,
         add_completion=False,
+        suggest_commands=False,  # click suggests already: once is enough
         pretty_exceptions_show_locals=False,  # locals may hold unit ids or the site secret
     )
     app.command("init")(_init_command)

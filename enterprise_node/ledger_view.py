@@ -52,6 +52,12 @@ def show_ledger(config: NodeConfig, console: Console, *, last: int = 20) -> None
     a ledger that fails verification raises StateError (exit code 40)."""
     directory = config.state_dir / LEDGER_DIR
     public = node_key(config).public_key()
+    if not directory.exists():  # a fresh node: nothing has been recorded, nothing is wrong
+        console.print(
+            f"Ledger {directory}: empty, nothing recorded yet (the first approval, refusal or "
+            f"message sent starts it); node id {key_id(public)}"
+        )
+        return
     report = verify_ledger(directory, public, ledger_id=key_id(public))
     console.print(
         f"Ledger {directory}: {report.entries} entries, {report.signed_size} signed; "

@@ -47,7 +47,7 @@ def _synth(
     out: Annotated[
         Path, typer.Argument(help="Directory for the enterprise folders.", readable=False)
     ],
-    enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
+    enterprises: Annotated[int, typer.Option(help="Number of enterprises.", min=1)] = 8,
     min_units: Annotated[int, typer.Option(help="Fewest units per enterprise.")] = 2000,
     max_units: Annotated[int, typer.Option(help="Most units per enterprise.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -149,7 +149,7 @@ def _demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for data and outputs.", readable=False)
     ] = Path("demo-out"),
-    enterprises: Annotated[int, typer.Option(help="Number of enterprises.")] = 8,
+    enterprises: Annotated[int, typer.Option(help="Number of enterprises.", min=1)] = 8,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic factories.")] = 0,
     config: ConfigOption = None,
 ) -> None:
@@ -196,6 +196,7 @@ def build_app() -> typer.Typer:
         help="fedrisk lab: synthetic factories and whole federations on this machine.",
         no_args_is_help=True,
         add_completion=False,
+        suggest_commands=False,  # click suggests already: once is enough
         pretty_exceptions_show_locals=False,
     )
     app.command("synth")(_synth)

@@ -479,13 +479,14 @@ def test_approve_declined_records_nothing_and_a_bad_plan_exits_10(tmp_path, caps
 
     node_yaml = _approvable_site(tmp_path)
     monkeypatch.setattr("typer.confirm", lambda *a, **k: False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)  # at a terminal, IT says no
     # Execute
-    declined, _, _ = _run(["approve", str(COORDINATOR_YAML), "--config", str(node_yaml)], capsys)
+    declined, out, _ = _run(["approve", str(COORDINATOR_YAML), "--config", str(node_yaml)], capsys)
     bad = tmp_path / "plan.yaml"
     bad.write_text("plan: {model_spec: {}, rounds: 3}\n")
     code, _, err = _run(["approve", str(bad), "--config", str(node_yaml), "--yes"], capsys)
-    # Assert
-    assert declined == 1
+    # Assert: declining is a choice, not an error
+    assert declined == 0 and "Not approved; nothing recorded." in out
     assert Approvals(load_node_config(node_yaml)).all() == {}
     assert code == ExitCode.CONFIG_ERROR and "plan" in err
 
@@ -503,3 +504,32 @@ def test_status_shows_the_release_and_app_hash_next_to_the_budget(tmp_path, caps
     assert code == 0
     assert f"release: {release()} (the broker must run the same)" in text
     assert "record-level epsilon spent 0.0000" in text
+
+
+def test_approve_dry_run_shows_the_spend_and_release_and_records_nothing(tmp_path, capsys):
+    from enterprise_node.approval import Approvals
+
+    node_yaml = _approvable_site(tmp_path)
+    code, out, _ = _run(
+        ["approve", str(COORDINATOR_YAML), "--config", str(node_yaml), "--dry-run"], capsys
+    )
+    text = " ".join(out.split())
+    assert code == 0 and "Dry run: nothing recorded." in text
+    assert "most epsilon per run" in text and f"this installation: {release()}" in text
+    assert Approvals(load_node_config(node_yaml)).all() == {}
+
+
+def test_approve_away_from_a_terminal_needs_yes(tmp_path, capsys):
+    from enterprise_node.approval import Approvals
+
+    node_yaml = _approvable_site(tmp_path)
+    code, _, err = _run(["approve", str(COORDINATOR_YAML), "--config", str(node_yaml)], capsys)
+    assert code == ExitCode.CONFIG_ERROR
+    assert "not at a terminal" in err and "--yes" in err and "--dry-run" in err
+    assert Approvals(load_node_config(node_yaml)).all() == {}
+
+
+def test_ledger_of_a_fresh_node_is_empty_not_an_error(tmp_path, capsys) -> None:
+    _run(["init", str(tmp_path / "site")], capsys)
+    code, out, _ = _run(["ledger", "--config", str(tmp_path / "site" / "node.yaml")], capsys)
+    assert code == 0 and "empty, nothing recorded yet" in " ".join(out.split())
