@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -138,32 +139,46 @@ def print_status(console: Console, status: CoordinatorStatus) -> None:
     if not status.runs:
         console.print("Runs: none yet")
         return
-    table = Table(title=escape(f"runs under {status.state_dir / 'runs'}"))
-    for column in ("run", "status", "started (UTC)"):
-        table.add_column(column, no_wrap=True)
-    for column in ("rounds", "nodes", "refusals", "max eps/node this run", "published segments"):
-        table.add_column(column, overflow="fold")
-    for run in status.runs:
-        planned = "?" if run.rounds_planned is None else run.rounds_planned
-        cells = (
-            run.run_id,
-            run.status,
-            utc_time(run.started_at)[:16],
-            f"{run.rounds_done}/{planned}",
-            str(len(run.nodes)),
-            str(run.refusals),
-            "-" if run.max_epsilon_run is None else f"{run.max_epsilon_run:.3f}",
-            ", ".join(run.published) or "-",
-        )
-        table.add_row(*map(escape, cells))
-    console.print(table)
+    console.print(_runs_table(status))
+    console.print("nodes: the enterprises that took part (in brackets: those that refused)")
     if any(run.max_epsilon_run is not None for run in status.runs):
         console.print(escape(_run_deltas(status.runs)))
     for run in status.runs:
         if run.status == "in progress" and run.last_event is not None:
             console.print(escape(f"run {run.run_id}, last event: {describe_event(run.last_event)}"))
+        if run.published:
+            console.print(escape(f"run {run.run_id} published: {', '.join(run.published)}"))
         if run.status == "failed":
             console.print(escape(f"run {run.run_id} failed: {run.error}"))
+
+
+def _runs_table(status: CoordinatorStatus) -> Table:
+    """One row per run, narrow enough for an 80-column terminal: no vertical rules, the
+    start without the year, nodes as "took part (refused)", published segments counted
+    (their names follow the table)."""
+    table = Table(
+        title=escape(f"runs under {status.state_dir / 'runs'}"),
+        box=box.SIMPLE,
+        pad_edge=False,
+        show_edge=False,
+    )
+    for column in ("run", "status", "started UTC", "rounds", "nodes"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("max eps", justify="right", no_wrap=True)
+    table.add_column("published", justify="right", no_wrap=True)
+    for run in status.runs:
+        planned = "?" if run.rounds_planned is None else run.rounds_planned
+        cells = (
+            run.run_id,
+            run.status,
+            utc_time(run.started_at)[5:16],
+            f"{run.rounds_done}/{planned}",
+            f"{len(run.nodes)} ({run.refusals})",
+            "-" if run.max_epsilon_run is None else f"{run.max_epsilon_run:.3f}",
+            str(len(run.published)),
+        )
+        table.add_row(*map(escape, cells))
+    return table
 
 
 def _run_deltas(runs: Sequence[RunView]) -> str:
@@ -181,7 +196,7 @@ def _run_deltas(runs: Sequence[RunView]) -> str:
             f"{delta} ({', '.join(ids)})" for delta, ids in deltas.items()
         )
     return (
-        f"max eps/node this run: the largest record-level epsilon a run cost a node, {where} "
+        f"max eps: the largest record-level epsilon a run cost a node, {where} "
         "(lifetime epsilons, at each node's cap delta, are in the run's summary and report)"
     )
 

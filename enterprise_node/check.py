@@ -178,7 +178,8 @@ def run_check(
     if json_path is not None:
         atomic_write_json(json_path, {**report_to_dict(report), "declaration_notes": notes})
         console.print(f"Report written to {json_path}")
-    refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction)
+    # the report above listed the errors: the refusal need not repeat them
+    refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction, list_errors=False)
     return report
 
 
@@ -219,7 +220,10 @@ def render_check_report(report: CheckReport, console: Console) -> None:
     if report.n_errors:
         _render_errors(report, console)
     console.print(_segment_table(report))
-    console.print(_quality_table(report.quality))
+    # the headline on a line of its own: as a table title it wraps to the table's width
+    quality = report.quality
+    console.print(f"[bold]Data quality: {quality.score:.1f} / 100, grade {quality.grade}[/]")
+    console.print(_quality_table(quality))
     for note in report.quality.notes:
         console.print(f"  - {note}")
     if report.contribution is not None:
@@ -265,7 +269,7 @@ def _segment_table(report: CheckReport) -> Table:
 
 
 def _quality_table(quality: QualityRating) -> Table:
-    table = Table(title=f"Data quality: {quality.score:.1f} / 100, grade {quality.grade}")
+    table = Table()
     table.add_column("component")
     table.add_column("share", justify="right")
     for name in ("completeness", "validity", "consistency", "plausibility"):

@@ -110,21 +110,29 @@ def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
     )
 
 
-def refuse_if_too_bad(result: IngestResult, *, max_bad_fraction: float) -> None:
-    """Raise DataRefusedError when bad rows / rows read exceeds ``max_bad_fraction``."""
+def refuse_if_too_bad(
+    result: IngestResult, *, max_bad_fraction: float, list_errors: bool = True
+) -> None:
+    """Raise DataRefusedError when bad rows / rows read exceeds ``max_bad_fraction``; the
+    message lists the first errors unless ``list_errors`` is False (``check`` has just
+    shown them in its report)."""
     bad, read = result.n_rows_quarantined, result.n_rows_read
     if bad / read <= max_bad_fraction:
         return
-    shown = "\n".join(f"  {error}" for error in result.errors[:_ERRORS_SHOWN])
-    more = len(result.errors) - _ERRORS_SHOWN
-    tail = f"\n  ... and {more} more errors" if more > 0 else ""
-    raise DataRefusedError(
+    message = (
         f"{result.source}: {bad} of {read} rows failed validation ({bad / read:.1%}), more "
         f"than data.max_bad_fraction = {max_bad_fraction:g} ({max_bad_fraction:.1%}); the "
         f"file was refused and nothing was sent.\nBad rows, with their errors, are in "
-        f"{result.quarantine_path}\nFirst errors (data rows counted from 1, header "
-        f"excluded):\n{shown}{tail}"
+        f"{result.quarantine_path}"
     )
+    if list_errors:
+        shown = "\n".join(f"  {error}" for error in result.errors[:_ERRORS_SHOWN])
+        more = len(result.errors) - _ERRORS_SHOWN
+        tail = f"\n  ... and {more} more errors" if more > 0 else ""
+        message += (
+            f"\nFirst errors (data rows counted from 1, header excluded):\n{shown}{tail}"
+        )
+    raise DataRefusedError(message)
 
 
 def read_table(path: Path, data_format: str = "auto") -> pd.DataFrame:

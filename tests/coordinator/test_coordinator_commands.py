@@ -189,11 +189,26 @@ def test_status_text_shows_the_runs_and_the_failure(broker, capsys) -> None:
     assert "run-ok" in text and "run-withheld" in text
     delta = small_config().plan.privacy.record.delta
     assert (
-        "max eps/node this run: the largest record-level epsilon a run cost a node, "
+        "max eps: the largest record-level epsilon a run cost a node, "
         f"at delta {delta:g}" in text
     )
     error = summary_of(state / "runs" / "run-failed").error or ""
     assert f"run run-failed failed: {error[:40]}" in text
+
+
+def test_status_fits_an_80_column_terminal(broker, capsys, monkeypatch) -> None:
+    # Prepare
+    monkeypatch.setenv("COLUMNS", "80")
+    state, _ = broker
+    # Execute
+    code, out, _ = cli(capsys, "status", str(state))
+    # Assert: no line wider than the terminal, nothing cut, every run id whole on its row
+    assert code == 0
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "…" not in out
+    rows = [line for line in out.splitlines() if line.startswith("run-")]
+    assert {row.split()[0] for row in rows} == {"run-ok", "run-withheld", "run-failed"}
+    assert "run run-ok published: " in out
 
 
 def copy_state(state: Path, tmp_path: Path) -> Path:
