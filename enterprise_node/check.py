@@ -22,7 +22,7 @@ from enterprise_node.config import NodeConfig
 from enterprise_node.contribution import ContributionOutlook, contribution_outlook
 from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
 from enterprise_node.quality import QualityRating
-from enterprise_node.validation import ERROR_KINDS, ROW_NUMBERING, RowError
+from enterprise_node.validation import ERROR_KINDS, LINE_NUMBERING, ROW_NUMBERING, RowError
 from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
@@ -249,11 +249,14 @@ def _render_errors(report: CheckReport, console: Console) -> None:
     for kind, count in report.error_counts:
         kinds.add_row(kind, ERROR_KINDS.get(kind, ""), str(count))
     console.print(kinds)
-    first = Table(title=f"First {len(report.first_errors)} errors ({ROW_NUMBERING})")
-    for name in ("data row", "column", "problem", "value"):
+    by_line = all(e.line is not None for e in report.first_errors)
+    numbering = LINE_NUMBERING if by_line else ROW_NUMBERING
+    first = Table(title=f"First {len(report.first_errors)} errors ({numbering})")
+    for name in ("line" if by_line else "data row", "column", "problem", "value"):
         first.add_column(name)
     for error in report.first_errors:
-        first.add_row(str(error.row), error.column, error.message, error.value)
+        place = error.line if by_line else error.row
+        first.add_row(str(place), error.column, error.message, error.value)
     console.print(first)
 
 
@@ -297,11 +300,13 @@ def report_to_dict(report: CheckReport) -> dict[str, object]:
         "max_bad_fraction": report.max_bad_fraction,
         "quarantine_path": None if report.quarantine_path is None else str(report.quarantine_path),
         "row_numbering": ROW_NUMBERING,
+        "line_numbering": LINE_NUMBERING,
         "n_errors": report.n_errors,
         "error_counts": dict(report.error_counts),
         "first_errors": [
             {
                 "row": e.row,
+                "line": e.line,
                 "column": e.column,
                 "kind": e.kind,
                 "message": e.message,

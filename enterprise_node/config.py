@@ -6,10 +6,11 @@ errors naming the key and the file.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from common.config_file import StrictModel, load_yaml_model
 
@@ -18,6 +19,7 @@ __all__ = [
     "ColumnMap",
     "ConstantColumn",
     "CONSTANT_ALLOWED",
+    "CsvDialect",
     "DataSource",
     "PrivacyCap",
     "NodeSettings",
@@ -96,11 +98,47 @@ class ColumnMap(StrictModel):
         return {name: site for name, site in mapped.items() if isinstance(site, str)}
 
 
+class CsvDialect(StrictModel):
+    """How the site's CSV export is written: spreadsheet exports differ by locale (a
+    German Excel writes ``;`` between cells, ``,`` in numbers and cp1252 text)."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    encoding: str = "utf-8"
+    #: Extra words read as failed = 1 / 0 in the ``failed`` column (any case), e.g. yes/no.
+    true_values: list[str] = Field(default_factory=list)
+    false_values: list[str] = Field(default_factory=list)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_marks(self) -> CsvDialect:
+        if self.delimiter == self.decimal:
+            raise ValueError(
+                f"delimiter and decimal mark are both {self.delimiter!r}; a file with decimal "
+                "commas separates its cells with ';'"
+            )
+        both = {w.lower() for w in self.true_values} & {w.lower() for w in self.false_values}
+        if both:
+            raise ValueError(f"words both true and false: {sorted(both)}")
+        return self
+
+
 class DataSource(StrictModel):
     """The site's data file and how to read it."""
 
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
+    csv: CsvDialect = CsvDialect()
     columns: ColumnMap = ColumnMap()
     duration_scale: float = Field(
         1.0, gt=0, description="multiply site durations by this to get the federation's unit"

@@ -12,6 +12,8 @@ is a missing value.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from common.atomic import atomic_write_text
 from common.errors import ConfigError, DataError, DataRefusedError
-from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, NodeConfig
+from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, CsvDialect, NodeConfig
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
 from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
@@ -45,6 +47,8 @@ __all__ = [
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: The most bad rows a quarantine file copies.
+QUARANTINE_ROWS = 10_000
 _ERRORS_SHOWN = 10
 
 
@@ -82,7 +86,13 @@ def ingest(config: NodeConfig, spec: ModelSpec) -> IngestResult:
 def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
     """:func:`ingest` without the final refusal, so a report can show a refused file."""
     path = config.data_path
-    original = read_table(path, config.data.format)
+    dialect = config.data.csv
+    original = read_table(path, config.data.format, dialect)
+    lines = None
+    if _detect_format(path, config.data.format) == "csv":
+        lines = csv_record_lines(path, dialect)
+        if lines is not None and len(lines) != len(original):
+            lines = None  # a layout the line count does not follow: data rows are numbered
     table = normalise_cells(original)
     if table.empty:
         raise DataError(f"{path}: the file has a header but no data rows")
@@ -92,7 +102,16 @@ def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
         table, columns, spec, f"{Path(config.base_dir) / 'node.yaml'}"
     )
     site_columns = {**site_columns, **constants}
-    validation = validate_table(table, site_columns=site_columns, spec=spec, source=path)
+    validation = validate_table(
+        table,
+        site_columns=site_columns,
+        spec=spec,
+        source=path,
+        lines=lines,
+        decimal=dialect.decimal,
+        true_values=tuple(dialect.true_values),
+        false_values=tuple(dialect.false_values),
+    )
     quality = rate_quality(validation, spec, duration_scale=config.data.duration_scale)
     quarantine = None
     if validation.n_bad:
@@ -130,32 +149,107 @@ def refuse_if_too_bad(
         more = len(result.errors) - _ERRORS_SHOWN
         tail = f"\n  ... and {more} more errors" if more > 0 else ""
         message += (
-            f"\nFirst errors (data rows counted from 1, header excluded):\n{shown}{tail}"
+            f"\nFirst errors:\n{shown}{tail}"
         )
     raise DataRefusedError(message)
 
 
-def read_table(path: Path, data_format: str = "auto") -> pd.DataFrame:
-    """Read the file as it is (CSV: every cell as text); DataError naming the file otherwise."""
+def read_table(
+    path: Path, data_format: str = "auto", dialect: CsvDialect | None = None
+) -> pd.DataFrame:
+    """Read the file as it is (CSV: every cell as text, in ``dialect``); DataError naming
+    the file, and for a CSV the line and the setting to change, otherwise."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: data file not found")
     if not path.is_file():
         raise DataError(f"{path}: not a regular file")
     fmt = _detect_format(path, data_format)
+    dialect = dialect or CsvDialect()
     try:
         if fmt == "csv":
             table = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                sep=dialect.delimiter,
+                encoding=_python_encoding(dialect.encoding),
             )
         else:
             table = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header row)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowException) as err:
+    except UnicodeDecodeError as err:
+        raise _encoding_error(path, dialect.encoding, err) from None
+    except (pd.errors.ParserError, OSError, pa.ArrowException) as err:
         raise DataError(f"{path}: cannot read as {fmt}: {err}") from None
     table.columns = [str(name).strip() for name in table.columns]
+    if fmt == "csv":
+        _check_delimiter(path, table, dialect)
     return table.reset_index(drop=True)
+
+
+def csv_record_lines(path: Path, dialect: CsvDialect) -> np.ndarray | None:
+    """The file line each data record of a CSV starts on (header: line 1; blank lines
+    skipped, as pandas skips them); None if the file cannot be read that way."""
+    starts: list[int] = []
+    try:
+        with open(path, encoding=_python_encoding(dialect.encoding), newline="") as handle:
+            reader = csv.reader(handle, delimiter=dialect.delimiter)
+            previous = 0
+            for record in reader:
+                first_line = previous + 1
+                previous = reader.line_num
+                if record:  # an empty line is skipped, by pandas too
+                    starts.append(first_line)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return np.asarray(starts[1:], dtype=np.int64)  # starts[0] is the header
+
+
+def _python_encoding(encoding: str) -> str:
+    """utf-8 read as utf-8-sig, so that Excel's byte order mark is not part of a name."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _encoding_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+    """The line and byte that are not ``encoding``, and the likely setting."""
+    try:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+    except OSError:
+        line = 0
+    byte = err.object[err.start : err.start + 1].hex() if err.object else "?"
+    where = f"line {line}" if line else "a line"
+    hint = ""
+    if "utf" in encoding:
+        hint = " (Excel on Windows writes cp1252: set data.csv.encoding: cp1252)"
+    return DataError(
+        f"{path}: {where} is not valid {encoding} text (byte 0x{byte}){hint}",
+        advice="Set data.csv.encoding in node.yaml to the file's encoding, e.g. cp1252.",
+    )
+
+
+#: Cell separators spreadsheet exports use, for the delimiter hint.
+_DELIMITERS = (";", "\t", ",", "|")
+
+
+def _check_delimiter(path: Path, table: pd.DataFrame, dialect: CsvDialect) -> None:
+    """A header read as one column that holds another separator: the file is written with
+    that separator; say which setting reads it (pandas would not notice)."""
+    if len(table.columns) != 1:
+        return
+    header = str(table.columns[0])
+    found = [d for d in _DELIMITERS if d != dialect.delimiter and header.count(d) >= 1]
+    if found:
+        shown = header if len(header) <= 60 else header[:57] + "..."
+        name = "\\t" if found[0] == "\t" else found[0]
+        raise DataError(
+            f"{path}: the header is one column {shown!r} with {dialect.delimiter!r} as "
+            f"separator; the file looks {found[0]!r}-separated",
+            advice=f"Set data.csv.delimiter: {name!r} in node.yaml (and data.csv.decimal: ',' "
+            "if numbers are written 12,5).",
+        )
 
 
 def resolve_columns(
@@ -260,15 +354,25 @@ def _clean_cell(value: object) -> object:
 
 
 def _write_quarantine(original: pd.DataFrame, validation: Validation, path: Path) -> None:
-    """The bad rows as read, with ``_row`` (data row number) and ``_errors``; mode 0600."""
+    """The bad rows as read, with ``_row`` (data row number), ``_line`` (file line, a CSV)
+    and ``_errors``; mode 0600. At most :data:`QUARANTINE_ROWS` rows: a file refused whole
+    needs examples to fix, not a copy of itself (the count of the rest is in the last row)."""
     messages: dict[int, list[str]] = {}
+    lines: dict[int, int | None] = {}
     for error in validation.errors:
         got = f" (got {error.value})" if error.value else ""
         messages.setdefault(error.row, []).append(f"{error.column}: {error.message}{got}")
+        lines[error.row] = error.line
     rows = sorted(messages)
-    bad = original.iloc[[row - 1 for row in rows]].copy()
-    bad["_row"] = rows
-    bad["_errors"] = ["; ".join(messages[row]) for row in rows]
+    kept = rows[:QUARANTINE_ROWS]
+    bad = original.iloc[[row - 1 for row in kept]].copy()
+    bad["_row"] = pd.Series(kept, index=bad.index, dtype=object)  # stays "7", not "7.0"
+    if any(lines[row] is not None for row in kept):
+        bad["_line"] = pd.Series([lines[row] for row in kept], index=bad.index, dtype=object)
+    bad["_errors"] = ["; ".join(messages[row]) for row in kept]
+    if len(rows) > len(kept):
+        note = {"_errors": f"... and {len(rows) - len(kept)} more bad rows, not copied here"}
+        bad = pd.concat([bad, pd.DataFrame([note])], ignore_index=True)
     atomic_write_text(path, bad.to_csv(index=False), mode=0o600)
 
 

@@ -1,9 +1,9 @@
 """Row-level validation of a site's unit table: every error is collected, none stops the rest.
 
-Row numbers are 1-based **data rows**, header excluded: data row 1 is the first row under
-the header (line 2 of a CSV). Columns are named as the site calls them, with the canonical
-name in parentheses when it differs. Unit ids never appear in errors: a duplicate names
-the data row where the id was first seen instead.
+Rows are named by their **file line** in a CSV (what an editor shows; blank lines count)
+and by 1-based **data row** in Parquet (header excluded). Columns are named as the site
+calls them, with the canonical name in parentheses when it differs. Unit ids never appear
+in errors: a duplicate names the row where the id was first seen instead.
 
 Checks (DESIGN.md, factory data contract): required values present; ``duration`` numeric,
 finite, >= 0; ``failed`` 0 or 1; ``segment`` and ``equipment_class`` in the spec's published
@@ -26,6 +26,7 @@ from models.spec import CategoryFeature, ModelSpec, NumericFeature
 
 __all__ = [
     "ROW_NUMBERING",
+    "LINE_NUMBERING",
     "ERROR_KINDS",
     "RowError",
     "Validation",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: How rows are numbered in every message (shown to users by the check report).
 ROW_NUMBERING = "data rows are counted from 1, header excluded (data row 1 is line 2 of a CSV)"
+#: The same for a CSV whose rows are named by their file line.
+LINE_NUMBERING = "rows are named by their line in the file, as an editor shows it (header: line 1)"
 
 #: Error kind -> what it means, for reports.
 ERROR_KINDS: dict[str, str] = {
@@ -56,7 +59,8 @@ _TEXT_REQUIRED = ("unit_id", "segment", "equipment_class")
 
 @dataclass(frozen=True)
 class RowError:
-    """One bad cell; ``row`` is the 1-based data row, ``value`` a short repr ('' if hidden)."""
+    """One bad cell; ``row`` is the 1-based data row, ``line`` the file line it is on (a
+    CSV; None for Parquet), ``value`` a short repr ('' if hidden)."""
 
     file: str
     row: int
@@ -64,10 +68,16 @@ class RowError:
     message: str
     value: str = ""
     kind: str = ""
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        """``line N`` in a CSV (what an editor shows), else ``data row N``."""
+        return f"line {self.line}" if self.line is not None else f"data row {self.row}"
 
     def __str__(self) -> str:
         got = f" (got {self.value})" if self.value else ""
-        return f"{self.file}: data row {self.row}, column {self.column}: {self.message}{got}"
+        return f"{self.file}: {self.where}, column {self.column}: {self.message}{got}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,16 +120,26 @@ def canonical_columns(spec: ModelSpec) -> tuple[str, ...]:
 
 
 def validate_table(
-    table: pd.DataFrame, *, site_columns: Mapping[str, str], spec: ModelSpec, source: Path
+    table: pd.DataFrame,
+    *,
+    site_columns: Mapping[str, str],
+    spec: ModelSpec,
+    source: Path,
+    lines: Sequence[int] | np.ndarray | None = None,
+    decimal: str = ".",
+    true_values: Sequence[str] = (),
+    false_values: Sequence[str] = (),
 ) -> Validation:
     """Check every row of ``table`` (site column names; missing cells are NaN).
 
     ``site_columns`` maps canonical names to the site's columns: the five required ones and
     every spec feature (as :func:`enterprise_node.ingest.resolve_columns` returns);
-    ``entry_age`` may be absent, and then it is not checked.
+    ``entry_age`` may be absent, and then it is not checked. ``lines`` gives each row's
+    file line (errors then name it); numbers are written with ``decimal`` as their
+    decimal mark; ``failed`` also reads ``true_values`` as 1 and ``false_values`` as 0.
     """
     missing = pd.DataFrame({c: table[s].isna().to_numpy() for c, s in site_columns.items()})
-    parsed = _parse(table, site_columns, spec)
+    parsed = _parse(table, site_columns, spec, _NumberFormat(decimal, true_values, false_values))
     findings = [
         *_check_required(missing, spec),
         *_check_duration(parsed, missing),
@@ -127,15 +147,38 @@ def validate_table(
         *_check_entry_age(parsed, missing),
         *_check_published(parsed, spec),
         *_check_features(parsed, missing, spec),
-        *_check_duplicates(parsed),
+        *_check_duplicates(parsed, lines),
     ]
-    errors = _to_errors(findings, table, site_columns, str(source))
+    errors = _to_errors(findings, table, site_columns, str(source), lines)
     bad = np.zeros(len(table), dtype=bool)
     bad[[e.row - 1 for e in errors]] = True
     return Validation(errors=errors, bad_rows=bad, parsed=parsed, missing=missing)
 
 
-def _parse(table: pd.DataFrame, site_columns: Mapping[str, str], spec: ModelSpec) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _NumberFormat:
+    """How the site writes numbers and the ``failed`` flag."""
+
+    decimal: str = "."
+    true_values: Sequence[str] = ()
+    false_values: Sequence[str] = ()
+
+    def numbers(self, values: pd.Series, canonical: str) -> pd.Series:
+        """Parsed floats (NaN where not a number), after the site's words and marks."""
+        text = values
+        if canonical == "failed" and (self.true_values or self.false_values):
+            words = {w.lower(): "1" for w in self.true_values}
+            words |= {w.lower(): "0" for w in self.false_values}
+            lowered = values.astype(object).map(lambda v: v.lower() if isinstance(v, str) else v)
+            text = values.where(~lowered.isin(list(words)), lowered.map(words))
+        if self.decimal != ".":
+            text = text.map(lambda v: v.replace(self.decimal, ".") if isinstance(v, str) else v)
+        return pd.to_numeric(text, errors="coerce").astype(float)
+
+
+def _parse(
+    table: pd.DataFrame, site_columns: Mapping[str, str], spec: ModelSpec, fmt: _NumberFormat
+) -> pd.DataFrame:
     numeric = {"duration", "failed", "entry_age"} | {
         f.name for f in spec.features if isinstance(f, NumericFeature)
     }
@@ -145,7 +188,7 @@ def _parse(table: pd.DataFrame, site_columns: Mapping[str, str], spec: ModelSpec
         if site is None:
             parsed[canonical] = pd.Series(np.nan, index=table.index, dtype=float)
         elif canonical in numeric:
-            parsed[canonical] = pd.to_numeric(table[site], errors="coerce").astype(float)
+            parsed[canonical] = fmt.numbers(table[site], canonical)
         else:
             parsed[canonical] = _as_text(table[site])
     frame = pd.DataFrame(parsed).reset_index(drop=True)
@@ -241,19 +284,30 @@ def _check_features(parsed: pd.DataFrame, missing: pd.DataFrame, spec: ModelSpec
     return findings
 
 
-def _check_duplicates(parsed: pd.DataFrame) -> list[_Finding]:
+def _check_duplicates(
+    parsed: pd.DataFrame, lines: Sequence[int] | np.ndarray | None
+) -> list[_Finding]:
     ids = parsed["unit_id"]
     duplicate = ids.notna() & ids.duplicated(keep="first")
     rows = _rows(duplicate)
     if len(rows) == 0:
         return []
     first = pd.Series(np.arange(len(ids))).groupby(ids.to_numpy()).transform("min")
-    details = [f"first seen in data row {int(first.iloc[i]) + 1}" for i in rows]
+
+    def seen(i: int) -> str:
+        j = int(first.iloc[i])
+        return f"line {int(lines[j])}" if lines is not None else f"data row {j + 1}"
+
+    details = [f"first seen in {seen(int(i))}" for i in rows]
     return [_Finding("unit_id", "duplicate_unit_id", "duplicate unit id", rows, details)]
 
 
 def _to_errors(
-    findings: list[_Finding], table: pd.DataFrame, site_columns: Mapping[str, str], file: str
+    findings: list[_Finding],
+    table: pd.DataFrame,
+    site_columns: Mapping[str, str],
+    file: str,
+    lines: Sequence[int] | np.ndarray | None,
 ) -> tuple[RowError, ...]:
     """RowErrors sorted by row, then by canonical column order."""
     order = {name: i for i, name in enumerate(site_columns)}
@@ -268,7 +322,8 @@ def _to_errors(
             if finding.details is not None:
                 message = f"{message} ({finding.details[k]})"
             shown = "" if hide else _show(raw[i])
-            error = RowError(file, int(i) + 1, label, message, shown, finding.kind)
+            line = None if lines is None else int(lines[int(i)])
+            error = RowError(file, int(i) + 1, label, message, shown, finding.kind, line)
             keyed.append(((int(i), order[finding.column]), error))
     keyed.sort(key=lambda pair: pair[0])
     return tuple(error for _, error in keyed)

@@ -330,14 +330,31 @@ def test_too_many_bad_rows_refuses_after_writing_the_quarantine(site):
     message = str(caught.value)
     quarantine = quarantine_path_for(config.data_path, config.state_dir)
     assert str(quarantine) in message and "max_bad_fraction = 0.1" in message
-    assert "data row 3, column duration: negative duration" in message
-    assert "data row 15, column vendor_origin" in message
+    # rows are named by their file line (the header is line 1)
+    assert "line 4, column duration: negative duration" in message
+    assert "line 16, column vendor_origin" in message
     bad_rows = pd.read_csv(quarantine, dtype=str)
     assert bad_rows["_row"].tolist() == ["3", "8", "15"]
+    assert bad_rows["_line"].tolist() == ["4", "9", "16"]
     assert bad_rows["unit_id"].tolist() == ["UNIT-0003", "UNIT-0008", "UNIT-0015"]
     assert "failed: must be 0" in bad_rows.loc[1, "_errors"]
     assert bad_rows.loc[0, "duration"] == "-2"  # the original row, as read
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o600
+
+
+def test_the_quarantine_copies_at_most_its_cap_and_counts_the_rest(site, monkeypatch):
+    # Prepare: 15 bad rows, a cap of 4
+    monkeypatch.setattr("enterprise_node.ingest.QUARANTINE_ROWS", 4)
+    config = site.build(20, bad={(row, "segment"): "mining" for row in range(1, 16)})
+    # Execute
+    with pytest.raises(DataRefusedError):
+        ingest(config, SPEC)
+    # Assert: 4 rows as read, then a line saying how many were left out
+    bad_rows = pd.read_csv(quarantine_path_for(config.data_path, config.state_dir), dtype=str)
+    assert bad_rows["_row"].tolist()[:4] == ["1", "2", "3", "4"]
+    assert len(bad_rows) == 5 and bad_rows["_errors"].iloc[-1] == (
+        "... and 11 more bad rows, not copied here"
+    )
 
 
 def test_refusal_lists_at_most_ten_errors(site):
@@ -405,6 +422,6 @@ def test_unit_ids_never_appear_in_the_refusal(site):
         ingest(config, SPEC)
     # Assert
     assert "SECRETID" not in str(caught.value)
-    assert "data row 2, column unit_id: duplicate unit id (first seen in data row 1)" in str(
+    assert "line 3, column unit_id: duplicate unit id (first seen in line 2)" in str(
         caught.value
     )

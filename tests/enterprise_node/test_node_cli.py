@@ -211,7 +211,10 @@ def test_check_refused_file_exits_12_with_message_and_advice(site, tmp_path, cap
     assert code == ExitCode.DATA_REFUSED == 12
     assert "REFUSED" in out and NOTHING_SENT in out
     assert "2 of 10 rows failed validation" in err
-    assert "data row 3, column failed" in err
+    # the report listed the errors by file line; the refusal does not repeat them
+    assert "column failed" not in err
+    first = json.loads(report_path.read_text())["first_errors"][0]
+    assert (first["row"], first["line"]) == (2, 3)  # data row 2 is line 3
     assert "advice: Fix the rows listed in the quarantine file" in err
     assert json.loads(report_path.read_text())["accepted"] is False
 
