@@ -188,3 +188,32 @@ def test_a_tail_of_typos_is_flagged_without_naming_a_unit(tmp_path):
     assert warning.startswith("Durations look too long for months") and "look like" not in warning
     assert "4 of 60 durations (6.7%) exceed 360 months" in warning
     assert (rating.grade, rating.suggested_duration_scale) == ("C", None)
+
+
+# ---- planted defects: what lowers the score, and by how much -------------------------------
+
+
+def test_one_bad_row_in_many_is_never_a_perfect_score(tmp_path):
+    # 1 bad row of 40: validity 0.975 -> 100 x (1 - 0.35 x 0.025) = 99.125 -> 99.1
+    rating = _rate(tmp_path, 40, bad={(7, "duration"): "-1"})
+    assert rating.validity == pytest.approx(39 / 40)
+    assert rating.score == 99.1 and rating.grade == "A"
+    # rounded down: a share a hair under 1 still shows
+    assert weighted_score(1.0, 1.0 - 1e-6, 1.0, 1.0) == 99.9
+
+
+def test_a_file_with_no_usable_row_scores_zero(tmp_path):
+    rating = _rate(tmp_path, 30, bad={(r, "failed"): "maybe" for r in range(1, 31)})
+    assert rating.validity == 0.0
+    assert (rating.score, rating.grade) == (0.0, "D")
+    assert any("nothing of this file can be used" in w for w in rating.warnings)
+
+
+def test_covariates_outside_their_bounds_lower_plausibility_by_their_share(tmp_path):
+    # load_pct 150 (bounds 0-100) in 10 of 40 rows: 10 of the 40 x 3 numeric covariate
+    # values are outside -> p1 = 110/120; P = (p1 + 1) / 2; the score loses 20 x (1 - P)
+    rating = _rate(tmp_path, 40, bad={(r, "load_pct"): "150" for r in range(1, 11)})
+    assert rating.validity == 1.0  # clipped at encoding, not rejected
+    assert rating.plausibility == pytest.approx((110 / 120 + 1) / 2)
+    assert rating.score == weighted_score(1.0, 1.0, 1.0, (110 / 120 + 1) / 2)
+    assert rating.score < 100.0
