@@ -12,7 +12,9 @@ never overwritten: replacing a CA or a node key would cut off every party that t
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "make_server_certificate",
     "init_tls",
     "make_auth_key",
+    "auth_key_fingerprint",
 ]
 
 #: Names every local deployment's server certificate carries.
@@ -206,3 +209,10 @@ def make_auth_key(private_path: Path) -> bool:
     atomic_write_bytes(private_path, private, mode=0o600)
     atomic_write_bytes(private_path.with_name(private_path.name + ".pub"), public + b"\n")
     return True
+
+
+def auth_key_fingerprint(openssh_public_key: str) -> str:
+    """``SHA256:<base64>`` of an OpenSSH public key's blob, the form ``ssh-keygen -l``
+    shows: what a node and its broker compare out of band before the key is registered."""
+    blob = base64.b64decode(openssh_public_key.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")

@@ -79,20 +79,21 @@ def _register_node(
 
 
 def _list_nodes(state: StateArg) -> None:
-    """Show admitted and revoked nodes."""
+    """Show admitted and revoked nodes, each with its whole key fingerprint (to compare
+    with the one the node's `init` printed)."""
     import datetime as dt
 
-    from rich.table import Table
+    from rich.markup import escape
 
     from coordinator.node_registry import NodeRegistry
 
-    table = Table(title=f"nodes registered in {state}")
-    for column in ("name", "fingerprint", "registered", "status"):
-        table.add_column(column)
-    for node in NodeRegistry(state).nodes():
+    nodes = NodeRegistry(state).nodes()
+    _console.print(escape(f"nodes registered in {state}: {len(nodes)}"))
+    for node in nodes:
         when = dt.datetime.fromtimestamp(node.registered_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(node.name, node.fingerprint, when, "active" if node.active else "revoked")
-    _console.print(table)
+        status = "active" if node.active else "revoked"
+        _console.print(escape(f"  {node.name}  {status}, registered {when} UTC"))
+        _console.print(escape(f"    {node.fingerprint}"), soft_wrap=True)
 
 
 def _revoke_node(

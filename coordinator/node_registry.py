@@ -11,8 +11,6 @@ Compatibility rule: keys of a node entry are never removed or re-meant; add new 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from common.atomic import atomic_write_text
 from common.errors import ConfigError, StateError
+from common.tls import auth_key_fingerprint as fingerprint
 
 __all__ = ["RegisteredNode", "NodeRegistry", "fingerprint"]
 
@@ -47,12 +46,6 @@ class RegisteredNode:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-def fingerprint(openssh_public_key: str) -> str:
-    """``SHA256:<base64>`` of the key blob, the form ``ssh-keygen -l`` shows."""
-    blob = base64.b64decode(openssh_public_key.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def _read_public_key(path: Path) -> str:

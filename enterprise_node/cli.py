@@ -27,7 +27,7 @@ from rich.console import Console
 from common.atomic import atomic_write_text
 from common.cli import run_cli
 from common.errors import ConfigError
-from common.tls import make_auth_key
+from common.tls import auth_key_fingerprint, make_auth_key
 from enterprise_node.check import load_model_spec, load_plan_or_none, run_check
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.ledger_view import show_ledger
@@ -57,19 +57,26 @@ def node_template_named(name: str) -> str:
     raise AssertionError("the node.yaml template lost its node.name line")
 
 
-def init_node(directory: Path, *, force: bool = False) -> NodeConfig:
+def init_node(directory: Path, *, force: bool = False, keys_only: bool = False) -> NodeConfig:
     """Create ``directory``/node.yaml, the site secret (0600) and the state dir (0700).
 
     An existing node.yaml is kept unless ``force``; an existing site secret is always kept
-    (replacing it would change every pseudonym).
+    (replacing it would change every pseudonym). ``keys_only`` keeps an existing node.yaml
+    and makes only what is missing of the secret, state and keys (a site made by `synth`
+    or by hand, to be deployed).
     """
     node_yaml = Path(directory) / "node.yaml"
-    if node_yaml.exists() and not force:
+    if keys_only:
+        if not node_yaml.exists():
+            raise ConfigError(f"{node_yaml}: not found; --keys-only needs an existing node.yaml")
+    elif node_yaml.exists() and not force:
         raise ConfigError(
             f"{node_yaml}: already exists; not overwritten",
-            advice="Pass --force to replace node.yaml (the site secret and state are kept).",
+            advice="Pass --keys-only to add the missing secret and keys and keep node.yaml, "
+            "or --force to replace node.yaml (the site secret and state are kept).",
         )
-    atomic_write_text(node_yaml, node_template_named(Path(directory).resolve().name))
+    else:
+        atomic_write_text(node_yaml, node_template_named(Path(directory).resolve().name))
     config = load_node_config(node_yaml)
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     load_or_create_site_secret(config.site_secret_path)
@@ -85,11 +92,19 @@ def _init_command(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing node.yaml.")
     ] = False,
+    keys_only: Annotated[
+        bool,
+        typer.Option(
+            "--keys-only",
+            help="Keep an existing node.yaml; add only the missing secret, state and keys.",
+        ),
+    ] = False,
 ) -> None:
     """Create node.yaml from the template, the site secret and the state directory."""
-    config = init_node(directory, force=force)
+    config = init_node(directory, force=force, keys_only=keys_only)
     console = Console()
-    console.print(f"Wrote {Path(config.base_dir) / 'node.yaml'}")
+    if not keys_only:
+        console.print(f"Wrote {Path(config.base_dir) / 'node.yaml'}")
     console.print(f"Site secret: {config.site_secret_path} (mode 0600; back it up, never share it)")
     console.print(f"State directory: {config.state_dir}")
     ledger_key = config.resolve(config.node.ledger_key_file)
@@ -98,7 +113,11 @@ def _init_command(
         f"node id {node_key_id(config)}"
     )
     auth_key = config.resolve(config.node.auth_key_file)
-    console.print(f"Flower authentication key: {auth_key} (0600); give the broker {auth_key}.pub")
+    public = Path(f"{auth_key}.pub").read_text(encoding="utf-8")
+    console.print(
+        f"Flower authentication key: {auth_key} (0600); give the broker {auth_key}.pub and "
+        f"confirm its fingerprint with them out of band: {auth_key_fingerprint(public)}"
+    )
     console.print(
         "Next: set data.path and data.columns in node.yaml, then run "
         "`fedrisk-node check --config node.yaml --spec coordinator.yaml`."

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from common.tls import init_tls, make_auth_key
+from common.tls import auth_key_fingerprint, init_tls, make_auth_key
 from coordinator.cli import main as coordinator_main
 from ledger.client import LedgerClient
 from ledger.records import RunEnded
@@ -146,6 +146,9 @@ def test_register_list_and_revoke_nodes(tmp_path: Path, capsys) -> None:
     assert _cli(["list-nodes", state]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "fab-a" in out and "active" in out and "revoked" in out
+    # ... each with its whole fingerprint, as the node's init printed it
+    whole = auth_key_fingerprint(Path(key_a).read_text())
+    assert whole in out and len(whole) == len("SHA256:") + 43  # not cut
 
 
 def test_register_refuses_a_key_that_is_not_ecdsa_p384(tmp_path: Path, capsys) -> None:

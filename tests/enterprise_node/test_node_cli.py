@@ -16,6 +16,7 @@ from node_site import COORDINATOR_YAML, REPO, NodeSite
 
 import enterprise_node.cli
 from common.exit_codes import ExitCode
+from common.tls import auth_key_fingerprint
 from enterprise_node.check import NOTHING_SENT
 from enterprise_node.cli import main, node_template, node_template_named
 from enterprise_node.config import load_node_config
@@ -536,3 +537,24 @@ def test_ledger_of_a_fresh_node_is_empty_not_an_error(tmp_path, capsys) -> None:
     _run(["init", str(tmp_path / "site")], capsys)
     code, out, _ = _run(["ledger", "--config", str(tmp_path / "site" / "node.yaml")], capsys)
     assert code == 0 and "empty, nothing recorded yet" in " ".join(out.split())
+
+
+def test_init_keys_only_equips_an_existing_site_and_prints_what_to_compare(
+    site, tmp_path, capsys
+) -> None:
+    # Prepare: a site made without init (as synth makes them): node.yaml and data only
+    site.build(10)
+    before = (site.root / "node.yaml").read_text()
+    # Execute
+    code, out, _ = _run(["init", str(site.root), "--keys-only"], capsys)
+    # Assert: node.yaml kept; secret, ledger and authentication keys made; fingerprint shown
+    text = " ".join(out.split())
+    assert code == 0 and (site.root / "node.yaml").read_text() == before
+    config = load_node_config(site.root / "node.yaml")
+    auth = config.resolve(config.node.auth_key_file)
+    assert auth.exists() and config.site_secret_path.exists()
+    expected = auth_key_fingerprint(Path(f"{auth}.pub").read_text())
+    assert f"fingerprint with them out of band: {expected}" in text
+    # ... and without node.yaml there is nothing to keep
+    code, _, err = _run(["init", str(tmp_path / "empty"), "--keys-only"], capsys)
+    assert code == ExitCode.CONFIG_ERROR and "--keys-only needs an existing node.yaml" in err
