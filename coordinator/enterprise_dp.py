@@ -123,9 +123,7 @@ class EnterpriseDP:
             round_number - 1,
         )
 
-    def _charge(
-        self, round_number: int, total: SecureTotal, share: EnterpriseShare
-    ) -> None:
+    def _charge(self, round_number: int, total: SecureTotal, share: EnterpriseShare) -> None:
         """Account the noise actually in the sum: the planned share from each survivor."""
         accountant, log = self.accountant, self.context.log
         clip_norm = share_clip_norm(self.context)

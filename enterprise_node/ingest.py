@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from common.atomic import atomic_write_text
-from common.errors import ConfigError, DataError, DataRefusedError
+from common.errors import ConfigError, DataError, DataRefusedError, permission_denied
 from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, CsvDialect, NodeConfig
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
@@ -148,9 +148,7 @@ def refuse_if_too_bad(
         shown = "\n".join(f"  {error}" for error in result.errors[:_ERRORS_SHOWN])
         more = len(result.errors) - _ERRORS_SHOWN
         tail = f"\n  ... and {more} more errors" if more > 0 else ""
-        message += (
-            f"\nFirst errors:\n{shown}{tail}"
-        )
+        message += f"\nFirst errors:\n{shown}{tail}"
     raise DataRefusedError(message)
 
 
@@ -182,6 +180,8 @@ def read_table(
         raise DataError(f"{path}: the file is empty (no header row)") from None
     except UnicodeDecodeError as err:
         raise _encoding_error(path, dialect.encoding, err) from None
+    except PermissionError:
+        raise permission_denied(path, "read") from None
     except (pd.errors.ParserError, OSError, pa.ArrowException) as err:
         raise DataError(f"{path}: cannot read as {fmt}: {err}") from None
     table.columns = [str(name).strip() for name in table.columns]

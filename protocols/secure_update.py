@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
     """One float64 vector of all parameters, in order."""
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])

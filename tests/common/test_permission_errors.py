@@ -79,3 +79,9 @@ def test_a_quarantine_directory_it_cannot_write(site: Path) -> None:
     assert done.returncode == ExitCode.PERMISSION_DENIED, (done.returncode, done.stderr)
     assert str(quarantine) in done.stderr and "permission denied" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_unreadable_data_file(site: Path) -> None:
+    data = site.parent / "units.csv"
+    _lock(data)
+    _assert_permission_error(_run("check", "--config", str(site)), data)
