@@ -17,7 +17,7 @@ from common.atomic import atomic_write_text
 from common.errors import RunFailedError, StateError
 from coordinator.curve_plot import plot_curves
 from coordinator.errors import CommandUsageError
-from coordinator.outputs import WITHHELD_CURVES_FILE
+from coordinator.outputs import WITHHELD_CURVES_FILE, curves_caption
 from coordinator.run_view import RunView
 from models.curves import RiskCurve, curves_csv, curves_to_json
 
@@ -81,7 +81,14 @@ def export_curves(
     marked = any(not c.published for c in curves)
     if fmt == "png":
         path = out or Path(f"curves-{run.run_id}.png")
-        plot_curves(path, curves, time_unit=run.time_unit)
+        caption = (
+            curves_caption(run.request, run.rounds)
+            if run.request is not None
+            else f"fedrisk run {run.run_id}"
+        )
+        if marked:
+            caption += "; includes withheld curves (not published)"
+        plot_curves(path, curves, time_unit=run.time_unit, caption=caption)
         return path, ""
     text = (
         _json_text(run, curves, marked)

@@ -24,18 +24,23 @@ def plot_curves(
     truth: Mapping[str, np.ndarray] | None = None,
     *,
     time_unit: str = "months",
+    caption: str = "",
 ) -> None:
     """PNG with one panel per segment: F(t) as a step curve with its 95 % band and,
-    when given, the true F on the same edges (``truth[segment]``) as a dashed line."""
+    when given, the true F on the same edges (``truth[segment]``) as a dashed line;
+    ``caption`` (the run, its enterprises and epsilon) heads the figure, so that a
+    broker reading the picture alone knows what it shows."""
     if not curves:
         raise ValueError("plot_curves: no curves to plot")
-    figure = Figure(figsize=(4.0 * len(curves), 3.4), layout="constrained")
+    figure = Figure(figsize=(4.0 * len(curves), 3.8 if caption else 3.4), layout="constrained")
     FigureCanvasAgg(figure)
+    if caption:
+        figure.suptitle(caption, fontsize=9)
     axes = figure.subplots(1, len(curves), squeeze=False)[0]
     for ax, curve in zip(axes, curves, strict=True):
         _draw_panel(ax, curve, None if truth is None else truth.get(curve.segment))
         ax.set_xlabel(f"equipment age ({time_unit})")
-    axes[0].set_ylabel("cumulative failure probability F(t)")
+        ax.set_ylabel("F(t): share failed by age t")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(Path(path), buffer.getvalue())
@@ -56,7 +61,8 @@ def _draw_panel(ax: Any, curve: RiskCurve, truth: np.ndarray | None) -> None:
     if truth is not None:
         ax.plot(curve.edges, np.asarray(truth, float), "k--", linewidth=1.0, label="truth")
     title = curve.segment if curve.published else f"{curve.segment} (not published)"
-    ax.set_title(title, fontsize=10)
+    totals = f"about {curve.n_units:,.0f} units, {curve.n_failures:,.0f} failures"
+    ax.set_title(f"{title}\n{totals}", fontsize=9)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlim(curve.edges[0], curve.edges[-1])
     ax.grid(alpha=0.3)

@@ -19,11 +19,35 @@ from coordinator.run_summary import RunPrivacy, RunSummary, write_summary
 from models.curves import RiskCurve, curves_csv, curves_to_json
 from models.hazard import model_digest
 
-__all__ = ["MODEL_FILE", "WITHHELD_CURVES_FILE", "write_outputs", "load_global_model"]
+__all__ = [
+    "MODEL_FILE",
+    "WITHHELD_CURVES_FILE",
+    "curves_caption",
+    "write_outputs",
+    "load_global_model",
+]
 
 MODEL_FILE = "global_model.npz"
 #: Curves of segments withheld by the publication rules, kept for the broker's own review.
 WITHHELD_CURVES_FILE = "curves_withheld.json"
+
+
+def curves_caption(request: RunRequest, rounds: Sequence[RoundSummary]) -> str:
+    """What curves.png shows, in one line: the run, how many enterprises the curves come
+    from, and the curve release's record-level epsilon (with its delta)."""
+    record = request.config.plan.privacy.record
+    curve_rounds = [r for r in rounds if r.task == "curve"]
+    enterprises = len(curve_rounds[-1].ok) if curve_rounds else 0
+    privacy = (
+        f"record-level DP: curve release epsilon {record.curve_epsilon:g} per enterprise "
+        f"(delta {record.delta:g})"
+        if record.enabled
+        else "no differential privacy"
+    )
+    return (
+        f"fedrisk run {request.run_id}: industry risk curves from {enterprises} enterprises; "
+        f"{privacy}; bands: 95 %, sampling and DP noise"
+    )
 
 
 def write_outputs(
@@ -51,7 +75,7 @@ def write_outputs(
     if published:
         store.write_json("curves.json", curves_to_json(published))
         atomic_write_text(store.dir / "curves.csv", curves_csv(published))
-        plot_curves(store.dir / "curves.png", published)
+        plot_curves(store.dir / "curves.png", published, caption=curves_caption(request, rounds))
         outputs += ["curves.json", "curves.csv", "curves.png"]
     withheld = [c for c in curves if not c.published]
     if withheld:  # for the broker only (`curves --include-withheld`); never in outputs

@@ -29,7 +29,7 @@ from coordinator.round_summary import NodeNote, RoundSummary
 from coordinator.run_view import RunView, utc_time
 from ledger.records import OutputsPublished, RoundRecorded
 from models.curves import RiskCurve
-from models.metrics import FIGURE_NAMES
+from models.metrics import FIGURE_MEANINGS, FIGURE_NAMES
 
 __all__ = ["REPORT_FORMATS", "MARKDOWN_FILE", "HTML_FILE", "build_report", "write_run_report"]
 
@@ -43,6 +43,32 @@ _FIGURE_LABELS = {
     "c_td": FIGURE_NAMES["c_td"],
     "c_index": FIGURE_NAMES["c_td"],
     "ibs": FIGURE_NAMES["ibs"],
+}
+#: Plain words for the keys of the privacy figures (curve noise, enterprise-level DP).
+_PRIVACY_LABELS = {
+    "distributed": "noise added as shares inside the secure sum",
+    "mechanism": "noise mechanism",
+    "share_std": "one node's noise share (std)",
+    "shares_planned": "shares the noise was planned for (the fewest a released sum may hold)",
+    "shares_present": "shares in the released sum",
+    "total_noise_std": "total noise (std) in each released count",
+    "epsilon_charged_per_node": "epsilon each node was charged (at the delta below)",
+    "epsilon_realised": "epsilon with the shares actually present",
+    "delta": "delta",
+    "note": "note",
+    "clip_norm": "clip norm C of an enterprise's update",
+    "noise_multiplier": "noise multiplier planned (noise std / C)",
+    "effective_noise_multiplier": "noise multiplier of the planned shares' sum",
+    "expected_noise_std_per_coordinate_of_mean": (
+        "expected noise std per coordinate of the mean update"
+    ),
+    "expected_noise_norm_of_mean": "expected noise norm of the mean update",
+    "epsilon_one_round": "epsilon of one round",
+    "epsilon": "epsilon spent so far",
+    "epsilon_cap": "epsilon cap",
+    "rounds_accounted": "rounds accounted",
+    "stopped_before_round": "stopped before round",
+    "warning": "warning",
 }
 #: Ages at which the curves table shows F and its band on a grid in months.
 _AGES_MONTHS = (12.0, 24.0, 36.0, 48.0, 60.0)
@@ -206,7 +232,11 @@ def _privacy(run: RunView) -> Section:
         notes["Enterprise-level DP"] = privacy.enterprise
     for title, figures in notes.items():
         if figures is not None:
-            tables.append(Table((f"{title}: item", "value"), _scalar_rows(figures)))
+            rows = tuple(
+                (_PRIVACY_LABELS.get(key, key), _plain(value))
+                for key, value in _scalar_rows(figures)
+            )
+            tables.append(Table((title, "value"), rows))
     if privacy is None or privacy.enterprise is None:
         paragraphs.append("No enterprise-level DP in this run.")
     paragraphs += [f"Note: {note}" for note in (privacy.notes if privacy else ())]
@@ -273,7 +303,9 @@ def _model(run: RunView) -> Section:
         for key in ("federated_dp", "central_nonprivate"):
             for label, value in _figure_rows(scores.get(key, {})):
                 rows.append((f"held-out evaluation, {key}: {label}", value))
-    return Section("Model", tables=(Table(("item", "value"), tuple(rows)),))
+    meanings = tuple(f"{FIGURE_NAMES[k]}: {FIGURE_MEANINGS[k]}." for k in FIGURE_MEANINGS)
+    notes = meanings if evaluation.exists() else ()
+    return Section("Model", notes, tables=(Table(("item", "value"), tuple(rows)),))
 
 
 def _figure_rows(scores: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -363,6 +395,11 @@ def _scalar_rows(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         for key, value in sorted(mapping.items())
         if isinstance(value, str | int | float | bool) and value != ""
     )
+
+
+def _plain(value: str) -> str:
+    """A figure as a reader wants it: yes/no for flags."""
+    return {"True": "yes", "False": "no"}.get(value, value)
 
 
 def _eps(value: Any) -> str:

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FIGURE_NAMES", "harrell_c", "concordance_td", "brier_score", "integrated_brier_score"]
+__all__ = [
+    "FIGURE_NAMES",
+    "FIGURE_MEANINGS",
+    "harrell_c",
+    "concordance_td",
+    "brier_score",
+    "integrated_brier_score",
+]
 
 #: The plain name of each figure, as every table and report prints it (keys as in
 #: ``harness.evaluation.ModelScore`` and its evaluation.json).
@@ -19,6 +26,18 @@ FIGURE_NAMES = {
     "harrell_c": "Harrell C on F(t_J), the risk score",
     "c_td": "Antolini C_td on the curves",
     "ibs": "integrated Brier score",
+}
+#: What each figure says, for readers who do not know it.
+FIGURE_MEANINGS = {
+    "harrell_c": (
+        "of two units, how often the one the model rates riskier fails first: 0.5 is a coin "
+        "toss, 1 a perfect ranking"
+    ),
+    "c_td": "the same, judged on the whole predicted curves at each failure time",
+    "ibs": (
+        "mean squared error of the predicted survival probability over the grid, weighted "
+        "for censoring: 0 is perfect, 0.25 no better than a constant 1/2"
+    ),
 }
 
 

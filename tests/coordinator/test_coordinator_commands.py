@@ -25,9 +25,11 @@ from common.exit_codes import ExitCode
 from coordinator.cli import main
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from coordinator.coordinator_ledger import coordinator_key_paths
+from coordinator.curve_export import export_curves, run_curves
 from coordinator.node_registry import NodeRegistry
 from coordinator.run_request import RunRequest, write_run_request
 from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary, write_summary
+from coordinator.run_view import read_run
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from ledger.log import read_ledger
@@ -369,6 +371,29 @@ def test_curves_png_is_written(broker, capsys, tmp_path) -> None:
     assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(out) in err
 
 
+def test_the_curves_picture_says_what_it_shows(broker, monkeypatch, tmp_path) -> None:
+    # Prepare: keep the caption each figure is drawn with
+    import coordinator.curve_plot as curve_plot
+
+    captions: list[str] = []
+    original = curve_plot.Figure.suptitle
+
+    def keep(self, text, **kwargs):
+        captions.append(text)
+        return original(self, text, **kwargs)
+
+    monkeypatch.setattr(curve_plot.Figure, "suptitle", keep)
+    run = read_run(broker[0] / "runs" / "run-ok")
+    # Execute
+    export_curves(run, run_curves(run), "png", tmp_path / "c.png")
+    # Assert: the run, how many enterprises, and epsilon with its delta
+    plan = run.request.config.plan
+    [caption] = captions
+    assert caption.startswith("fedrisk run run-ok: industry risk curves from 4 enterprises")
+    record = plan.privacy.record
+    assert f"epsilon {record.curve_epsilon:g} per enterprise (delta {record.delta:g})" in caption
+
+
 def test_withheld_curves_need_the_flag_and_stay_marked(broker, capsys, tmp_path) -> None:
     # Prepare
     run_dir = broker[0] / "runs" / "run-withheld"
@@ -453,6 +478,9 @@ def test_report_states_the_runs_figures(broker, capsys, tmp_path) -> None:
     assert f"| global_model.npz | {recorded.body['model_sha256']} | matches entry " in markdown
     assert f"| curves.json | {recorded.body['curves_sha256']} | matches entry " in markdown
     assert "verified" in markdown and "data:image/png;base64," in page
+    # ... in words a broker reads unaided: privacy figures by name, not by key
+    assert "| noise added as shares inside the secure sum | yes |" in markdown
+    assert "shares_planned" not in markdown
 
 
 def test_report_of_a_failed_run_says_failed_with_refusals(broker, capsys, tmp_path) -> None:
