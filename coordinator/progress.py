@@ -66,7 +66,8 @@ class ProgressPrinter:
                     "keeping the last model"
                 )
             case RunEnd() if not event.completed:
-                self.console.print(f"[red]run failed:[/] {event.error or ''}")
+                # the command's error line that follows gives the reason (once)
+                self.console.print(f"[red]run failed[/] after {event.seconds:.1f} s")
 
     def _enterprise_dp(self, event: EnterpriseDPStated) -> None:
         self.console.print(

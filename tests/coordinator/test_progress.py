@@ -10,6 +10,7 @@ from coordinator.progress_events import (
     EnterpriseDPStated,
     ProgressEvent,
     RoundEnd,
+    RunEnd,
     RunResumed,
     SecureSumDone,
 )
@@ -92,3 +93,9 @@ def test_each_epsilon_is_named_with_its_delta() -> None:
         "delta 1e-05 (cap 5)"
     ) in console.export_text()
     assert "max node lifetime epsilon 0.500 at its cap's delta" in round_line
+
+
+def test_a_failed_run_is_announced_once_its_reason_is_left_to_the_error_line() -> None:
+    # the command then prints "error: the run failed: <reason>": the reason appears once
+    text = printed(RunEnd("failed", 12.34, "round 1 (model): 2 good repl(ies)"))
+    assert "run failed after 12.3 s" in text and "good repl" not in text
