@@ -253,15 +253,23 @@ def _read_request(path: Path) -> RunRequest | None:
 
 
 def describe_node_epsilon(node: NodePrivacy) -> str:
-    """One node's figures of summary.json as a sentence naming each delta, e.g. "epsilon
-    1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)".
+    """One node's figures of summary.json as a sentence naming each delta; a lifetime
+    figure below this run's says why (it is at a larger delta).
 
-    >>> describe_node_epsilon(NodePrivacy(epsilon_run=1.9991, delta_run=1e-6,
+    >>> text = describe_node_epsilon(NodePrivacy(epsilon_run=1.9991, delta_run=1e-6,
     ...     epsilon_total=1.78, delta_total=1e-5, epsilon_cap=5.0, delta_cap=1e-5, releases=()))
-    "epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's delta 1e-05 (cap 5)"
+    >>> text.split("; lifetime")[0]
+    'epsilon 1.999 at delta 1e-06 (this run)'
+    >>> text.split("; lifetime ")[1].split(" (")[0]
+    "1.78 at the node cap's delta 1e-05"
+    >>> text.endswith("(cap 5; a larger delta, so it can read lower than this run's)")
+    True
     """
+    why = ""
+    if node.epsilon_total < node.epsilon_run and node.delta_total > node.delta_run:
+        why = "; a larger delta, so it can read lower than this run's"
     return (
         f"epsilon {node.epsilon_run:.4g} at delta {node.delta_run:g} (this run); "
         f"lifetime {node.epsilon_total:.4g} at the node cap's delta {node.delta_total:g} "
-        f"(cap {node.epsilon_cap:g})"
+        f"(cap {node.epsilon_cap:g}{why})"
     )

@@ -90,7 +90,7 @@ def test_each_epsilon_is_named_with_its_delta() -> None:
     # Assert
     assert (
         "fab-a: epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's "
-        "delta 1e-05 (cap 5)"
+        "delta 1e-05 (cap 5; a larger delta, so it can read lower than this run's)"
     ) in console.export_text()
     assert "max node lifetime epsilon 0.500 at its cap's delta" in round_line
 
