@@ -11,6 +11,7 @@ from coordinator.progress_events import (
     NodesReady,
     ProgressEvent,
     RoundEnd,
+    RoundStart,
     RunEnd,
     RunResumed,
     RunStart,
@@ -32,6 +33,9 @@ class ProgressPrinter:
     def __init__(self, console: Console, total_rounds: int) -> None:
         self.console = console
         self.total = total_rounds
+        #: Seconds and exchanges of each round so far (a secure round has three or four).
+        self._seconds: dict[int, float] = {}
+        self._exchanges: dict[int, int] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
         match event:
@@ -48,12 +52,22 @@ class ProgressPrinter:
                 )
             case NodesReady():
                 self.console.print(f"  {event.nodes} node(s) connected")
+            case RoundStart() if self.console.is_terminal:
+                # on a terminal, each exchange as it starts (a deployed one can take a minute)
+                self.console.print(
+                    f"  [dim]round {event.round}/{self.total}: {event.task} exchange with "
+                    f"{event.nodes} node(s)...[/]"
+                )
             case RoundEnd():
+                self._seconds[event.round] = self._seconds.get(event.round, 0.0) + event.seconds
+                self._exchanges[event.round] = self._exchanges.get(event.round, 0) + 1
                 if event.task not in _SECAGG_STAGES or event.problems:
                     self._round(event)
             case SecureSumDone():
                 self.console.print(
-                    f"    secure sum of {event.survivors} node(s), {event.dropped} dropped"
+                    f"    secure sum of {event.survivors} node(s), {event.dropped} dropped; "
+                    f"round {event.round} took {self._seconds.get(event.round, 0.0):.1f} s "
+                    f"over {self._exchanges.get(event.round, 0)} exchanges"
                 )
             case EnterpriseDPStated():
                 self._enterprise_dp(event)
@@ -84,7 +98,7 @@ class ProgressPrinter:
         self.console.print(
             f"  [{colour}]round {event.round}/{self.total} {event.task:<5}[/] "
             f"{len(event.ok)} ok, {len(refused)} refused, {len(failed)} failed, "
-            f"{_lifetime(event)}, {event.seconds:.1f} s"
+            f"{_lifetime(event)}, this exchange {event.seconds:.1f} s"
         )
         for problem in refused:
             self.console.print(f"    [yellow]refused[/] {problem.node}: {problem.reason}")

@@ -10,6 +10,7 @@ from coordinator.progress_events import (
     EnterpriseDPStated,
     ProgressEvent,
     RoundEnd,
+    RoundStart,
     RunEnd,
     RunResumed,
     SecureSumDone,
@@ -99,3 +100,23 @@ def test_a_failed_run_is_announced_once_its_reason_is_left_to_the_error_line() -
     # the command then prints "error: the run failed: <reason>": the reason appears once
     text = printed(RunEnd("failed", 12.34, "round 1 (model): 2 good repl(ies)"))
     assert "run failed after 12.3 s" in text and "good repl" not in text
+
+
+def test_a_secure_round_shows_its_true_time_over_all_its_exchanges() -> None:
+    # each stage took 0.2 s: the round took 0.6 s, not the model exchange's 0.2 s
+    text = printed(
+        stage("secagg-shares"),
+        stage("model"),
+        stage("secagg-unmask"),
+        SecureSumDone(2, "model", survivors=3, dropped=0),
+    )
+    assert "this exchange 0.2 s" in text
+    assert "round 2 took 0.6 s over 3 exchanges" in text
+
+
+def test_each_exchange_is_announced_as_it_starts_on_a_terminal_only() -> None:
+    start = RoundStart(2, "secagg-shares", 4)
+    terminal = Console(record=True, width=200, force_terminal=True)
+    ProgressPrinter(terminal, total_rounds=3)(start)
+    assert "round 2/3: secagg-shares exchange with 4 node(s)..." in terminal.export_text()
+    assert "secagg-shares" not in printed(start)  # a log file gets round lines only
