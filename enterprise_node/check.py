@@ -7,7 +7,9 @@ site's own staff and never sent. The report never holds unit ids (not even pseud
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +174,8 @@ def run_check(
         result, spec, max_bad_fraction=config.data.max_bad_fraction, plan=plan
     )
     render_check_report(report, console)
-    notes = declaration_notes(config.node.segments, report)
+    notes = dialect_notes(result.errors, config.data.csv.decimal)
+    notes += declaration_notes(config.node.segments, report)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     if json_path is not None:
@@ -181,6 +184,31 @@ def run_check(
     # the report above listed the errors: the refusal need not repeat them
     refuse_if_too_bad(result, max_bad_fraction=config.data.max_bad_fraction, list_errors=False)
     return report
+
+
+#: A number written with a decimal comma, as a refused cell shows it (its repr).
+_DECIMAL_COMMA = re.compile(r"^'-?\d+,\d+'$")
+
+
+def dialect_notes(errors: Sequence[RowError], decimal: str) -> list[str]:
+    """The setting to propose when numbers were refused for their decimal comma: at least
+    half of a column's "not a number" cells look like 12,5 (values read, never guessed)."""
+    if decimal == ",":
+        return []
+    refused: dict[str, list[str]] = {}
+    for error in errors:
+        if error.kind == "not_numeric":
+            refused.setdefault(error.column, []).append(error.value)
+    notes = []
+    for column, values in refused.items():
+        commas = [v for v in values if _DECIMAL_COMMA.match(v)]
+        if len(commas) * 2 >= len(values):
+            notes.append(
+                f"{len(commas)} value(s) of {column} like {commas[0]} are numbers with a "
+                "decimal comma: if the file writes numbers that way, set data.csv.decimal: "
+                "',' (and data.csv.delimiter: ';') in node.yaml"
+            )
+    return notes
 
 
 def declaration_notes(declared: list[str] | None, report: CheckReport) -> list[str]:

@@ -115,3 +115,20 @@ def test_errors_name_the_file_line_even_after_a_blank_line(tmp_path: Path) -> No
 def test_a_dialect_that_cannot_be_is_a_config_error(tmp_path: Path, dialect, message) -> None:
     with pytest.raises(ConfigError, match=message):
         load_node_config(_site(tmp_path, dialect))
+
+
+def test_check_proposes_the_decimal_comma_it_sees(tmp_path: Path) -> None:
+    # Prepare: the export read with ';' and cp1252 but decimal '.': its durations refuse
+    from rich.console import Console
+
+    from enterprise_node.check import run_check
+
+    config = load_node_config(_site(tmp_path, {**GERMAN, "decimal": "."}))
+    console = Console(record=True, width=200)
+    # Execute
+    with pytest.raises(DataRefusedError):
+        run_check(config, load_spec(), console=console)
+    # Assert: the note names the column, an example and the setting
+    text = console.export_text()
+    assert "value(s) of Laufzeit (duration) like '6,5' are numbers with a decimal comma" in text
+    assert "set data.csv.decimal: ','" in text
