@@ -19,6 +19,7 @@ import pytest
 from flwr.supercore.task_identity import TaskIdentity
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 from node_site import config_with
+from signed_ledgers import resign_ledger
 
 from auditor.cli import main
 from auditor.epsilon import Release, UnknownMechanismError, compose_epsilon
@@ -43,11 +44,9 @@ from ledger.records import (
     RunEnded,
     RunResumed,
     RunStarted,
-    record_from_entry,
 )
 from ledger.service import serve_ledger
-from ledger.signing import load_private_key, public_key_path
-from ledger.writer import Ledger
+from ledger.signing import public_key_path
 from privacy.accounting import Spend, rdp_epsilon
 from privacy.enterprise_accounting import EnterpriseAccountant
 from privacy.mechanisms import Mechanism
@@ -145,10 +144,7 @@ def audit_all(run: FederationRun, **options: Any) -> AuditResult:
 def rebuild_ledger(party: Party, edit: Callable[[list[LedgerRecord]], list[LedgerRecord]]) -> None:
     """Rewrite ``party``'s ledger with ``edit`` applied to its records, re-signed with the
     owner's real key: every signature and proof verifies, only the content changed."""
-    records = [record_from_entry(e) for e in read_ledger(party.ledger).entries()]
-    shutil.rmtree(party.ledger)
-    ledger = Ledger.open(party.ledger, load_private_key(party.private_key), party.ledger_id)
-    ledger.append_many(edit(records))
+    resign_ledger(party.ledger, party.private_key, party.ledger_id, edit)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from inprocess_grid import InProcessGrid, run_coordinator, small_federation
 from node_site import approve_plan, config_with, plan_with
 from pydantic import BaseModel
+from signed_ledgers import resign_ledger
 
 import enterprise_node.client_app as client_app
 from auditor.verify import audit
@@ -36,8 +36,6 @@ from enterprise_node.noise_plan import plan_noise
 from harness.evaluation import load_curves, pooled_curves, pooled_frame
 from ledger.log import read_ledger
 from ledger.records import ReleaseAccounted, record_from_entry
-from ledger.signing import load_private_key
-from ledger.writer import Ledger
 from models.hazard import init_arrays
 from privacy.mechanisms import Mechanism
 from protocols.messages import (
@@ -370,15 +368,6 @@ def test_secure_curves_with_delayed_entry_equal_the_pooled_life_table(tmp_path: 
         np.testing.assert_allclose(have.failure, want.failure, atol=1e-12)
 
 
-def _resigned(ledger_dir: Path, key_dir: Path, edit) -> None:
-    """Rewrite the coordinator's ledger with ``edit`` applied to each record, re-signed
-    with its real key: signatures verify, only the content changed."""
-    records = [record_from_entry(e) for e in read_ledger(ledger_dir).entries()]
-    shutil.rmtree(ledger_dir)
-    key = load_private_key(coordinator_key_paths(key_dir)[0])
-    Ledger.open(ledger_dir, key, "coordinator").append_many([edit(r) for r in records])
-
-
 def test_enterprise_skellam_shares_are_recorded_and_recomputed_by_the_auditor(
     tmp_path: Path,
 ) -> None:
@@ -411,14 +400,16 @@ def test_enterprise_skellam_shares_are_recorded_and_recomputed_by_the_auditor(
     assert [r.round for r in clean.enterprise_rows] == [1, 2]
     assert abs(clean.largest_relative_difference) < 0.01
     # ... and a share halved after the fact is an understated claim
-    _resigned(
+    resign_ledger(
         ledger_dir,
-        coordinator,
-        lambda r: (
+        coordinator_key_paths(coordinator)[0],
+        "coordinator",
+        lambda records: [
             replace(r, share_std=r.share_std / 2)
             if isinstance(r, ReleaseAccounted) and r.unit == "enterprise"
             else r
-        ),
+            for r in records
+        ],
     )
     bent = audit([ledger_dir], [], coordinator_key=public, partial=True)
     assert any(f.kind == "understated" and "enterprise" in f.message for f in bent.errors)

@@ -129,6 +129,16 @@ def site(
     return node_yaml
 
 
+def bad_site(root: Path, plan: TrainingPlan, kinds: list[str], rate: float) -> tuple[Path, list]:
+    """Factory: 200 rows with ``kinds`` of defect planted at ``rate`` (cap 1 %), the plan
+    approved; (node.yaml, what was planted)."""
+    node = NodeSite(root)
+    data = node.write_data(200)
+    node_yaml = node.write_config(max_bad_fraction=0.01)
+    approve_plan([node_yaml], plan)
+    return node_yaml, plant_defects(data, kinds, rate=rate, seed=3)
+
+
 def status_of(reply: Message) -> ReplyStatus:
     """The reply's status without the node's key id (checked on its own below)."""
     status = ReplyStatus.from_record(reply.content[STATUS_KEY])
@@ -259,12 +269,8 @@ def test_data_refused_by_validation_replies_refused_without_data_values(
     tmp_path: Path, plan: TrainingPlan
 ) -> None:
     # Prepare: 200 rows, 3 % of them bad (cap 1 %)
-    node = NodeSite(tmp_path)
-    data = node.write_data(200)
-    node_yaml = node.write_config(max_bad_fraction=0.01)
-    approve_plan([node_yaml], plan)
-    planted = plant_defects(
-        data, ["negative_duration", "unknown_segment", "failed_not_binary"], rate=0.01, seed=3
+    node_yaml, planted = bad_site(
+        tmp_path, plan, ["negative_duration", "unknown_segment", "failed_not_binary"], 0.01
     )
     assert len(planted) == 6
     # Execute
@@ -474,18 +480,19 @@ def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(
 # ---- the pre-flight check ---------------------------------------------------------------
 
 
-def preflight_message(header: TaskHeader) -> Message:
+def preflight(plan: TrainingPlan, node_yaml: Path) -> Message:
+    """The node's reply to the run's pre-flight of ``plan``."""
+    header = header_for(plan, "preflight", round_number=0)
     content = RecordDict({TASK_KEY: header.to_record()})
-    return Message(content=content, dst_node_id=NODE_ID, message_type=PREFLIGHT_TASK)
+    message = Message(content=content, dst_node_id=NODE_ID, message_type=PREFLIGHT_TASK)
+    return preflight_task(message, context_for(node_yaml))
 
 
 def test_preflight_answers_ok_with_the_status_only_and_charges_nothing(
     tmp_path: Path, plan: TrainingPlan
 ) -> None:
     node_yaml = site(tmp_path)
-    reply = preflight_task(
-        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
-    )
+    reply = preflight(plan, node_yaml)
     assert status_of(reply) == ReplyStatus("ok")
     # an ok reply's records are there, empty: nothing about the data left
     assert len(reply.content[ARRAYS_KEY]) == 0 and len(reply.content[METRICS_KEY]) == 0
@@ -501,9 +508,7 @@ def test_preflight_refuses_a_run_whose_whole_spend_would_pass_the_cap(
     runtime_cap = 0.8 * plan.privacy.record.epsilon
     node_yaml = site(tmp_path, privacy={"epsilon": runtime_cap, "delta": 1e-5})
     # Execute
-    reply = preflight_task(
-        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
-    )
+    reply = preflight(plan, node_yaml)
     # Assert: refused naming the cap, before anything was charged
     status = status_of(reply)
     assert status.status == "refused" and f"cap of {runtime_cap:g}" in status.reason
@@ -514,14 +519,8 @@ def test_preflight_refuses_a_run_whose_whole_spend_would_pass_the_cap(
 def test_preflight_refuses_data_that_validation_refuses_without_data_values(
     tmp_path: Path, plan: TrainingPlan
 ) -> None:
-    node = NodeSite(tmp_path)
-    data = node.write_data(200)
-    node_yaml = node.write_config(max_bad_fraction=0.01)
-    approve_plan([node_yaml], plan)
-    plant_defects(data, ["negative_duration", "unknown_segment"], rate=0.02, seed=3)
-    reply = preflight_task(
-        preflight_message(header_for(plan, "preflight", round_number=0)), context_for(node_yaml)
-    )
+    node_yaml, _ = bad_site(tmp_path, plan, ["negative_duration", "unknown_segment"], 0.02)
+    reply = preflight(plan, node_yaml)
     status = status_of(reply)
     assert status.status == "refused" and "refused by validation" in status.reason
     assert not re.search(r"\d", status.reason)
@@ -531,8 +530,6 @@ def test_preflight_refuses_data_that_validation_refuses_without_data_values(
 def test_preflight_refuses_an_unapproved_plan(tmp_path: Path, plan: TrainingPlan) -> None:
     node_yaml = site(tmp_path)
     other = plan_with(plan, {"training": {"rounds": plan.training.rounds + 1}})
-    reply = preflight_task(
-        preflight_message(header_for(other, "preflight", round_number=0)), context_for(node_yaml)
-    )
+    reply = preflight(other, node_yaml)
     status = status_of(reply)
     assert status.status == "refused" and "not approved" in status.reason

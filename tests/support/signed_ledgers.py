@@ -10,13 +10,14 @@ holding that key can produce.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, Entry, TreeHead
+from ledger.log import ENTRIES_FILE, TREE_HEADS_FILE, Entry, TreeHead, read_ledger
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.records import (
     LedgerRecord,
@@ -29,8 +30,9 @@ from ledger.records import (
     RoundRecorded,
     RunEnded,
     RunStarted,
+    record_from_entry,
 )
-from ledger.signing import generate_private_key, key_id, write_public_key
+from ledger.signing import generate_private_key, key_id, load_private_key, write_public_key
 from ledger.writer import Ledger
 from privacy.mechanisms import Mechanism
 
@@ -44,6 +46,7 @@ __all__ = [
     "write_raw_ledger",
     "sign_heads",
     "redate",
+    "resign_ledger",
 ]
 
 RUN = "run-1"
@@ -185,3 +188,16 @@ def redate(party: SignedParty, seconds: float) -> None:
     lines = (party.ledger / ENTRIES_FILE).read_bytes().splitlines()
     entries = [replace(Entry.from_line(line), time=seconds).canonical() for line in lines]
     write_raw_ledger(party, entries, sign_heads(party.key, party.ledger_id, entries, seconds))
+
+
+def resign_ledger(
+    directory: Path,
+    private_key: Path,
+    ledger_id: str,
+    edit: Callable[[list[LedgerRecord]], list[LedgerRecord]],
+) -> None:
+    """Rewrite the ledger in ``directory`` with ``edit`` applied to its records, re-signed
+    with the owner's real key: every signature and proof verifies, only the content changed."""
+    records = [record_from_entry(e) for e in read_ledger(directory).entries()]
+    shutil.rmtree(directory)
+    Ledger.open(directory, load_private_key(private_key), ledger_id).append_many(edit(records))
