@@ -24,7 +24,15 @@ from enterprise_node.config import NodeConfig
 from enterprise_node.contribution import ContributionOutlook, contribution_outlook
 from enterprise_node.ingest import IngestResult, load_and_validate, refuse_if_too_bad
 from enterprise_node.quality import QualityRating
-from enterprise_node.validation import ERROR_KINDS, LINE_NUMBERING, ROW_NUMBERING, RowError
+from enterprise_node.service_dates import formats_reading
+from enterprise_node.validation import (
+    ERROR_KINDS,
+    LINE_NUMBERING,
+    ROW_NUMBERING,
+    ErrorGroup,
+    RowError,
+    group_errors,
+)
 from models.spec import ModelSpec
 from protocols.plan import TrainingPlan
 
@@ -39,6 +47,7 @@ __all__ = [
     "report_to_dict",
     "run_check",
     "declaration_notes",
+    "date_format_notes",
 ]
 
 NOTHING_SENT = "Nothing was sent: this check ran locally and shared nothing with anyone."
@@ -68,6 +77,7 @@ class CheckReport:
     rows_quarantined: int
     n_errors: int
     error_counts: tuple[tuple[str, int], ...]
+    error_groups: tuple[ErrorGroup, ...]
     first_errors: tuple[RowError, ...]
     segments: tuple[SegmentSummary, ...]
     quality: QualityRating
@@ -142,6 +152,7 @@ def build_check_report(
         rows_quarantined=result.n_rows_quarantined,
         n_errors=len(result.errors),
         error_counts=tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
+        error_groups=group_errors(result.errors),
         first_errors=result.errors[:_FIRST_ERRORS],
         segments=_segments(result, spec),
         quality=result.quality,
@@ -175,6 +186,7 @@ def run_check(
     )
     render_check_report(report, console)
     notes = dialect_notes(result.errors, config.data.csv.decimal)
+    notes += date_format_notes(result.errors, config.data.dates is not None)
     notes += declaration_notes(config.node.segments, report)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -209,6 +221,28 @@ def dialect_notes(errors: Sequence[RowError], decimal: str) -> list[str]:
                 "',' (and data.csv.delimiter: ';') in node.yaml"
             )
     return notes
+
+
+def date_format_notes(errors: Sequence[RowError], dated: bool) -> list[str]:
+    """The data.dates.format to propose when dates were refused and a common format reads
+    every refused date (it is one setting for all date columns); both formats when day and
+    month cannot be told apart, and nothing when none reads them all."""
+    refused = [e for e in errors if e.kind == "not_a_date"] if dated else []
+    formats = formats_reading([e.value for e in refused])
+    if not formats:
+        return []
+    columns = ", ".join(dict.fromkeys(e.column for e in refused))
+    seen = f"{len(refused)} date(s) of {columns} like {refused[0].value}"
+    if len(formats) == 1:
+        return [
+            f"{seen} read as {formats[0]}: if the file writes dates that way, set "
+            f"data.dates.format: '{formats[0]}' in node.yaml"
+        ]
+    options = " or ".join(f"'{f}'" for f in formats)
+    return [
+        f"{seen} read as {options}; which one is right depends on the export (day or "
+        "month first): set data.dates.format in node.yaml"
+    ]
 
 
 def declaration_notes(declared: list[str] | None, report: CheckReport) -> list[str]:
@@ -270,14 +304,16 @@ def _warnings(report: CheckReport) -> tuple[str, ...]:
 
 def _render_errors(report: CheckReport, console: Console) -> None:
     console.print(f"Bad rows were quarantined to {report.quarantine_path} (stays on this node).")
-    kinds = Table(title=f"{report.n_errors} errors by kind")
-    kinds.add_column("kind")
-    kinds.add_column("meaning")
-    kinds.add_column("count", justify="right")
-    for kind, count in report.error_counts:
-        kinds.add_row(kind, ERROR_KINDS.get(kind, ""), str(count))
-    console.print(kinds)
     by_line = all(e.line is not None for e in report.first_errors)
+    groups = Table(title=f"{report.n_errors} errors by column")
+    for name in ("column", "problem", "count", "first at", "e.g."):
+        groups.add_column(name, justify="right" if name == "count" else "left")
+    for group in report.error_groups:
+        example = group.first
+        at = example.line if by_line and example.line is not None else example.row
+        meaning = ERROR_KINDS.get(group.kind, example.message)
+        groups.add_row(group.column, meaning, str(group.count), str(at), example.value)
+    console.print(groups)
     numbering = LINE_NUMBERING if by_line else ROW_NUMBERING
     first = Table(title=f"First {len(report.first_errors)} errors ({numbering})")
     for name in ("line" if by_line else "data row", "column", "problem", "value"):
@@ -331,6 +367,17 @@ def report_to_dict(report: CheckReport) -> dict[str, object]:
         "line_numbering": LINE_NUMBERING,
         "n_errors": report.n_errors,
         "error_counts": dict(report.error_counts),
+        "errors_by_column": [
+            {
+                "column": g.column,
+                "kind": g.kind,
+                "count": g.count,
+                "first_row": g.first.row,
+                "first_line": g.first.line,
+                "example": g.first.value,
+            }
+            for g in report.error_groups
+        ],
         "first_errors": [
             {
                 "row": e.row,

@@ -7,6 +7,7 @@ errors naming the key and the file.
 from __future__ import annotations
 
 import codecs
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConstantColumn",
     "CONSTANT_ALLOWED",
     "CsvDialect",
+    "ServiceDates",
     "DataSource",
     "PrivacyCap",
     "NodeSettings",
@@ -84,17 +86,18 @@ class ColumnMap(StrictModel):
             if isinstance(mapped := getattr(self, name), ConstantColumn)
         }
 
-    def site_columns(self) -> dict[str, str]:
+    def site_columns(self, *, lifetimes: bool = True) -> dict[str, str]:
         """Canonical name -> the site's column, for the contract columns read from the file
-        (constants and an unset ``entry_age`` left out; covariates apart)."""
-        mapped = {
+        (constants and an unset ``entry_age`` left out; covariates apart). Without
+        ``lifetimes`` duration, failed and entry_age are left out too: they come from dates."""
+        mapped: dict[str, str | ConstantColumn | None] = {
             "unit_id": self.unit_id,
             "segment": self.segment,
             "equipment_class": self.equipment_class,
-            "duration": self.duration,
-            "failed": self.failed,
-            "entry_age": self.entry_age,
         }
+        if lifetimes:
+            mapped |= {"duration": self.duration, "failed": self.failed}
+            mapped |= {"entry_age": self.entry_age}
         return {name: site for name, site in mapped.items() if isinstance(site, str)}
 
 
@@ -133,8 +136,70 @@ class CsvDialect(StrictModel):
         return self
 
 
+class ServiceDates(StrictModel):
+    """Lifetimes from the dates a maintenance system exports, in place of duration and
+    failed columns: a unit is observed from installation to its failure, its removal or
+    the observation end, whichever comes first, and failed if it has a failure date."""
+
+    installed_on: str = Field(description="column: the date the unit went into service")
+    failed_on: str = Field(description="column: the date it failed; empty if it has not")
+    removed_on: str | None = Field(
+        None,
+        description="column: the date it left service without failing; empty while in service",
+    )
+    observation_end: date = Field(
+        description="the day the export was taken: units still in service are censored there"
+    )
+    observation_start: date | None = Field(
+        None,
+        description="the day records begin: a unit installed earlier enters observation late "
+        "(its entry_age), one that ended earlier cannot be in the data",
+    )
+    format: str | None = Field(
+        None,
+        description="how the dates are written, as a strftime pattern such as '%d.%m.%Y'; "
+        "none: ISO 8601 (2024-03-31, a time of day allowed)",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _whole_date_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        example = datetime(2024, 3, 31)
+        try:
+            round_trip = datetime.strptime(example.strftime(value), value)
+        except ValueError:
+            round_trip = None
+        if round_trip is None or round_trip.date() != example.date():
+            raise ValueError(
+                f"{value!r} does not write a whole date (day, month and year), e.g. '%d.%m.%Y'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ServiceDates:
+        if self.observation_start is not None and self.observation_start >= self.observation_end:
+            raise ValueError("observation_start must be before observation_end")
+        named = [self.installed_on, self.failed_on, self.removed_on]
+        columns = [name for name in named if name is not None]
+        if len(set(columns)) != len(columns):
+            raise ValueError("installed_on, failed_on and removed_on must be different columns")
+        return self
+
+    def columns(self) -> dict[str, str]:
+        """Date name (installed_on, failed_on, removed_on) -> the site's column."""
+        named = {
+            "installed_on": self.installed_on,
+            "failed_on": self.failed_on,
+            "removed_on": self.removed_on,
+        }
+        return {name: site for name, site in named.items() if site is not None}
+
+
 class DataSource(StrictModel):
-    """The site's data file and how to read it."""
+    """The site's data file and how to read it; durations come from a duration column, or
+    from ``dates`` (then node.yaml maps no duration, failed or entry_age column)."""
 
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
@@ -144,6 +209,24 @@ class DataSource(StrictModel):
         1.0, gt=0, description="multiply site durations by this to get the federation's unit"
     )
     max_bad_fraction: float = Field(0.01, ge=0, le=1)
+    dates: ServiceDates | None = None
+
+    @model_validator(mode="after")
+    def _one_source_of_lifetimes(self) -> DataSource:
+        if self.dates is None:
+            return self
+        mapped = sorted({"duration", "failed", "entry_age"} & self.columns.model_fields_set)
+        if mapped:
+            raise ValueError(
+                f"with data.dates, durations come from the dates: remove data.columns."
+                f"{', data.columns.'.join(mapped)}"
+            )
+        if self.duration_scale != 1.0:
+            raise ValueError(
+                "with data.dates, durations are counted in the federation's time unit: remove "
+                "data.duration_scale"
+            )
+        return self
 
 
 class PrivacyCap(StrictModel):

@@ -24,10 +24,22 @@ import pyarrow as pa
 
 from common.atomic import atomic_write_text
 from common.errors import ConfigError, DataError, DataRefusedError, permission_denied
-from enterprise_node.config import CONSTANT_ALLOWED, ColumnMap, CsvDialect, NodeConfig
+from enterprise_node.config import (
+    CONSTANT_ALLOWED,
+    ColumnMap,
+    CsvDialect,
+    NodeConfig,
+    ServiceDates,
+)
 from enterprise_node.pseudonym import load_or_create_site_secret, pseudonymise_many
 from enterprise_node.quality import QualityRating, rate_quality
-from enterprise_node.validation import RowError, Validation, canonical_columns, validate_table
+from enterprise_node.validation import (
+    RowError,
+    Validation,
+    canonical_columns,
+    group_errors,
+    validate_table,
+)
 from models.spec import CategoryFeature, ModelSpec
 
 __all__ = [
@@ -49,7 +61,7 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: The most bad rows a quarantine file copies.
 QUARANTINE_ROWS = 10_000
-_ERRORS_SHOWN = 10
+_GROUPS_SHOWN = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,8 +108,14 @@ def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
     table = normalise_cells(original)
     if table.empty:
         raise DataError(f"{path}: the file has a header but no data rows")
-    columns = config.data.columns
-    site_columns = resolve_columns(columns, spec, tuple(table.columns), path)
+    columns, dates = config.data.columns, config.data.dates
+    if dates is not None and spec.time_grid.days_per_unit is None:
+        raise ConfigError(
+            f"{Path(config.base_dir) / 'node.yaml'}: data.dates: the federation counts time in "
+            f"{spec.time_grid.unit!r}, not a calendar unit, so dates cannot give durations; "
+            "map a duration column instead"
+        )
+    site_columns = resolve_columns(columns, spec, tuple(table.columns), path, dates=dates)
     table, constants = add_constant_columns(
         table, columns, spec, f"{Path(config.base_dir) / 'node.yaml'}"
     )
@@ -111,6 +129,7 @@ def load_and_validate(config: NodeConfig, spec: ModelSpec) -> IngestResult:
         decimal=dialect.decimal,
         true_values=tuple(dialect.true_values),
         false_values=tuple(dialect.false_values),
+        dates=dates,
     )
     quality = rate_quality(validation, spec, duration_scale=config.data.duration_scale)
     quarantine = None
@@ -133,8 +152,8 @@ def refuse_if_too_bad(
     result: IngestResult, *, max_bad_fraction: float, list_errors: bool = True
 ) -> None:
     """Raise DataRefusedError when bad rows / rows read exceeds ``max_bad_fraction``; the
-    message lists the first errors unless ``list_errors`` is False (``check`` has just
-    shown them in its report)."""
+    message sums the errors up per column (with the first of each) unless ``list_errors``
+    is False (``check`` has just shown them in its report)."""
     bad, read = result.n_rows_quarantined, result.n_rows_read
     if bad / read <= max_bad_fraction:
         return
@@ -145,10 +164,11 @@ def refuse_if_too_bad(
         f"{result.quarantine_path}"
     )
     if list_errors:
-        shown = "\n".join(f"  {error}" for error in result.errors[:_ERRORS_SHOWN])
-        more = len(result.errors) - _ERRORS_SHOWN
-        tail = f"\n  ... and {more} more errors" if more > 0 else ""
-        message += f"\nFirst errors:\n{shown}{tail}"
+        groups = group_errors(result.errors)
+        shown = "\n".join(f"  {group}" for group in groups[:_GROUPS_SHOWN])
+        more = len(groups) - _GROUPS_SHOWN
+        tail = f"\n  ... and {more} more columns or kinds of error" if more > 0 else ""
+        message += f"\nErrors by column:\n{shown}{tail}"
     raise DataRefusedError(message)
 
 
@@ -253,11 +273,19 @@ def _check_delimiter(path: Path, table: pd.DataFrame, dialect: CsvDialect) -> No
 
 
 def resolve_columns(
-    columns: ColumnMap, spec: ModelSpec, header: tuple[str, ...], path: Path
+    columns: ColumnMap,
+    spec: ModelSpec,
+    header: tuple[str, ...],
+    path: Path,
+    *,
+    dates: ServiceDates | None = None,
 ) -> dict[str, str]:
     """Canonical name -> site column for every column the spec needs and the file holds
-    (columns node.yaml gives as a constant are left out); DataError if one is absent."""
-    mapping = columns.site_columns()
+    (columns node.yaml gives as a constant are left out; with ``dates``, the date columns
+    in place of duration, failed and entry_age); DataError if one is absent."""
+    mapping = columns.site_columns(lifetimes=dates is None)
+    if dates is not None:
+        mapping.update(dates.columns())
     unmapped = [name for name in spec.feature_names if name not in columns.covariates]
     if unmapped:
         extra = sorted(set(columns.covariates) - set(spec.feature_names))
@@ -277,10 +305,12 @@ def resolve_columns(
             if constant
             else ""
         )
+        dated = dates is not None and any(c in dates.columns() for c, _site in absent)
+        section = "data.columns and data.dates" if dated else "data.columns"
         raise DataError(
             f"{path}: mapped columns missing from the header: {wanted}; columns found: "
             f"{', '.join(repr(name) for name in header)}",
-            advice=f"Fix data.columns in node.yaml (canonical name: your column name).{hint}",
+            advice=f"Fix {section} in node.yaml (canonical name: your column name).{hint}",
         )
     return mapping
 

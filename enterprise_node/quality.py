@@ -3,8 +3,9 @@
 With n rows read (all rows, before quarantine):
 
 - completeness C = non-missing cells / all cells, over the required columns (unit_id,
-  segment, equipment_class, duration, failed) and the spec's covariates (entry_age is
-  optional and not counted);
+  segment, equipment_class, duration, failed; with service dates, the installation date
+  in place of duration and failed) and the spec's covariates (entry_age, and failure and
+  removal dates, are optional and not counted);
 - validity V = rows passing validation / n;
 - consistency K = mean of three shares:
   k1 = 1 - (rows whose unit id repeats an earlier row) / n;
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from enterprise_node.validation import Validation
-from models.spec import ModelSpec, NumericFeature
+from models.spec import UNIT_DAYS, ModelSpec, NumericFeature
 
 __all__ = [
     "WEIGHTS",
@@ -50,7 +51,6 @@ __all__ = [
     "DURATION_SANE_MULTIPLE",
     "DURATION_UNIT_SUSPECT_SHARE",
     "SUSPECT_UNIT_GRADE",
-    "UNIT_DAYS",
     "QualityRating",
     "weighted_score",
     "grade_for",
@@ -75,16 +75,6 @@ DURATION_SANE_MULTIPLE = 3.0
 DURATION_UNIT_SUSPECT_SHARE = 0.05
 #: The best grade a table whose time unit is suspect can get.
 SUSPECT_UNIT_GRADE = "C"
-#: Length of common time units in days (a month is 365.25 / 12 days), finest first.
-UNIT_DAYS: dict[str, float] = {
-    "hours": 1.0 / 24.0,
-    "days": 1.0,
-    "weeks": 7.0,
-    "months": 30.4375,
-    "years": 365.25,
-}
-
-_REQUIRED = ("unit_id", "segment", "equipment_class", "duration", "failed")
 
 
 @dataclass(frozen=True)
@@ -133,7 +123,7 @@ def rate_quality(
     """Rate the table ``validation`` checked; durations are multiplied by ``duration_scale``."""
     notes: list[str] = []
     warnings: list[str] = []
-    completeness = _completeness(validation, spec, notes)
+    completeness = _completeness(validation, notes)
     validity = 1.0 - validation.n_bad / validation.n_rows if validation.n_rows else 0.0
     consistency = float(
         np.mean(
@@ -182,8 +172,8 @@ def _share(good: int, total: int) -> float:
     return good / total if total else 1.0
 
 
-def _completeness(validation: Validation, spec: ModelSpec, notes: list[str]) -> float:
-    columns = [*_REQUIRED, *spec.feature_names]
+def _completeness(validation: Validation, notes: list[str]) -> float:
+    columns = list(validation.required)
     missing = int(validation.missing[columns].to_numpy().sum())
     if missing:
         notes.append(f"{missing} required or covariate cells are empty")
@@ -318,7 +308,7 @@ def guess_duration_unit(
     >>> guess_duration_unit(days, spec, duration_scale=1.0)
     ('days', 0.03285420944558522)
     """
-    grid_days = UNIT_DAYS.get(_plural(spec.time_grid.unit))
+    grid_days = spec.time_grid.days_per_unit
     durations = np.asarray(durations, dtype=float)
     if grid_days is None or len(durations) == 0:
         return None
@@ -332,8 +322,3 @@ def guess_duration_unit(
         if few_beyond and np.median(scaled) <= spec.time_grid.horizon:
             return name, scale
     return None
-
-
-def _plural(unit: str) -> str:
-    unit = unit.strip().lower()
-    return unit if unit.endswith("s") else f"{unit}s"

@@ -11,6 +11,12 @@ lists; ``entry_age`` (optional per row) numeric, finite, >= 0 and < ``duration``
 covariates present, numeric and finite (values outside the public bounds are *not*
 errors: they are clipped at encoding); category covariates among the spec's levels; unit
 ids unique (every copy after the first is bad).
+
+With service dates (node.yaml ``data.dates``) duration, failed and entry_age are not read
+but derived (:mod:`enterprise_node.service_dates`), and the dates are checked instead:
+installation date present, every date given a date (in ``data.dates.format``), none after
+the observation end, no failure or removal before installation, no removal before the
+failure, and no unit that ended before the observation start.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from enterprise_node.config import ServiceDates
+from enterprise_node.service_dates import DatedLifetimes, dated_lifetimes, expected_format
 from models.spec import CategoryFeature, ModelSpec, NumericFeature
 
 __all__ = [
@@ -29,9 +37,11 @@ __all__ = [
     "LINE_NUMBERING",
     "ERROR_KINDS",
     "RowError",
+    "ErrorGroup",
     "Validation",
     "validate_table",
     "canonical_columns",
+    "group_errors",
 ]
 
 #: How rows are numbered in every message (shown to users by the check report).
@@ -51,6 +61,11 @@ ERROR_KINDS: dict[str, str] = {
     "unknown_level": "category not among the feature's levels",
     "entry_not_before_exit": "entry_age is not less than duration",
     "duplicate_unit_id": "unit id seen in an earlier row",
+    "not_a_date": "not a date in data.dates.format",
+    "after_observation_end": "date after data.dates.observation_end",
+    "before_installation": "failure or removal before the installation date",
+    "removed_before_failure": "removal date before the failure date",
+    "ended_before_observation_start": "failed or removed before data.dates.observation_start",
 }
 
 _MAX_SHOWN = 40
@@ -80,18 +95,47 @@ class RowError:
         return f"{self.file}: {self.where}, column {self.column}: {self.message}{got}"
 
 
+@dataclass(frozen=True)
+class ErrorGroup:
+    """The errors of one kind in one column: how many, and the first as an example."""
+
+    column: str
+    kind: str
+    count: int
+    first: RowError
+
+    def __str__(self) -> str:
+        got = f" (got {self.first.value})" if self.first.value else ""
+        first = self.first.where if self.count == 1 else f"first at {self.first.where}"
+        return f"column {self.column}: {self.count} x {self.first.message}{got}, {first}"
+
+
+def group_errors(errors: Sequence[RowError]) -> tuple[ErrorGroup, ...]:
+    """``errors`` summed up per column and kind, most frequent first: a file with 800,000
+    decimal-comma cells reads as a few lines, not a wall of repeats."""
+    groups: dict[tuple[str, str], list[RowError]] = {}
+    for error in errors:
+        groups.setdefault((error.column, error.kind), []).append(error)
+    summary = [
+        ErrorGroup(column, kind, len(found), found[0]) for (column, kind), found in groups.items()
+    ]
+    return tuple(sorted(summary, key=lambda g: (-g.count, g.first.row, g.column)))
+
+
 @dataclass(frozen=True, eq=False)
 class Validation:
     """Outcome of :func:`validate_table` over all rows read.
 
     ``parsed`` has the canonical columns with values parsed (NaN where missing or bad);
-    ``missing`` says which cells were empty; ``bad_rows`` marks rows with any error.
+    ``missing`` says which cells were empty; ``bad_rows`` marks rows with any error;
+    ``required`` names the columns of ``missing`` that every row must fill.
     """
 
     errors: tuple[RowError, ...]
     bad_rows: np.ndarray
     parsed: pd.DataFrame
     missing: pd.DataFrame
+    required: tuple[str, ...]
 
     @property
     def n_rows(self) -> int:
@@ -129,22 +173,41 @@ def validate_table(
     decimal: str = ".",
     true_values: Sequence[str] = (),
     false_values: Sequence[str] = (),
+    dates: ServiceDates | None = None,
 ) -> Validation:
     """Check every row of ``table`` (site column names; missing cells are NaN).
 
     ``site_columns`` maps canonical names to the site's columns: the five required ones and
     every spec feature (as :func:`enterprise_node.ingest.resolve_columns` returns);
-    ``entry_age`` may be absent, and then it is not checked. ``lines`` gives each row's
-    file line (errors then name it); numbers are written with ``decimal`` as their
-    decimal mark; ``failed`` also reads ``true_values`` as 1 and ``false_values`` as 0.
+    ``entry_age`` may be absent, and then it is not checked. With ``dates``, it maps the
+    date names (installed_on, failed_on, removed_on) instead of duration, failed and
+    entry_age, which the dates give in the spec's time unit (a calendar unit). ``lines``
+    gives each row's file line (errors then name it); numbers are written with
+    ``decimal`` as their decimal mark; ``failed`` also reads ``true_values`` as 1 and
+    ``false_values`` as 0.
     """
     missing = pd.DataFrame({c: table[s].isna().to_numpy() for c, s in site_columns.items()})
     parsed = _parse(table, site_columns, spec, _NumberFormat(decimal, true_values, false_values))
+    if dates is None:
+        required = (*_TEXT_REQUIRED, "duration", "failed", *spec.feature_names)
+        lifetime_findings = [
+            *_check_duration(parsed, missing),
+            *_check_failed(parsed, missing),
+            *_check_entry_age(parsed, missing),
+        ]
+    else:
+        required = (*_TEXT_REQUIRED, "installed_on", *spec.feature_names)
+        days_per_unit = spec.time_grid.days_per_unit
+        if days_per_unit is None:
+            raise ValueError(f"time unit {spec.time_grid.unit!r} is not a calendar unit")
+        lifetimes = dated_lifetimes(table, dates, site_columns, days_per_unit)
+        parsed["duration"] = lifetimes.duration
+        parsed["failed"] = lifetimes.failed
+        parsed["entry_age"] = lifetimes.entry_age
+        lifetime_findings = _check_dates(lifetimes, missing, dates)
     findings = [
-        *_check_required(missing, spec),
-        *_check_duration(parsed, missing),
-        *_check_failed(parsed, missing),
-        *_check_entry_age(parsed, missing),
+        *_check_required(missing, required),
+        *lifetime_findings,
         *_check_published(parsed, spec),
         *_check_features(parsed, missing, spec),
         *_check_duplicates(parsed, lines),
@@ -152,7 +215,9 @@ def validate_table(
     errors = _to_errors(findings, table, site_columns, str(source), lines)
     bad = np.zeros(len(table), dtype=bool)
     bad[[e.row - 1 for e in errors]] = True
-    return Validation(errors=errors, bad_rows=bad, parsed=parsed, missing=missing)
+    return Validation(
+        errors=errors, bad_rows=bad, parsed=parsed, missing=missing, required=required
+    )
 
 
 @dataclass(frozen=True)
@@ -205,8 +270,7 @@ def _rows(mask: pd.Series | np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(mask, dtype=bool))
 
 
-def _check_required(missing: pd.DataFrame, spec: ModelSpec) -> list[_Finding]:
-    required = (*_TEXT_REQUIRED, "duration", "failed", *spec.feature_names)
+def _check_required(missing: pd.DataFrame, required: Sequence[str]) -> list[_Finding]:
     return [
         _Finding(column, "missing", "missing value", _rows(missing[column])) for column in required
     ]
@@ -255,6 +319,45 @@ def _check_entry_age(parsed: pd.DataFrame, missing: pd.DataFrame) -> list[_Findi
             details,
         )
     )
+    return findings
+
+
+def _check_dates(
+    lifetimes: DatedLifetimes, missing: pd.DataFrame, dates: ServiceDates
+) -> list[_Finding]:
+    """Dates that are not dates, or that no unit's history can have."""
+    days = lifetimes.dates
+    installed, failed_on, removed_on = days["installed_on"], days["failed_on"], days["removed_on"]
+    observation_end = pd.Timestamp(dates.observation_end)
+    end_day = f"the observation end {observation_end:%Y-%m-%d}"
+    findings: list[_Finding] = []
+    for name in dates.columns():
+        day = days[name]
+        present = ~missing[name].to_numpy()
+        unread = present & day.isna().to_numpy()
+        findings.append(_Finding(name, "not_a_date", expected_format(dates.format), _rows(unread)))
+        late = _rows(day.dt.normalize() > observation_end)
+        findings.append(_Finding(name, "after_observation_end", f"after {end_day}", late))
+        if name != "installed_on":
+            early = _rows(day < installed)
+            shown = [f"installed {installed.iloc[i]:%Y-%m-%d}" for i in early]
+            message = f"{'failure' if name == 'failed_on' else 'removal'} before installation"
+            findings.append(_Finding(name, "before_installation", message, early, shown))
+    if "removed_on" in dates.columns():
+        early = _rows(removed_on < failed_on)
+        shown = [f"failed {failed_on.iloc[i]:%Y-%m-%d}" for i in early]
+        message = "removed before it failed"
+        findings.append(_Finding("removed_on", "removed_before_failure", message, early, shown))
+    if dates.observation_start is not None:
+        start = pd.Timestamp(dates.observation_start)
+        message = f"ended on or before the observation start {start:%Y-%m-%d}"
+        ended_early = lifetimes.end <= start
+        failed_early = failed_on.notna() & ended_early
+        removed_early = failed_on.isna() & removed_on.notna() & ended_early
+        kind = "ended_before_observation_start"
+        findings.append(_Finding("failed_on", kind, message, _rows(failed_early)))
+        if "removed_on" in dates.columns():
+            findings.append(_Finding("removed_on", kind, message, _rows(removed_early)))
     return findings
 
 

@@ -19,7 +19,25 @@ from pydantic import Field, model_validator
 
 from common.config_file import StrictModel
 
-__all__ = ["TimeGrid", "NumericFeature", "CategoryFeature", "ModelSpec", "TrainingSettings"]
+__all__ = [
+    "UNIT_DAYS",
+    "TimeGrid",
+    "NumericFeature",
+    "CategoryFeature",
+    "ModelSpec",
+    "TrainingSettings",
+]
+
+
+#: Calendar time units a grid may count in, finest first, with their length in days (a
+#: month is a twelfth of a Julian year).
+UNIT_DAYS: dict[str, float] = {
+    "hours": 1.0 / 24.0,
+    "days": 1.0,
+    "weeks": 7.0,
+    "months": 30.4375,
+    "years": 365.25,
+}
 
 
 class TimeGrid(StrictModel):
@@ -49,6 +67,13 @@ class TimeGrid(StrictModel):
     @property
     def horizon(self) -> float:
         return self.edges[-1]
+
+    @property
+    def days_per_unit(self) -> float | None:
+        """Days in one unit of the grid ("month" or "months": 30.4375); None for a unit
+        that is not a calendar unit (e.g. operating cycles)."""
+        unit = self.unit.strip().lower()
+        return UNIT_DAYS.get(unit if unit.endswith("s") else f"{unit}s")
 
     def interval_index(self, durations: np.ndarray) -> np.ndarray:
         """0-based interval index of each duration (clipped to the last interval)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -330,9 +331,9 @@ def test_too_many_bad_rows_refuses_after_writing_the_quarantine(site):
     message = str(caught.value)
     quarantine = quarantine_path_for(config.data_path, config.state_dir)
     assert str(quarantine) in message and "max_bad_fraction = 0.1" in message
-    # rows are named by their file line (the header is line 1)
-    assert "line 4, column duration: negative duration" in message
-    assert "line 16, column vendor_origin" in message
+    # errors summed up per column, each naming its file line (the header is line 1)
+    assert "column duration: 1 x negative duration (got '-2'), line 4" in message
+    assert re.search(r"column vendor_origin: 1 x .*, line 16", message)
     bad_rows = pd.read_csv(quarantine, dtype=str)
     assert bad_rows["_row"].tolist() == ["3", "8", "15"]
     assert bad_rows["_line"].tolist() == ["4", "9", "16"]
@@ -340,6 +341,21 @@ def test_too_many_bad_rows_refuses_after_writing_the_quarantine(site):
     assert "failed: must be 0" in bad_rows.loc[1, "_errors"]
     assert bad_rows.loc[0, "duration"] == "-2"  # the original row, as read
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o600
+
+
+def test_a_refusal_sums_repeated_errors_up_per_column(site):
+    # Prepare: the same mistake in 15 rows of one column, one other mistake elsewhere
+    bad = {(row, "load_pct"): "12,5" for row in range(1, 16)} | {(17, "failed"): "2"}
+    config = site.build(20, bad=bad)
+    # Execute
+    with pytest.raises(DataRefusedError) as caught:
+        ingest(config, SPEC)
+    # Assert: one line per column and kind, most frequent first, with the first example
+    summary = str(caught.value).split("Errors by column:\n")[1].splitlines()
+    assert summary == [
+        "  column load_pct: 15 x not a number (got '12,5'), first at line 2",
+        "  column failed: 1 x must be 0 (running or lost) or 1 (failed) (got '2'), line 18",
+    ]
 
 
 def test_the_quarantine_copies_at_most_its_cap_and_counts_the_rest(site, monkeypatch):
@@ -357,13 +373,22 @@ def test_the_quarantine_copies_at_most_its_cap_and_counts_the_rest(site, monkeyp
     )
 
 
-def test_refusal_lists_at_most_ten_errors(site):
-    # Prepare
-    bad = {(row, "segment"): "mining" for row in range(1, 16)}
+def test_refusal_sums_up_at_most_ten_columns_or_kinds(site):
+    # Prepare: 12 different (column, kind) pairs, one row each
+    cells = [
+        ("segment", "mining"), ("segment", ""), ("equipment_class", "drill"),
+        ("equipment_class", ""), ("duration", "-1"), ("duration", "x"), ("duration", ""),
+        ("failed", "2"), ("failed", ""), ("load_pct", "x"), ("load_pct", ""),
+        ("vendor_origin", "martian"),
+    ]  # fmt: skip
+    bad = {(row, column): value for row, (column, value) in enumerate(cells, start=1)}
     config = site.build(20, bad=bad, max_bad_fraction=0.1)
-    # Execute / Assert
-    with pytest.raises(DataRefusedError, match=r"and 5 more errors"):
+    # Execute
+    with pytest.raises(DataRefusedError, match=r"and 2 more columns or kinds of error") as caught:
         ingest(config, SPEC)
+    # Assert
+    summary = str(caught.value).split("Errors by column:\n")[1].splitlines()
+    assert len(summary) == 11 and all(line.startswith("  column ") for line in summary[:10])
 
 
 def test_bad_fraction_at_the_threshold_is_accepted(site):
@@ -422,6 +447,6 @@ def test_unit_ids_never_appear_in_the_refusal(site):
         ingest(config, SPEC)
     # Assert
     assert "SECRETID" not in str(caught.value)
-    assert "line 3, column unit_id: duplicate unit id (first seen in line 2)" in str(
+    assert "column unit_id: 1 x duplicate unit id (first seen in line 2), line 3" in str(
         caught.value
     )
