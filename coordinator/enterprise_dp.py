@@ -106,7 +106,9 @@ class EnterpriseDP:
         """Round ``round_number`` would pass the cap: record the stop (an error in round 1,
         when there is no model to keep)."""
         spent, cap = self.accountant.epsilon(), self.accountant.cap
-        self.context.log.store.event(EnterpriseBudgetStop(round_number, spent, projected))
+        self.context.log.store.event(
+            EnterpriseBudgetStop(round_number, spent, projected, self.accountant.delta)
+        )
         self.context.log.notes.stop_enterprise(round_number)
         if round_number == 1:
             raise RunFailedError(
@@ -150,7 +152,7 @@ class EnterpriseDP:
             accountant=accountant.state_dict(),
         )
         log.notes.charge_enterprise(spend)
-        log.store.event(EnterpriseEpsilon(round_number, epsilon))
+        log.store.event(EnterpriseEpsilon(round_number, epsilon, accountant.delta))
 
 
 def share_clip_norm(context: RoundContext) -> float:

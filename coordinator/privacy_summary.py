@@ -21,6 +21,7 @@ from typing import Any
 from coordinator.rounds import NodeReply
 from coordinator.run_summary import NodePrivacy, ReleaseFigures, RunPrivacy
 from privacy.accounting import Spend, rdp_epsilon
+from privacy.epsilon_wording import DIFFERENT_DELTAS
 from protocols.messages import PrivacyReceipt
 
 __all__ = ["DELTAS_NOTE", "ReceiptRow", "PrivacyLedgerView"]
@@ -29,8 +30,7 @@ __all__ = ["DELTAS_NOTE", "ReceiptRow", "PrivacyLedgerView"]
 DELTAS_NOTE = (
     "epsilon_run is this run's record-level epsilon at the plan's delta (delta_run); "
     "epsilon_total is the node's lifetime epsilon and epsilon_cap its cap, both at the "
-    "node's own cap delta (delta_total = delta_cap). Epsilons at different deltas are not "
-    "comparable: at a larger delta the same spend has a smaller epsilon."
+    "node's own cap delta (delta_total = delta_cap). " + DIFFERENT_DELTAS
 )
 
 
@@ -88,9 +88,6 @@ class PrivacyLedgerView:
         ]
         return rdp_epsilon(spends, self.run_delta)
 
-    def max_epsilon_total(self) -> float:
-        return self.max_total()[0]
-
     def max_total(self) -> tuple[float, float | None]:
         """The largest lifetime epsilon a node reported and the delta it is at (that
         node's cap delta); (0.0, None) before any receipt."""
@@ -99,6 +96,14 @@ class PrivacyLedgerView:
             return 0.0, None
         top = max(lasts, key=lambda r: r.epsilon_total)
         return top.epsilon_total, top.delta
+
+    def max_run(self) -> tuple[float, float] | None:
+        """The largest epsilon this run has cost a node so far as the nodes' receipts state
+        it, and the plan's delta it is at; None before any receipt."""
+        lasts = [rows[-1].receipt for rows in self._rows.values() if rows]
+        if not lasts:
+            return None
+        return max(r.epsilon_run for r in lasts), self.run_delta
 
     def summary(self) -> RunPrivacy:
         """The receipts' figures per node for summary.json (notes are added by the run)."""

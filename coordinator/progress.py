@@ -19,6 +19,7 @@ from coordinator.progress_events import (
 )
 from coordinator.run_summary import RunSummary
 from coordinator.run_view import describe_node_epsilon
+from privacy.epsilon_wording import epsilon_at, epsilon_number
 
 __all__ = ["ProgressPrinter", "print_node_epsilons"]
 
@@ -72,12 +73,13 @@ class ProgressPrinter:
             case EnterpriseDPStated():
                 self._enterprise_dp(event)
             case EnterpriseEpsilon():
-                self.console.print(f"    enterprise-level epsilon so far {event.epsilon:.3f}")
+                spent = _at(event.epsilon, event.delta)
+                self.console.print(f"    enterprise-level {spent} so far")
             case EnterpriseBudgetStop():
                 self.console.print(
-                    f"  [yellow]enterprise budget stop[/] before round {event.round}: epsilon "
-                    f"{event.epsilon:.3f}, the next round would reach {event.projected:.3f}; "
-                    "keeping the last model"
+                    f"  [yellow]enterprise budget stop[/] before round {event.round}: "
+                    f"{_at(event.epsilon, event.delta)}, the next round would reach "
+                    f"{epsilon_number(event.projected)}; keeping the last model"
                 )
             case RunEnd() if not event.completed:
                 # the command's error line that follows gives the reason (once)
@@ -98,7 +100,7 @@ class ProgressPrinter:
         self.console.print(
             f"  [{colour}]round {event.round}/{self.total} {event.task:<5}[/] "
             f"{len(event.ok)} ok, {len(refused)} refused, {len(failed)} failed, "
-            f"{_lifetime(event)}, this exchange {event.seconds:.1f} s"
+            f"{_spent(event)}, this exchange {event.seconds:.1f} s"
         )
         for problem in refused:
             self.console.print(f"    [yellow]refused[/] {problem.node}: {problem.reason}")
@@ -112,9 +114,14 @@ def print_node_epsilons(console: Console, summary: RunSummary) -> None:
         console.print(f"  {node}: {describe_node_epsilon(figures)}", markup=False)
 
 
-def _lifetime(event: RoundEnd) -> str:
-    """A round's ``epsilon_max``: the largest lifetime epsilon of a node so far, which is at
-    that node's own cap delta (not the plan's: the run's epsilon is shown at the end)."""
-    delta = event.delta_max
-    at = "its cap's delta" if delta is None else f"its cap's delta {delta:g}"
-    return f"max node lifetime epsilon {event.epsilon_max:.3f} at {at}"
+def _at(epsilon: float, delta: float | None) -> str:
+    """``epsilon X at delta Y`` (an event written before events named their delta: without)."""
+    return f"epsilon {epsilon_number(epsilon)}" if delta is None else epsilon_at(epsilon, delta)
+
+
+def _spent(event: RoundEnd) -> str:
+    """The most this run has cost a node so far, at the plan's delta: the figure the run's
+    summary and ``status`` show too."""
+    if event.epsilon_run_max is None or event.delta_run is None:
+        return "no record-level spend yet"
+    return f"max node {epsilon_at(event.epsilon_run_max, event.delta_run)} this run"

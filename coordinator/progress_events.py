@@ -166,15 +166,18 @@ class EnterpriseBudgetStop(ProgressEvent):
     round: int
     epsilon: float
     projected: float
+    delta: float | None = None
 
 
 @dataclass(frozen=True)
 class EnterpriseEpsilon(ProgressEvent):
-    """Enterprise-level epsilon spent after round ``round``."""
+    """Enterprise-level epsilon spent after round ``round``, at the enterprise budget's
+    ``delta``."""
 
     KIND: ClassVar[str] = "enterprise_epsilon"
     round: int
     epsilon: float
+    delta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -201,17 +204,35 @@ class RoundStart(ProgressEvent):
 
 @dataclass(frozen=True)
 class RoundEnd(ProgressEvent, RoundSummary):
-    """An exchange ended (its :class:`RoundSummary`); ``epsilon_max`` is the largest
-    lifetime epsilon a node has reported so far, at that node's cap delta ``delta_max``
-    (None before any receipt)."""
+    """An exchange ended (its :class:`RoundSummary`). ``epsilon_run_max`` is the largest
+    epsilon this run has cost a node so far, as the nodes' receipts state it, at the plan's
+    delta ``delta_run`` (None before any receipt): the figure the round line, ``status``
+    and the summary all show. ``epsilon_max`` is the largest lifetime epsilon a node has
+    reported, at that node's cap delta ``delta_max`` (kept for older readers)."""
 
     KIND: ClassVar[str] = "round_end"
     epsilon_max: float
     delta_max: float | None = None
+    epsilon_run_max: float | None = None
+    delta_run: float | None = None
 
     @classmethod
-    def of(cls, summary: RoundSummary, epsilon_max: float, delta_max: float | None) -> RoundEnd:
-        return cls(**asdict(summary), epsilon_max=epsilon_max, delta_max=delta_max)
+    def of(
+        cls,
+        summary: RoundSummary,
+        lifetime: tuple[float, float | None],
+        run: tuple[float, float] | None,
+    ) -> RoundEnd:
+        """The event of ``summary`` with the largest (lifetime epsilon, its delta) and
+        (this run's epsilon, the plan's delta) so far."""
+        epsilon_run_max, delta_run = (None, None) if run is None else run
+        return cls(
+            **asdict(summary),
+            epsilon_max=lifetime[0],
+            delta_max=lifetime[1],
+            epsilon_run_max=epsilon_run_max,
+            delta_run=delta_run,
+        )
 
 
 #: Every event type by its KIND.

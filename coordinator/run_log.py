@@ -72,8 +72,7 @@ class RunLog:
         summary = RoundSummary.from_outcome(outcome)
         self.rounds.append(summary)
         self.ledger.round(outcome)
-        epsilon_max, delta_max = self.privacy.max_total()
-        self.store.event(RoundEnd.of(summary, epsilon_max, delta_max))
+        self.store.event(RoundEnd.of(summary, self.privacy.max_total(), self.privacy.max_run()))
 
     def problems(self, round_number: int) -> list[NodeNote]:
         """The refusals and failures of every exchange of round ``round_number``."""

@@ -30,6 +30,7 @@ from coordinator.run_view import RunView, utc_time
 from ledger.records import OutputsPublished, RoundRecorded
 from models.curves import RiskCurve
 from models.metrics import FIGURE_MEANINGS, FIGURE_NAMES
+from privacy.epsilon_wording import DIFFERENT_DELTAS, epsilon_at, epsilon_number
 
 __all__ = ["REPORT_FORMATS", "MARKDOWN_FILE", "HTML_FILE", "build_report", "write_run_report"]
 
@@ -161,17 +162,16 @@ def _nodes(run: RunView, pseudonyms: Mapping[str, str]) -> Section:
     headers = (
         "node (label)",
         "pseudonymous id",
-        "epsilon this run" + ("" if run.run_delta is None else f" (delta {run.run_delta:g})"),
+        "epsilon this run" + ("" if run.run_delta is None else f" at delta {run.run_delta:g}"),
         f"within the plan's target ({target})",
-        "node lifetime epsilon (its cap's delta)",
+        "node lifetime epsilon at its cap's delta",
         "node cap",
         "ledger inclusion check",
     )
     note = (
         "Pseudonymous ids are the key ids of the nodes' ledger keys, as in the coordinator's "
         "ledger. Epsilon this run is at the plan's delta; lifetime epsilon and cap at each "
-        "node's own cap delta. Epsilons at different deltas are not comparable: at a larger "
-        "delta the same spend has a smaller epsilon."
+        f"node's own cap delta. {DIFFERENT_DELTAS}"
     )
     return Section("Nodes", (note,), (Table(headers, tuple(rows), "No node took part."),))
 
@@ -380,7 +380,7 @@ def _record_target(run: RunView) -> str:
     record = run.request.config.plan.privacy.record
     if not record.enabled:
         return "record-level DP off"
-    return f"epsilon {record.epsilon:g} at delta {record.delta:g}"
+    return f"epsilon {record.epsilon:g} at delta {record.delta:g}"  # the plan's target, as set
 
 
 def _reasons(problems: list[tuple[str, NodeNote]]) -> str:
@@ -403,12 +403,12 @@ def _plain(value: str) -> str:
 
 
 def _eps(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
+    return "-" if value is None else epsilon_number(float(value))
 
 
 def _at_delta(epsilon: float, delta: float) -> str:
     """A node's lifetime figure with the delta it is at (its cap's)."""
-    return f"{_eps(epsilon)} at delta {delta:g}"
+    return epsilon_at(epsilon, delta)
 
 
 def _num(value: Any) -> str:

@@ -22,6 +22,7 @@ from coordinator.round_summary import RoundSummary
 from coordinator.run_request import RunRequest, read_run_request
 from coordinator.run_store import RunStore
 from coordinator.run_summary import SUMMARY_FILE, NodePrivacy, RunSummary, read_summary
+from privacy.epsilon_wording import epsilon_at, lifetime_at
 
 __all__ = [
     "RUN_MARKERS",
@@ -258,18 +259,15 @@ def describe_node_epsilon(node: NodePrivacy) -> str:
 
     >>> text = describe_node_epsilon(NodePrivacy(epsilon_run=1.9991, delta_run=1e-6,
     ...     epsilon_total=1.78, delta_total=1e-5, epsilon_cap=5.0, delta_cap=1e-5, releases=()))
-    >>> text.split("; lifetime")[0]
-    'epsilon 1.999 at delta 1e-06 (this run)'
-    >>> text.split("; lifetime ")[1].split(" (")[0]
-    "1.78 at the node cap's delta 1e-05"
-    >>> text.endswith("(cap 5; a larger delta, so it can read lower than this run's)")
-    True
+    >>> text.split("; ")[0]
+    'this run: epsilon 1.999 at delta 1e-06'
+    >>> text.split("; ")[1]
+    'lifetime epsilon 1.780 of cap 5 at delta 1e-05 (a larger delta: it can read lower)'
     """
     why = ""
     if node.epsilon_total < node.epsilon_run and node.delta_total > node.delta_run:
-        why = "; a larger delta, so it can read lower than this run's"
+        why = " (a larger delta: it can read lower)"
     return (
-        f"epsilon {node.epsilon_run:.4g} at delta {node.delta_run:g} (this run); "
-        f"lifetime {node.epsilon_total:.4g} at the node cap's delta {node.delta_total:g} "
-        f"(cap {node.epsilon_cap:g}{why})"
+        f"this run: {epsilon_at(node.epsilon_run, node.delta_run)}; "
+        f"{lifetime_at(node.epsilon_total, node.epsilon_cap, node.delta_total)}{why}"
     )

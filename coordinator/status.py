@@ -24,6 +24,7 @@ from coordinator.node_registry import REGISTRY_FILE, NodeRegistry
 from coordinator.progress_events import ProgressEvent
 from coordinator.run_view import RunView, list_runs, utc_time
 from coordinator.superlink import SuperLinkFiles, is_superlink_process, read_info
+from privacy.epsilon_wording import epsilon_number
 from protocols.app_identity import release
 
 __all__ = ["SUPERLINK_FILE", "SuperlinkState", "CoordinatorStatus", "read_status", "print_status"]
@@ -174,7 +175,7 @@ def _runs_table(status: CoordinatorStatus) -> Table:
             utc_time(run.started_at)[5:16],
             f"{run.rounds_done}/{planned}",
             f"{len(run.nodes)} ({run.refusals})",
-            "-" if run.max_epsilon_run is None else f"{run.max_epsilon_run:.3f}",
+            "-" if run.max_epsilon_run is None else epsilon_number(run.max_epsilon_run),
             str(len(run.published)),
         )
         table.add_row(*map(escape, cells))

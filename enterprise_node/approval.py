@@ -31,6 +31,7 @@ from common.errors import ConfigError, FedriskError, StateError
 from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.node_ledger import NodeLedger
 from ledger.records import PlanApproved
+from privacy.epsilon_wording import epsilon_at, epsilon_number, lifetime_at
 from protocols.plan import TrainingPlan
 
 __all__ = [
@@ -123,7 +124,10 @@ def plan_summary(
             + (", then one curve release" if plan.curve_release else ""),
         ),
         ("privacy", "; ".join(_mechanisms(plan))),
-        ("most epsilon per run", f"{record.epsilon:g} at delta {record.delta:g} (record level)"),
+        (
+            "most epsilon per run",
+            f"epsilon {record.epsilon:g} at delta {record.delta:g} (record level, the plan's)",
+        ),
     ]
     if record.enabled and n_units:
         # imported here: the accountants pull in torch and Opacus, which every task
@@ -131,15 +135,18 @@ def plan_summary(
         from enterprise_node.budget import BudgetGuard
         from enterprise_node.noise_calibration import calibrated_noise
 
-        run = calibrated_noise(config.state_dir, plan, n_units).run_epsilon(config.privacy.delta)
-        spent = BudgetGuard(
+        noise = calibrated_noise(config.state_dir, plan, n_units)
+        guard = BudgetGuard(
             config.state_dir, epsilon_cap=config.privacy.epsilon, delta=config.privacy.delta
-        ).status()
+        )
+        spent = guard.status().epsilon_spent
+        after = guard.projected_epsilon(noise.run_spends())
+        rows.append(("this run would cost you", epsilon_at(noise.run_epsilon(), record.delta)))
         rows.append(
             (
-                "at your cap's delta",
-                f"this run {run:.4g}; spent so far {spent.epsilon_spent:.4g} of your lifetime "
-                f"cap {config.privacy.epsilon:g} (delta {config.privacy.delta:g})",
+                "your lifetime budget",
+                f"{lifetime_at(spent, config.privacy.epsilon, config.privacy.delta)} now; "
+                f"{epsilon_number(after)} after this run",
             )
         )
     if n_units:

@@ -26,6 +26,7 @@ from pathlib import Path
 from common.atomic import atomic_write_json
 from common.errors import BudgetExceededError, StateError
 from privacy.accounting import Spend, rdp_epsilon
+from privacy.epsilon_wording import epsilon_number
 
 __all__ = ["BudgetStatus", "BudgetGuard"]
 
@@ -104,9 +105,9 @@ class BudgetGuard:
         if not math.isfinite(projected) or projected > self.epsilon_cap:
             spent = self.status().epsilon_spent
             raise BudgetExceededError(
-                f"task refused: it would raise record-level epsilon from {spent:.4f} to "
-                f"{projected:.4f}, above this node's cap of {self.epsilon_cap:g} "
-                f"(delta {self.delta:g})"
+                f"task refused: it would raise this node's record-level lifetime epsilon "
+                f"from {epsilon_number(spent)} to {epsilon_number(projected)}, above its cap "
+                f"of {self.epsilon_cap:g} at delta {self.delta:g}"
             )
         return projected
 

@@ -84,7 +84,9 @@ def distributed_curve_counts(
     spend = Spend(
         share.noise_multiplier, 1.0, 1, share.mechanism, header.run_id, header.round, "curve"
     )
-    return charged_release(runtime, spend, share.terms, share.compute)
+    return charged_release(
+        runtime, spend, share.terms, share.compute, plan_delta=plan.privacy.record.delta
+    )
 
 
 @dataclass(frozen=True)

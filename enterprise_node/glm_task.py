@@ -93,7 +93,9 @@ def glm_contribution(
         _check_range(released, settings.bound)
         return released
 
-    noisy, receipt = charged_release(runtime, spend, terms, noised)
+    noisy, receipt = charged_release(
+        runtime, spend, terms, noised, plan_delta=plan.privacy.record.delta
+    )
     # the share's std in units of the clip bounds: the coordinator's noise floor needs it
     return TaskResult(
         arrays={"vector": noisy},

@@ -24,6 +24,7 @@ from ledger.records import (
 )
 from ledger.signing import key_id
 from ledger.verification import verify_ledger
+from privacy.epsilon_wording import epsilon_number
 
 __all__ = ["show_ledger"]
 
@@ -35,8 +36,9 @@ def _what(kind: str, body: dict) -> str:
         return f"{body['purpose']} ({body['status']}), {body['bytes']:,} B, {body['sha256'][:12]}"
     if kind == PrivacySpent.KIND:
         return (
-            f"{body['mechanism']}: epsilon {body['epsilon_task']:.4f}, total "
-            f"{body['epsilon_total']:.4f} of {body['epsilon_cap']:g}, at delta {body['delta']:g}"
+            f"{body['mechanism']}: epsilon {epsilon_number(body['epsilon_task'])}, lifetime "
+            f"{epsilon_number(body['epsilon_total'])} of cap {body['epsilon_cap']:g}, both at "
+            f"delta {body['delta']:g}"
         )
     if kind == TaskRefused.KIND:
         return body["reason"]

@@ -90,13 +90,17 @@ class NoisePlan:
             "curve",
         )
 
-    def run_epsilon(self, delta: float | None = None) -> float:
-        """Epsilon of the whole run at this node (all rounds + curve) at ``delta`` (default:
-        the plan's delta)."""
+    def run_spends(self) -> list[Spend]:
+        """Every release of the whole run at this node: its rounds, then the curve."""
         spends = [self.model_spend(round_number=r) for r in range(1, self.rounds + 1)]
         if self.curve_noise_multiplier is not None:
             spends.append(self.curve_spend())
-        return rdp_epsilon(spends, self.delta if delta is None else delta)
+        return spends
+
+    def run_epsilon(self, delta: float | None = None) -> float:
+        """Epsilon of the whole run at this node (all rounds + curve) at ``delta`` (default:
+        the plan's delta)."""
+        return rdp_epsilon(self.run_spends(), self.delta if delta is None else delta)
 
 
 def plan_noise(plan: TrainingPlan, n_units: int) -> NoisePlan:

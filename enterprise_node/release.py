@@ -42,21 +42,35 @@ class ReceiptTerms:
 
 
 def charged_release(
-    runtime: NodeRuntime, spend: Spend, terms: ReceiptTerms, compute: Callable[[], T]
+    runtime: NodeRuntime,
+    spend: Spend,
+    terms: ReceiptTerms,
+    compute: Callable[[], T],
+    *,
+    plan_delta: float,
 ) -> tuple[T, PrivacyReceipt]:
     """``compute()`` (which adds the noise ``spend`` describes) under the node's budget:
     BudgetExceededError before computing if ``spend`` would pass the cap; charged before
-    the result is returned; with the receipt of the release."""
+    the result is returned; with the receipt of the release, which also states what the
+    run has cost this node so far at the plan's delta ``plan_delta``."""
     runtime.guard.check([spend])
     result = compute()
     total = runtime.guard.charge([spend])
-    return result, _receipt(runtime, spend, terms, total=total)
+    this_run = [s for s in runtime.guard.spends() if s.run_id == spend.run_id]
+    run = (rdp_epsilon(this_run, plan_delta), plan_delta)
+    return result, _receipt(runtime, spend, terms, total=total, run=run)
 
 
 def _receipt(
-    runtime: NodeRuntime, spend: Spend, terms: ReceiptTerms, *, total: float
+    runtime: NodeRuntime,
+    spend: Spend,
+    terms: ReceiptTerms,
+    *,
+    total: float,
+    run: tuple[float, float],
 ) -> PrivacyReceipt:
-    """The record-level receipt of ``spend``, the node's lifetime epsilon now ``total``."""
+    """The record-level receipt of ``spend``, the node's lifetime epsilon now ``total``
+    and (epsilon, delta) of the run so far ``run``."""
     guard = runtime.guard
     return PrivacyReceipt(
         unit="record",
@@ -76,4 +90,6 @@ def _receipt(
         share_std=terms.share_std,
         l1_sensitivity=terms.l1_sensitivity,
         integer_scale=terms.integer_scale,
+        epsilon_run=run[0],
+        delta_run=run[1],
     )

@@ -10,6 +10,7 @@ from rich.table import Table
 from enterprise_node.budget import BudgetGuard
 from enterprise_node.config import NodeConfig
 from enterprise_node.outbox import Outbox
+from privacy.epsilon_wording import epsilon_number, lifetime_at
 from protocols.app_identity import release
 
 __all__ = ["show_status"]
@@ -24,9 +25,8 @@ def show_status(config: NodeConfig, console: Console) -> None:
     console.print(f"[bold]{config.node.name}[/]: state in {config.state_dir}")
     console.print(f"release: {release()} (the broker must run the same)")
     console.print(
-        f"record-level epsilon spent {status.epsilon_spent:.4f} of cap "
-        f"{status.epsilon_cap:g} (delta {status.delta:g}); remaining "
-        f"{status.epsilon_remaining:.4f}; {status.releases} release(s)"
+        f"record-level {lifetime_at(status.epsilon_spent, status.epsilon_cap, status.delta)}; "
+        f"remaining {epsilon_number(status.epsilon_remaining)}; {status.releases} release(s)"
     )
     entries = Outbox(config.state_dir).entries()
     if not entries:

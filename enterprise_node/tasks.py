@@ -120,6 +120,7 @@ def run_model_task(
             max_grad_norm=record.max_grad_norm,
             seed=plan.training.seed * 100_003 + header.round,
         ),
+        plan_delta=record.delta,
     )
     out = {f"param_{i:03d}": a for i, a in enumerate(update.arrays)}
     # Only the example count leaves (FedAvg weight); the local loss is a raw statistic.
@@ -243,6 +244,7 @@ def noised_curve_counts(
         spend,
         terms,
         lambda: release_counts(counts, noise_multiplier=spend.noise_multiplier),
+        plan_delta=plan.privacy.record.delta,
     )
 
 

@@ -38,6 +38,7 @@ from harness.federation import run_local_federation
 from harness.synthetic import SyntheticConfig, generate_federation
 from models.central import train_central
 from models.metrics import FIGURE_NAMES
+from privacy.epsilon_wording import DIFFERENT_DELTAS, epsilon_at, epsilon_number
 
 __all__ = ["CENTRAL_EPOCHS", "run_demo", "evaluate_run"]
 
@@ -239,24 +240,8 @@ def _print(console: Console, evaluation: dict) -> None:
         score = evaluation[key]
         models.add_row(name, *(f"{score[f]:.4f}" for f in figures))
     console.print(models)
-    eps = Table(title="Record-level epsilon per node")
-    for column in (
-        "node",
-        f"this run (at the plan's delta {evaluation['delta']:g})",
-        "lifetime (at the node cap's delta)",
-    ):
-        eps.add_column(column)
-    for node, value in evaluation["epsilon_per_node"].items():
-        lifetime = f"{evaluation['epsilon_total_per_node'][node]:.3f}"
-        delta = evaluation.get("delta_total_per_node", {}).get(node)
-        eps.add_row(
-            node, f"{value:.3f}", lifetime + ("" if delta is None else f" at delta {delta:g}")
-        )
-    console.print(eps)
-    console.print(
-        "Epsilons at different deltas are not comparable: at a larger delta the same spend "
-        "has a smaller epsilon."
-    )
+    console.print(_epsilon_table(evaluation))
+    console.print(DIFFERENT_DELTAS)
     noise = evaluation.get("curve_noise") or {}
     if evaluation.get("secure_aggregation") and "epsilon_realised" in noise:
         console.print(
@@ -267,3 +252,27 @@ def _print(console: Console, evaluation: dict) -> None:
             f"for {noise['shares_planned']} shares) and {noise['epsilon_realised']:.3f} with "
             f"the shares present, both at the plan's delta {noise['delta']:g}."
         )
+
+
+def _epsilon_table(evaluation: dict) -> Table:
+    """Each node's epsilon this run and lifetime; a column's delta in its header when its
+    nodes share one (the cells stay numbers), else in each cell."""
+    epsilons = evaluation["epsilon_per_node"]
+    lifetimes = evaluation["epsilon_total_per_node"]
+    deltas = evaluation.get("delta_total_per_node", {})
+    shared = set(deltas.values()) if len(deltas) == len(lifetimes) else set()
+    (cap_delta,) = shared if len(shared) == 1 else (None,)
+    lifetime_header = "lifetime, at each node's cap delta"
+    if cap_delta is not None:
+        lifetime_header = f"lifetime epsilon at delta {cap_delta:g} (the caps')"
+    table = Table(title="Record-level epsilon per node")
+    table.add_column("node")
+    table.add_column(f"this run: epsilon at delta {evaluation['delta']:g} (the plan's)")
+    table.add_column(lifetime_header)
+    for node, value in epsilons.items():
+        lifetime, delta = lifetimes[node], deltas.get(node)
+        shown = epsilon_number(lifetime)
+        if cap_delta is None and delta is not None:
+            shown = epsilon_at(lifetime, delta)
+        table.add_row(node, epsilon_number(value), shown)
+    return table

@@ -140,7 +140,9 @@ class PrivacyReceipt:
     shares; ``l1_sensitivity`` (in the units of ``sensitivity``) and ``integer_scale``
     (the noised integers are the values x ``integer_scale``) let the release be recomputed.
     ``epsilon_task`` is this task's own epsilon at ``delta``; ``epsilon_total`` the
-    node's lifetime spend after it (same accountant, same delta).
+    node's lifetime spend after it (same accountant, same delta: the node's cap delta).
+    ``epsilon_run`` is what this run has cost the node so far, at the plan's delta
+    ``delta_run``: the figure the broker's round lines show (its summary recomputes it).
     """
 
     unit: str
@@ -160,6 +162,8 @@ class PrivacyReceipt:
     share_std: float = 0.0
     l1_sensitivity: float = 0.0
     integer_scale: int = 1
+    epsilon_run: float = 0.0
+    delta_run: float = 0.0
 
     def to_record(self) -> ConfigRecord:
         return _to_record(self)

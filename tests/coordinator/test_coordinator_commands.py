@@ -468,10 +468,10 @@ def test_report_states_the_runs_figures(broker, capsys, tmp_path) -> None:
     # Assert: identity, privacy, curves at 12 months, hashes matching the ledger entry
     assert f"| plan digest | {summary.plan_digest} |" in markdown
     for node, spent in summary.privacy.nodes.items():
-        assert re.search(rf"\| {node} \| [0-9a-f]{{16}} \| {spent.epsilon_run:.4f} \|", markdown)
-        lifetime = f"{spent.epsilon_total:.4f} at delta {spent.delta_total:g}"
-        assert f"| {lifetime} | {spent.epsilon_cap:.4f} at delta" in markdown
-    assert f"epsilon this run (delta {spent.delta_run:g})" in markdown
+        assert re.search(rf"\| {node} \| [0-9a-f]{{16}} \| {spent.epsilon_run:.3f} \|", markdown)
+        lifetime = f"epsilon {spent.epsilon_total:.3f} at delta {spent.delta_total:g}"
+        assert f"| {lifetime} | epsilon {spent.epsilon_cap:.3f} at delta" in markdown
+    assert f"epsilon this run at delta {spent.delta_run:g}" in markdown
     for curve in curves:
         at_12 = curve["edges"].index(12.0)
         assert f"| {curve['segment']} | 12 months | {curve['failure'][at_12]:.4f} |" in markdown

@@ -20,7 +20,10 @@ from coordinator.run_summary import NodePrivacy, RunPrivacy, RunSummary
 
 
 def stage(task: str, *, failed: tuple[NodeNote, ...] = ()) -> RoundEnd:
-    return RoundEnd(2, task, ("a", "b", "c"), (), failed, 0.2, epsilon_max=0.5)
+    return RoundEnd(
+        2, task, ("a", "b", "c"), (), failed, 0.2, epsilon_max=0.5, delta_max=1e-5,
+        epsilon_run_max=0.6, delta_run=1e-6,
+    )  # fmt: skip
 
 
 def printed(*events: ProgressEvent) -> str:
@@ -90,10 +93,13 @@ def test_each_epsilon_is_named_with_its_delta() -> None:
     round_line = printed(stage("model"))
     # Assert
     assert (
-        "fab-a: epsilon 1.999 at delta 1e-06 (this run); lifetime 1.78 at the node cap's "
-        "delta 1e-05 (cap 5; a larger delta, so it can read lower than this run's)"
+        "fab-a: this run: epsilon 1.999 at delta 1e-06; lifetime epsilon 1.780 of cap 5 at "
+        "delta 1e-05 (a larger delta: it can read lower)"
     ) in console.export_text()
-    assert "max node lifetime epsilon 0.500 at its cap's delta" in round_line
+    # the round line shows the run's figure, at the plan's delta, as status and the summary do
+    assert "max node epsilon 0.600 at delta 1e-06 this run" in round_line
+    before = RoundEnd(1, "keys", ("a",), (), (), 0.1, epsilon_max=0.0)
+    assert "no record-level spend yet" in printed(before)
 
 
 def test_a_failed_run_is_announced_once_its_reason_is_left_to_the_error_line() -> None:

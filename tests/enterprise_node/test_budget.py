@@ -75,7 +75,7 @@ def test_guard_charges_and_refuses_over_the_cap(tmp_path: Path) -> None:
     after = guard.charge([small])
     # Assert: a spend that fits is recorded; one that does not is refused and not recorded
     assert 0 < after < 1.0
-    with pytest.raises(BudgetExceededError, match=r"above this node's cap of 1"):
+    with pytest.raises(BudgetExceededError, match=r"above its cap of 1 at delta"):
         guard.charge([dp_sgd(sigma=0.5, q=0.5, steps=500)])
     assert guard.status().releases == 1
     assert guard.status().epsilon_spent == pytest.approx(after)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -423,7 +424,7 @@ def test_spend_is_recorded_before_the_reply_and_persists(
     assert receipt.epsilon_total == pytest.approx(one)
     # the second task saw the first spend and was refused
     assert status_of(second).status == "refused"
-    assert f"from {one:.4f}" in status_of(second).reason
+    assert f"from {one:.3f}" in status_of(second).reason
     assert guard_of(node_yaml).status().releases == 1
     assert [e.status for e in outbox_of(node_yaml).entries()] == ["ok", "refused"]
 
@@ -446,6 +447,28 @@ def test_second_release_is_composed_with_the_first(tmp_path: Path, plan: Trainin
     assert totals[1] == pytest.approx(rdp_epsilon([spend, spend], 1e-5))
     assert totals[1] > totals[0]
     assert guard_of(node_yaml).status().releases == 2
+
+
+def test_a_receipt_states_the_runs_epsilon_at_the_plans_delta(
+    tmp_path: Path, plan: TrainingPlan
+) -> None:
+    # Prepare: a node that spent in an earlier run
+    node_yaml = site(tmp_path)
+    earlier = replace(header_for(plan, "curve"), run_id="run-earlier")
+    curve_task(curve_message(earlier), context_for(node_yaml))
+    # Execute: two releases of this run
+    replies = [
+        curve_task(curve_message(header_for(plan, "curve", round_number=r)), context_for(node_yaml))
+        for r in (1, 2)
+    ]
+    # Assert: the run's figure composes this run's releases only, at the plan's delta; the
+    # lifetime figure all three, at the node's cap delta
+    spend = plan_noise(plan, 40).curve_spend()
+    plan_delta = plan.privacy.record.delta
+    last = PrivacyReceipt.from_record(replies[-1].content[PRIVACY_KEY])
+    assert last.delta_run == plan_delta != last.delta
+    assert last.epsilon_run == pytest.approx(rdp_epsilon([spend, spend], plan_delta))
+    assert last.epsilon_total == pytest.approx(rdp_epsilon([spend] * 3, 1e-5))
 
 
 def test_every_reply_is_signed_into_the_node_ledger_under_its_pseudonymous_key(

@@ -507,7 +507,7 @@ def test_status_shows_the_release_and_app_hash_next_to_the_budget(tmp_path, caps
     text = " ".join(out.split())
     assert code == 0
     assert f"release: {release()} (the broker must run the same)" in text
-    assert "record-level epsilon spent 0.0000" in text
+    assert "record-level lifetime epsilon 0.000 of cap 5 at delta 1e-05" in text
 
 
 def test_approve_dry_run_shows_the_spend_and_release_and_records_nothing(tmp_path, capsys):
