@@ -1,0 +1,185 @@
+"""A one-run privacy audit of a plan on a test federation, run in this process.
+
+Background enterprises (a synthetic federation, each unit with ``audit_canary: none``)
+and three canary enterprises share the included canaries of :mod:`auditor.canaries`
+round-robin; every canary enterprise also holds a few long-lived filler units in each
+canary segment, censored past the horizon (they fill no canary's cell, and make every
+canary enterprise a contributor to every canary segment). The run goes through the real
+Coordinator and ClientApp (:mod:`bench.inprocess`), so the audit sees exactly what a
+federation releases; then every canary is scored from the released curves and model
+alone and the one-run bound is computed for each (:mod:`auditor.canary_bound`).
+
+Variants: ``dp`` (the plan as given), ``no_dp`` (record-level DP off: the control that
+shows the audit has power) and ``forgotten_noise`` (the plan as given, but every node's
+noise shares are zero while its receipts still claim them: a mutation that the audit
+must catch). The mutation exists only here, as a patch of this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+
+from auditor.canaries import (
+    CANARY_SEGMENT_PREFIX,
+    NO_CANARY,
+    CanaryPlant,
+    canary_units,
+    plant_canaries,
+    with_no_canary,
+)
+from auditor.canary_bound import AuditBound, one_run_bound
+from auditor.canary_scores import curve_scores, model_scores
+from bench.datasets import load_synthetic
+from bench.inprocess import run_in_process
+from bench.model_runs import plan_config
+from bench.model_sites import write_sites
+from bench.node_copies import allow_non_private
+from bench.splits import partition_by_group
+from coordinator.config import CoordinatorConfig
+from coordinator.run_summary import RunSummary
+from privacy.accounting import Spend, rdp_epsilon
+
+__all__ = ["Variant", "AuditResult", "run_canary_audit", "forgotten_noise"]
+
+Variant = Literal["dp", "no_dp", "forgotten_noise"]
+#: Canary enterprises, so that every canary segment has enough contributors.
+CANARY_SITES = 3
+#: Filler units per canary segment at each canary enterprise.
+FILLERS = 40
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """One audited run: the bounds for the curves and the model, what the run claimed for
+    each (at the same delta), and the scores behind them (canary order)."""
+
+    variant: str
+    m: int
+    curve: AuditBound
+    model: AuditBound
+    claimed_curve_epsilon: float | None
+    claimed_model_epsilon: float | None
+    curve_scores: tuple[float, ...]
+    model_scores: tuple[float, ...]
+    included: tuple[bool, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "variant": self.variant,
+            "m": self.m,
+            "curve": asdict(self.curve),
+            "model": asdict(self.model),
+            "claimed_curve_epsilon": self.claimed_curve_epsilon,
+            "claimed_model_epsilon": self.claimed_model_epsilon,
+        }
+
+
+@contextlib.contextmanager
+def forgotten_noise() -> Iterator[None]:
+    """Every node's Skellam noise share is zero (its receipts unchanged): the mutation."""
+
+    def zeros(shape: tuple[int, ...], variance: float) -> np.ndarray:
+        return np.zeros(shape, dtype=np.int64)
+
+    with mock.patch("privacy.skellam.skellam_noise", zeros):
+        yield
+
+
+def run_canary_audit(
+    base: CoordinatorConfig,
+    work: Path,
+    *,
+    variant: Variant,
+    m: int = 300,
+    seed: int = 0,
+    enterprises: int = 4,
+) -> AuditResult:
+    """Plant ``m`` canaries (coins from ``seed``), run ``base``'s plan (as ``variant``)
+    over a synthetic federation of ``enterprises`` plus the canary enterprises, and
+    bound epsilon from the released curves and model."""
+    if base.plan.share_noise != "skellam" and variant == "forgotten_noise":
+        raise ValueError("the forgotten-noise mutation patches Skellam shares")
+    background = load_synthetic(seed=seed, enterprises=enterprises, min_units=400, max_units=900)
+    plant = plant_canaries(background.spec, m, seed=seed)
+    record = base.plan.privacy.record
+    config = plan_config(
+        base,
+        plant.spec,
+        fit=base.plan.training.method,
+        epsilon=record.epsilon if variant != "no_dp" else None,
+    )
+    config = config.model_copy(
+        update={"curves": config.curves.model_copy(update={"min_failures": 0})}
+    )
+    sites = [with_no_canary(part) for part in partition_by_group(background.units)]
+    sites += _canary_sites(plant)
+    node_yamls = write_sites(sites, Path(work) / "sites", config.plan, approve_by=None)
+    for path in node_yamls:
+        allow_non_private(path)
+    patch = forgotten_noise() if variant == "forgotten_noise" else contextlib.nullcontext()
+    with patch:
+        run = run_in_process(
+            node_yamls, config, Path(work) / "run", run_id=uuid.uuid4().hex[:12]
+        )
+    curve = curve_scores(run.run_dir / "curves.json", plant)
+    model = model_scores(run.arrays, plant)
+    delta = record.delta
+    claimed_curve, claimed_model = _claimed(run.summary, delta)
+    return AuditResult(
+        variant=variant,
+        m=m,
+        curve=_bound(curve, plant, delta),
+        model=_bound(model, plant, delta),
+        claimed_curve_epsilon=claimed_curve if variant != "no_dp" else None,
+        claimed_model_epsilon=claimed_model if variant != "no_dp" else None,
+        curve_scores=tuple(float(x) for x in curve),
+        model_scores=tuple(float(x) for x in model),
+        included=tuple(bool(x) for x in plant.included),
+    )
+
+
+def _canary_sites(plant: CanaryPlant) -> list[pd.DataFrame]:
+    """The included canaries dealt round-robin to the canary enterprises, each with
+    :data:`FILLERS` censored filler units in every canary segment."""
+    canaries = canary_units(plant)
+    horizon = plant.spec.time_grid.horizon
+    segments = [s for s in plant.spec.segments if s.startswith(CANARY_SEGMENT_PREFIX)]
+    sites = []
+    for k in range(CANARY_SITES):
+        dealt = canaries.iloc[k::CANARY_SITES]
+        template = canary_units(plant, only_included=False).iloc[:1]
+        fillers = pd.concat([template] * (FILLERS * len(segments)), ignore_index=True)
+        fillers["unit_id"] = [f"filler-{k}-{i:05d}" for i in range(len(fillers))]
+        fillers["segment"] = np.repeat(segments, FILLERS)
+        fillers["duration"] = horizon * 2.0
+        fillers["failed"] = 0
+        fillers["audit_canary"] = NO_CANARY
+        sites.append(pd.concat([dealt, fillers], ignore_index=True))
+    return sites
+
+
+def _bound(scores: np.ndarray, plant: CanaryPlant, delta: float) -> AuditBound:
+    return one_run_bound(scores[plant.included], scores[~plant.included], delta=delta)
+
+
+def _claimed(summary: RunSummary, delta: float) -> tuple[float, float]:
+    """The largest epsilon a node's receipts claim for the curve release and for the model
+    rounds, each alone, at ``delta`` (RDP composition of the receipts)."""
+    curve, model = 0.0, 0.0
+    for node in summary.privacy.nodes.values():
+        spends = {"curve": [], "model": []}  # type: dict[str, list[Spend]]
+        for r in node.releases:
+            kind = "curve" if r.task == "curve" else "model"
+            spends[kind].append(Spend(r.noise_multiplier, r.sample_rate, r.steps, r.mechanism))
+        curve = max(curve, rdp_epsilon(spends["curve"], delta))
+        model = max(model, rdp_epsilon(spends["model"], delta))
+    return curve, model
