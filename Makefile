@@ -69,6 +69,7 @@ bench: setup
 	$(PY) -m bench.secagg_graph
 	$(PY) -m bench.ledger
 	$(PY) -m bench.model
+	$(PY) -m bench.privacy_audit
 
 # 10 to 1,000 virtual enterprises through Flower's Simulation Engine: seconds per round,
 # peak memory of the process tree, bytes per node, curve error, C; writes

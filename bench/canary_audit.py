@@ -102,10 +102,12 @@ def run_canary_audit(
     m: int = 300,
     seed: int = 0,
     enterprises: int = 4,
+    epsilon: float | None = None,
 ) -> AuditResult:
-    """Plant ``m`` canaries (coins from ``seed``), run ``base``'s plan (as ``variant``)
-    over a synthetic federation of ``enterprises`` plus the canary enterprises, and
-    bound epsilon from the released curves and model."""
+    """Plant ``m`` canaries (coins from ``seed``), run ``base``'s plan (as ``variant``;
+    at record-level ``epsilon`` per run if given) over a synthetic federation of
+    ``enterprises`` plus the canary enterprises, and bound epsilon from the released
+    curves and model."""
     if base.plan.share_noise != "skellam" and variant == "forgotten_noise":
         raise ValueError("the forgotten-noise mutation patches Skellam shares")
     background = load_synthetic(seed=seed, enterprises=enterprises, min_units=400, max_units=900)
@@ -115,7 +117,7 @@ def run_canary_audit(
         base,
         plant.spec,
         fit=base.plan.training.method,
-        epsilon=record.epsilon if variant != "no_dp" else None,
+        epsilon=None if variant == "no_dp" else (epsilon or record.epsilon),
     )
     config = config.model_copy(
         update={"curves": config.curves.model_copy(update={"min_failures": 0})}
