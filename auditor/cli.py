@@ -2,6 +2,8 @@
 
     fedrisk-audit verify LEDGER_DIR... --coordinator-key PEM --keys PEM... [--out DIR]
         [--coordinator HOST:PORT] [--partial]
+    fedrisk-audit canary plant --plan coordinator.yaml [--canaries 300] [--out DIR]
+    fedrisk-audit canary score RUN_DIR --plant DIR [--out DIR] [--ledger DIR]
 
 ``--coordinator-key`` (required) is the coordinator's public key: the ledger it signs is
 the coordinator's, every other ledger a node's. Exit codes (``common/exit_codes.py``): 0
@@ -16,6 +18,8 @@ an unreadable key, an unreadable ledger. Errors are mapped to exit codes in one 
     >>> from auditor.cli import build_app
     >>> [c.name for c in build_app().registered_commands]
     ['verify']
+    >>> [g.name for g in build_app().registered_groups]
+    ['canary']
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from auditor.errors import AuditUsageError
 from auditor.report import write_reports
 from auditor.verify import AuditResult, audit
 from common.cli import run_cli
+from common.exit_codes import ExitCode
 from protocols.app_identity import release
 
 __all__ = ["build_app", "main"]
@@ -106,6 +111,81 @@ def _verify(
     raise typer.Exit(int(result.exit_code))
 
 
+def _canary_plant(
+    plan: Annotated[
+        Path,
+        typer.Option(
+            "--plan",
+            help="The federation's coordinator.yaml (or a plan or model spec file).",
+            readable=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Audit directory.", readable=False)
+    ] = Path("canary-audit"),
+    canaries: Annotated[int, typer.Option(help="m, the number of canaries.", min=2)] = 300,
+    seed: Annotated[
+        int | None, typer.Option(hidden=True, help="Coins from a seed (tests only).")
+    ] = None,
+) -> None:
+    """Draw canaries: model_spec.json and canary-sites/ for the broker, coins kept private."""
+    from auditor.canary_audit import plant_audit
+    from enterprise_node.check import load_model_spec
+
+    plant = plant_audit(load_model_spec(plan), canaries, out, seed=seed)
+    _console.print(
+        f"Planted {plant.m} canaries ({int(plant.included.sum())} in, the coins in "
+        f"{escape(str(out / 'private'))}, keep it). Give the broker "
+        f"{escape(str(out / 'model_spec.json'))} (the federation's plan.model_spec for the "
+        f"test run) and the canary enterprises in {escape(str(out / 'canary-sites'))}."
+    )
+
+
+def _canary_score(
+    run: Annotated[Path, typer.Argument(help="The run's output directory.", readable=False)],
+    plant: Annotated[
+        Path,
+        typer.Option("--plant", help="The audit directory of `canary plant`.", readable=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Report directory.", readable=False)
+    ] = Path("canary-report"),
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="The auditor's ledger directory (default: OUT/ledger).", readable=False),
+    ] = None,
+) -> None:
+    """Bound epsilon from a run's released outputs; exit 51 if a bound exceeds a claim."""
+    from auditor.canary_audit import (
+        PLANT_FILE,
+        load_audit_plant,
+        record_in_ledger,
+        score_run,
+        write_canary_report,
+    )
+
+    plant_path = plant / PLANT_FILE if plant.is_dir() else plant
+    result = score_run(run, load_audit_plant(plant))
+    paths = write_canary_report(result, out)
+    ledger_dir = out / "ledger" if ledger is None else ledger
+    key = plant_path.parent / "auditor_ledger_key.pem"
+    ledger_id = record_in_ledger(result, plant_path, paths[0], ledger_dir, key)
+    colour = "red" if result.broken else "green"
+    for name, bound, claim in (
+        ("curves", result.curve, result.curve_claimed),
+        ("model", result.model, result.model_claimed),
+    ):
+        said = "DP off" if claim is None else f"claimed {claim:.3f}"
+        _console.print(f"  {name}: lower bound {bound.epsilon:.3f} ({said})")
+    _console.print(
+        f"[{colour}]{result.verdict.upper()}[/]: run {escape(result.run_id)}, "
+        f"{result.curve.m} canaries. Report: " + ", ".join(escape(str(p)) for p in paths)
+    )
+    _console.print(f"Recorded in the auditor's ledger {escape(str(ledger_dir))} (key {ledger_id})")
+    if result.broken:
+        raise typer.Exit(int(ExitCode.AUDIT_EPSILON_MISMATCH))
+
+
 def _print(result: AuditResult, paths: list[Path]) -> None:
     colour = "green" if result.verdict == "PASS" else "red"
     _console.print(
@@ -155,6 +235,13 @@ def build_app() -> typer.Typer:
         """fedrisk auditor: verify signed ledgers and recomputed privacy claims."""
 
     app.command("verify")(_verify)
+    canary = typer.Typer(
+        help="One-run privacy audit of a test federation with canaries.",
+        no_args_is_help=True,
+    )
+    canary.command("plant")(_canary_plant)
+    canary.command("score")(_canary_score)
+    app.add_typer(canary, name="canary")
     return app
 
 

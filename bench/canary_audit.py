@@ -1,13 +1,12 @@
 """A one-run privacy audit of a plan on a test federation, run in this process.
 
-Background enterprises (a synthetic federation, each unit with ``audit_canary: none``)
-and three canary enterprises share the included canaries of :mod:`auditor.canaries`
-round-robin; every canary enterprise also holds a few long-lived filler units in each
-canary segment, censored past the horizon (they fill no canary's cell, and make every
-canary enterprise a contributor to every canary segment). The run goes through the real
-Coordinator and ClientApp (:mod:`bench.inprocess`), so the audit sees exactly what a
-federation releases; then every canary is scored from the released curves and model
-alone and the one-run bound is computed for each (:mod:`auditor.canary_bound`).
+Background enterprises (a synthetic federation, each unit with ``audit_canary:
+no_canary``) and the canary enterprises of :func:`auditor.canary_audit.canary_sites`
+(the included canaries round-robin, with censored filler units in every canary segment).
+The run goes through the real Coordinator and ClientApp (:mod:`bench.inprocess`), so
+the audit sees exactly what a federation releases; then every canary is scored from the
+released curves and model alone and the one-run bound is computed for each
+(:mod:`auditor.canary_bound`).
 
 Variants: ``dp`` (the plan as given), ``no_dp`` (record-level DP off: the control that
 shows the audit has power) and ``forgotten_noise`` (the plan as given, but every node's
@@ -26,16 +25,9 @@ from typing import Literal
 from unittest import mock
 
 import numpy as np
-import pandas as pd
 
-from auditor.canaries import (
-    CANARY_SEGMENT_PREFIX,
-    NO_CANARY,
-    CanaryPlant,
-    canary_units,
-    plant_canaries,
-    with_no_canary,
-)
+from auditor.canaries import CanaryPlant, plant_canaries, with_no_canary
+from auditor.canary_audit import canary_sites, claimed_epsilons
 from auditor.canary_bound import AuditBound, one_run_bound
 from auditor.canary_scores import curve_scores, model_scores
 from bench.datasets import load_synthetic
@@ -45,16 +37,10 @@ from bench.model_sites import write_sites
 from bench.node_copies import allow_non_private
 from bench.splits import partition_by_group
 from coordinator.config import CoordinatorConfig
-from coordinator.run_summary import RunSummary
-from privacy.accounting import Spend, rdp_epsilon
 
 __all__ = ["Variant", "AuditResult", "run_canary_audit", "forgotten_noise"]
 
 Variant = Literal["dp", "no_dp", "forgotten_noise"]
-#: Canary enterprises, so that every canary segment has enough contributors.
-CANARY_SITES = 3
-#: Filler units per canary segment at each canary enterprise.
-FILLERS = 40
 
 
 @dataclass(frozen=True)
@@ -123,19 +109,17 @@ def run_canary_audit(
         update={"curves": config.curves.model_copy(update={"min_failures": 0})}
     )
     sites = [with_no_canary(part) for part in partition_by_group(background.units)]
-    sites += _canary_sites(plant)
+    sites += canary_sites(plant)
     node_yamls = write_sites(sites, Path(work) / "sites", config.plan, approve_by=None)
     for path in node_yamls:
         allow_non_private(path)
     patch = forgotten_noise() if variant == "forgotten_noise" else contextlib.nullcontext()
     with patch:
-        run = run_in_process(
-            node_yamls, config, Path(work) / "run", run_id=uuid.uuid4().hex[:12]
-        )
+        run = run_in_process(node_yamls, config, Path(work) / "run", run_id=uuid.uuid4().hex[:12])
     curve = curve_scores(run.run_dir / "curves.json", plant)
     model = model_scores(run.arrays, plant)
     delta = record.delta
-    claimed_curve, claimed_model = _claimed(run.summary, delta)
+    claimed_curve, claimed_model, _ = claimed_epsilons(run.summary)
     return AuditResult(
         variant=variant,
         m=m,
@@ -149,39 +133,5 @@ def run_canary_audit(
     )
 
 
-def _canary_sites(plant: CanaryPlant) -> list[pd.DataFrame]:
-    """The included canaries dealt round-robin to the canary enterprises, each with
-    :data:`FILLERS` censored filler units in every canary segment."""
-    canaries = canary_units(plant)
-    horizon = plant.spec.time_grid.horizon
-    segments = [s for s in plant.spec.segments if s.startswith(CANARY_SEGMENT_PREFIX)]
-    sites = []
-    for k in range(CANARY_SITES):
-        dealt = canaries.iloc[k::CANARY_SITES]
-        template = canary_units(plant, only_included=False).iloc[:1]
-        fillers = pd.concat([template] * (FILLERS * len(segments)), ignore_index=True)
-        fillers["unit_id"] = [f"filler-{k}-{i:05d}" for i in range(len(fillers))]
-        fillers["segment"] = np.repeat(segments, FILLERS)
-        fillers["duration"] = horizon * 2.0
-        fillers["failed"] = 0
-        fillers["audit_canary"] = NO_CANARY
-        sites.append(pd.concat([dealt, fillers], ignore_index=True))
-    return sites
-
-
 def _bound(scores: np.ndarray, plant: CanaryPlant, delta: float) -> AuditBound:
     return one_run_bound(scores[plant.included], scores[~plant.included], delta=delta)
-
-
-def _claimed(summary: RunSummary, delta: float) -> tuple[float, float]:
-    """The largest epsilon a node's receipts claim for the curve release and for the model
-    rounds, each alone, at ``delta`` (RDP composition of the receipts)."""
-    curve, model = 0.0, 0.0
-    for node in summary.privacy.nodes.values():
-        spends = {"curve": [], "model": []}  # type: dict[str, list[Spend]]
-        for r in node.releases:
-            kind = "curve" if r.task == "curve" else "model"
-            spends[kind].append(Spend(r.noise_multiplier, r.sample_rate, r.steps, r.mechanism))
-        curve = max(curve, rdp_epsilon(spends["curve"], delta))
-        model = max(model, rdp_epsilon(spends["model"], delta))
-    return curve, model

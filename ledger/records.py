@@ -42,6 +42,7 @@ __all__ = [
     "InclusionChecked",
     "ContributionResent",
     "RECORD_TYPES",
+    "CanaryAudited",
     "record_class",
     "record_from_entry",
 ]
@@ -338,6 +339,35 @@ class ContributionResent(LedgerRecord):
     sha256: str
 
 
+# -- auditor ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryAudited(LedgerRecord):
+    """An auditor's one-run canary audit (Steinke, Nasr, Jagielski 2023) of run ``run_id``
+    (model spec ``model_spec_digest``): ``m`` canaries, of which ``included`` were in the
+    data, drawn by the plant with SHA-256 ``plant_sha256`` (the auditor's secret, shown
+    later to prove the coins were fixed before the run); the epsilon lower bounds at
+    ``delta`` and ``confidence`` for the curves and the model beside what the run's
+    receipts claim for each (None: record-level DP off); ``verdict`` "claims hold" or
+    "claims broken"; ``report_sha256`` the digest of the JSON report."""
+
+    KIND: ClassVar[str] = "canary_audited"
+    run_id: str
+    model_spec_digest: str
+    m: int
+    included: int
+    plant_sha256: str
+    delta: float
+    confidence: float
+    curve_bound: float
+    curve_claimed: float | None
+    model_bound: float
+    model_claimed: float | None
+    verdict: str
+    report_sha256: str
+
+
 #: Every record type by its KIND.
 RECORD_TYPES: dict[str, type[LedgerRecord]] = {
     cls.KIND: cls
@@ -356,6 +386,7 @@ RECORD_TYPES: dict[str, type[LedgerRecord]] = {
         PlanApproved,
         InclusionChecked,
         ContributionResent,
+        CanaryAudited,
     )
 }
 

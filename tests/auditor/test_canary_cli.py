@@ -1,0 +1,110 @@
+"""`fedrisk-audit canary plant` / `score` around a test federation the broker runs on the
+plant's model spec with the canary enterprises (real Coordinator and ClientApp, in one
+process): a report, a signed ledger entry, exit 51 when a claim is broken."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from auditor.canaries import with_no_canary
+from auditor.canary_audit import PLANT_FILE
+from auditor.cli import main
+from bench.canary_audit import forgotten_noise
+from bench.datasets import load_synthetic
+from bench.inprocess import run_in_process
+from bench.model_runs import plan_config
+from bench.model_sites import write_sites
+from bench.splits import partition_by_group
+from coordinator.config import load_config_or_default
+from ledger.log import read_ledger
+from ledger.signing import key_id, load_private_key
+from ledger.verification import verify_ledger
+from models.spec import ModelSpec
+
+pytestmark = pytest.mark.slow
+COORDINATOR_YAML = Path(__file__).parents[2] / "configs" / "coordinator.yaml"
+
+
+def _cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
+    """What the broker does: the plant's spec, synthetic enterprises beside the canary
+    enterprises, one run (the mutation: nodes that forget their noise shares)."""
+    spec = ModelSpec.model_validate(json.loads((audit / "model_spec.json").read_text()))
+    base = load_config_or_default(None)
+    config = plan_config(base, spec, fit="newton", epsilon=base.plan.privacy.record.epsilon)
+    config = config.model_copy(
+        update={"curves": config.curves.model_copy(update={"min_failures": 0})}
+    )
+    background = load_synthetic(seed=1, enterprises=4, min_units=400, max_units=900)
+    parts = [with_no_canary(p) for p in partition_by_group(background.units)]
+    nodes = write_sites(parts, work / "sites", config.plan, approve_by=None)
+    nodes += sorted((audit / "canary-sites").glob("*/node.yaml"))
+    run_dir = work / "run"
+    if mutated:
+        with forgotten_noise():
+            run_in_process(nodes, config, run_dir, run_id=uuid.uuid4().hex[:12])
+    else:
+        run_in_process(nodes, config, run_dir, run_id=uuid.uuid4().hex[:12])
+    return run_dir
+
+
+def test_plant_then_score_writes_a_report_and_a_signed_ledger_entry(tmp_path: Path, capsys) -> None:
+    # Prepare: the auditor plants, the broker runs
+    audit = tmp_path / "audit"
+    code = _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
+                 "--out", str(audit), "--seed", "5"])  # fmt: skip
+    assert code == 0 and (audit / PLANT_FILE).stat().st_mode & 0o077 == 0
+    assert len(list((audit / "canary-sites").glob("*/units.csv"))) == 3
+    run_dir = _broker_runs(audit, tmp_path / "broker")
+    # Execute
+    report = tmp_path / "report"
+    code = _cli(["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(report)])
+    # Assert: claims hold; the report and the ledger say so
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads((report / "canary_audit.json").read_text())
+    assert result["verdict"] == "claims hold"
+    assert result["curve"]["claimed"] == pytest.approx(1.0, rel=1e-3)
+    assert "CLAIMS HOLD" in (report / "canary_audit.md").read_text()
+    assert "<img" in (report / "canary_audit.html").read_text()
+    key = load_private_key(audit / "private" / "auditor_ledger_key.pem")
+    ledger_id = key_id(key.public_key())
+    assert verify_ledger(report / "ledger", key.public_key(), ledger_id=ledger_id).ok
+    [entry] = read_ledger(report / "ledger").entries()
+    assert entry.kind == "canary_audited" and entry.body["verdict"] == "claims hold"
+    assert entry.body["m"] == 120
+
+
+def test_a_run_whose_nodes_forget_their_noise_breaks_its_claims(tmp_path: Path, capsys) -> None:
+    audit = tmp_path / "audit"
+    _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
+          "--out", str(audit), "--seed", "6"])  # fmt: skip
+    run_dir = _broker_runs(audit, tmp_path / "broker", mutated=True)
+    code = _cli(
+        ["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(tmp_path / "r")]
+    )
+    assert code == 51
+    assert "CLAIMS BROKEN" in capsys.readouterr().out
+
+
+def test_scoring_a_run_over_another_spec_is_refused(tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, m in ((first, 60), (second, 90)):
+        _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", str(m),
+              "--out", str(folder), "--seed", "1"])  # fmt: skip
+    run_dir = _broker_runs(first, tmp_path / "broker")
+    code = _cli(
+        ["canary", "score", str(run_dir), "--plant", str(second), "--out", str(tmp_path / "r")]
+    )
+    assert code != 0 and "is not the audit's" in capsys.readouterr().err
