@@ -26,8 +26,9 @@ site's data file).
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class Dataset:
     source: str
     group_rule: str
     notes: str
+    #: The true F(t) of each segment on the spec's grid, over the federation's own units
+    #: (the synthetic factories' ``F_federation``); None for real data.
+    truth: Mapping[str, np.ndarray] | None = None
 
     @property
     def event_rate(self) -> float:
@@ -277,6 +281,8 @@ def load_synthetic(
     parts = []
     with tempfile.TemporaryDirectory(prefix="fedrisk-synthetic-") as tmp:
         manifest = generate_federation(Path(tmp), spec, config)
+        segments = json.loads(manifest.truth_path.read_text(encoding="utf-8"))["segments"]
+        truth = {name: np.asarray(s["F_federation"], dtype=float) for name, s in segments.items()}
         for folder, node_yaml in zip(manifest.enterprise_dirs, manifest.node_configs, strict=True):
             frame = ingest(load_node_config(node_yaml), spec).frame.copy()
             frame["unit_id"] = [f"{folder.name}-{k + 1:06d}" for k in range(len(frame))]
@@ -291,6 +297,7 @@ def load_synthetic(
         source=f"harness.synthetic.generate_federation (seed {seed}, {enterprises} enterprises)",
         group_rule="the generated enterprise",
         notes="durations in months after each site's own export unit; no delayed entry",
+        truth=truth,
     )
 
 

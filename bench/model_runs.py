@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +58,8 @@ class BenchFederation:
     train: pd.DataFrame
     test: pd.DataFrame
     work: Path
+    #: True F(t) per segment (synthetic data only), for the curves' error against truth.
+    truth: Mapping[str, np.ndarray] | None = None
 
     @property
     def enterprise_sizes(self) -> list[int]:
@@ -76,6 +78,7 @@ class RunScore:
     seconds: float
     epsilon_run: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    curve_error_vs_truth: float | None = None
 
 
 def prepare_federation(
@@ -86,6 +89,7 @@ def prepare_federation(
     spec: ModelSpec,
     base: CoordinatorConfig,
     work: Path,
+    truth: Mapping[str, np.ndarray] | None = None,
 ) -> BenchFederation:
     """Write one site per table of ``parts`` under ``work`` (each may serve non-private
     plans too: these are benchmark sites)."""
@@ -94,7 +98,9 @@ def prepare_federation(
     for path in node_yamls:
         allow_non_private(path)
     train = pd.concat([p.assign(_site=i) for i, p in enumerate(parts)], ignore_index=True)
-    return BenchFederation(dataset, partition, spec, tuple(node_yamls), train, test, Path(work))
+    return BenchFederation(
+        dataset, partition, spec, tuple(node_yamls), train, test, Path(work), truth
+    )
 
 
 def plan_config(
@@ -141,6 +147,7 @@ def run_and_score(fed: BenchFederation, config: CoordinatorConfig, name: str) ->
         seconds=seconds,
         epsilon_run=_epsilon_run(summary),
         warnings=_warnings(summary),
+        curve_error_vs_truth=_curve_error_vs_truth(run_dir, fed),
     )
     shutil.rmtree(run_dir, ignore_errors=True)
     return score
@@ -179,6 +186,17 @@ def _curve_error(run_dir: Path, fed: BenchFederation) -> float | None:
         return None
     pooled = {c.segment: c for c in pooled_curves(fed.train, fed.spec, censor_weight=0.5)}
     return max(float(np.max(np.abs(c.failure - pooled[c.segment].failure))) for c in published)
+
+
+def _curve_error_vs_truth(run_dir: Path, fed: BenchFederation) -> float | None:
+    """The published curves' largest |F - F_true| (None without truth or curves)."""
+    path = run_dir / "curves.json"
+    if fed.truth is None or not path.exists():
+        return None
+    published = [c for c in load_curves(path) if c.published and c.segment in fed.truth]
+    if not published:
+        return None
+    return max(float(np.max(np.abs(c.failure - fed.truth[c.segment]))) for c in published)
 
 
 def _epsilon_run(summary: RunSummary) -> float:

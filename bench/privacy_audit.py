@@ -7,7 +7,8 @@ curves with the empirical lower bound on the same axis as the claimed epsilon.
 2. The same audit at record-level epsilon 0.25, 0.5, 1, 2, 4 and 8 per run: the empirical
    lower bound against the claimed epsilon.
 3. Utility at the same epsilons and without DP: Harrell's C of the model and the curves'
-   largest |F - F_pooled| on the bench's data sets (synthetic and the real ones that
+   largest |F - F_pooled| (and |F - F_true| for the synthetic factories, whose truth is
+   known) on the bench's data sets (synthetic and the real ones that
    registry packages ship), natural enterprises, the Newton fit, several noise seeds;
    scored on held-back test units.
 
@@ -87,20 +88,22 @@ def _utility(name: str, work: Path, seeds: int, seed: int) -> dict[str, Any]:
     base = load_config_or_default(None)
     fed = prepare_federation(
         name, "group", partition_by_group(splits.train), splits.test, dataset.spec, base,
-        work / name,
+        work / name, truth=dataset.truth,
     )  # fmt: skip
     rows = []
     for epsilon in EPSILONS:
         config = plan_config(base, fed.spec, fit="newton", epsilon=epsilon)
         runs = 1 if epsilon is None else seeds  # no noise without DP: one run says it all
         scores = [run_and_score(fed, config, f"eps-{epsilon}-{rep}") for rep in range(runs)]
-        curves = [s.curve_error for s in scores if s.curve_error is not None]
+        pooled = [s.curve_error for s in scores if s.curve_error is not None]
+        truth = [s.curve_error_vs_truth for s in scores if s.curve_error_vs_truth is not None]
         rows.append(
             {
                 "epsilon": epsilon,
                 "runs": runs,
                 "harrell_c": _spread([s.harrell_c for s in scores]),
-                "curve_error_vs_pooled": _spread(curves) if curves else None,
+                "curve_error_vs_pooled": _spread(pooled) if pooled else None,
+                "curve_error_vs_truth": _spread(truth) if truth else None,
             }
         )
         print(f"[{name}] eps={epsilon}: C {rows[-1]['harrell_c']}", flush=True)
@@ -176,17 +179,24 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     figure, (c_axis, curve_axis, bound_axis) = plt.subplots(1, 3, figsize=(16, 4.8))
     for data in report["utility"]:
         xs = [p["epsilon"] or no_dp_x for p in data["points"]]
-        for axis, key in ((c_axis, "harrell_c"), (curve_axis, "curve_error_vs_pooled")):
-            points = [(x, p[key]) for x, p in zip(xs, data["points"], strict=True) if p[key]]
+        for axis, key, style in (
+            (c_axis, "harrell_c", "-"),
+            (curve_axis, "curve_error_vs_pooled", "-"),
+            (curve_axis, "curve_error_vs_truth", "--"),
+        ):
+            points = [(x, p[key]) for x, p in zip(xs, data["points"], strict=True) if p.get(key)]
             if not points:
                 continue
             x = [a for a, _ in points]
             mean = [b["mean"] for _, b in points]
             low = [b["mean"] - b["min"] for _, b in points]
             high = [b["max"] - b["mean"] for _, b in points]
-            axis.errorbar(x, mean, yerr=[low, high], marker="o", capsize=3, label=data["dataset"])
+            label = data["dataset"] + (" vs truth" if key.endswith("truth") else "")
+            axis.errorbar(
+                x, mean, yerr=[low, high], marker="o", capsize=3, linestyle=style, label=label
+            )
     c_axis.set_ylabel("Harrell C of the model (test units)")
-    curve_axis.set_ylabel("curves: max |F - F_pooled|")
+    curve_axis.set_ylabel("curves: max |F - F_pooled| (dashed: |F - F_true|)")
     sweep = report["audit_sweep"]
     for part, marker in (("curve", "o"), ("model", "s")):
         claimed = [row[f"{part}_claimed"]["mean"] for row in sweep]
