@@ -25,7 +25,8 @@ __all__ = ["curve_scores", "model_scores"]
 
 
 def curve_scores(curves_path: Path, plant: CanaryPlant) -> np.ndarray:
-    """Each canary's released hazard in its cell, in canary order (-inf: not released)."""
+    """Each canary's released hazard in its cell, in canary order (-inf: not released, or
+    undefined)."""
     document = json.loads(Path(curves_path).read_text(encoding="utf-8"))
     curves = (RiskCurve.from_dict(c) for c in document["curves"])
     hazards = {c.segment: c for c in curves if c.published}
@@ -34,7 +35,7 @@ def curve_scores(curves_path: Path, plant: CanaryPlant) -> np.ndarray:
         curve = hazards.get(canary.segment)
         if curve is not None:
             scores[canary.index] = float(curve.hazard[canary.interval - 1])
-    return scores
+    return np.where(np.isnan(scores), -np.inf, scores)  # an undefined hazard says nothing
 
 
 def model_scores(arrays: Sequence[np.ndarray], plant: CanaryPlant) -> np.ndarray:
