@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -208,8 +209,10 @@ def score_run(run_dir: Path, plant: CanaryPlant) -> CanaryAuditResult:
             f"audit's ({plant.spec.digest}): run the federation on the plant's model_spec.json"
         )
     curve_claimed, model_claimed, delta = claimed_epsilons(summary)
-    curve = curve_scores(run_dir / "curves.json", plant)
-    model = model_scores(load_global_model(run_dir), plant)
+    curve = _read(run_dir / "curves.json", lambda path: curve_scores(path, plant))
+    model = _read(
+        run_dir / "global_model.npz", lambda path: model_scores(load_global_model(run_dir), plant)
+    )
     inside = plant.included
     return CanaryAuditResult(
         run_id=summary.run_id,
@@ -331,6 +334,17 @@ def load_audit_plant(path: Path) -> CanaryPlant:
     """The plant at ``path`` (a plant file or the folder ``plant`` wrote)."""
     path = Path(path)
     return load_plant(path / PLANT_FILE if path.is_dir() else path)
+
+
+def _read(path: Path, score: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """``score(path)``; StateError naming the file when it is missing or not what a run
+    writes (a hostile or damaged output must not end in a traceback)."""
+    try:
+        return score(path)
+    except FileNotFoundError:
+        raise StateError(f"{path}: not found; was the run completed with this release?") from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise StateError(f"{path}: cannot be read as the run's output: {err}") from None
 
 
 def _sha256(path: Path) -> str:

@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from node_site import load_spec
 
 from auditor.canaries import CANARY_FEATURE, plant_canaries
+from auditor.canary_audit import _read
 from auditor.canary_scores import curve_scores, model_scores
+from common.errors import StateError
 from models.curves import RiskCurve
 from models.glm import hazard_arrays, initial_theta, parameter_count
 
@@ -67,3 +70,12 @@ def test_a_model_scores_the_canarys_own_coefficient_against_the_unused_level() -
     # Assert: only canary 7 scores, by exactly its coefficient's shift (logit units)
     assert abs(scores[7] - 0.8) < 1e-5
     assert np.abs(np.delete(scores, 7)).max() < 1e-5
+
+
+def test_a_damaged_run_output_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    plant = plant_canaries(load_spec(), 30, seed=0)
+    (tmp_path / "curves.json").write_text("{not json")
+    with pytest.raises(StateError, match=r"curves.json: cannot be read as the run's output"):
+        _read(tmp_path / "curves.json", lambda path: curve_scores(path, plant))
+    with pytest.raises(StateError, match=r"missing.json: not found"):
+        _read(tmp_path / "missing.json", lambda path: curve_scores(path, plant))
