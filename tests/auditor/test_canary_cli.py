@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from node_site import approve_plan
 
 from auditor.canaries import with_no_canary
 from auditor.canary_audit import PLANT_FILE
@@ -19,7 +20,8 @@ from bench.inprocess import run_in_process
 from bench.model_runs import plan_config
 from bench.model_sites import write_sites
 from bench.splits import partition_by_group
-from coordinator.config import load_config_or_default
+from coordinator.config import CoordinatorConfig, load_config_or_default
+from harness.federation import run_local_federation
 from ledger.log import read_ledger
 from ledger.signing import key_id, load_private_key
 from ledger.verification import verify_ledger
@@ -37,9 +39,9 @@ def _cli(args: list[str]) -> int:
     return 0
 
 
-def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
-    """What the broker does: the plant's spec, synthetic enterprises beside the canary
-    enterprises, one run (the mutation: nodes that forget their noise shares)."""
+def _test_federation(audit: Path, work: Path) -> tuple[list[Path], CoordinatorConfig]:
+    """What the broker sets up: the plant's spec in the plan, synthetic enterprises (their
+    units with ``audit_canary: no_canary``) beside the canary enterprises."""
     spec = ModelSpec.model_validate(json.loads((audit / "model_spec.json").read_text()))
     base = load_config_or_default(None)
     config = plan_config(base, spec, fit="newton", epsilon=base.plan.privacy.record.epsilon)
@@ -50,6 +52,13 @@ def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
     parts = [with_no_canary(p) for p in partition_by_group(background.units)]
     nodes = write_sites(parts, work / "sites", config.plan, approve_by=None)
     nodes += sorted((audit / "canary-sites").glob("*/node.yaml"))
+    return nodes, config
+
+
+def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
+    """One run of the test federation in this process (the mutation: nodes that forget
+    their noise shares)."""
+    nodes, config = _test_federation(audit, work)
     run_dir = work / "run"
     if mutated:
         with forgotten_noise():
@@ -108,3 +117,22 @@ def test_scoring_a_run_over_another_spec_is_refused(tmp_path: Path, capsys) -> N
         ["canary", "score", str(run_dir), "--plant", str(second), "--out", str(tmp_path / "r")]
     )
     assert code != 0 and "is not the audit's" in capsys.readouterr().err
+
+
+def test_a_flower_simulation_run_is_audited_the_same_way(tmp_path: Path, capsys) -> None:
+    # Prepare: the test federation run by Flower's Simulation Engine (a private SuperLink)
+    audit = tmp_path / "audit"
+    _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "60",
+          "--out", str(audit), "--seed", "8"])  # fmt: skip
+    nodes, config = _test_federation(audit, tmp_path / "broker")
+    approve_plan(nodes, config.plan)
+    run_dir = tmp_path / "broker" / "run"
+    run_local_federation(nodes, config, run_dir, flwr_home=tmp_path / "flwr-home")
+    # Execute
+    code = _cli(
+        ["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(tmp_path / "r")]
+    )
+    # Assert
+    assert code == 0, capsys.readouterr().out
+    result = json.loads((tmp_path / "r" / "canary_audit.json").read_text())
+    assert result["verdict"] == "claims hold" and result["curve"]["bound"]["m"] == 60
