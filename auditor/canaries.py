@@ -46,6 +46,7 @@ __all__ = [
     "plant_canaries",
     "canary_units",
     "with_no_canary",
+    "without_canaries",
     "save_plant",
     "load_plant",
 ]
@@ -149,6 +150,16 @@ def canary_units(plant: CanaryPlant, *, only_included: bool = True) -> pd.DataFr
 def with_no_canary(units: pd.DataFrame) -> pd.DataFrame:
     """Ordinary units with the audit feature set to :data:`NO_CANARY`."""
     return units.assign(**{CANARY_FEATURE: NO_CANARY})
+
+
+def without_canaries(spec: ModelSpec) -> ModelSpec:
+    """The federation's own spec: ``spec`` without the canary segments and feature."""
+    return spec.model_copy(
+        update={
+            "segments": tuple(s for s in spec.segments if not s.startswith(CANARY_SEGMENT_PREFIX)),
+            "features": tuple(f for f in spec.features if f.name != CANARY_FEATURE),
+        }
+    )
 
 
 def save_plant(plant: CanaryPlant, path: Path) -> None:

@@ -6,12 +6,18 @@
    canary enterprise a contributor to every canary segment). The coins stay in
    ``private/plant.json`` (0600).
 2. ``score``: after the broker ran the federation on that spec with the canary
-   enterprises, the auditor scores every canary from the run's released outputs alone
-   (``curves.json``, ``global_model.npz``), bounds epsilon for the curves and the model
-   (:mod:`auditor.canary_bound`) and sets the bounds beside what the run's receipts claim
-   (``summary.json``: each release's noise, RDP-composed at the plan's delta). A bound
-   above its claim breaks the claim (exit 51). The result goes into a report (Markdown,
-   HTML, JSON, score histograms) and into the auditor's own signed ledger.
+   enterprises, the auditor reads the run from the coordinator's signed ledger (verified
+   with the coordinator's public key): the run over the plant's spec, the digests of its
+   published ``curves.json`` and ``global_model.npz`` (the files scored must be those),
+   and every release the coordinator accounted (its noise, RDP-composed at the plan's
+   delta: the claims). It scores every canary from those outputs alone, bounds epsilon
+   for the curves and the model (:mod:`auditor.canary_bound`) and sets the bounds beside
+   the claims. A bound above its claim breaks the claim (exit 51). The result goes into a
+   report (Markdown, HTML, JSON, score histograms) and into the auditor's own ledger
+   (:mod:`auditor.canary_report`).
+
+Like the rest of the auditor, nothing here imports the parties' code: what it knows of a
+run comes from the ledger and the published files.
 """
 
 from __future__ import annotations
@@ -39,14 +45,21 @@ from auditor.canary_bound import AuditBound, one_run_bound
 from auditor.canary_scores import curve_scores, model_scores
 from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, StateError
-from coordinator.outputs import load_global_model
-from coordinator.report_document import Document, Section, Table, render_html, render_markdown
-from coordinator.run_summary import SUMMARY_FILE, RunSummary, require_summary
-from ledger.records import CanaryAudited
-from ledger.signing import generate_key_pair, key_id, load_private_key, public_key_path
-from ledger.writer import Ledger
+from ledger.log import read_ledger
+from ledger.records import (
+    OutputsPublished,
+    ReleaseAccounted,
+    RunEnded,
+    RunStarted,
+    record_from_entry,
+)
+from ledger.signing import (
+    load_public_key,
+)
+from ledger.verification import verify_ledger
 from models.spec import ModelSpec
 from privacy.accounting import Spend, rdp_epsilon
+from protocols.plan import model_spec_in
 
 __all__ = [
     "CANARY_SITES",
@@ -55,11 +68,13 @@ __all__ = [
     "CanaryAuditResult",
     "plant_audit",
     "canary_sites",
+    "read_federation_plan",
+    "RunRecord",
+    "run_from_ledger",
     "claimed_epsilons",
     "score_run",
-    "write_canary_report",
-    "record_in_ledger",
     "load_audit_plant",
+    "sha256_of",
 ]
 
 #: Canary enterprises: every canary segment then has the contributors curves need.
@@ -117,9 +132,18 @@ class CanaryAuditResult:
 # -- plant ---------------------------------------------------------------------------------
 
 
-def plant_audit(spec: ModelSpec, m: int, out_dir: Path, *, seed: int | None = None) -> CanaryPlant:
+def plant_audit(
+    spec: ModelSpec,
+    m: int,
+    out_dir: Path,
+    *,
+    seed: int | None = None,
+    config: dict | None = None,
+) -> CanaryPlant:
     """Draw the canaries and write what the broker gets (``model_spec.json``,
-    ``canary-sites/``) and what the auditor keeps (``private/plant.json``)."""
+    ``canary-sites/`` and, given the federation's coordinator.yaml as read (``config``),
+    the test federation's ``coordinator.yaml``) and what the auditor keeps
+    (``private/plant.json``)."""
     out_dir = Path(out_dir)
     if (out_dir / PLANT_FILE).exists():
         raise ConfigError(f"{out_dir / PLANT_FILE} exists: one plant per audit, never redrawn")
@@ -128,7 +152,39 @@ def plant_audit(spec: ModelSpec, m: int, out_dir: Path, *, seed: int | None = No
     atomic_write_json(out_dir / "model_spec.json", plant.spec.model_dump(mode="json"))
     for k, units in enumerate(canary_sites(plant), start=1):
         _write_site(out_dir / "canary-sites" / f"canary-{k:02d}", units, plant)
+    if config is not None:
+        _write_test_config(out_dir / "coordinator.yaml", config, plant.spec)
     return plant
+
+
+def _write_test_config(path: Path, config: dict, spec: ModelSpec) -> None:
+    """The federation's coordinator.yaml on the audit's spec, every curve published
+    whatever its failure count (a canary segment has one failure per interval at most;
+    publication is not a privacy rule, and a withheld curve tells the audit nothing)."""
+    test = {**config, "plan": {**config["plan"], "model_spec": spec.model_dump(mode="json")}}
+    test["curves"] = {**(test.get("curves") or {}), "min_failures": 0}
+    header = (
+        "# the test federation of a canary audit (fedrisk-audit canary plant): the plan of\n"
+        "# the federation with the audit's model spec; run it with the canary sites only\n"
+    )
+    atomic_write_text(path, header + yaml.safe_dump(test, sort_keys=False))
+
+
+def read_federation_plan(path: Path) -> tuple[ModelSpec, dict | None]:
+    """The model spec of a coordinator.yaml (``plan.model_spec``), a plan (``model_spec``)
+    or a bare spec, and the whole document when it is a coordinator.yaml; ConfigError
+    naming the file otherwise."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the plan: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a coordinator.yaml, a plan or a model spec")
+    whole = isinstance(data.get("plan"), dict) and "federation" in data
+    return model_spec_in(data, str(path)), data if whole else None
 
 
 def canary_sites(plant: CanaryPlant) -> list[pd.DataFrame]:
@@ -177,45 +233,87 @@ def _write_site(folder: Path, units: pd.DataFrame, plant: CanaryPlant) -> None:
 # -- score ---------------------------------------------------------------------------------
 
 
-def claimed_epsilons(summary: RunSummary) -> tuple[float | None, float | None, float]:
-    """(curve, model) epsilon the run's receipts claim, each alone, the largest over nodes
-    (RDP composition of each node's releases at the plan's delta), and that delta; the
-    claims are None when record-level DP was off."""
-    nodes = list(summary.privacy.nodes.values())
-    if summary.record_dp is False or not nodes:
-        return None, None, 1e-6 if not nodes else nodes[0].delta_run
-    delta = nodes[0].delta_run
-    curve, model = 0.0, 0.0
-    for node in nodes:
-        spends: dict[str, list[Spend]] = {"curve": [], "model": []}
-        for r in node.releases:
-            part = "curve" if r.task == "curve" else "model"
-            spends[part].append(Spend(r.noise_multiplier, r.sample_rate, r.steps, r.mechanism))
-        curve = max(curve, rdp_epsilon(spends["curve"], delta))
-        model = max(model, rdp_epsilon(spends["model"], delta))
-    return curve, model, delta
+@dataclass(frozen=True)
+class RunRecord:
+    """What the coordinator's ledger says of one run: its start, its published outputs
+    and the releases it accounted."""
+
+    started: RunStarted
+    outputs: OutputsPublished
+    releases: tuple[ReleaseAccounted, ...]
 
 
-def score_run(run_dir: Path, plant: CanaryPlant) -> CanaryAuditResult:
-    """Score the canaries from ``run_dir``'s released outputs and bound epsilon; StateError
-    when the run is not one over the plant's spec."""
-    run_dir = Path(run_dir)
-    summary = require_summary(run_dir / SUMMARY_FILE)
-    if summary.status != "completed":
-        raise StateError(f"{run_dir}: the run {summary.status}; only a completed run is audited")
-    if summary.model_spec_digest != plant.spec.digest:
-        raise StateError(
-            f"{run_dir}: the run's model spec ({summary.model_spec_digest}) is not the "
-            f"audit's ({plant.spec.digest}): run the federation on the plant's model_spec.json"
-        )
-    curve_claimed, model_claimed, delta = claimed_epsilons(summary)
-    curve = _read(run_dir / "curves.json", lambda path: curve_scores(path, plant))
-    model = _read(
-        run_dir / "global_model.npz", lambda path: model_scores(load_global_model(run_dir), plant)
+def run_from_ledger(
+    ledger_dir: Path, coordinator_key: Path, spec: ModelSpec, run_id: str | None = None
+) -> RunRecord:
+    """The completed run over ``spec`` (the last one, or ``run_id``) in the coordinator's
+    ledger, after verifying it with the coordinator's public key; StateError otherwise."""
+    contents = read_ledger(Path(ledger_dir))
+    report = verify_ledger(
+        contents, load_public_key(Path(coordinator_key)), ledger_id="coordinator"
     )
+    if report.errors:
+        raise StateError(
+            f"{ledger_dir}: the coordinator's ledger does not verify: {report.errors[0]}"
+        )
+    records = [record_from_entry(entry) for entry in contents.entries()]
+    runs = [
+        r
+        for r in records
+        if isinstance(r, RunStarted)
+        and r.model_spec_digest == spec.digest
+        and (run_id is None or r.run_id == run_id)
+    ]
+    completed = {r.run_id for r in records if isinstance(r, RunEnded) and r.status == "completed"}
+    runs = [r for r in runs if r.run_id in completed]
+    if not runs:
+        named = "" if run_id is None else f" named {run_id}"
+        raise StateError(
+            f"{ledger_dir}: no completed run{named} over the audit's model spec "
+            f"({spec.digest[:12]}): run the federation on the plant's model_spec.json"
+        )
+    started = runs[-1]
+    outputs = [r for r in records if isinstance(r, OutputsPublished) and r.run_id == started.run_id]
+    if not outputs:
+        raise StateError(f"{ledger_dir}: run {started.run_id} published no outputs")
+    releases = tuple(
+        r for r in records if isinstance(r, ReleaseAccounted) and r.run_id == started.run_id
+    )
+    return RunRecord(started, outputs[-1], releases)
+
+
+def claimed_epsilons(run: RunRecord) -> tuple[float | None, float | None]:
+    """(curve, model) epsilon the coordinator accounted for the run, each alone, the
+    largest over nodes (RDP composition of each node's releases at the plan's delta);
+    None when record-level DP was off (no release accounted)."""
+    if not run.releases:
+        return None, None
+    delta = run.started.record_delta
+    spends: dict[tuple[str, str], list[Spend]] = {}
+    for r in run.releases:
+        part = "curve" if r.task == "curve" else "model"
+        spend = Spend(r.noise_multiplier, r.sample_rate, r.steps, r.mechanism)
+        spends.setdefault((r.node, part), []).append(spend)
+    claims = {"curve": 0.0, "model": 0.0}
+    for (_node, part), node_spends in spends.items():
+        claims[part] = max(claims[part], rdp_epsilon(node_spends, delta))
+    return claims["curve"], claims["model"]
+
+
+def score_run(run_dir: Path, plant: CanaryPlant, run: RunRecord) -> CanaryAuditResult:
+    """Score the canaries from ``run_dir``'s published outputs, checked against the
+    digests the coordinator signed, and bound epsilon at the plan's delta."""
+    run_dir = Path(run_dir)
+    curves_path, model_path = run_dir / "curves.json", run_dir / "global_model.npz"
+    _check_digest(curves_path, run.outputs.curves_sha256)
+    _check_digest(model_path, run.outputs.model_sha256)
+    curve_claimed, model_claimed = claimed_epsilons(run)
+    delta = run.started.record_delta
+    curve = _read(curves_path, lambda path: curve_scores(path, plant))
+    model = _read(model_path, lambda path: model_scores(_model_arrays(path), plant))
     inside = plant.included
     return CanaryAuditResult(
-        run_id=summary.run_id,
+        run_id=run.started.run_id,
         model_spec_digest=plant.spec.digest,
         curve=one_run_bound(curve[inside], curve[~inside], delta=delta),
         model=one_run_bound(model[inside], model[~inside], delta=delta),
@@ -227,107 +325,24 @@ def score_run(run_dir: Path, plant: CanaryPlant) -> CanaryAuditResult:
     )
 
 
-# -- report and ledger -----------------------------------------------------------------------
-
-
-_WHAT_IT_SHOWS = (
-    "Each canary was put into the federation's data, or left out, by a coin flip the "
-    "federation never saw. A score from the released outputs alone (the curve's hazard in "
-    "the canary's own cell; how far the model's coefficient for the canary moved) is used "
-    "to guess which canaries were in; the number of right guesses turns into a lower bound "
-    "on epsilon at 95 % confidence (Steinke, Nasr, Jagielski 2023, computed by "
-    "jax_privacy). A bound above the run's claim means the claim is broken."
-)
-_WHAT_IT_CANNOT = (
-    "A lower bound, not a proof: a bound below the claim shows these canaries could not "
-    "catch a leak, not that there is none, and one run's bound is loose (with 300 "
-    "canaries an honest mechanism is rarely bounded above 1 even when it claims 4). At 95 % "
-    "confidence, about 1 honest run in 20 can still be bounded above its claim."
-)
-
-
-_BOUND_HEADERS = ("release", "empirical lower bound", "claimed epsilon", "claim holds")
-
-
-def write_canary_report(result: CanaryAuditResult, out_dir: Path) -> list[Path]:
-    """canary_audit.json, .md, .html and canary_scores.png in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "canary_audit.json"
-    atomic_write_json(json_path, result.to_dict())
-    image = out_dir / "canary_scores.png"
-    _plot_scores(result, image)
-    rows = []
-    for name, bound, claim in (
-        ("curves", result.curve, result.curve_claimed),
-        ("model", result.model, result.model_claimed),
-    ):
-        shown = "DP off" if claim is None else f"{claim:.3f}"
-        holds = "-" if claim is None else ("no" if bound.epsilon > claim else "yes")
-        rows.append((name, f"{bound.epsilon:.3f}", shown, holds))
-    bound = result.curve
-    lead = (
-        f"{result.verdict.upper()}: run {result.run_id}, {bound.m} canaries ({bound.included} "
-        f"in), bounds at delta {bound.delta:g} and {bound.confidence:.0%} confidence"
-    )
-    document = Document(
-        title=f"fedrisk canary audit: run {result.run_id}",
-        lead=lead,
-        sections=(
-            Section(
-                "Lower bounds against claims",
-                (_WHAT_IT_SHOWS,),
-                (
-                    Table(
-                        ("release", "empirical lower bound", "claimed epsilon", "claim holds"),
-                        tuple(rows),
-                    ),
-                ),
-            ),
-            Section(
-                "Canary scores",
-                ("Scores of the canaries that were in (blue) and out (orange).",),
-                image=image,
-                image_alt="canary score histograms",
-            ),
-            Section("What this audit cannot show", (_WHAT_IT_CANNOT,)),
-        ),
-    )
-    markdown = out_dir / "canary_audit.md"
-    atomic_write_text(markdown, render_markdown(document, out_dir))
-    page = out_dir / "canary_audit.html"
-    atomic_write_text(page, render_html(document))
-    return [json_path, markdown, page, image]
-
-
-def record_in_ledger(
-    result: CanaryAuditResult, plant_path: Path, report_json: Path, ledger_dir: Path, key_path: Path
-) -> str:
-    """Append the audit to the auditor's signed ledger (its key made at ``key_path``,
-    0600, on first use); the ledger's key id."""
-    key_path = Path(key_path)
-    if not key_path.exists():
-        generate_key_pair(key_path, public_key_path(key_path))
-    key = load_private_key(key_path)
-    ledger = Ledger.open(Path(ledger_dir), key, key_id(key.public_key()))
-    ledger.append(
-        CanaryAudited(
-            run_id=result.run_id,
-            model_spec_digest=result.model_spec_digest,
-            m=result.curve.m,
-            included=result.curve.included,
-            plant_sha256=_sha256(plant_path),
-            delta=result.curve.delta,
-            confidence=result.curve.confidence,
-            curve_bound=result.curve.epsilon,
-            curve_claimed=result.curve_claimed,
-            model_bound=result.model.epsilon,
-            model_claimed=result.model_claimed,
-            verdict=result.verdict,
-            report_sha256=_sha256(report_json),
+def _check_digest(path: Path, expected: str | None) -> None:
+    """StateError unless ``path`` is the file the coordinator's ledger names."""
+    if expected is None:
+        raise StateError(f"{path.name}: the run's ledger records no such output")
+    if not path.exists():
+        raise StateError(f"{path}: not found; give the run directory of the audited run")
+    if sha256_of(path) != expected:
+        raise StateError(
+            f"{path}: its SHA-256 is not the one the coordinator's ledger records for the "
+            "run: these are not the outputs the run published"
         )
-    )
-    return key_id(key.public_key())
+
+
+def _model_arrays(path: Path) -> list[np.ndarray]:
+    """The global model's parameter arrays in order (the npz the coordinator writes and
+    whose digest its ledger signs; no pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        return [data[name] for name in sorted(data.files)]
 
 
 def load_audit_plant(path: Path) -> CanaryPlant:
@@ -347,31 +362,6 @@ def _read(path: Path, score: Callable[[Path], np.ndarray]) -> np.ndarray:
         raise StateError(f"{path}: cannot be read as the run's output: {err}") from None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, hex."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _plot_scores(result: CanaryAuditResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    included = np.array(result.included)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, name, scores, bound in (
-        (axes[0], "curves", np.array(result.curve_scores), result.curve),
-        (axes[1], "model", np.array(result.model_scores), result.model),
-    ):
-        finite = np.isfinite(scores)
-        if finite.any():
-            bins = np.histogram_bin_edges(scores[finite], bins=30)
-            axis.hist(scores[finite & included], bins=bins, alpha=0.6, label="in")
-            axis.hist(scores[finite & ~included], bins=bins, alpha=0.6, label="out")
-        axis.set_title(f"{name}: lower bound {bound.epsilon:.2f}", fontsize=10)
-        axis.set_xlabel("score from the released outputs")
-        axis.legend(fontsize=8)
-    figure.suptitle(f"Canary scores, run {result.run_id}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -3,7 +3,8 @@
     fedrisk-audit verify LEDGER_DIR... --coordinator-key PEM --keys PEM... [--out DIR]
         [--coordinator HOST:PORT] [--partial]
     fedrisk-audit canary plant --plan coordinator.yaml [--canaries 300] [--out DIR]
-    fedrisk-audit canary score RUN_DIR --plant DIR [--out DIR] [--ledger DIR]
+    fedrisk-audit canary score RUN_DIR --plant DIR --coordinator-ledger DIR
+        --coordinator-key PEM [--run-id ID] [--out DIR] [--ledger DIR]
 
 ``--coordinator-key`` (required) is the coordinator's public key: the ledger it signs is
 the coordinator's, every other ledger a node's. Exit codes (``common/exit_codes.py``): 0
@@ -129,24 +130,50 @@ def _canary_plant(
     ] = None,
 ) -> None:
     """Draw canaries: model_spec.json and canary-sites/ for the broker, coins kept private."""
-    from auditor.canary_audit import plant_audit
-    from enterprise_node.check import load_model_spec
+    from auditor.canary_audit import plant_audit, read_federation_plan
 
-    plant = plant_audit(load_model_spec(plan), canaries, out, seed=seed)
+    spec, config = read_federation_plan(plan)
+    plant = plant_audit(spec, canaries, out, seed=seed, config=config)
     _console.print(
         f"Planted {plant.m} canaries ({int(plant.included.sum())} in, the coins in "
         f"{escape(str(out / 'private'))}, keep it). Give the broker "
         f"{escape(str(out / 'model_spec.json'))} (the federation's plan.model_spec for the "
         f"test run) and the canary enterprises in {escape(str(out / 'canary-sites'))}."
     )
+    if config is not None:
+        _console.print(
+            f"The test federation's configuration: {escape(str(out / 'coordinator.yaml'))}; "
+            f"synthetic enterprises for it: fedrisk-lab synth DIR --canary-audit {escape(str(out))}"
+        )
 
 
 def _canary_score(
-    run: Annotated[Path, typer.Argument(help="The run's output directory.", readable=False)],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="The run's output directory (curves.json, global_model.npz).", readable=False
+        ),
+    ],
     plant: Annotated[
         Path,
         typer.Option("--plant", help="The audit directory of `canary plant`.", readable=False),
     ],
+    coordinator_ledger: Annotated[
+        Path,
+        typer.Option(
+            "--coordinator-ledger", help="The coordinator's ledger directory.", readable=False
+        ),
+    ],
+    coordinator_key: Annotated[
+        Path,
+        typer.Option(
+            "--coordinator-key", help="The coordinator's ledger public key (PEM).", readable=False
+        ),
+    ],
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="The run (default: the last over the audit's spec)."),
+    ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Report directory.", readable=False)
     ] = Path("canary-report"),
@@ -156,16 +183,13 @@ def _canary_score(
     ] = None,
 ) -> None:
     """Bound epsilon from a run's released outputs; exit 51 if a bound exceeds a claim."""
-    from auditor.canary_audit import (
-        PLANT_FILE,
-        load_audit_plant,
-        record_in_ledger,
-        score_run,
-        write_canary_report,
-    )
+    from auditor.canary_audit import PLANT_FILE, load_audit_plant, run_from_ledger, score_run
+    from auditor.canary_report import record_in_ledger, write_canary_report
 
     plant_path = plant / PLANT_FILE if plant.is_dir() else plant
-    result = score_run(run, load_audit_plant(plant))
+    planted = load_audit_plant(plant)
+    recorded = run_from_ledger(coordinator_ledger, coordinator_key, planted.spec, run_id)
+    result = score_run(run, planted, recorded)
     paths = write_canary_report(result, out)
     ledger_dir = out / "ledger" if ledger is None else ledger
     key = plant_path.parent / "auditor_ledger_key.pem"

@@ -26,10 +26,9 @@ from unittest import mock
 
 import numpy as np
 
-from auditor.canaries import CanaryPlant, plant_canaries, with_no_canary
-from auditor.canary_audit import canary_sites, claimed_epsilons
-from auditor.canary_bound import AuditBound, one_run_bound
-from auditor.canary_scores import curve_scores, model_scores
+from auditor.canaries import plant_canaries, with_no_canary
+from auditor.canary_audit import canary_sites, run_from_ledger, score_run
+from auditor.canary_bound import AuditBound
 from bench.datasets import load_synthetic
 from bench.inprocess import run_in_process
 from bench.model_runs import plan_config
@@ -37,6 +36,8 @@ from bench.model_sites import write_sites
 from bench.node_copies import allow_non_private
 from bench.splits import partition_by_group
 from coordinator.config import CoordinatorConfig
+from coordinator.coordinator_ledger import coordinator_key_paths
+from ledger.signing import generate_key_pair
 
 __all__ = ["Variant", "AuditResult", "run_canary_audit", "forgotten_noise"]
 
@@ -113,25 +114,29 @@ def run_canary_audit(
     node_yamls = write_sites(sites, Path(work) / "sites", config.plan, approve_by=None)
     for path in node_yamls:
         allow_non_private(path)
+    coordinator = Path(work) / "coordinator"
+    private, public = coordinator_key_paths(coordinator)
+    generate_key_pair(private, public)
     patch = forgotten_noise() if variant == "forgotten_noise" else contextlib.nullcontext()
     with patch:
-        run = run_in_process(node_yamls, config, Path(work) / "run", run_id=uuid.uuid4().hex[:12])
-    curve = curve_scores(run.run_dir / "curves.json", plant)
-    model = model_scores(run.arrays, plant)
-    delta = record.delta
-    claimed_curve, claimed_model, _ = claimed_epsilons(run.summary)
+        run = run_in_process(
+            node_yamls,
+            config,
+            Path(work) / "run",
+            coordinator_dir=coordinator,
+            run_id=uuid.uuid4().hex[:12],
+        )
+    # the auditor's way: the run and its claims from the coordinator's signed ledger
+    recorded = run_from_ledger(coordinator / "ledger", public, plant.spec)
+    audit = score_run(run.run_dir, plant, recorded)
     return AuditResult(
         variant=variant,
         m=m,
-        curve=_bound(curve, plant, delta),
-        model=_bound(model, plant, delta),
-        claimed_curve_epsilon=claimed_curve if variant != "no_dp" else None,
-        claimed_model_epsilon=claimed_model if variant != "no_dp" else None,
-        curve_scores=tuple(float(x) for x in curve),
-        model_scores=tuple(float(x) for x in model),
-        included=tuple(bool(x) for x in plant.included),
+        curve=audit.curve,
+        model=audit.model,
+        claimed_curve_epsilon=audit.curve_claimed,
+        claimed_model_epsilon=audit.model_claimed,
+        curve_scores=audit.curve_scores,
+        model_scores=audit.model_scores,
+        included=audit.included,
     )
-
-
-def _bound(scores: np.ndarray, plant: CanaryPlant, delta: float) -> AuditBound:
-    return one_run_bound(scores[plant.included], scores[~plant.included], delta=delta)

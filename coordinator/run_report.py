@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from common.atomic import atomic_write_text
+from common.report_document import Document, Section, Table, render_html, render_markdown
 from coordinator.coordinator_ledger import file_sha256
 from coordinator.curve_export import run_curves
 from coordinator.errors import CommandUsageError
 from coordinator.ledger_view import ledger_state_of, read_ledger_view, run_entries
 from coordinator.outputs import MODEL_FILE
 from coordinator.progress_events import SecureSumDone
-from coordinator.report_document import Document, Section, Table, render_html, render_markdown
 from coordinator.round_summary import NodeNote, RoundSummary
 from coordinator.run_view import RunView, utc_time
 from ledger.records import OutputsPublished, RoundRecorded

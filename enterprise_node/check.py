@@ -34,7 +34,7 @@ from enterprise_node.validation import (
     group_errors,
 )
 from models.spec import ModelSpec
-from protocols.plan import TrainingPlan
+from protocols.plan import TrainingPlan, model_spec_in
 
 __all__ = [
     "NOTHING_SENT",
@@ -111,17 +111,7 @@ def _read_document(path: Path) -> dict:
 
 def load_model_spec(path: Path) -> ModelSpec:
     """The model spec from a coordinator.yaml (``plan.model_spec``), a plan, or a spec file."""
-    data = _read_document(path)
-    if isinstance(data.get("plan"), dict) and "model_spec" in data["plan"]:
-        return parse_model(ModelSpec, data["plan"]["model_spec"], f"{path}: plan.model_spec")
-    if "model_spec" in data:
-        return parse_model(ModelSpec, data["model_spec"], f"{path}: model_spec")
-    if "time_grid" in data:
-        return parse_model(ModelSpec, data, str(path))
-    raise ConfigError(
-        f"{path}: no model spec found; expected plan.model_spec (coordinator.yaml), "
-        f"model_spec, or a spec with time_grid at the top level"
-    )
+    return model_spec_in(_read_document(path), str(path))
 
 
 def load_plan_or_none(path: Path) -> TrainingPlan | None:

@@ -54,23 +54,33 @@ def _synth(
     delayed_entry: Annotated[bool, typer.Option(help="Left-truncated units.")] = False,
     parquet_every: Annotated[int, typer.Option(help="Every k-th site exports Parquet.")] = 0,
     config: ConfigOption = None,
+    canary_audit: Annotated[
+        Path | None,
+        typer.Option(
+            "--canary-audit",
+            help="An audit directory of `fedrisk-audit canary plant`: factories for its "
+            "test federation (the federation's spec, every unit marked no_canary).",
+            readable=False,
+        ),
+    ] = None,
 ) -> None:
     """Write synthetic factories (CSV/Parquet + node.yaml each) and ground_truth.json."""
+    from harness.audit_sites import audit_spec_of, synthetic_for_audit
     from harness.synthetic import SyntheticConfig, generate_federation
 
-    spec = load_config_or_default(config).plan.model_spec
-    manifest = generate_federation(
-        out,
-        spec,
-        SyntheticConfig(
-            n_enterprises=enterprises,
-            min_units=min_units,
-            max_units=max_units,
-            seed=seed,
-            delayed_entry=delayed_entry,
-            parquet_every=parquet_every,
-        ),
+    synthetic = SyntheticConfig(
+        n_enterprises=enterprises,
+        min_units=min_units,
+        max_units=max_units,
+        seed=seed,
+        delayed_entry=delayed_entry,
+        parquet_every=parquet_every,
     )
+    if canary_audit is not None:
+        manifest = synthetic_for_audit(out, audit_spec_of(canary_audit), synthetic)
+    else:
+        spec = load_config_or_default(config).plan.model_spec
+        manifest = generate_federation(out, spec, synthetic)
     _console.print(f"Wrote {len(manifest.node_configs)} enterprises under {out}")
     _console.print(f"Truth: {manifest.truth_path}; holdout: {manifest.holdout_path}")
 

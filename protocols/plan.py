@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from common.config_file import StrictModel, parse_model
+from common.errors import ConfigError
 from models.spec import ModelSpec, TrainingSettings
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "SecureGraph",
     "NewtonSettings",
     "TrainingPlan",
+    "model_spec_in",
 ]
 
 
@@ -244,3 +246,19 @@ class TrainingPlan(StrictModel):
     @classmethod
     def from_json(cls, text: str, source: str = "plan") -> TrainingPlan:
         return parse_model(cls, json.loads(text), source)
+
+
+def model_spec_in(data: dict, source: str) -> ModelSpec:
+    """The model spec of a document read from ``source``: a coordinator.yaml
+    (``plan.model_spec``), a plan (``model_spec``) or a bare spec (``time_grid`` at the top);
+    ConfigError naming ``source`` and the key otherwise."""
+    if isinstance(data.get("plan"), dict) and "model_spec" in data["plan"]:
+        return parse_model(ModelSpec, data["plan"]["model_spec"], f"{source}: plan.model_spec")
+    if "model_spec" in data:
+        return parse_model(ModelSpec, data["model_spec"], f"{source}: model_spec")
+    if "time_grid" in data:
+        return parse_model(ModelSpec, data, source)
+    raise ConfigError(
+        f"{source}: no model spec found; expected plan.model_spec (coordinator.yaml), "
+        "model_spec, or a spec with time_grid at the top level"
+    )

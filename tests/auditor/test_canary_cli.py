@@ -4,12 +4,12 @@ process): a report, a signed ledger entry, exit 51 when a claim is broken."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from pathlib import Path
 
 import pytest
-from node_site import approve_plan
 
 from auditor.canaries import with_no_canary
 from auditor.canary_audit import PLANT_FILE
@@ -21,9 +21,9 @@ from bench.model_runs import plan_config
 from bench.model_sites import write_sites
 from bench.splits import partition_by_group
 from coordinator.config import CoordinatorConfig, load_config_or_default
-from harness.federation import run_local_federation
+from coordinator.coordinator_ledger import coordinator_key_paths
 from ledger.log import read_ledger
-from ledger.signing import key_id, load_private_key
+from ledger.signing import generate_key_pair, key_id, load_private_key
 from ledger.verification import verify_ledger
 from models.spec import ModelSpec
 
@@ -56,16 +56,31 @@ def _test_federation(audit: Path, work: Path) -> tuple[list[Path], CoordinatorCo
 
 
 def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
-    """One run of the test federation in this process (the mutation: nodes that forget
-    their noise shares)."""
+    """One run of the test federation in this process, with the coordinator's signed
+    ledger under ``work / "coordinator"`` (the mutation: nodes that forget their noise
+    shares); the run directory."""
     nodes, config = _test_federation(audit, work)
+    coordinator = work / "coordinator"
+    generate_key_pair(*coordinator_key_paths(coordinator))
     run_dir = work / "run"
-    if mutated:
-        with forgotten_noise():
-            run_in_process(nodes, config, run_dir, run_id=uuid.uuid4().hex[:12])
-    else:
-        run_in_process(nodes, config, run_dir, run_id=uuid.uuid4().hex[:12])
+    patch = forgotten_noise() if mutated else contextlib.nullcontext()
+    with patch:
+        run_in_process(
+            nodes, config, run_dir, coordinator_dir=coordinator, run_id=uuid.uuid4().hex[:12]
+        )
     return run_dir
+
+
+def _score(run_dir: Path, audit: Path, report: Path) -> int:
+    """`fedrisk-audit canary score` with the coordinator's ledger beside the run."""
+    coordinator = run_dir.parent / "coordinator"
+    return _cli(
+        [
+            "canary", "score", str(run_dir), "--plant", str(audit), "--out", str(report),
+            "--coordinator-ledger", str(coordinator / "ledger"),
+            "--coordinator-key", str(coordinator_key_paths(coordinator)[1]),
+        ]
+    )  # fmt: skip
 
 
 def test_plant_then_score_writes_a_report_and_a_signed_ledger_entry(tmp_path: Path, capsys) -> None:
@@ -78,7 +93,7 @@ def test_plant_then_score_writes_a_report_and_a_signed_ledger_entry(tmp_path: Pa
     run_dir = _broker_runs(audit, tmp_path / "broker")
     # Execute
     report = tmp_path / "report"
-    code = _cli(["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(report)])
+    code = _score(run_dir, audit, report)
     # Assert: claims hold; the report and the ledger say so
     out = capsys.readouterr().out
     assert code == 0, out
@@ -100,9 +115,7 @@ def test_a_run_whose_nodes_forget_their_noise_breaks_its_claims(tmp_path: Path, 
     _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
           "--out", str(audit), "--seed", "6"])  # fmt: skip
     run_dir = _broker_runs(audit, tmp_path / "broker", mutated=True)
-    code = _cli(
-        ["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(tmp_path / "r")]
-    )
+    code = _score(run_dir, audit, tmp_path / "r")
     assert code == 51
     assert "CLAIMS BROKEN" in capsys.readouterr().out
 
@@ -113,26 +126,5 @@ def test_scoring_a_run_over_another_spec_is_refused(tmp_path: Path, capsys) -> N
         _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", str(m),
               "--out", str(folder), "--seed", "1"])  # fmt: skip
     run_dir = _broker_runs(first, tmp_path / "broker")
-    code = _cli(
-        ["canary", "score", str(run_dir), "--plant", str(second), "--out", str(tmp_path / "r")]
-    )
-    assert code != 0 and "is not the audit's" in capsys.readouterr().err
-
-
-def test_a_flower_simulation_run_is_audited_the_same_way(tmp_path: Path, capsys) -> None:
-    # Prepare: the test federation run by Flower's Simulation Engine (a private SuperLink)
-    audit = tmp_path / "audit"
-    _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "60",
-          "--out", str(audit), "--seed", "8"])  # fmt: skip
-    nodes, config = _test_federation(audit, tmp_path / "broker")
-    approve_plan(nodes, config.plan)
-    run_dir = tmp_path / "broker" / "run"
-    run_local_federation(nodes, config, run_dir, flwr_home=tmp_path / "flwr-home")
-    # Execute
-    code = _cli(
-        ["canary", "score", str(run_dir), "--plant", str(audit), "--out", str(tmp_path / "r")]
-    )
-    # Assert
-    assert code == 0, capsys.readouterr().out
-    result = json.loads((tmp_path / "r" / "canary_audit.json").read_text())
-    assert result["verdict"] == "claims hold" and result["curve"]["bound"]["m"] == 60
+    code = _score(run_dir, second, tmp_path / "r")
+    assert code != 0 and "over the audit's model spec" in capsys.readouterr().err

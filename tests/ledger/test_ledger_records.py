@@ -11,6 +11,7 @@ import pytest
 from ledger.log import Entry, canonical_json
 from ledger.records import (
     RECORD_TYPES,
+    CanaryAudited,
     CheckpointWritten,
     ContributionResent,
     InclusionChecked,
@@ -70,6 +71,8 @@ def examples() -> list[LedgerRecord]:
         RunResumed("run-1", DIGEST, 3, 2, DIGEST),
         ContributionResent("run-1", 3, "model", DIGEST),
         InclusionChecked("run-1", 41, DIGEST, (3, 7, 11), True, ""),
+        CanaryAudited("run-1", DIGEST, 300, 148, DIGEST, 1e-6, 0.95, 0.12, 1.0, 0.0, None,
+                      "claims hold", DIGEST),
     ]  # fmt: skip
 
 
