@@ -57,8 +57,8 @@ fuzz: setup
 		tests/auditor/test_audit_fuzz.py tests/auditor/test_plot_fuzz.py
 
 lint: setup
-	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench tests
-	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor harness bench
+	$(VENV)/bin/ruff check common ledger privacy secagg coordinator enterprise_node models protocols auditor insurance harness bench tests
+	$(VENV)/bin/mypy common ledger privacy secagg coordinator enterprise_node models protocols auditor insurance harness bench
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py tests/test_shape.py tests/test_vocabulary.py
 
 bench: setup

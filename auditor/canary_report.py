@@ -28,7 +28,7 @@ _WHAT_IT_SHOWS = (
 _WHAT_IT_CANNOT = (
     "A lower bound, not a proof: a bound below the claim shows these canaries could not "
     "catch a leak, not that there is none, and one run's bound is loose (with 300 "
-    "canaries an honest mechanism is rarely bounded above 1 even when it claims 4). At 95 % "
+    "canaries a curve release that claims 4 bounds at about 0.4). At 95 % "
     "confidence, about 1 honest run in 20 can still be bounded above its claim."
 )
 

@@ -2,8 +2,8 @@
 
 Layers, low to high (imports only go down; packages of one layer do not import each
 other): common < models, privacy, secagg, ledger < protocols < enterprise_node,
-coordinator, auditor < harness < bench. Every ``import`` counts, at module level or inside
-a function, and no module imports itself round a loop of other modules.
+coordinator, auditor < insurance < harness < bench. Every ``import`` counts, at module
+level or inside a function, and no module imports itself round a loop of other modules.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ LAYERS: dict[str, int] = {
     "enterprise_node": 3,
     "coordinator": 3,
     "auditor": 3,
-    "harness": 4,
-    "bench": 5,
+    "insurance": 4,
+    "harness": 5,
+    "bench": 6,
 }
 
 

@@ -1,0 +1,1 @@
+"""From industry curves to cover: products, rate tables, sharing discounts, the pool."""
