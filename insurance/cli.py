@@ -1,0 +1,73 @@
+"""`fedrisk-coordinator` with the broker's insurance commands.
+
+The coordinator's commands are built by :func:`coordinator.cli.build_app`; the insurance
+commands sit above the parties (they read run outputs, never node data), so the console
+script ``fedrisk-coordinator`` is this module, which adds them:
+
+    fedrisk-coordinator price RUN_DIR --product product.yaml --out DIR
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from common.cli import run_cli
+from coordinator.cli import build_app
+from insurance.price_sheet import price_run, write_price_sheet
+from insurance.product import load_product
+from protocols.app_identity import release
+
+__all__ = ["build_broker_app", "main"]
+
+_console = Console()
+
+
+def _price(
+    run: Annotated[Path, typer.Argument(help="A completed run's directory.", readable=False)],
+    product: Annotated[Path, typer.Option("--product", help="product.yaml.", readable=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Price sheet directory.", readable=False)
+    ] = Path("price-sheet"),
+) -> None:
+    """Rate table, sharing discounts and provenance of a product on a run's curves."""
+    sheet = price_run(run, load_product(product))
+    paths = write_price_sheet(sheet, out)
+    table = Table(title=f"{sheet.product.name}: gross premium per unit per term")
+    for name in ("segment", "age", "q", "pure", "uncertainty", "gross"):
+        table.add_column(name, justify="left" if name in ("segment", "age") else "right")
+    for r in sheet.rows:
+        table.add_row(
+            r.segment,
+            f"{r.age_from:g}-{r.age_to:g}" + ("*" if r.extrapolated else ""),
+            f"{r.q:.4f}",
+            f"{r.pure_premium:,.0f}",
+            f"{r.uncertainty_loading:,.0f}",
+            f"{r.gross_premium:,.0f}",
+        )
+    _console.print(table)
+    if any(r.extrapolated for r in sheet.rows):
+        _console.print("* past the curves' horizon: the last interval's hazard carried on")
+    _console.print("Written: " + ", ".join(escape(str(p)) for p in paths))
+
+
+def build_broker_app() -> typer.Typer:
+    """The coordinator's commands plus ``price``."""
+    app = build_app()
+    app.command("price")(_price)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``fedrisk-coordinator``."""
+    run_cli(build_broker_app(), "fedrisk-coordinator", argv, release=release)
+
+
+if __name__ == "__main__":
+    main()

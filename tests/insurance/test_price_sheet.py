@@ -1,0 +1,71 @@
+"""`fedrisk-coordinator price`: a product priced on a run's published curves, with the
+run and the curves' digest it came from; a product naming a withheld segment is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insurance.cli import main
+from insurance.product import load_product
+from models.curves import RiskCurve
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def _run_dir(tmp_path: Path, *, published: bool = True) -> Path:
+    edges = np.arange(0.0, 121.0, 12.0)
+    survival = 0.97 ** np.arange(len(edges))
+    failure = 1 - survival
+    curve = RiskCurve(
+        segment="nev_battery", edges=edges, survival=survival,
+        hazard=np.full(len(edges) - 1, 0.03), failure=failure,
+        failure_lower=np.clip(failure - 0.02, 0, 1), failure_upper=np.clip(failure + 0.02, 0, 1),
+        n_units=5000.0, n_failures=800.0, published=published,
+    )  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "curves.json").write_text(json.dumps({"curves": [curve.to_dict()]}))
+    (run / "summary.json").write_text(json.dumps({"run_id": "run-7"}))
+    return run
+
+
+def _cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+def test_the_shipped_product_is_priced_with_its_provenance(tmp_path: Path, capsys) -> None:
+    run = _run_dir(tmp_path)
+    code = _cli(["price", str(run), "--product", str(CONFIGS / "product.yaml"),
+                 "--out", str(tmp_path / "sheet")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rates = json.loads((tmp_path / "sheet" / "rates.json").read_text())
+    assert rates["run_id"] == "run-7"
+    digest = hashlib.sha256((run / "curves.json").read_bytes()).hexdigest()
+    assert rates["curves_sha256"] == digest
+    product = load_product(CONFIGS / "product.yaml")
+    assert len(rates["rates"]) == len(product.age_bands) - 1
+    # a constant hazard of 0.03 a year: every band's q over 12 months is 0.03
+    assert [r["q"] for r in rates["rates"]] == pytest.approx([0.03] * 7)
+    assert all(r["uncertainty_loading"] > 0 for r in rates["rates"])
+    sheet = (tmp_path / "sheet" / "product.md").read_text()
+    assert digest in sheet and "shares, grade A | 30%" in sheet
+
+
+def test_a_withheld_segment_cannot_be_priced(tmp_path: Path, capsys) -> None:
+    run = _run_dir(tmp_path, published=False)
+    code = _cli(["price", str(run), "--product", str(CONFIGS / "product.yaml")])
+    assert code == 10 and "withheld" in capsys.readouterr().err
+
+
+def test_a_run_without_curves_is_a_state_error(tmp_path: Path, capsys) -> None:
+    code = _cli(["price", str(tmp_path), "--product", str(CONFIGS / "product.yaml")])
+    assert code != 0 and "curves.json: not found" in capsys.readouterr().err
