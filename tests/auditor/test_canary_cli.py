@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cli_runs import exit_code
 
 from auditor.canaries import with_no_canary
 from auditor.canary_audit import PLANT_FILE
@@ -29,14 +30,6 @@ from models.spec import ModelSpec
 
 pytestmark = pytest.mark.slow
 COORDINATOR_YAML = Path(__file__).parents[2] / "configs" / "coordinator.yaml"
-
-
-def _cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
 
 
 def _test_federation(audit: Path, work: Path) -> tuple[list[Path], CoordinatorConfig]:
@@ -74,7 +67,7 @@ def _broker_runs(audit: Path, work: Path, *, mutated: bool = False) -> Path:
 def _score(run_dir: Path, audit: Path, report: Path) -> int:
     """`fedrisk-audit canary score` with the coordinator's ledger beside the run."""
     coordinator = run_dir.parent / "coordinator"
-    return _cli(
+    return exit_code(main,
         [
             "canary", "score", str(run_dir), "--plant", str(audit), "--out", str(report),
             "--coordinator-ledger", str(coordinator / "ledger"),
@@ -86,7 +79,7 @@ def _score(run_dir: Path, audit: Path, report: Path) -> int:
 def test_plant_then_score_writes_a_report_and_a_signed_ledger_entry(tmp_path: Path, capsys) -> None:
     # Prepare: the auditor plants, the broker runs
     audit = tmp_path / "audit"
-    code = _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
+    code = exit_code(main, ["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
                  "--out", str(audit), "--seed", "5"])  # fmt: skip
     assert code == 0 and (audit / PLANT_FILE).stat().st_mode & 0o077 == 0
     assert len(list((audit / "canary-sites").glob("*/units.csv"))) == 3
@@ -112,7 +105,7 @@ def test_plant_then_score_writes_a_report_and_a_signed_ledger_entry(tmp_path: Pa
 
 def test_a_run_whose_nodes_forget_their_noise_breaks_its_claims(tmp_path: Path, capsys) -> None:
     audit = tmp_path / "audit"
-    _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
+    exit_code(main, ["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", "120",
           "--out", str(audit), "--seed", "6"])  # fmt: skip
     run_dir = _broker_runs(audit, tmp_path / "broker", mutated=True)
     code = _score(run_dir, audit, tmp_path / "r")
@@ -123,7 +116,7 @@ def test_a_run_whose_nodes_forget_their_noise_breaks_its_claims(tmp_path: Path, 
 def test_scoring_a_run_over_another_spec_is_refused(tmp_path: Path, capsys) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, m in ((first, 60), (second, 90)):
-        _cli(["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", str(m),
+        exit_code(main, ["canary", "plant", "--plan", str(COORDINATOR_YAML), "--canaries", str(m),
               "--out", str(folder), "--seed", "1"])  # fmt: skip
     run_dir = _broker_runs(first, tmp_path / "broker")
     code = _score(run_dir, second, tmp_path / "r")

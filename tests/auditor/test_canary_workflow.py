@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runs import exit_code
 
 from auditor.canaries import CANARY_FEATURE, NO_CANARY
 from auditor.canary_audit import PLANT_FILE, load_audit_plant
@@ -20,18 +21,10 @@ from harness.cli import main as lab_main
 COORDINATOR_YAML = Path(__file__).parents[2] / "configs" / "coordinator.yaml"
 
 
-def _run(main, args: list[str]) -> int:  # noqa: ANN001 - a CLI entry point
-    try:
-        main(args)
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 @pytest.fixture
 def planted(tmp_path: Path) -> Path:
     audit = tmp_path / "audit"
-    code = _run(audit_main, ["canary", "plant", "--plan", str(COORDINATOR_YAML),
+    code = exit_code(audit_main, ["canary", "plant", "--plan", str(COORDINATOR_YAML),
                              "--canaries", "60", "--out", str(audit), "--seed", "2"])  # fmt: skip
     assert code == 0
     return audit
@@ -50,7 +43,7 @@ def test_plant_writes_the_test_federations_configuration(planted: Path) -> None:
 
 def test_synth_makes_factories_that_serve_the_audits_spec(planted: Path, tmp_path: Path) -> None:
     factories = tmp_path / "factories"
-    code = _run(lab_main, ["synth", str(factories), "--canary-audit", str(planted),
+    code = exit_code(lab_main, ["synth", str(factories), "--canary-audit", str(planted),
                            "--enterprises", "3", "--min-units", "300", "--max-units", "400",
                            "--parquet-every", "2"])  # fmt: skip
     assert code == 0
@@ -64,16 +57,16 @@ def test_synth_makes_factories_that_serve_the_audits_spec(planted: Path, tmp_pat
 @pytest.mark.slow
 def test_the_readme_workflow_audits_a_flower_run(planted: Path, tmp_path: Path, capsys) -> None:
     factories, run_dir = tmp_path / "factories", tmp_path / "run"
-    _run(lab_main, ["synth", str(factories), "--canary-audit", str(planted), "--enterprises",
+    exit_code(lab_main, ["synth", str(factories), "--canary-audit", str(planted), "--enterprises",
                     "4", "--min-units", "400", "--max-units", "900", "--seed", "1"])  # fmt: skip
     nodes = [str(p) for p in sorted(factories.glob("*/node.yaml"))]
     nodes += [str(p) for p in sorted((planted / "canary-sites").glob("*/node.yaml"))]
-    code = _run(lab_main, ["federate", *nodes, "--out", str(run_dir), "--config",
+    code = exit_code(lab_main, ["federate", *nodes, "--out", str(run_dir), "--config",
                            str(planted / "coordinator.yaml"), "--approve"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     report = tmp_path / "report"
     coordinator = tmp_path / "coordinator"  # fedrisk-lab federate's, beside --out
-    code = _run(audit_main, ["canary", "score", str(run_dir), "--plant", str(planted),
+    code = exit_code(audit_main, ["canary", "score", str(run_dir), "--plant", str(planted),
                              "--coordinator-ledger", str(coordinator / "ledger"),
                              "--coordinator-key", str(coordinator / "keys" / "ledger_key.pub.pem"),
                              "--out", str(report)])  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import exit_code
 
 from insurance.cli import main
 from insurance.product import load_product
@@ -34,17 +35,9 @@ def _run_dir(tmp_path: Path, *, published: bool = True) -> Path:
     return run
 
 
-def _cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 def test_the_shipped_product_is_priced_with_its_provenance(tmp_path: Path, capsys) -> None:
     run = _run_dir(tmp_path)
-    code = _cli(["price", str(run), "--product", str(CONFIGS / "product.yaml"),
+    code = exit_code(main, ["price", str(run), "--product", str(CONFIGS / "product.yaml"),
                  "--out", str(tmp_path / "sheet")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     rates = json.loads((tmp_path / "sheet" / "rates.json").read_text())
@@ -62,10 +55,10 @@ def test_the_shipped_product_is_priced_with_its_provenance(tmp_path: Path, capsy
 
 def test_a_withheld_segment_cannot_be_priced(tmp_path: Path, capsys) -> None:
     run = _run_dir(tmp_path, published=False)
-    code = _cli(["price", str(run), "--product", str(CONFIGS / "product.yaml")])
+    code = exit_code(main, ["price", str(run), "--product", str(CONFIGS / "product.yaml")])
     assert code == 10 and "withheld" in capsys.readouterr().err
 
 
 def test_a_run_without_curves_is_a_state_error(tmp_path: Path, capsys) -> None:
-    code = _cli(["price", str(tmp_path), "--product", str(CONFIGS / "product.yaml")])
+    code = exit_code(main, ["price", str(tmp_path), "--product", str(CONFIGS / "product.yaml")])
     assert code != 0 and "curves.json: not found" in capsys.readouterr().err
