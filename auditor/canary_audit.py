@@ -23,6 +23,8 @@ run comes from the ledger and the published files.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +59,7 @@ from ledger.signing import (
     load_public_key,
 )
 from ledger.verification import verify_ledger
+from models.curves import RiskCurve
 from models.spec import ModelSpec
 from privacy.accounting import Spend, rdp_epsilon
 from protocols.plan import model_spec_in
@@ -74,7 +77,7 @@ __all__ = [
     "claimed_epsilons",
     "score_run",
     "load_audit_plant",
-    "sha256_of",
+    "plant_file",
 ]
 
 #: Canary enterprises: every canary segment then has the contributors curves need.
@@ -305,12 +308,13 @@ def score_run(run_dir: Path, plant: CanaryPlant, run: RunRecord) -> CanaryAuditR
     digests the coordinator signed, and bound epsilon at the plan's delta."""
     run_dir = Path(run_dir)
     curves_path, model_path = run_dir / "curves.json", run_dir / "global_model.npz"
-    _check_digest(curves_path, run.outputs.curves_sha256)
-    _check_digest(model_path, run.outputs.model_sha256)
+    # each file is read once: the bytes whose digest is checked are the bytes scored
+    curves = _published(curves_path, run.outputs.curves_sha256)
+    model_bytes = _published(model_path, run.outputs.model_sha256)
     curve_claimed, model_claimed = claimed_epsilons(run)
     delta = run.started.record_delta
-    curve = _read(curves_path, lambda path: curve_scores(path, plant))
-    model = _read(model_path, lambda path: model_scores(_model_arrays(path), plant))
+    curve = _read(curves_path, lambda: curve_scores(_curves(curves), plant))
+    model = _read(model_path, lambda: model_scores(_model_arrays(model_bytes), plant))
     inside = plant.included
     return CanaryAuditResult(
         run_id=run.started.run_id,
@@ -325,43 +329,53 @@ def score_run(run_dir: Path, plant: CanaryPlant, run: RunRecord) -> CanaryAuditR
     )
 
 
-def _check_digest(path: Path, expected: str | None) -> None:
-    """StateError unless ``path`` is the file the coordinator's ledger names."""
+def _published(path: Path, expected: str | None) -> bytes:
+    """The bytes of ``path``; StateError unless they are the file the coordinator's
+    ledger names for the run."""
     if expected is None:
         raise StateError(f"{path.name}: the run's ledger records no such output")
-    if not path.exists():
-        raise StateError(f"{path}: not found; give the run directory of the audited run")
-    if sha256_of(path) != expected:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StateError(f"{path}: not found; give the run directory of the audited run") from None
+    except OSError as err:
+        raise StateError(f"{path}: cannot be read: {err}") from None
+    if hashlib.sha256(data).hexdigest() != expected:
         raise StateError(
             f"{path}: its SHA-256 is not the one the coordinator's ledger records for the "
             "run: these are not the outputs the run published"
         )
+    return data
 
 
-def _model_arrays(path: Path) -> list[np.ndarray]:
+def _curves(data: bytes) -> list[RiskCurve]:
+    """The curves of a curves.json."""
+    return [RiskCurve.from_dict(c) for c in json.loads(data)["curves"]]
+
+
+def _model_arrays(data: bytes) -> list[np.ndarray]:
     """The global model's parameter arrays in order (the npz the coordinator writes and
     whose digest its ledger signs; no pickle)."""
-    with np.load(path, allow_pickle=False) as data:
-        return [data[name] for name in sorted(data.files)]
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return [arrays[name] for name in sorted(arrays.files)]
+
+
+def plant_file(path: Path) -> Path:
+    """The plant file at ``path``: the file itself, or the one in the folder ``plant``
+    wrote."""
+    path = Path(path)
+    return path / PLANT_FILE if path.is_dir() else path
 
 
 def load_audit_plant(path: Path) -> CanaryPlant:
     """The plant at ``path`` (a plant file or the folder ``plant`` wrote)."""
-    path = Path(path)
-    return load_plant(path / PLANT_FILE if path.is_dir() else path)
+    return load_plant(plant_file(path))
 
 
-def _read(path: Path, score: Callable[[Path], np.ndarray]) -> np.ndarray:
-    """``score(path)``; StateError naming the file when it is missing or not what a run
-    writes (a hostile or damaged output must not end in a traceback)."""
+def _read(path: Path, score: Callable[[], np.ndarray]) -> np.ndarray:
+    """``score()`` of the published ``path``; StateError naming the file when its content
+    is not what a run writes (a hostile or damaged output must not end in a traceback)."""
     try:
-        return score(path)
-    except FileNotFoundError:
-        raise StateError(f"{path}: not found; was the run completed with this release?") from None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        return score()
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
         raise StateError(f"{path}: cannot be read as the run's output: {err}") from None
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, hex."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

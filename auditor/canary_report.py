@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.canary_audit import CanaryAuditResult, sha256_of
+from auditor.canary_audit import CanaryAuditResult
 from common.atomic import atomic_write_json, atomic_write_text
+from common.file_digest import file_sha256
 from common.report_document import Document, Section, Table, render_html, render_markdown
 from ledger.records import CanaryAudited
 from ledger.signing import generate_key_pair, key_id, load_private_key, public_key_path
@@ -103,7 +104,7 @@ def record_in_ledger(
             model_spec_digest=result.model_spec_digest,
             m=result.curve.m,
             included=result.curve.included,
-            plant_sha256=sha256_of(plant_path),
+            plant_sha256=file_sha256(plant_path),
             delta=result.curve.delta,
             confidence=result.curve.confidence,
             curve_bound=result.curve.epsilon,
@@ -111,7 +112,7 @@ def record_in_ledger(
             model_bound=result.model.epsilon,
             model_claimed=result.model_claimed,
             verdict=result.verdict,
-            report_sha256=sha256_of(report_json),
+            report_sha256=file_sha256(report_json),
         )
     )
     return key_id(key.public_key())

@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,11 +22,9 @@ from models.curves import RiskCurve
 __all__ = ["curve_scores", "model_scores"]
 
 
-def curve_scores(curves_path: Path, plant: CanaryPlant) -> np.ndarray:
+def curve_scores(curves: Sequence[RiskCurve], plant: CanaryPlant) -> np.ndarray:
     """Each canary's released hazard in its cell, in canary order (-inf: not released, or
     undefined)."""
-    document = json.loads(Path(curves_path).read_text(encoding="utf-8"))
-    curves = (RiskCurve.from_dict(c) for c in document["curves"])
     hazards = {c.segment: c for c in curves if c.published}
     scores = np.full(plant.m, -np.inf)
     for canary in plant.canaries:

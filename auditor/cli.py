@@ -183,10 +183,10 @@ def _canary_score(
     ] = None,
 ) -> None:
     """Bound epsilon from a run's released outputs; exit 51 if a bound exceeds a claim."""
-    from auditor.canary_audit import PLANT_FILE, load_audit_plant, run_from_ledger, score_run
+    from auditor.canary_audit import load_audit_plant, plant_file, run_from_ledger, score_run
     from auditor.canary_report import record_in_ledger, write_canary_report
 
-    plant_path = plant / PLANT_FILE if plant.is_dir() else plant
+    plant_path = plant_file(plant)
     planted = load_audit_plant(plant)
     recorded = run_from_ledger(coordinator_ledger, coordinator_key, planted.spec, run_id)
     result = score_run(run, planted, recorded)

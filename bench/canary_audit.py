@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 from unittest import mock
@@ -27,8 +26,7 @@ from unittest import mock
 import numpy as np
 
 from auditor.canaries import plant_canaries, with_no_canary
-from auditor.canary_audit import canary_sites, run_from_ledger, score_run
-from auditor.canary_bound import AuditBound
+from auditor.canary_audit import CanaryAuditResult, canary_sites, run_from_ledger, score_run
 from bench.datasets import load_synthetic
 from bench.inprocess import run_in_process
 from bench.model_runs import plan_config
@@ -39,35 +37,9 @@ from coordinator.config import CoordinatorConfig
 from coordinator.coordinator_ledger import coordinator_key_paths
 from ledger.signing import generate_key_pair
 
-__all__ = ["Variant", "AuditResult", "run_canary_audit", "forgotten_noise"]
+__all__ = ["Variant", "run_canary_audit", "forgotten_noise"]
 
 Variant = Literal["dp", "no_dp", "forgotten_noise"]
-
-
-@dataclass(frozen=True)
-class AuditResult:
-    """One audited run: the bounds for the curves and the model, what the run claimed for
-    each (at the same delta), and the scores behind them (canary order)."""
-
-    variant: str
-    m: int
-    curve: AuditBound
-    model: AuditBound
-    claimed_curve_epsilon: float | None
-    claimed_model_epsilon: float | None
-    curve_scores: tuple[float, ...]
-    model_scores: tuple[float, ...]
-    included: tuple[bool, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "variant": self.variant,
-            "m": self.m,
-            "curve": asdict(self.curve),
-            "model": asdict(self.model),
-            "claimed_curve_epsilon": self.claimed_curve_epsilon,
-            "claimed_model_epsilon": self.claimed_model_epsilon,
-        }
 
 
 @contextlib.contextmanager
@@ -90,7 +62,7 @@ def run_canary_audit(
     seed: int = 0,
     enterprises: int = 4,
     epsilon: float | None = None,
-) -> AuditResult:
+) -> CanaryAuditResult:
     """Plant ``m`` canaries (coins from ``seed``), run ``base``'s plan (as ``variant``;
     at record-level ``epsilon`` per run if given) over a synthetic federation of
     ``enterprises`` plus the canary enterprises, and bound epsilon from the released
@@ -128,15 +100,4 @@ def run_canary_audit(
         )
     # the auditor's way: the run and its claims from the coordinator's signed ledger
     recorded = run_from_ledger(coordinator / "ledger", public, plant.spec)
-    audit = score_run(run.run_dir, plant, recorded)
-    return AuditResult(
-        variant=variant,
-        m=m,
-        curve=audit.curve,
-        model=audit.model,
-        claimed_curve_epsilon=audit.curve_claimed,
-        claimed_model_epsilon=audit.model_claimed,
-        curve_scores=audit.curve_scores,
-        model_scores=audit.model_scores,
-        included=audit.included,
-    )
+    return score_run(run.run_dir, plant, recorded)

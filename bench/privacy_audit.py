@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.canary_audit import AuditResult, Variant, run_canary_audit
+from auditor.canary_audit import CanaryAuditResult
+from bench.canary_audit import Variant, run_canary_audit
 from bench.datasets import DATASETS, load_dataset
 from bench.entry import REPO, fresh_work_dir, run_bench
 from bench.model_runs import plan_config, prepare_federation, run_and_score
@@ -61,7 +62,7 @@ def _audits(
     seeds: int,
     m: int,
     epsilon: float | None,
-) -> list[AuditResult]:
+) -> list[CanaryAuditResult]:
     return [
         run_canary_audit(
             base, work / f"{variant}-{epsilon}-{seed}", variant=variant, m=m, seed=seed,
@@ -71,12 +72,12 @@ def _audits(
     ]
 
 
-def _audit_summary(results: list[AuditResult]) -> dict[str, Any]:
+def _audit_summary(results: list[CanaryAuditResult]) -> dict[str, Any]:
     """Bounds and claims over the seeds of one audited configuration."""
-    row: dict[str, Any] = {"seeds": len(results), "m": results[0].m}
+    row: dict[str, Any] = {"seeds": len(results), "m": results[0].curve.m}
     for part in ("curve", "model"):
         row[f"{part}_bound"] = _spread([getattr(r, part).epsilon for r in results])
-        claims = [getattr(r, f"claimed_{part}_epsilon") for r in results]
+        claims = [getattr(r, f"{part}_claimed") for r in results]
         row[f"{part}_claimed"] = None if claims[0] is None else _spread(claims)
     return row
 
@@ -118,7 +119,7 @@ def run_privacy_audit(
     fresh_work_dir(work)
     base = load_config_or_default(None)
     variants: tuple[Variant, ...] = ("dp", "no_dp", "forgotten_noise")
-    shipped: dict[str, list[AuditResult]] = {
+    shipped: dict[str, list[CanaryAuditResult]] = {
         v: _audits(base, work / "shipped", v, seeds, m, None) for v in variants
     }
     for variant, results in shipped.items():
@@ -145,17 +146,17 @@ def run_privacy_audit(
     return report
 
 
-def _acceptance(shipped: Mapping[str, list[AuditResult]]) -> dict[str, bool]:
+def _acceptance(shipped: Mapping[str, list[CanaryAuditResult]]) -> dict[str, bool]:
     """Issue 15's checks on every seed: the DP bound <= the claim; the control >= 3x the
     DP bound (and above the claim); the mutation above the claim."""
     checks = {}
     for part in ("curve", "model"):
         dp = shipped["dp"]
-        claims = [getattr(r, f"claimed_{part}_epsilon") for r in dp]
+        claims = [getattr(r, f"{part}_claimed") for r in dp]
         bounds = [getattr(r, part).epsilon for r in dp]
         control = [getattr(r, part).epsilon for r in shipped["no_dp"]]
         mutant = [
-            (getattr(r, part).epsilon, getattr(r, f"claimed_{part}_epsilon"))
+            (getattr(r, part).epsilon, getattr(r, f"{part}_claimed"))
             for r in shipped["forgotten_noise"]
         ]
         checks[f"{part}_dp_bound_at_most_claimed"] = all(
@@ -225,7 +226,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _plot_scores(shipped: Mapping[str, list[AuditResult]], path: Path) -> None:
+def _plot_scores(shipped: Mapping[str, list[CanaryAuditResult]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

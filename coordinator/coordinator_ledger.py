@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from common.file_digest import file_sha256
 from coordinator.resumption import RunHistory
 from coordinator.rounds import NodeProblem, NodeReply, RoundOutcome
 from coordinator.run_request import RunRequest
@@ -40,10 +41,6 @@ def coordinator_key_paths(state_dir: Path) -> tuple[Path, Path]:
     """(private, public) PEM paths of the coordinator's ledger key under ``state_dir``."""
     private = Path(state_dir) / "keys" / "ledger_key.pem"
     return private, public_key_path(private)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _node(reply: NodeReply | NodeProblem) -> str:

@@ -128,13 +128,12 @@ def priced_failure(
     """q at the band quantile: (F_q(a + T) - F(a)) / (1 - F(a)), failure by the end of the
     term at the quantile, given survival to age a as the curve has it. The pointwise band
     says nothing of how S(a) and S(a + T) vary together, so the ratio of two band edges
-    would not be a quantile of q (it can even fall below q); this is never below q and
-    grows with the band's width at a + T."""
+    would not be a quantile of q (it can even fall below q); this grows with the band's
+    width at a + T (the rate table keeps it at least q)."""
     alive = survival_at(curve.edges, curve.survival, age)
     if alive <= 0:
         return 1.0
-    at_end = survival_at(curve.edges, priced_survival, age + term)
-    return max(1.0 - at_end / alive, conditional_failure(curve.edges, curve.survival, age, term))
+    return 1.0 - survival_at(curve.edges, priced_survival, age + term) / alive
 
 
 def rate_table(curves: Sequence[RiskCurve], product: Product) -> list[RateRow]:
@@ -156,7 +155,7 @@ def rate_table(curves: Sequence[RiskCurve], product: Product) -> list[RateRow]:
         for age_from, age_to in zip(product.age_bands, product.age_bands[1:], strict=False):
             age = (age_from + age_to) / 2
             q = conditional_failure(curve.edges, curve.survival, age, product.term)
-            q_priced = priced_failure(curve, priced_survival, age, product.term)
+            q_priced = max(q, priced_failure(curve, priced_survival, age, product.term))
             pure = q * payout
             loading = (q_priced - q) * payout
             rows.append(

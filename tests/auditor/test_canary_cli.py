@@ -18,29 +18,23 @@ from auditor.cli import main
 from bench.canary_audit import forgotten_noise
 from bench.datasets import load_synthetic
 from bench.inprocess import run_in_process
-from bench.model_runs import plan_config
 from bench.model_sites import write_sites
 from bench.splits import partition_by_group
-from coordinator.config import CoordinatorConfig, load_config_or_default
+from coordinator.config import CoordinatorConfig, load_coordinator_config
 from coordinator.coordinator_ledger import coordinator_key_paths
 from ledger.log import read_ledger
 from ledger.signing import generate_key_pair, key_id, load_private_key
 from ledger.verification import verify_ledger
-from models.spec import ModelSpec
 
 pytestmark = pytest.mark.slow
 COORDINATOR_YAML = Path(__file__).parents[2] / "configs" / "coordinator.yaml"
 
 
 def _test_federation(audit: Path, work: Path) -> tuple[list[Path], CoordinatorConfig]:
-    """What the broker sets up: the plant's spec in the plan, synthetic enterprises (their
-    units with ``audit_canary: no_canary``) beside the canary enterprises."""
-    spec = ModelSpec.model_validate(json.loads((audit / "model_spec.json").read_text()))
-    base = load_config_or_default(None)
-    config = plan_config(base, spec, fit="newton", epsilon=base.plan.privacy.record.epsilon)
-    config = config.model_copy(
-        update={"curves": config.curves.model_copy(update={"min_failures": 0})}
-    )
+    """What the broker sets up: the test federation's coordinator.yaml that `plant`
+    wrote, synthetic enterprises (their units with ``audit_canary: no_canary``) beside the
+    canary enterprises."""
+    config = load_coordinator_config(audit / "coordinator.yaml")
     background = load_synthetic(seed=1, enterprises=4, min_units=400, max_units=900)
     parts = [with_no_canary(p) for p in partition_by_group(background.units)]
     nodes = write_sites(parts, work / "sites", config.plan, approve_by=None)

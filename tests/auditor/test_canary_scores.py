@@ -3,6 +3,7 @@ how far the model's coefficient for the canary is from the level nobody has."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from node_site import load_spec
 
 from auditor.canaries import CANARY_FEATURE, plant_canaries
-from auditor.canary_audit import _read
+from auditor.canary_audit import _curves, _published, _read
 from auditor.canary_scores import curve_scores, model_scores
 from common.errors import StateError
 from models.curves import RiskCurve
@@ -49,7 +50,7 @@ def test_a_canary_scores_the_released_hazard_of_its_own_cell(tmp_path: Path) -> 
     path = tmp_path / "curves.json"
     path.write_text(json.dumps(curves))
     # Execute
-    scores = curve_scores(path, plant)
+    scores = curve_scores(_curves(path.read_bytes()), plant)
     # Assert
     assert scores[0] == 0.0 and scores[3] == 0.03 and scores[14] == 0.14
     assert scores[4] == -np.inf  # undefined: no information
@@ -74,8 +75,12 @@ def test_a_model_scores_the_canarys_own_coefficient_against_the_unused_level() -
 
 def test_a_damaged_run_output_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
     plant = plant_canaries(load_spec(), 30, seed=0)
-    (tmp_path / "curves.json").write_text("{not json")
+    path = tmp_path / "curves.json"
+    path.write_text("{not json")
+    data = _published(path, hashlib.sha256(b"{not json").hexdigest())
     with pytest.raises(StateError, match=r"curves.json: cannot be read as the run's output"):
-        _read(tmp_path / "curves.json", lambda path: curve_scores(path, plant))
+        _read(path, lambda: curve_scores(_curves(data), plant))
     with pytest.raises(StateError, match=r"missing.json: not found"):
-        _read(tmp_path / "missing.json", lambda path: curve_scores(path, plant))
+        _published(tmp_path / "missing.json", "ab" * 32)
+    with pytest.raises(StateError, match=r"SHA-256 is not the one the coordinator's ledger"):
+        _published(path, "ab" * 32)  # not the file the run published

@@ -24,9 +24,9 @@ def audits(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_the_shipped_plan_is_bounded_below_what_it_claims(audits: dict) -> None:
     dp = audits["dp"]
-    assert dp.claimed_curve_epsilon == pytest.approx(1.0, rel=1e-3)  # curve_share 0.5 of 2
-    assert dp.curve.epsilon <= dp.claimed_curve_epsilon
-    assert dp.model.epsilon <= dp.claimed_model_epsilon
+    assert dp.curve_claimed == pytest.approx(1.0, rel=1e-3)  # curve_share 0.5 of 2
+    assert dp.curve.epsilon <= dp.curve_claimed
+    assert dp.model.epsilon <= dp.model_claimed
     assert dp.curve.m == dp.model.m == 300
 
 
@@ -40,7 +40,7 @@ def test_the_control_without_dp_shows_the_audit_has_power(audits: dict) -> None:
 def test_forgotten_noise_shares_are_caught(audits: dict) -> None:
     mutant = audits["forgotten_noise"]
     # the receipts still claim the plan's noise ...
-    assert mutant.claimed_curve_epsilon == pytest.approx(audits["dp"].claimed_curve_epsilon)
+    assert mutant.curve_claimed == pytest.approx(audits["dp"].curve_claimed)
     # ... and the released outputs show more than that
-    assert mutant.curve.epsilon > mutant.claimed_curve_epsilon
-    assert mutant.model.epsilon > mutant.claimed_model_epsilon
+    assert mutant.curve.epsilon > mutant.curve_claimed
+    assert mutant.model.epsilon > mutant.model_claimed
