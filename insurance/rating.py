@@ -25,6 +25,7 @@ from scipy import integrate, stats
 
 from insurance.product import DamageRatio, Product, Severity
 from models.curves import RiskCurve
+from models.term_failure import conditional_failure, survival_at
 
 __all__ = [
     "RateRow",
@@ -54,30 +55,6 @@ class RateRow:
     uncertainty_loading: float
     gross_premium: float
     extrapolated: bool
-
-
-def survival_at(edges: np.ndarray, survival: np.ndarray, t: float) -> float:
-    """S(t) from S on ``edges``: geometric within an interval (constant hazard), the last
-    interval's hazard past the horizon."""
-    edges, survival = np.asarray(edges, float), np.asarray(survival, float)
-    if t <= 0:
-        return 1.0
-    j = int(np.searchsorted(edges, t, side="left"))
-    j = min(max(j, 1), len(edges) - 1)
-    start, end = edges[j - 1], edges[j]
-    s0, s1 = survival[j - 1], survival[j]
-    if s0 <= 0:
-        return 0.0
-    ratio = s1 / s0
-    return float(s0 * ratio ** ((t - start) / (end - start)))
-
-
-def conditional_failure(edges: np.ndarray, survival: np.ndarray, age: float, term: float) -> float:
-    """q = 1 - S(age + term) / S(age): failure within the term of a unit alive at ``age``."""
-    alive = survival_at(edges, survival, age)
-    if alive <= 0:
-        return 1.0
-    return 1.0 - survival_at(edges, survival, age + term) / alive
 
 
 def expected_payout(severity: Severity, sum_insured: float) -> float:
