@@ -22,6 +22,7 @@ from common.cli import run_cli
 from coordinator.cli import build_app
 from insurance.price_sheet import price_run, write_price_sheet
 from insurance.product import load_product
+from insurance.product_sheet import pdf_problem, write_product_sheet
 from protocols.app_identity import release
 
 __all__ = ["build_broker_app", "main"]
@@ -36,9 +37,10 @@ def _price(
         Path, typer.Option("--out", "-o", help="Price sheet directory.", readable=False)
     ] = Path("price-sheet"),
 ) -> None:
-    """Rate table, sharing discounts and provenance of a product on a run's curves."""
+    """Rate table, sharing discounts and provenance of a product on a run's curves: rates.csv
+    and .json, and the product sheet (product.md, .html and, where WeasyPrint runs, .pdf)."""
     sheet = price_run(run, load_product(product))
-    paths = write_price_sheet(sheet, out)
+    paths = write_price_sheet(sheet, out) + write_product_sheet(sheet, run, out)
     table = Table(title=f"{sheet.product.name}: gross premium per unit per term")
     for name in ("segment", "age", "q", "pure", "uncertainty", "gross"):
         table.add_column(name, justify="left" if name in ("segment", "age") else "right")
@@ -55,6 +57,9 @@ def _price(
     if any(r.extrapolated for r in sheet.rows):
         _console.print("* past the curves' horizon: the last interval's hazard carried on")
     _console.print("Written: " + ", ".join(escape(str(p)) for p in paths))
+    problem = pdf_problem()
+    if problem is not None:
+        _console.print(f"[yellow]product.pdf NOT written:[/yellow] {escape(problem)}")
 
 
 def build_broker_app() -> typer.Typer:

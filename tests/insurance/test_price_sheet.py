@@ -1,5 +1,6 @@
 """`fedrisk-coordinator price`: a product priced on a run's published curves, with the
-run and the curves' digest it came from; a product naming a withheld segment is refused."""
+run and the curves' digest it came from, and its product sheet; a product naming a
+withheld segment is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cli_runs import exit_code
 
 from insurance.cli import main
 from insurance.product import load_product
+from insurance.product_sheet import pdf_problem
 from models.curves import RiskCurve
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -50,7 +52,11 @@ def test_the_shipped_product_is_priced_with_its_provenance(tmp_path: Path, capsy
     assert [r["q"] for r in rates["rates"]] == pytest.approx([0.03] * 7)
     assert all(r["uncertainty_loading"] > 0 for r in rates["rates"])
     sheet = (tmp_path / "sheet" / "product.md").read_text()
-    assert digest in sheet and "shares, grade A | 30%" in sheet
+    assert digest in sheet and "shares, grade A (30% off)" in sheet
+    assert (tmp_path / "sheet" / "product.html").exists()
+    assert (tmp_path / "sheet" / "product.pdf").exists() == (pdf_problem() is None)
+    if pdf_problem() is not None:
+        assert "product.pdf NOT written" in capsys.readouterr().out
 
 
 def test_a_withheld_segment_cannot_be_priced(tmp_path: Path, capsys) -> None:
