@@ -18,7 +18,7 @@ import math
 
 from auditor.epsilon import OutOfRangeError, Release, ReleaseError
 from auditor.findings import AuditFinding, FailureClass
-from ledger.records import PrivacySpent, ReleaseAccounted
+from ledger.records import PrivacySpent, ReleaseAccounted, RiskShared
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -48,7 +48,7 @@ def relative_difference(claimed: float, recomputed: float) -> float:
     return (claimed - recomputed) / recomputed
 
 
-def release_of(record: PrivacySpent | ReleaseAccounted) -> Release:
+def release_of(record: PrivacySpent | ReleaseAccounted | RiskShared) -> Release:
     """The mechanism parameters of a recorded release."""
     return Release(
         record.mechanism,

@@ -1,4 +1,5 @@
-"""A node's lifetime record-level epsilon, recomputed after every PrivacySpent.
+"""A node's lifetime record-level epsilon, recomputed after every PrivacySpent (and every
+RiskShared: a share of the fleet's relative risk is a release the node's budget pays for).
 
 The node's guarantee is lifetime: its accountant composes every release it ever made,
 across rounds and runs, and refuses a task that would pass its cap (DESIGN.md). So after
@@ -22,7 +23,7 @@ from auditor.claims import (
 from auditor.epsilon import Release, ReleaseError, compose_epsilon
 from auditor.findings import AuditFinding, FailureClass
 from auditor.ledgers import AuditedLedger
-from ledger.records import PrivacySpent
+from ledger.records import PrivacySpent, RiskShared
 
 __all__ = ["EpsilonPoint", "NodeEpsilonRow", "node_epsilon"]
 
@@ -65,11 +66,11 @@ def node_epsilon(
     """Rows (one per privacy unit with releases) and findings for one node ledger."""
     history: dict[str, list[Release]] = {}
     points: dict[str, list[EpsilonPoint]] = {}
-    last: dict[str, PrivacySpent] = {}
+    last: dict[str, PrivacySpent | RiskShared] = {}
     findings: list[AuditFinding] = []
     for item in ledger.records:
         spent = item.record
-        if not isinstance(spent, PrivacySpent):
+        if not isinstance(spent, PrivacySpent | RiskShared):
             continue
         where = f"{ledger.name} seq {item.entry.seq}"
         try:
@@ -99,7 +100,7 @@ def node_epsilon(
 
 
 def _checks(
-    spent: PrivacySpent, single: float, total: float, tolerance: float, where: str
+    spent: PrivacySpent | RiskShared, single: float, total: float, tolerance: float, where: str
 ) -> list[AuditFinding]:
     found = [
         claim_finding(spent.epsilon_task, single, tolerance, where, "epsilon of this release"),
@@ -121,7 +122,9 @@ def _checks(
     return [f for f in found if f is not None]
 
 
-def _row(node: str, unit: str, points: list[EpsilonPoint], last: PrivacySpent) -> NodeEpsilonRow:
+def _row(
+    node: str, unit: str, points: list[EpsilonPoint], last: PrivacySpent | RiskShared
+) -> NodeEpsilonRow:
     diffs = [relative_difference(p.claimed, p.recomputed) for p in points]
     return NodeEpsilonRow(
         node=node,

@@ -20,6 +20,7 @@ from ledger.records import (
     InclusionChecked,
     MessageSent,
     PrivacySpent,
+    RiskShared,
     TaskRefused,
 )
 from ledger.signing import key_id
@@ -37,6 +38,13 @@ def _what(kind: str, body: dict) -> str:
     if kind == PrivacySpent.KIND:
         return (
             f"{body['mechanism']}: epsilon {epsilon_number(body['epsilon_task'])}, lifetime "
+            f"{epsilon_number(body['epsilon_total'])} of cap {body['epsilon_cap']:g}, both at "
+            f"delta {body['delta']:g}"
+        )
+    if kind == RiskShared.KIND:
+        return (
+            f"shared the fleet's risk {body['shared']} ({body['bytes']:,} B, "
+            f"{body['sha256'][:12]}): epsilon {epsilon_number(body['epsilon_task'])}, lifetime "
             f"{epsilon_number(body['epsilon_total'])} of cap {body['epsilon_cap']:g}, both at "
             f"delta {body['delta']:g}"
         )

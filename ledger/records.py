@@ -41,6 +41,7 @@ __all__ = [
     "PlanApproved",
     "InclusionChecked",
     "ContributionResent",
+    "RiskShared",
     "RECORD_TYPES",
     "CanaryAudited",
     "record_class",
@@ -339,6 +340,38 @@ class ContributionResent(LedgerRecord):
     sha256: str
 
 
+@dataclass(frozen=True)
+class RiskShared(LedgerRecord):
+    """The site chose to share its fleet's relative risk with the broker, outside any run
+    (``fedrisk-node risk --share``): what it sent (``shared``: "grade" or "factor"), the
+    message's digest ``sha256`` and size ``bytes``, and the release's privacy spend, with
+    the fields and meanings of PrivacySpent (``run_id`` is the share's id, ``round`` 0,
+    ``task`` "risk_share"). One entry per share: the spend and the message together."""
+
+    KIND: ClassVar[str] = "risk_shared"
+    run_id: str
+    round: int
+    task: str
+    shared: str
+    sha256: str
+    bytes: int
+    unit: Unit
+    mechanism: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    sensitivity: float
+    noise_shares: int
+    epsilon_task: float
+    epsilon_total: float
+    epsilon_remaining: float
+    epsilon_cap: float
+    delta: float
+    share_std: float = 0.0
+    l1_sensitivity: float = 0.0
+    integer_scale: int = 1
+
+
 # -- auditor ------------------------------------------------------------------------------
 
 
@@ -386,6 +419,7 @@ RECORD_TYPES: dict[str, type[LedgerRecord]] = {
         PlanApproved,
         InclusionChecked,
         ContributionResent,
+        RiskShared,
         CanaryAudited,
     )
 }

@@ -38,6 +38,9 @@ class Mechanism(StrEnum):
     ENTERPRISE_SHARES = "enterprise_distributed_discrete_gaussian"
     #: Enterprise-level DP with the nodes' Skellam shares (:mod:`privacy.skellam`).
     ENTERPRISE_SKELLAM = "enterprise_distributed_skellam"
+    #: A node's fleet relative risk shared with the broker outside any run
+    #: (``fedrisk-node risk --share``): two weighted sums with discrete Gaussian noise.
+    RISK_FACTOR = "discrete_gaussian_risk_factor"
 
 
 #: The mechanisms whose release is a secure sum of Skellam shares (:mod:`privacy.skellam`).

@@ -24,6 +24,7 @@ from ledger.records import (
     PrivacySpent,
     RecordError,
     ReleaseAccounted,
+    RiskShared,
     RoundRecorded,
     RunEnded,
     RunResumed,
@@ -73,6 +74,8 @@ def examples() -> list[LedgerRecord]:
         InclusionChecked("run-1", 41, DIGEST, (3, 7, 11), True, ""),
         CanaryAudited("run-1", DIGEST, 300, 148, DIGEST, 1e-6, 0.95, 0.12, 1.0, 0.0, None,
                       "claims hold", DIGEST),
+        RiskShared("risk-1", 0, "risk_share", "factor", DIGEST, 787, "record",
+                   Mechanism.RISK_FACTOR, 7.7, 1.0, 1, 4.12, 1, 0.5, 1.9, 3.1, 5.0, 1e-5),
     ]  # fmt: skip
 
 

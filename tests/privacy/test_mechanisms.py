@@ -16,5 +16,6 @@ def test_the_recorded_names_are_those_of_the_ledgers_already_written() -> None:
         "DISTRIBUTED_GLM": "distributed_discrete_gaussian_glm",
         "ENTERPRISE_SHARES": "enterprise_distributed_discrete_gaussian",
         "ENTERPRISE_SKELLAM": "enterprise_distributed_skellam",
+        "RISK_FACTOR": "discrete_gaussian_risk_factor",
     }
 
