@@ -11,7 +11,7 @@ export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export FLWR_HOME := $(CURDIR)/.fedrisk/flwr-home
 
-.PHONY: setup protos demo demo-deploy test test-quick fuzz lint bench bench-scale tune clean
+.PHONY: setup protos browser demo demo-deploy test test-quick fuzz lint bench bench-scale tune clean
 
 setup: $(STAMP) protos
 
@@ -35,6 +35,21 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# Debian's chromium, in which a test opens the insurers' product sheet
+# (tests/insurance/test_product_sheet.py); installed only when missing: as root with
+# apt-get, else with sudo (never asking for a password), else make stops and says how.
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then as_root=""; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root="sudo -n"; \
+	else echo "make browser: $(CHROMIUM) is missing and installing it needs root;" \
+		"run 'apt-get install --no-install-recommends chromium' as root"; exit 1; fi; \
+	$$as_root apt-get update -q && \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+	@test -x $(CHROMIUM) || { echo "make browser: apt-get installed no $(CHROMIUM)"; exit 1; }
+
 demo: setup
 	$(VENV)/bin/fedrisk-lab demo --out demo-out
 
@@ -43,7 +58,7 @@ demo: setup
 demo-deploy: setup
 	$(VENV)/bin/fedrisk-lab demo-deploy --out demo-deploy-out --rounds 3
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q --durations=15
 
 # The unit tier (about a minute); `-m "not slow"` adds the in-process integration tier.
