@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,10 +30,11 @@ from rich.markup import escape
 from common.cli import run_cli
 from common.errors import ConfigError
 from enterprise_node.cli import build_app
-from enterprise_node.config import load_node_config
+from enterprise_node.config import NodeConfig, load_node_config
 from enterprise_node.fleet_risk import (
     RELATIVE_RISK_CLIP,
     FleetRisk,
+    RunOutputs,
     fleet_risk,
     load_run_outputs,
     reference_failure,
@@ -44,7 +46,7 @@ from insurance.product import Product, load_product
 from privacy.epsilon_wording import epsilon_at, epsilon_number, lifetime_at
 from protocols.app_identity import release
 
-__all__ = ["build_enterprise_app", "main"]
+__all__ = ["FleetView", "assess_fleet", "show_fleet", "build_enterprise_app", "main"]
 
 
 def _risk(
@@ -85,19 +87,10 @@ def _risk(
     product = load_product(product_path) if product_path is not None else None
     segments, policy_term = _scope(product, segment, term)
     outputs = load_run_outputs(run_outputs)
-    risk = fleet_risk(node_config, outputs, segments, policy_term)
-    reference_q = reference_failure([outputs.curves[s] for s in segments], policy_term)
-    terms = offer(node_config, risk, reference_q, epsilon)
-    premium = None
-    if product is not None:
-        rows = price_run(run_outputs, product).rows
-        premium = fleet_premium(
-            rows, product, risk.unit_segments, risk.ages, quality_grade=risk.quality_grade,
-            factor=(risk.factor, risk.factor_low, risk.factor_high),
-        )  # fmt: skip
+    view = assess_fleet(node_config, outputs, run_outputs, product, segments, policy_term, epsilon)
     console = Console()
-    _show_risk(console, risk)
-    _show_options(console, risk, terms, premium)
+    show_fleet(console, view)
+    risk, terms, reference_q = view.risk, view.terms, view.reference_q
     if share is None:
         console.print(
             "Nothing was sent and nothing was charged. To share, run again with "
@@ -125,6 +118,46 @@ def _risk(
         f"Send {escape(str(sent.message))} to the broker (SHA-256 {sent.sha256}). "
         f"Now {lifetime_at(sent.epsilon_total, terms.epsilon_cap, terms.delta)}."
     )
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """What ``risk`` shows: the fleet's risk, the terms of a share, the public reference
+    q of its weights and the premiums (None without a product)."""
+
+    risk: FleetRisk
+    terms: ShareOffer
+    reference_q: float
+    premium: FleetPremium | None
+
+
+def assess_fleet(
+    config: NodeConfig,
+    outputs: RunOutputs,
+    run_dir: Path,
+    product: Product | None,
+    segments: Sequence[str],
+    term: float,
+    epsilon: float,
+) -> FleetView:
+    """The :class:`FleetView` of a site on a run's outputs; nothing is sent or charged."""
+    risk = fleet_risk(config, outputs, segments, term)
+    reference_q = reference_failure([outputs.curves[s] for s in segments], term)
+    terms = offer(config, risk, reference_q, epsilon)
+    premium = None
+    if product is not None:
+        premium = fleet_premium(
+            price_run(run_dir, product).rows, product, risk.unit_segments, risk.ages,
+            quality_grade=risk.quality_grade,
+            factor=(risk.factor, risk.factor_low, risk.factor_high),
+        )  # fmt: skip
+    return FleetView(risk, terms, reference_q, premium)
+
+
+def show_fleet(console: Console, view: FleetView) -> None:
+    """The fleet's risk and the site's choices, with their premium and privacy cost."""
+    _show_risk(console, view.risk)
+    _show_options(console, view.risk, view.terms, view.premium)
 
 
 def _scope(
