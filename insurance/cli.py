@@ -22,7 +22,7 @@ from rich.table import Table
 from common.cli import run_cli
 from coordinator.cli import build_app
 from insurance.pool import load_pool
-from insurance.pool_report import PoolReport, assess_pool, write_pool_report
+from insurance.pool_sheet import pool_tables, write_pool_sheet
 from insurance.price_sheet import price_run, write_price_sheet
 from insurance.product import load_product
 from insurance.product_sheet import pdf_problem, write_product_sheet
@@ -60,6 +60,10 @@ def _price(
     if any(r.extrapolated for r in sheet.rows):
         _console.print("* past the curves' horizon: the last interval's hazard carried on")
     _console.print("Written: " + ", ".join(escape(str(p)) for p in paths))
+    _say_if_no_pdf()
+
+
+def _say_if_no_pdf() -> None:
     problem = pdf_problem()
     if problem is not None:
         _console.print(f"[yellow]product.pdf NOT written:[/yellow] {escape(problem)}")
@@ -75,10 +79,9 @@ def _pool(
 ) -> None:
     """The co-insurance pool of a product on a run's curves: annual aggregate loss,
     co-insurance split, excess-of-loss layer and risk compensation fund (pool.json,
-    fund_fan.png)."""
-    report = assess_pool(run, load_product(product), load_pool(pool))
-    paths = write_pool_report(report, out)
-    for table in _pool_tables(report):
+    fund_fan.png), with the rate table and the product sheet that shows them all."""
+    report, paths = write_pool_sheet(run, load_product(product), load_pool(pool), out)
+    for table in pool_tables(report):
         _console.print(table)
     for share in report.split:
         if share.capacity_short:
@@ -87,37 +90,7 @@ def _pool(
                 f"VaR 99.5 % {share.var_995:,.0f} by {share.shortfall:,.0f}[/yellow]"
             )
     _console.print("Written: " + ", ".join(escape(str(p)) for p in paths))
-
-
-def _pool_tables(report: PoolReport) -> tuple[Table, Table]:
-    """The co-insurance split, then the pool's, the layer's and the fund's key figures."""
-    split = Table(title=f"{report.pool}: co-insurance split")
-    for name in ("insurer", "share", "expected loss", "VaR 99.5 %", "premium", "capacity"):
-        split.add_column(name, justify="left" if name == "insurer" else "right")
-    for s in report.split:
-        capacity = f"{s.capacity:,.0f}" + (" [red]SHORT[/red]" if s.capacity_short else "")
-        split.add_row(escape(s.name), f"{s.share:.0%}", f"{s.expected_loss:,.0f}",
-                      f"{s.var_995:,.0f}", f"{s.premium:,.0f}", capacity)  # fmt: skip
-    loss, layer, fund = report.loss, report.layer, report.fund
-    figures = Table(title="pool, layer and fund")
-    figures.add_column("figure")
-    figures.add_column("value", justify="right")
-    rows = (
-        ("pool premium / expected loss", f"{report.premium:,.0f} / {loss.mean:,.0f}"),
-        ("pool loss sd / VaR / TVaR 99.5 %",
-         f"{loss.sd:,.0f} / {loss.var_995:,.0f} / {loss.tvar_995:,.0f}"),
-        (f"layer {layer.cover:,.0f} xs {report.retention:,.0f}, {layer.reinstatements} "
-         "reinst.: pays in a year", f"{layer.attach_probability:.1%}"),
-        ("layer expected loss / sd", f"{layer.expected_loss:,.0f} / {layer.sd:,.0f}"),
-        ("layer premium / upfront", f"{layer.premium:,.0f} / {layer.upfront_premium:,.0f}"),
-        (f"fund used up within {fund.years} years", f"{fund.exhaustion_probability:.2%}"),
-        ("fund mean payout year 1 / total", f"{fund.payout_mean[0]:,.0f} / "
-         f"{fund.mean_total_payout:,.0f}"),
-        (f"fund median balance year {fund.years}", f"{fund.balance_p50[-1]:,.0f}"),
-    )  # fmt: skip
-    for row in rows:
-        figures.add_row(*row)
-    return split, figures
+    _say_if_no_pdf()
 
 
 def build_broker_app() -> typer.Typer:

@@ -71,6 +71,12 @@ def test_the_shipped_pool_is_written_with_its_provenance(tmp_path: Path, capsys)
     assert 0 < report["fund"]["claim_probability"] < 1
     assert len(report["fund"]["balance_p50"]) == pool.fund.years + 1
     assert (out / "fund_fan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the product sheet shows the pool beside the rates it comes from
+    page = (out / "product.html").read_text()
+    titles = ("Rate table", "Co-insurance split", "Excess-of-loss reinsurance layer",
+              "Risk compensation fund", "Provenance")
+    assert all(f"<h2>{t}" in page for t in titles), page[:2000]
+    assert page.index("Risk compensation fund") < page.index("<h2>Provenance")
     printed = capsys.readouterr().out
     assert "Lead P&C" in printed and "fund used up within 10 years" in printed
 
