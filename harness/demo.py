@@ -1,4 +1,5 @@
-"""`make demo`: synthetic factories -> a whole federation on Flower -> judged against truth.
+"""`make demo`: synthetic factories -> a whole federation on Flower -> judged against truth
+-> audited -> an enterprise's view of its premiums -> the product sheet for insurers.
 
 Prints, per segment, the federated DP curve's max |F(t) error| against the truth and
 against the pooled non-private life table; Harrell's C on the risk score F(t_J) (the
@@ -26,6 +27,7 @@ from coordinator.outputs import load_global_model
 from coordinator.progress import ProgressPrinter
 from coordinator.run_summary import SUMMARY_FILE, require_summary
 from enterprise_node.approval import approve_at_nodes
+from harness.demo_product import SHEET_DIR, enterprise_view, product_sheet, shipped_product
 from harness.evaluation import (
     curve_errors,
     load_curves,
@@ -116,11 +118,16 @@ def run_demo(
     _print(console, evaluation)
     console.rule("4. audited from the ledgers")
     evaluation["audit"] = _audit(out, list(manifest.node_configs), console)
+    product, pool = shipped_product()
+    console.rule("5. an enterprise's view: its risk and premiums (fedrisk-node risk)")
+    enterprise_view(result.run_dir, list(manifest.node_configs), product, console)
+    console.rule("6. the product sheet for insurers (fedrisk-coordinator pool)")
+    evaluation["product"] = product_sheet(result.run_dir, out, product, pool, console)
     atomic_write_json(result.run_dir / "evaluation.json", evaluation)
     console.print(
         f"Outputs: {result.run_dir} (curves.json/csv/png, curves_vs_truth.png, "
         "global_model.npz, summary.json, evaluation.json); audit report in "
-        f"{out / 'audit'}"
+        f"{out / 'audit'}; product sheet in {out / SHEET_DIR}"
     )
     if evaluation["audit"]["verdict"] != "PASS":
         raise StateError(

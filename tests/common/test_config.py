@@ -168,6 +168,8 @@ def test_node_paths_resolve_against_the_yaml_directory(tmp_path: Path) -> None:
     [
         ("configs/coordinator.yaml", "coordinator/templates/coordinator.yaml"),
         ("configs/node.yaml", "enterprise_node/templates/node.yaml"),
+        ("configs/product.yaml", "insurance/templates/product.yaml"),
+        ("configs/pool.yaml", "insurance/templates/pool.yaml"),
     ],
 )
 def test_example_config_equals_its_template_byte_for_byte(example: str, template: str) -> None:
