@@ -51,6 +51,7 @@ __all__ = [
     "SharedRisk",
     "offer",
     "risk_grade",
+    "noised_factor",
     "share_risk",
 ]
 
@@ -166,7 +167,7 @@ def share_risk(
     guard = _guard(config)
     spend = _spend(terms.noise_multiplier, share_id)
     guard.check([spend])
-    factor, sd = _noised_factor(risk, reference_q, terms.noise_multiplier)
+    factor, sd = noised_factor(risk, reference_q, terms.noise_multiplier)
     total = guard.charge([spend])
     grade = risk_grade(factor)
     key = node_key(config)
@@ -210,7 +211,7 @@ def share_risk(
     return SharedRisk(share_id, shared, grade, factor, sd, path, digest, len(data), total)
 
 
-def _noised_factor(risk: FleetRisk, reference_q: float, z: float) -> tuple[float, float]:
+def noised_factor(risk: FleetRisk, reference_q: float, z: float) -> tuple[float, float]:
     """S~ / W~ and its noise sd (about), from the noised integer sums."""
     s, w = _sums(risk, reference_q)
     noise = discrete_gaussian((2,), z * SENSITIVITY * INTEGER_SCALE)

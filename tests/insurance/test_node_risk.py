@@ -23,8 +23,9 @@ from auditor.ledgers import audit_ledger
 from auditor.node_epsilon import node_epsilon
 from enterprise_node.cli import init_node
 from enterprise_node.config import load_node_config
-from enterprise_node.fleet_risk import fleet_risk, load_run_outputs, reference_failure
+from enterprise_node.fleet_risk import FleetRisk, fleet_risk, load_run_outputs, reference_failure
 from enterprise_node.node_ledger import LEDGER_DIR
+from enterprise_node.risk_share import SENSITIVITY, noised_factor
 from insurance.node_cli import main
 from ledger.log import read_ledger
 from ledger.records import RiskShared, record_from_entry
@@ -214,3 +215,22 @@ def test_run_outputs_without_a_model_are_named(tmp_path: Path, capsys) -> None:
     code = exit_code(main, ["risk", "--config", str(node_yaml), "--run-outputs", str(run),
                             "--product", str(PRODUCT)])  # fmt: skip
     assert code != 0 and "global_model.npz" in capsys.readouterr().err
+
+
+def test_the_shared_factor_carries_the_noise_it_claims() -> None:
+    # Prepare: 400 units at the reference q (weight 1), relative risks around 1.3
+    rng = np.random.default_rng(7)
+    relative = np.exp(rng.normal(0.2, 0.4, 400))
+    risk = FleetRisk(
+        segments=("nev_battery",), term=12.0, unit_segments=np.full(400, "nev_battery"),
+        ages=np.full(400, 24.0), q_base=np.full(400, 0.03), relative=relative,
+        expected_model=float(0.03 * relative.sum()), expected_base=12.0,
+        factor=float(np.minimum(relative, 4).mean()), factor_low=0.0, factor_high=0.0,
+        quality_grade="A",
+    )  # fmt: skip
+    # Execute: 300 releases at noise multiplier 2
+    draws = np.array([noised_factor(risk, 0.03, 2.0)[0] for _ in range(300)])
+    # Check: centred on the factor, with the spread the message states (delta method)
+    claimed = 2.0 * SENSITIVITY * np.sqrt(1 + risk.factor**2) / 400
+    assert 0.8 < draws.std(ddof=1) / claimed < 1.2
+    assert abs(draws.mean() - risk.factor) < 4 * claimed / np.sqrt(300)
