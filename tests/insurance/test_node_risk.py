@@ -18,6 +18,7 @@ import pytest
 import torch
 from cli_runs import exit_code
 from node_site import NodeSite, load_spec
+from toy_run import toy_run_dir
 
 from auditor.ledgers import audit_ledger
 from auditor.node_epsilon import node_epsilon
@@ -30,7 +31,6 @@ from insurance.node_cli import main
 from ledger.log import read_ledger
 from ledger.records import RiskShared, record_from_entry
 from ledger.signing import key_id, load_public_key, public_key_path, verify_signature
-from models.curves import RiskCurve
 from models.hazard import HazardNet, state_to_arrays
 from privacy.mechanisms import Mechanism
 
@@ -54,25 +54,10 @@ def _run_outputs(root: Path, *, load_effect: float = LOAD_EFFECT) -> Path:
         linear.bias.zero_()
         load_column = len(spec.segments) + len(spec.equipment_classes)  # first feature
         linear.weight[0, load_column] = load_effect
-    run = root / "run"
-    run.mkdir()
+    run = toy_run_dir(root / "run", segments=spec.segments, run_id="run-risk")
     arrays = state_to_arrays(model)
     np.savez(run / "global_model.npz", **{f"param_{i:03d}": a for i, a in enumerate(arrays)})
     (run / "model_spec.json").write_text(spec.model_dump_json())
-    edges = np.arange(0.0, 121.0, 12.0)
-    survival = 0.97 ** np.arange(len(edges))
-    curves = [
-        RiskCurve(
-            segment=segment, edges=edges, survival=survival,
-            hazard=np.full(len(edges) - 1, 0.03), failure=1 - survival,
-            failure_lower=np.clip(1 - survival - 0.02, 0, 1),
-            failure_upper=np.clip(1 - survival + 0.02, 0, 1),
-            n_units=5000.0, n_failures=800.0,
-        ).to_dict()
-        for segment in spec.segments
-    ]  # fmt: skip
-    (run / "curves.json").write_text(json.dumps({"curves": curves}))
-    (run / "summary.json").write_text(json.dumps({"run_id": "run-risk"}))
     return run
 
 

@@ -9,10 +9,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from cli_runs import exit_code
+from toy_run import toy_run_dir
 
 from common.errors import ConfigError
 from common.report_document import Document, render_html, render_markdown
@@ -21,27 +21,13 @@ from insurance.pool import load_pool
 from insurance.pool_report import assess_pool, pool_sections
 from insurance.portfolio import COLUMNS
 from insurance.product import load_product
-from models.curves import RiskCurve
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _run_dir(tmp_path: Path) -> Path:
     """A run whose nev_battery curve has a constant hazard: q = 0.03 a year at any age."""
-    edges = np.arange(0.0, 121.0, 12.0)
-    survival = 0.97 ** np.arange(len(edges))
-    failure = 1 - survival
-    curve = RiskCurve(
-        segment="nev_battery", edges=edges, survival=survival,
-        hazard=np.full(len(edges) - 1, 0.03), failure=failure,
-        failure_lower=np.clip(failure - 0.02, 0, 1), failure_upper=np.clip(failure + 0.02, 0, 1),
-        n_units=5000.0, n_failures=800.0,
-    )  # fmt: skip
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "curves.json").write_text(json.dumps({"curves": [curve.to_dict()]}))
-    (run / "summary.json").write_text(json.dumps({"run_id": "run-7"}))
-    return run
+    return toy_run_dir(tmp_path / "run")
 
 
 def _pool_args(run: Path, pool: Path, out: Path) -> list[str]:
@@ -73,8 +59,13 @@ def test_the_shipped_pool_is_written_with_its_provenance(tmp_path: Path, capsys)
     assert (out / "fund_fan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the product sheet shows the pool beside the rates it comes from
     page = (out / "product.html").read_text()
-    titles = ("Rate table", "Co-insurance split", "Excess-of-loss reinsurance layer",
-              "Risk compensation fund", "Provenance")
+    titles = (
+        "Rate table",
+        "Co-insurance split",
+        "Excess-of-loss reinsurance layer",
+        "Risk compensation fund",
+        "Provenance",
+    )
     assert all(f"<h2>{t}" in page for t in titles), page[:2000]
     assert page.index("Risk compensation fund") < page.index("<h2>Provenance")
     printed = capsys.readouterr().out

@@ -8,33 +8,19 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from cli_runs import exit_code
+from toy_run import toy_run_dir
 
 from insurance.cli import main
 from insurance.product import load_product
 from insurance.product_sheet import pdf_problem
-from models.curves import RiskCurve
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _run_dir(tmp_path: Path, *, published: bool = True) -> Path:
-    edges = np.arange(0.0, 121.0, 12.0)
-    survival = 0.97 ** np.arange(len(edges))
-    failure = 1 - survival
-    curve = RiskCurve(
-        segment="nev_battery", edges=edges, survival=survival,
-        hazard=np.full(len(edges) - 1, 0.03), failure=failure,
-        failure_lower=np.clip(failure - 0.02, 0, 1), failure_upper=np.clip(failure + 0.02, 0, 1),
-        n_units=5000.0, n_failures=800.0, published=published,
-    )  # fmt: skip
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "curves.json").write_text(json.dumps({"curves": [curve.to_dict()]}))
-    (run / "summary.json").write_text(json.dumps({"run_id": "run-7"}))
-    return run
+    return toy_run_dir(tmp_path / "run", published=published)
 
 
 def test_the_shipped_product_is_priced_with_its_provenance(tmp_path: Path, capsys) -> None:

@@ -13,8 +13,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
+from toy_run import toy_run_dir
 
 from common.file_digest import file_sha256
 from common.report_document import Document, Section, Table
@@ -29,7 +29,6 @@ from insurance.product_sheet import (
 from ledger.records import OutputsPublished, RunEnded
 from ledger.signing import generate_key_pair, public_key_path
 from ledger.writer import Ledger
-from models.curves import RiskCurve
 from models.spec import ModelSpec, TimeGrid
 
 PRODUCT = Path(__file__).parents[2] / "configs" / "product.yaml"
@@ -61,24 +60,9 @@ PROBE = """<script>window.addEventListener("load", () => {
 });</script>"""
 
 
-def _curve() -> RiskCurve:
-    edges = np.arange(0.0, 121.0, 12.0)
-    survival = 0.97 ** np.arange(len(edges))
-    failure = 1 - survival
-    return RiskCurve(
-        segment="nev_battery", edges=edges, survival=survival,
-        hazard=np.full(len(edges) - 1, 0.03), failure=failure,
-        failure_lower=np.clip(failure - 0.02, 0, 1), failure_upper=np.clip(failure + 0.02, 0, 1),
-        n_units=5000.0, n_failures=800.0,
-    )  # fmt: skip
-
-
 def _run_dir(root: Path) -> Path:
     """A completed run's outputs: curves, summary, model and model spec (months)."""
-    run = root / "runs" / RUN_ID
-    run.mkdir(parents=True)
-    (run / "curves.json").write_text(json.dumps({"curves": [_curve().to_dict()]}))
-    (run / "summary.json").write_text(json.dumps({"run_id": RUN_ID}))
+    run = toy_run_dir(root / "runs" / RUN_ID, run_id=RUN_ID)
     (run / "global_model.npz").write_bytes(b"model bytes")
     grid = TimeGrid(unit="months", edges=(0.0, 60.0, 120.0))
     spec = ModelSpec(time_grid=grid, segments=("nev_battery",),
