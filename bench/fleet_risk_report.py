@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["ROWS", "render", "plot_dataset"]
@@ -66,19 +67,22 @@ ROWS: tuple[tuple[str, Callable[[Figures], str]], ...] = (
     ("enterprises, held-out failure", _of("enterprises_scored", 0)),
 )
 _LEGEND = (
-    "rho: Spearman across enterprises. |log a - log held-out O/E|: mean over enterprises "
-    "with a held-out failure. base: the same run's baselines (experience rating; the curve "
-    "alone). share rows: mean over enterprises (max). Cells: mean [min, max] over runs."
+    "Runs: splits x runs on each. rho: Spearman across enterprises. |log a - log held-out "
+    "O/E|: mean over enterprises with a held-out failure. base: the same run's baselines "
+    "(experience rating; the curve alone). share rows: mean over enterprises (max). "
+    "Cells: mean [min, max] over runs."
 )
 
 
 def render(report: dict[str, Any], console: Console) -> None:
     """One table per data set: a row per figure, a column per setting."""
     for result in report["datasets"]:
-        table = Table(title=_title(result), caption=_LEGEND)
+        table = Table(title=escape(_title(result)), caption=escape(_LEGEND))
         table.add_column("figure", no_wrap=True)
+        splits = len(result["splits"])
         for setting in result["settings"]:
-            table.add_column(f"{setting['setting']}, {setting['runs']} run(s)", no_wrap=True)
+            heading = f"{setting['setting']}: {splits} x {setting['runs'] // splits} run(s)"
+            table.add_column(heading, no_wrap=True)
         for label, cell in ROWS:
             label = label.format(eps=report["share_epsilon"], draws=report["share_draws"])
             table.add_row(label, *(cell(s["figures"]) for s in result["settings"]))
@@ -86,7 +90,8 @@ def render(report: dict[str, Any], console: Console) -> None:
 
 
 _MARKERS = ("o", "^")
-_FLOOR = 0.05  # a held-out O/E of 0 (no failure) is drawn here on the log axis
+_FLOOR = 0.02  # an O/E or factor of 0 is drawn here on the log axis
+_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 
 def _title(result: dict[str, Any]) -> str:
@@ -114,21 +119,28 @@ def plot_dataset(result: dict[str, Any], path: Path) -> None:
         for marker, setting in zip(_MARKERS, result["settings"], strict=False):
             xs, ys = [], []
             for run in (r for s in result["splits"] for r in s["runs"][setting["setting"]]):
-                xs += [max(row[key], _FLOOR) for row in run]
-                ys += [max(row["held_out_oe"], _FLOOR) for row in run]
+                xs += [_drawn(row[key]) for row in run]
+                ys += [_drawn(row["held_out_oe"]) for row in run]
             axis.scatter(xs, ys, marker=marker, alpha=0.6, label=setting["setting"])
         _diagonal(axis)
         axis.set_xlabel(label)
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
-    axes[0].set_ylabel(f"held-out O/E against the published curve (0 drawn at {_FLOOR})")
+    axes[0].set_ylabel(f"held-out O/E against the published curve (0 drawn at {_FLOOR:g})")
     figure.suptitle(f"{_title(result).split(';')[0]}; each point an enterprise in one run")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
+def _drawn(value: float) -> float:
+    """A value as drawn on the log axis: 0 (no failure) at :data:`_FLOOR`."""
+    return value if value > 0 else _FLOOR
+
+
 def _diagonal(axis: Any) -> None:
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
     axis.set_xscale("log")
     axis.set_yscale("log")
     low = min(axis.get_xlim()[0], axis.get_ylim()[0])
@@ -136,3 +148,8 @@ def _diagonal(axis: Any) -> None:
     axis.plot([low, high], [low, high], "k--", linewidth=1, label="y = x")
     axis.set_xlim(low, high)
     axis.set_ylim(low, high)
+    ticks = [t for t in _TICKS if low <= t <= high]
+    for part in (axis.xaxis, axis.yaxis):
+        part.set_major_locator(FixedLocator(ticks))
+        part.set_major_formatter(ScalarFormatter())
+        part.set_minor_formatter(NullFormatter())
