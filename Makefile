@@ -85,6 +85,7 @@ bench: setup
 	$(PY) -m bench.ledger
 	$(PY) -m bench.model
 	$(PY) -m bench.privacy_audit
+	$(PY) -m bench.fleet_risk --seeds 3
 
 # 10 to 1,000 virtual enterprises through Flower's Simulation Engine: seconds per round,
 # peak memory of the process tree, bytes per node, curve error, C; writes
