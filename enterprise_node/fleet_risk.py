@@ -2,19 +2,24 @@
 
 For every unit still in service (not failed) in the covered segments, at its current age
 a (its observed duration), the segment's published curve gives q_base, the industry's
-failure probability over the term given survival to a (:mod:`models.term_failure`).
-The global model gives the unit's **relative risk** r: its q at the unit's covariates
-over its q for a reference unit of the same segment, class and age with every covariate
-at the middle of its published bounds. The model's own baseline cancels in r, so a
-model whose baseline hazard is off (DP noise, few Newton steps) still ranks units right
-without moving the level, which the curve sets.
+failure probability over the term given survival to a, and the global model gives
+q_model, the same for this unit's covariates (both by :mod:`models.term_failure`). Its
+**relative risk** is r = q_model / q_base.
 
-The fleet's expected failures over the term are sum(q_base x r) by the model and
-sum(q_base) by the baseline. Its **relative-risk factor** is their ratio with each r
-clipped at ``RELATIVE_RISK_CLIP``, so that the factor has a bounded sensitivity when the
-site chooses to share it (:mod:`enterprise_node.risk_share`). Its 95 % interval is the
-ratio estimator's (linearised) sampling interval over the fleet's units: how sure the
-fleet's own composition makes the factor, not how sure the model is.
+The fleet's expected failures over the term are sum(q_model) = sum(q_base x r) by the
+model and sum(q_base) by the baseline. Its **relative-risk factor** is their ratio with
+each r clipped at ``RELATIVE_RISK_CLIP``, so that the factor has a bounded sensitivity
+when the site chooses to share it (:mod:`enterprise_node.risk_share`). Its 95 % interval
+is the ratio estimator's (linearised) sampling interval over the fleet's units: how sure
+the fleet's own composition makes the factor, not how sure the model is.
+
+The factor's **level** is as good as the global model's calibration against the curves:
+a model whose baseline hazard is below the curve's (DP noise, few Newton steps) reads
+every fleet low. An earlier design compared each unit with a reference unit at the
+middle of the published covariate bounds, so that the model's baseline cancelled; on
+real data that reference is nobody's average (for flchain a 77-year-old with abnormal
+blood values) and its factors were further from the enterprises' held-out failures than
+these (``bench/fleet_risk.py``; README, "Enterprise: what sharing is worth").
 
 Nothing here leaves the node: the fleet's arrays stay in memory.
 """
@@ -36,7 +41,6 @@ from enterprise_node.config import NodeConfig
 from enterprise_node.ingest import ingest
 from models.curves import RiskCurve
 from models.features import encode_units
-from models.glm import design_centers
 from models.hazard import HazardNet, arrays_to_state, survival_curves
 from models.spec import ModelSpec
 from models.term_failure import unit_term_failure
@@ -158,7 +162,7 @@ def fleet_risk(
         )
     ages = fleet["duration"].to_numpy(dtype=float)
     unit_segments = fleet["segment"].to_numpy(dtype=str)
-    relative = _relative_risk(outputs, fleet, ages, term)
+    q_model = _model_failure(outputs, fleet, ages, term)
     q_base = np.empty(len(ages))
     for segment in segments:
         mine = unit_segments == segment
@@ -167,33 +171,26 @@ def fleet_risk(
             np.asarray(curve.survival, float), (int(mine.sum()), len(curve.edges))
         )
         q_base[mine] = unit_term_failure(curve.edges, rows, ages[mine], term)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(q_base > 0, q_model / q_base, 1.0)
     factor, low, high = _ratio_interval(q_base * clipped_risk(relative), q_base)
     return FleetRisk(
         segments=tuple(segments), term=term, unit_segments=unit_segments, ages=ages,
-        q_base=q_base, relative=relative, expected_model=float(np.sum(q_base * relative)),
+        q_base=q_base, relative=relative, expected_model=float(q_model.sum()),
         expected_base=float(q_base.sum()), factor=factor, factor_low=low, factor_high=high,
         quality_grade=result.quality.grade,
     )  # fmt: skip
 
 
-def _relative_risk(
+def _model_failure(
     outputs: RunOutputs, fleet: pd.DataFrame, ages: np.ndarray, term: float
 ) -> np.ndarray:
-    """r of every unit of ``fleet`` (a canonical unit table) at its age: the model's q at
-    its covariates over its q at the reference covariates (see the module docstring);
-    1 where the reference q is 0."""
+    """q_model of every unit of ``fleet`` (a canonical unit table) at its age."""
     spec = outputs.spec
     model = HazardNet(spec)
     arrays_to_state(model, list(outputs.arrays))
-    x = encode_units(fleet, spec).x
-    reference = x.copy()
-    first = len(spec.segments) + len(spec.equipment_classes)
-    reference[:, first:] = design_centers(spec)[first:]
-    edges = np.asarray(spec.time_grid.edges, float)
-    mine = unit_term_failure(edges, survival_curves(model, x), ages, term)
-    typical = unit_term_failure(edges, survival_curves(model, reference), ages, term)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(typical > 0, mine / typical, 1.0)
+    survival = survival_curves(model, encode_units(fleet, spec).x)
+    return unit_term_failure(np.asarray(spec.time_grid.edges, float), survival, ages, term)
 
 
 def _ratio_interval(y: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:

@@ -2,7 +2,7 @@
 industry curve, and the choice to share it.
 
 The run outputs are built by hand: a GLM hazard whose only covariate effect is on
-load_pct, so each unit's relative risk is known in closed form, and a constant-hazard
+load_pct, so each unit's q over the term is known in closed form, and a constant-hazard
 curve (q = 0.03 over 12 months at every age).
 """
 
@@ -39,16 +39,22 @@ HAZARD_LOGIT = -3.5  # per 6-month interval
 LOAD_EFFECT = 2.0  # on load_pct scaled to [0, 1]
 
 
+#: The per-6-month hazard logit at which the model's q over 12 months is the curve's 0.03.
+CURVE_LOGIT = float(np.log((1 - np.sqrt(0.97)) / np.sqrt(0.97)))
+
+
 def _hazard(load_scaled: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(HAZARD_LOGIT + LOAD_EFFECT * load_scaled)))
 
 
-def _run_outputs(root: Path, *, load_effect: float = LOAD_EFFECT) -> Path:
+def _run_outputs(
+    root: Path, *, load_effect: float = LOAD_EFFECT, hazard_logit: float = HAZARD_LOGIT
+) -> Path:
     spec = load_spec()
     model = HazardNet(spec)
     with torch.no_grad():
         model.baseline.weight.zero_()
-        model.baseline.bias.fill_(HAZARD_LOGIT)
+        model.baseline.bias.fill_(hazard_logit)
         linear = model.risk[-1]
         linear.weight.zero_()
         linear.bias.zero_()
@@ -88,7 +94,7 @@ ALL = [
 ]
 
 
-def test_relative_risk_is_the_models_hazard_ratio_on_the_industry_baseline(tmp_path: Path) -> None:
+def test_relative_risk_is_the_models_q_over_the_curves(tmp_path: Path) -> None:
     # Prepare: units aged 6.5-45.5 months, every a + 12 inside the grid's 6-month intervals
     node_yaml = _site(tmp_path, n_rows=14)
     outputs = load_run_outputs(_run_outputs(tmp_path))
@@ -97,21 +103,23 @@ def test_relative_risk_is_the_models_hazard_ratio_on_the_industry_baseline(tmp_p
     # Check: constant hazard h per 6 months -> q = 1 - (1 - h)^2 at any age below 48
     in_service = [i for i in range(14) if i % 4 != 0]
     load = np.array([(40 + i % 50) / 100 for i in in_service])
-    expected_r = (1 - (1 - _hazard(load)) ** 2) / (1 - (1 - _hazard(np.array(0.5))) ** 2)
+    q_model = 1 - (1 - _hazard(load)) ** 2
     assert risk.units == len(in_service)
-    assert sorted(risk.relative) == pytest.approx(sorted(expected_r), rel=1e-5)
     assert risk.q_base == pytest.approx(np.full(len(in_service), 0.03))
-    assert risk.factor == pytest.approx(expected_r.mean(), rel=1e-5)
-    half_width = 1.959963984540054 * expected_r.std(ddof=1) / np.sqrt(len(in_service))
-    assert risk.factor_high - risk.factor == pytest.approx(half_width, rel=1e-4)
+    assert sorted(risk.relative) == pytest.approx(sorted(q_model / 0.03), rel=1e-5)
+    assert risk.expected_model == pytest.approx(q_model.sum(), rel=1e-5)
     assert risk.expected_base == pytest.approx(0.03 * len(in_service))
+    clipped = np.minimum(q_model / 0.03, 4.0)
+    assert risk.factor == pytest.approx(clipped.mean(), rel=1e-5)
+    half_width = 1.959963984540054 * clipped.std(ddof=1) / np.sqrt(len(in_service))
+    assert risk.factor_high - risk.factor == pytest.approx(half_width, rel=1e-4)
     assert reference_failure(list(outputs.curves.values()), 12.0) == pytest.approx(0.03)
 
 
-def test_without_covariate_effects_the_fleet_is_the_industry(tmp_path: Path) -> None:
-    node_yaml = _site(tmp_path, n_rows=40)
-    outputs = load_run_outputs(_run_outputs(tmp_path, load_effect=0.0))
-    risk = fleet_risk(load_node_config(node_yaml), outputs, ["nev_battery"], 12.0)
+def test_a_model_that_agrees_with_the_curve_gives_factor_one(tmp_path: Path) -> None:
+    node_yaml = _site(tmp_path, n_rows=14)
+    outputs = load_run_outputs(_run_outputs(tmp_path, load_effect=0.0, hazard_logit=CURVE_LOGIT))
+    risk = fleet_risk(load_node_config(node_yaml), outputs, list(outputs.curves), 12.0)
     assert risk.factor == pytest.approx(1.0)
     assert risk.expected_model == pytest.approx(risk.expected_base)
 
