@@ -19,7 +19,9 @@ every fleet low. An earlier design compared each unit with a reference unit at t
 middle of the published covariate bounds, so that the model's baseline cancelled; on
 real data that reference is nobody's average (for flchain a 77-year-old with abnormal
 blood values) and its factors were further from the enterprises' held-out failures than
-these (``bench/fleet_risk.py``; README, "Enterprise: what sharing is worth").
+these (``bench/fleet_risk.py``; README, "Enterprise: what sharing is worth"). So the site
+also sees its own history, actual against expected by the model and by the curve
+(:mod:`enterprise_node.fleet_history`), to judge the model's level before the factor.
 
 Nothing here leaves the node: the fleet's arrays stay in memory.
 """
@@ -38,6 +40,7 @@ import pandas as pd
 from common.errors import ConfigError, StateError
 from enterprise_node.check import load_model_spec
 from enterprise_node.config import NodeConfig
+from enterprise_node.fleet_history import FleetHistory, fleet_history
 from enterprise_node.ingest import ingest
 from models.curves import RiskCurve
 from models.features import encode_units
@@ -75,8 +78,9 @@ class RunOutputs:
 class FleetRisk:
     """The fleet in the covered ``segments`` over ``term``: per unit (in memory only) its
     segment, age, q_base and relative risk; the expected failures by the model and by the
-    baseline, the clipped factor with its 95 % interval, and the site's data-quality
-    grade (what its sharing discount depends on)."""
+    baseline, the clipped factor with its 95 % interval, the site's data-quality grade
+    (what its sharing discount depends on) and its own history in these segments, actual
+    against expected (:mod:`enterprise_node.fleet_history`)."""
 
     segments: tuple[str, ...]
     term: float
@@ -90,6 +94,7 @@ class FleetRisk:
     factor_low: float
     factor_high: float
     quality_grade: str
+    history: FleetHistory
 
     @property
     def units(self) -> int:
@@ -154,15 +159,19 @@ def fleet_risk(
     if missing:
         raise ConfigError(f"the run published no curve for segment(s) {', '.join(missing)}")
     result = ingest(config, outputs.spec)
-    frame = result.frame
-    fleet = frame[(frame["failed"].astype(int) == 0) & frame["segment"].isin(list(segments))]
-    if fleet.empty:
+    covered = result.frame[result.frame["segment"].isin(list(segments))]
+    in_service = (covered["failed"].astype(int) == 0).to_numpy()
+    if not in_service.any():
         raise ConfigError(
             f"no unit in service in segment(s) {', '.join(segments)} in {result.source}"
         )
+    edges = np.asarray(outputs.spec.time_grid.edges, float)
+    survival = _model_survival(outputs, covered)
+    history = fleet_history(covered, survival, edges, outputs.curves)
+    fleet = covered[in_service]
     ages = fleet["duration"].to_numpy(dtype=float)
     unit_segments = fleet["segment"].to_numpy(dtype=str)
-    q_model = _model_failure(outputs, fleet, ages, term)
+    q_model = unit_term_failure(edges, survival[in_service], ages, term)
     q_base = np.empty(len(ages))
     for segment in segments:
         mine = unit_segments == segment
@@ -178,19 +187,15 @@ def fleet_risk(
         segments=tuple(segments), term=term, unit_segments=unit_segments, ages=ages,
         q_base=q_base, relative=relative, expected_model=float(q_model.sum()),
         expected_base=float(q_base.sum()), factor=factor, factor_low=low, factor_high=high,
-        quality_grade=result.quality.grade,
+        quality_grade=result.quality.grade, history=history,
     )  # fmt: skip
 
 
-def _model_failure(
-    outputs: RunOutputs, fleet: pd.DataFrame, ages: np.ndarray, term: float
-) -> np.ndarray:
-    """q_model of every unit of ``fleet`` (a canonical unit table) at its age."""
-    spec = outputs.spec
-    model = HazardNet(spec)
+def _model_survival(outputs: RunOutputs, units: pd.DataFrame) -> np.ndarray:
+    """The global model's S on its grid for every unit of ``units`` (canonical table)."""
+    model = HazardNet(outputs.spec)
     arrays_to_state(model, list(outputs.arrays))
-    survival = survival_curves(model, encode_units(fleet, spec).x)
-    return unit_term_failure(np.asarray(spec.time_grid.edges, float), survival, ages, term)
+    return survival_curves(model, encode_units(units, outputs.spec).x)
 
 
 def _ratio_interval(y: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:

@@ -48,6 +48,9 @@ from protocols.app_identity import release
 
 __all__ = ["FleetView", "assess_fleet", "show_fleet", "build_enterprise_app", "main"]
 
+#: A share whose noise sd is above this share of the factor is called mostly noise.
+_NOISY = 0.5
+
 
 def _risk(
     run_outputs: Annotated[
@@ -185,9 +188,21 @@ def _show_risk(console: Console, risk: FleetRisk) -> None:
     console.print(
         f"Relative-risk factor: [bold]{_num(risk.factor)}[/] (95 % interval "
         f"{_num(risk.factor_low)}-{_num(risk.factor_high)}; a unit counts at most "
-        f"{RELATIVE_RISK_CLIP:g} times the baseline). Below 1: fewer failures than the "
-        "industry's units of the same ages."
+        f"{RELATIVE_RISK_CLIP:g} times the baseline). Below 1: the model expects fewer "
+        "failures than the industry's curve at the same ages."
     )
+    history = risk.history
+    console.print(
+        f"Your own history in these segments: {history.observed:,} failure(s) among "
+        f"{history.units:,} unit(s); over the same exposure the curve expected "
+        f"{history.expected_base:,.1f} and the global model {history.expected_model:,.1f}."
+    )
+    if history.model_level_off:
+        console.print(
+            f"[yellow]The global model expects {history.expected_model / history.observed:.2f}"
+            " times the failures you observed: its level is off for your site, so read the "
+            "factor as a ranking of your units, and its level with care.[/]"
+        )
 
 
 def _show_options(
@@ -218,6 +233,12 @@ def _show_options(
         f"  3. --share factor: sends the factor with noise of sd about "
         f"{_num(terms.factor_noise_sd)} and {grades}; {cost}; {prices[2]}"
     )
+    if not terms.factor_noise_sd <= _NOISY * risk.factor:
+        console.print(
+            f"[yellow]At epsilon {epsilon_number(terms.epsilon)} a shared factor would be "
+            f"mostly noise for a fleet this size (sd about {_num(terms.factor_noise_sd)} on "
+            f"{_num(risk.factor)}): a larger --epsilon, or share the grade only.[/]"
+        )
     if premium is not None and premium.uncovered:
         console.print(
             f"{premium.uncovered} unit(s) are older than the product's last age band: "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["survival_at", "conditional_failure", "unit_term_failure"]
+__all__ = ["survival_at", "conditional_failure", "unit_term_failure", "exposure_hazard"]
 
 
 def survival_at(edges: np.ndarray, survival: np.ndarray, t: float) -> float:
@@ -42,6 +42,20 @@ def unit_term_failure(
     with np.errstate(divide="ignore", invalid="ignore"):
         q = 1.0 - later / alive
     return np.where(alive > 0, q, 1.0)
+
+
+def exposure_hazard(
+    edges: np.ndarray, survival: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> np.ndarray:
+    """H_i = log S_i(start_i) - log S_i(end_i): the cumulative hazard unit i was exposed to
+    from ``start`` (its entry) to ``end`` (its exit), its expected number of failures over
+    that time; inf where S_i(end_i) is 0."""
+    edges = np.asarray(edges, float)
+    survival = np.atleast_2d(np.asarray(survival, float))
+    first = _survival_rows(edges, survival, np.asarray(start, float))
+    last = _survival_rows(edges, survival, np.asarray(end, float))
+    with np.errstate(divide="ignore"):
+        return np.log(first) - np.log(last)
 
 
 def _survival_rows(edges: np.ndarray, survival: np.ndarray, t: np.ndarray) -> np.ndarray:

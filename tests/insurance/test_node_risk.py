@@ -24,6 +24,7 @@ from auditor.ledgers import audit_ledger
 from auditor.node_epsilon import node_epsilon
 from enterprise_node.cli import init_node
 from enterprise_node.config import load_node_config
+from enterprise_node.fleet_history import FleetHistory
 from enterprise_node.fleet_risk import FleetRisk, fleet_risk, load_run_outputs, reference_failure
 from enterprise_node.node_ledger import LEDGER_DIR
 from enterprise_node.risk_share import SENSITIVITY, noised_factor
@@ -137,6 +138,8 @@ def test_risk_sends_nothing_by_default(tmp_path: Path, capsys) -> None:
     assert code == 0, out
     assert "Nothing was sent and nothing was charged" in out
     assert "--share grade" in out and "--share factor" in out and "30% sharing discount" in out
+    assert "mostly noise for a fleet this size" in out  # 15 units: a share would be noise
+    assert "Your own history in these segments: 5 failure(s) among 20 unit(s)" in out
     assert _site_state(node_yaml) == before
 
 
@@ -219,7 +222,7 @@ def test_the_shared_factor_carries_the_noise_it_claims() -> None:
         ages=np.full(400, 24.0), q_base=np.full(400, 0.03), relative=relative,
         expected_model=float(0.03 * relative.sum()), expected_base=12.0,
         factor=float(np.minimum(relative, 4).mean()), factor_low=0.0, factor_high=0.0,
-        quality_grade="A",
+        quality_grade="A", history=FleetHistory(400, 0, 0.0, 0.0),
     )  # fmt: skip
     # Execute: 300 releases at noise multiplier 2
     draws = np.array([noised_factor(risk, 0.03, 2.0)[0] for _ in range(300)])
@@ -227,3 +230,24 @@ def test_the_shared_factor_carries_the_noise_it_claims() -> None:
     claimed = 2.0 * SENSITIVITY * np.sqrt(1 + risk.factor**2) / 400
     assert 0.8 < draws.std(ddof=1) / claimed < 1.2
     assert abs(draws.mean() - risk.factor) < 4 * claimed / np.sqrt(300)
+
+
+def test_the_sites_own_history_is_set_against_both_expectations(tmp_path: Path) -> None:
+    # Prepare: 14 units (4 failed) aged 6.5-45.5 months at exit, all from age 0
+    node_yaml = _site(tmp_path, n_rows=14)
+    outputs = load_run_outputs(_run_outputs(tmp_path))
+    # Execute
+    history = fleet_risk(load_node_config(node_yaml), outputs, list(outputs.curves), 12.0).history
+    # Check: H = -(d / 12) log 0.97 by the curve, -(d / 6) log(1 - h(x)) by the model
+    durations = np.array([6.5 + 3 * i for i in range(14)])
+    load = np.array([(40 + i % 50) / 100 for i in range(14)])
+    assert (history.units, history.observed) == (14, 4)
+    assert history.expected_base == pytest.approx(float(-(durations / 12).sum() * np.log(0.97)))
+    by_model = -(durations / 6) * np.log(1 - _hazard(load))
+    assert history.expected_model == pytest.approx(float(by_model.sum()), rel=1e-5)
+
+
+def test_a_model_level_far_from_the_sites_experience_is_flagged() -> None:
+    assert FleetHistory(500, 40, expected_model=10.0, expected_base=38.0).model_level_off
+    assert not FleetHistory(500, 40, expected_model=35.0, expected_base=38.0).model_level_off
+    assert not FleetHistory(50, 8, expected_model=1.0, expected_base=7.0).model_level_off
