@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.curves import RiskCurve
+from models.term_failure import exposure_hazard
 
 __all__ = ["HAZARD_CAP", "cumulative_hazard", "expected_failures", "observed_over_expected"]
 
@@ -40,16 +41,13 @@ def cumulative_hazard(
     """H(entry_i, exit_i) of each unit under the discrete ``hazard`` on ``edges`` (see the
     module docstring); 0 for a unit whose exit is not after its entry."""
     edges = np.asarray(edges, float)
-    rate = -np.log1p(-np.clip(np.asarray(hazard, float), 0.0, HAZARD_CAP)) / np.diff(edges)
-    at_edges = np.concatenate([[0.0], np.cumsum(rate * np.diff(edges))])
-
-    def total(t: np.ndarray) -> np.ndarray:
-        t = np.clip(t, 0.0, None)
-        j = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(rate) - 1)
-        return at_edges[j] + rate[j] * (t - edges[j])
-
-    start, end = np.asarray(entry, float), np.asarray(exit_, float)
-    return np.clip(total(end) - total(start), 0.0, None)
+    survival = np.concatenate(
+        [[1.0], np.cumprod(1.0 - np.clip(np.asarray(hazard, float), 0.0, HAZARD_CAP))]
+    )
+    start = np.clip(np.asarray(entry, float), 0.0, None)
+    end = np.clip(np.asarray(exit_, float), 0.0, None)
+    rows = np.broadcast_to(survival, (len(start), len(survival)))
+    return np.clip(exposure_hazard(edges, rows, start, end), 0.0, None)
 
 
 def expected_failures(units: pd.DataFrame, curves: Mapping[str, RiskCurve]) -> np.ndarray:
