@@ -4,8 +4,11 @@ rate functions on the run's curves.
 Units of one segment, current age and sum insured are alike to the pool, whichever
 enterprise or equipment class they belong to (the product prices its classes alike):
 each fails within the term with q = 1 - S(age + term) / S(age) from the segment's curve,
-costs E[payout] per failure, and pays the gross premium of :mod:`insurance.rating`,
-q at the product's band quantile x E[payout] / (1 - expenses - profit - platform fee).
+costs E[payout] per failure, and pays the gross premium the rate table charges for its
+age band (:func:`insurance.rating.rate_table`: q at the product's band quantile at the
+band's middle age) x E[payout] at its sum insured / (1 - expenses - profit - platform
+fee), as its policies would; a unit older than the last band is not covered, and
+refused.
 Pooling alike units is exact: a sum of independent Binomial(n_i, q) counts is
 Binomial(sum n_i, q).
 """
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from common.errors import ConfigError
 from insurance.portfolio import UnitGroup
 from insurance.product import Product
-from insurance.rating import conditional_failure, expected_payout, priced_failure, quantile_curve
+from insurance.rating import RateRow, conditional_failure, expected_payout, rate_table
 from models.curves import RiskCurve
 
 __all__ = ["RiskCell", "risk_cells"]
@@ -26,8 +29,9 @@ __all__ = ["RiskCell", "risk_cells"]
 
 @dataclass(frozen=True)
 class RiskCell:
-    """``units`` alike units: failure probability ``q`` over the term (``q_priced`` at the
-    band quantile), ``expected_payout`` of a failure and ``gross_premium`` per unit, the
+    """``units`` alike units: failure probability ``q`` over the term at their age
+    (``q_priced``: their age band's, at the band quantile), ``expected_payout`` of a
+    failure and ``gross_premium`` per unit (their band's), the
     cell's ``premium`` (units x gross premium) and ``expected_loss`` (units x q x
     expected payout), currency units; ``enterprises`` holding them; ``extrapolated`` when
     age + term is past the curve's horizon."""
@@ -56,9 +60,23 @@ def risk_cells(
     alike: dict[tuple[str, float, float], list[UnitGroup]] = {}
     for group in groups:
         alike.setdefault((group.segment, group.age, group.sum_insured), []).append(group)
+    rows = rate_table([by_segment[s] for s in {g.segment for g in groups}], product)
     return tuple(
-        _price_cell(members, by_segment[segment], product, age=age, sum_insured=sum_insured)
+        _price_cell(
+            members, by_segment[segment], _band(rows, segment, age), product,
+            age=age, sum_insured=sum_insured,
+        )
         for (segment, age, sum_insured), members in sorted(alike.items())
+    )  # fmt: skip
+
+
+def _band(rows: Sequence[RateRow], segment: str, age: float) -> RateRow:
+    """The rate table's row of ``segment`` whose age band holds ``age``."""
+    for row in rows:
+        if row.segment == segment and row.age_from <= age < row.age_to:
+            return row
+    raise ConfigError(
+        f"segment {segment!r} at age {age:g}: outside the product's age bands; not covered"
     )
 
 
@@ -89,14 +107,13 @@ def _check_cover(
 def _price_cell(
     members: list[UnitGroup],
     curve: RiskCurve,
+    band: RateRow,
     product: Product,
     *,
     age: float,
     sum_insured: float,
 ) -> RiskCell:
     q = conditional_failure(curve.edges, curve.survival, age, product.term)
-    priced = quantile_curve(curve, product.uncertainty.band_quantile)
-    q_priced = max(q, priced_failure(curve, priced, age, product.term))
     if not 0 <= q < 1:
         raise ConfigError(
             f"segment {curve.segment!r} at age {age:g}: the curve gives q = {q:g}; "
@@ -106,7 +123,7 @@ def _price_cell(
     loadings = product.loadings
     keep = 1.0 - loadings.expenses - loadings.profit - loadings.platform_fee
     units = sum(g.units for g in members)
-    gross = float(q_priced * payout / keep)
+    gross = float(band.q_priced * payout / keep)  # the band's rate, at this sum insured
     return RiskCell(
         segment=curve.segment,
         age=float(age),
@@ -114,7 +131,7 @@ def _price_cell(
         units=units,
         enterprises=len({g.enterprise for g in members}),
         q=float(q),
-        q_priced=float(q_priced),
+        q_priced=float(band.q_priced),
         expected_payout=float(payout),
         gross_premium=gross,
         premium=units * gross,

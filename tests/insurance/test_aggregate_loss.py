@@ -146,3 +146,30 @@ def test_draws_follow_the_distribution() -> None:
     draws = loss.sample(np.random.default_rng(1), (200_000,))
     shares = [np.mean(draws == x) for x in (0.0, 10.0, 20.0)]
     assert shares == pytest.approx([0.5, 0.3, 0.2], abs=0.005)
+
+
+def test_a_cell_pays_its_age_bands_rate_and_older_units_are_not_covered() -> None:
+    # Prepare: a curve whose hazard rises with age, two bands priced at their middles
+    from common.errors import ConfigError
+    from insurance.rating import rate_table
+
+    edges = np.arange(0.0, 121.0, 12.0)
+    survival = np.concatenate([[1.0], np.cumprod(1 - np.linspace(0.02, 0.2, len(edges) - 1))])
+    curve = RiskCurve(
+        segment="nev_battery", edges=edges, survival=survival,
+        hazard=1 - survival[1:] / survival[:-1], failure=1 - survival,
+        failure_lower=1 - survival, failure_upper=1 - survival, n_units=1e4, n_failures=1e3,
+    )  # fmt: skip
+    product = _product().model_copy(update={"age_bands": [0.0, 60.0, 120.0]})
+    rows = rate_table([curve], product)
+    # Execute
+    cells = risk_cells(
+        [_group("a", 4, 10), _group("b", 2, 50), _group("c", 1, 70)], [curve], product
+    )
+    # Assert: ages 10 and 50 pay the first band's rate, 70 the second's; q is each age's own
+    assert [c.gross_premium for c in cells] == pytest.approx(
+        [rows[0].gross_premium, rows[0].gross_premium, rows[1].gross_premium]
+    )
+    assert cells[0].q < cells[1].q < cells[2].q
+    with pytest.raises(ConfigError, match="age 130: outside the product's age bands"):
+        risk_cells([_group("d", 1, 130)], [curve], product)
