@@ -26,8 +26,8 @@ epsilon ``--seeds`` runs, each a fresh, unseeded noise draw.
 Per run, across enterprises: Spearman's rho of (factor, held-out O/E), of (in-sample O/E,
 held-out O/E) and of (one shared draw, held-out O/E); the mean |log a - log held-out O/E|
 over enterprises with a held-out failure, for a = the factor, the factor over the
-geometric mean of the run's factors (its spread without its level: the level is set by a
-reference unit at mid-bounds covariates, not the segment's average unit), the in-sample
+geometric mean of the run's factors (its spread without its level, which rests on the
+global model's calibration against the curves), the in-sample
 O/E and 1 (the curve alone); the shared factor's sd over its draws and its stated sd,
 relative to the factor (mean and max over enterprises), and the share of draws with no
 factor (noised W <= 0); the pooled held-out O/E (near 1 when the curves fit). Each figure
