@@ -23,8 +23,6 @@ run comes from the ledger and the published files.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,7 +57,8 @@ from ledger.signing import (
     load_public_key,
 )
 from ledger.verification import verify_ledger
-from models.curves import RiskCurve
+from models.curves import curves_from_json
+from models.model_file import arrays_from_npz
 from models.spec import ModelSpec
 from privacy.accounting import Spend, rdp_epsilon
 from protocols.plan import model_spec_in
@@ -313,8 +312,8 @@ def score_run(run_dir: Path, plant: CanaryPlant, run: RunRecord) -> CanaryAuditR
     model_bytes = _published(model_path, run.outputs.model_sha256)
     curve_claimed, model_claimed = claimed_epsilons(run)
     delta = run.started.record_delta
-    curve = _read(curves_path, lambda: curve_scores(_curves(curves), plant))
-    model = _read(model_path, lambda: model_scores(_model_arrays(model_bytes), plant))
+    curve = _read(curves_path, lambda: curve_scores(curves_from_json(curves), plant))
+    model = _read(model_path, lambda: model_scores(arrays_from_npz(model_bytes), plant))
     inside = plant.included
     return CanaryAuditResult(
         run_id=run.started.run_id,
@@ -346,18 +345,6 @@ def _published(path: Path, expected: str | None) -> bytes:
             "run: these are not the outputs the run published"
         )
     return data
-
-
-def _curves(data: bytes) -> list[RiskCurve]:
-    """The curves of a curves.json."""
-    return [RiskCurve.from_dict(c) for c in json.loads(data)["curves"]]
-
-
-def _model_arrays(data: bytes) -> list[np.ndarray]:
-    """The global model's parameter arrays in order (the npz the coordinator writes and
-    whose digest its ledger signs; no pickle)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        return [arrays[name] for name in sorted(arrays.files)]
 
 
 def plant_file(path: Path) -> Path:

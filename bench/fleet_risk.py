@@ -68,10 +68,16 @@ from bench.inprocess import run_in_process
 from bench.model_runs import BenchFederation, plan_config, prepare_federation
 from bench.report import machine_info
 from bench.splits import partition_by_group, partition_random, split_units
+from bench.spread import spread
 from common.atomic import atomic_write_json
 from coordinator.config import CoordinatorConfig, load_config_or_default
 from enterprise_node.config import load_node_config
-from enterprise_node.fleet_risk import fleet_risk, load_run_outputs, reference_failure
+from enterprise_node.fleet_risk import (
+    RunOutputs,
+    fleet_risk,
+    load_run_outputs,
+    reference_failure,
+)
 from enterprise_node.risk_share import noised_factor, offer
 
 __all__ = [
@@ -165,10 +171,11 @@ def make_enterprises(dataset: Dataset, *, seed: int, target: int) -> list[Enterp
     return enterprises
 
 
-def _score(node_yaml: Path, enterprise: Enterprise, run_dir: Path, term: float) -> EnterpriseScore:
+def _score(
+    node_yaml: Path, enterprise: Enterprise, outputs: RunOutputs, term: float
+) -> EnterpriseScore:
     """The enterprise's factor on its site, its O/Es and its shared draws (nothing is
     sent or charged: the share is only drawn, as ``noised_factor`` does)."""
-    outputs = load_run_outputs(run_dir)
     curves = {s: c for s, c in outputs.curves.items() if c.published}
     config = load_node_config(node_yaml)
     risk = fleet_risk(config, outputs, sorted(curves), term)
@@ -196,7 +203,8 @@ def _one_run(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="serving a NON-PRIVATE task")
         run_in_process(fed.node_yamls, config, run_dir, run_id=run_dir.name)
-    scores = [_score(y, e, run_dir, term) for y, e in zip(fed.node_yamls, enterprises, strict=True)]
+    outputs = load_run_outputs(run_dir)
+    scores = [_score(y, e, outputs, term) for y, e in zip(fed.node_yamls, enterprises, strict=True)]
     shutil.rmtree(run_dir, ignore_errors=True)
     return scores
 
@@ -263,17 +271,6 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
-def _spread(values: Sequence[float]) -> dict[str, float | None]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return {"mean": None, "min": None, "max": None}
-    return {
-        "mean": round(statistics.fmean(finite), 4),
-        "min": round(min(finite), 4),
-        "max": round(max(finite), 4),
-    }
-
-
 #: A setting's name -> its plan and how many runs it gets on a split.
 Settings = dict[str, tuple[CoordinatorConfig, int]]
 #: A setting's name -> its runs, each the scores of every enterprise.
@@ -329,7 +326,7 @@ def run_dataset(name: str, work: Path, *, seeds: int, splits: int, seed: int) ->
     summary = []
     for label, (config, _) in settings.items():
         rows = [run_summary(run) for _, runs in parts for run in runs[label]]
-        figures = {key: _spread([row[key] for row in rows]) for key in rows[0]}
+        figures = {key: spread([row[key] for row in rows]) for key in rows[0]}
         print(f"[{name}] {label}: rho(factor, held-out O/E) {figures['rho_factor']}", flush=True)
         epsilon = shipped if config.plan.privacy.record.enabled else None
         summary.append(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,20 +38,13 @@ from bench.datasets import DATASETS, load_dataset
 from bench.entry import REPO, fresh_work_dir, run_bench
 from bench.model_runs import plan_config, prepare_federation, run_and_score
 from bench.splits import partition_by_group, split_units
+from bench.spread import spread
 from coordinator.config import CoordinatorConfig, load_config_or_default
 
 __all__ = ["EPSILONS", "run_privacy_audit", "main"]
 
 #: Record-level epsilon per node per run of the sweep (None: DP off).
 EPSILONS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, None)
-
-
-def _spread(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "mean": round(statistics.fmean(values), 4),
-        "min": round(min(values), 4),
-        "max": round(max(values), 4),
-    }
 
 
 def _audits(
@@ -76,9 +68,9 @@ def _audit_summary(results: list[CanaryAuditResult]) -> dict[str, Any]:
     """Bounds and claims over the seeds of one audited configuration."""
     row: dict[str, Any] = {"seeds": len(results), "m": results[0].curve.m}
     for part in ("curve", "model"):
-        row[f"{part}_bound"] = _spread([getattr(r, part).epsilon for r in results])
+        row[f"{part}_bound"] = spread([getattr(r, part).epsilon for r in results])
         claims = [getattr(r, f"{part}_claimed") for r in results]
-        row[f"{part}_claimed"] = None if claims[0] is None else _spread(claims)
+        row[f"{part}_claimed"] = None if claims[0] is None else spread(claims)
     return row
 
 
@@ -102,9 +94,9 @@ def _utility(name: str, work: Path, seeds: int, seed: int) -> dict[str, Any]:
             {
                 "epsilon": epsilon,
                 "runs": runs,
-                "harrell_c": _spread([s.harrell_c for s in scores]),
-                "curve_error_vs_pooled": _spread(pooled) if pooled else None,
-                "curve_error_vs_truth": _spread(truth) if truth else None,
+                "harrell_c": spread([s.harrell_c for s in scores]),
+                "curve_error_vs_pooled": spread(pooled) if pooled else None,
+                "curve_error_vs_truth": spread(truth) if truth else None,
             }
         )
         print(f"[{name}] eps={epsilon}: C {rows[-1]['harrell_c']}", flush=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from flwr.app import ArrayRecord
@@ -18,6 +18,7 @@ from coordinator.run_store import RunStore
 from coordinator.run_summary import RunPrivacy, RunSummary, write_summary
 from models.curves import RiskCurve, curves_csv, curves_to_json
 from models.hazard import model_digest
+from models.model_file import MODEL_FILE, arrays_from_npz, arrays_to_npz
 
 __all__ = [
     "MODEL_FILE",
@@ -27,7 +28,6 @@ __all__ = [
     "load_global_model",
 ]
 
-MODEL_FILE = "global_model.npz"
 #: Curves of segments withheld by the publication rules, kept for the broker's own review.
 WITHHELD_CURVES_FILE = "curves_withheld.json"
 
@@ -65,10 +65,7 @@ def write_outputs(
     exchange of the run (a resumed run's earlier ones too)."""
     plan = request.config.plan
     params = [arrays[name].numpy() for name in sorted(arrays)]
-    buffer = io.BytesIO()
-    named: dict[str, np.ndarray] = {f"param_{i:03d}": p for i, p in enumerate(params)}
-    np.savez(buffer, **named)  # type: ignore[arg-type]
-    atomic_write_bytes(store.dir / MODEL_FILE, buffer.getvalue())
+    atomic_write_bytes(store.dir / MODEL_FILE, arrays_to_npz(params))
     store.write_json("model_spec.json", json.loads(plan.model_spec.model_dump_json()))
     outputs = [MODEL_FILE, "model_spec.json"]
     published = [c for c in curves if c.published]
@@ -102,5 +99,4 @@ def write_outputs(
 
 def load_global_model(run_dir) -> list[np.ndarray]:
     """The parameters saved by :func:`write_outputs`, in order (no pickle)."""
-    with np.load(f"{run_dir}/{MODEL_FILE}", allow_pickle=False) as data:
-        return [data[name] for name in sorted(data.files)]
+    return arrays_from_npz(Path(run_dir, MODEL_FILE).read_bytes())

@@ -42,9 +42,10 @@ from enterprise_node.check import load_model_spec
 from enterprise_node.config import NodeConfig
 from enterprise_node.fleet_history import FleetHistory, fleet_history
 from enterprise_node.ingest import ingest
-from models.curves import RiskCurve
+from models.curves import RiskCurve, curves_from_json
 from models.features import encode_units
 from models.hazard import HazardNet, arrays_to_state, survival_curves
+from models.model_file import MODEL_FILE, arrays_from_npz
 from models.spec import ModelSpec
 from models.term_failure import unit_term_failure
 
@@ -111,16 +112,14 @@ def load_run_outputs(run_dir: Path) -> RunOutputs:
     StateError naming the file that is missing or unreadable."""
     run_dir = Path(run_dir)
     spec = load_model_spec(_needed(run_dir / "model_spec.json"))
-    model_path = _needed(run_dir / "global_model.npz")
+    model_path = _needed(run_dir / MODEL_FILE)
     try:
-        with np.load(model_path, allow_pickle=False) as data:
-            arrays = tuple(data[name] for name in sorted(data.files))
+        arrays = tuple(arrays_from_npz(model_path.read_bytes()))
     except (OSError, ValueError) as err:
         raise StateError(f"{model_path}: cannot be read as the global model: {err}") from None
     curves_path = _needed(run_dir / "curves.json")
     try:
-        raw = json.loads(curves_path.read_text(encoding="utf-8"))["curves"]
-        curves = {c.segment: c for c in (RiskCurve.from_dict(item) for item in raw)}
+        curves = {c.segment: c for c in curves_from_json(curves_path.read_bytes())}
         run_id = str(json.loads((run_dir / "summary.json").read_text("utf-8"))["run_id"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise StateError(f"{run_dir}: cannot read the run's curves and summary: {err}") from None

@@ -48,7 +48,7 @@ def enterprise_view(
         config = load_node_config(path)
         try:
             view = assess_fleet(
-                config, outputs, run_dir, product, product.segments, product.term, _SHOWN_EPSILON
+                config, outputs, product, product.segments, product.term, _SHOWN_EPSILON
             )
         except ConfigError:
             continue  # no unit of the product's segments at this site

@@ -16,7 +16,7 @@ import pandas as pd
 from enterprise_node.config import load_node_config
 from enterprise_node.ingest import ingest
 from models.curve_estimator import estimate_curves, sum_counts
-from models.curves import RiskCurve
+from models.curves import RiskCurve, curves_from_json
 from models.features import encode_units
 from models.hazard import HazardNet, arrays_to_state, horizon_cumulative_hazard, survival_curves
 from models.histogram import unit_histograms
@@ -74,8 +74,7 @@ def pooled_curves(frame: pd.DataFrame, spec: ModelSpec, *, censor_weight: float)
 
 
 def load_curves(path: Path) -> list[RiskCurve]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return [RiskCurve.from_dict(c) for c in data["curves"]]
+    return curves_from_json(Path(path).read_bytes())
 
 
 def curve_errors(

@@ -41,8 +41,8 @@ from enterprise_node.fleet_risk import (
 )
 from enterprise_node.risk_share import ShareOffer, offer, share_risk
 from insurance.fleet_premium import FleetPremium, fleet_premium
-from insurance.price_sheet import price_run
 from insurance.product import Product, load_product
+from insurance.rating import rate_table
 from privacy.epsilon_wording import epsilon_at, epsilon_number, lifetime_at
 from protocols.app_identity import release
 
@@ -90,7 +90,7 @@ def _risk(
     product = load_product(product_path) if product_path is not None else None
     segments, policy_term = _scope(product, segment, term)
     outputs = load_run_outputs(run_outputs)
-    view = assess_fleet(node_config, outputs, run_outputs, product, segments, policy_term, epsilon)
+    view = assess_fleet(node_config, outputs, product, segments, policy_term, epsilon)
     console = Console()
     show_fleet(console, view)
     risk, terms, reference_q = view.risk, view.terms, view.reference_q
@@ -137,7 +137,6 @@ class FleetView:
 def assess_fleet(
     config: NodeConfig,
     outputs: RunOutputs,
-    run_dir: Path,
     product: Product | None,
     segments: Sequence[str],
     term: float,
@@ -149,8 +148,12 @@ def assess_fleet(
     terms = offer(config, risk, reference_q, epsilon)
     premium = None
     if product is not None:
+        try:
+            rows = rate_table(list(outputs.curves.values()), product)
+        except ValueError as err:  # a segment of the product the run did not publish
+            raise ConfigError(f"product {product.name!r} on run {outputs.run_id}: {err}") from None
         premium = fleet_premium(
-            price_run(run_dir, product).rows, product, risk.unit_segments, risk.ages,
+            rows, product, risk.unit_segments, risk.ages,
             quality_grade=risk.quality_grade,
             factor=(risk.factor, risk.factor_low, risk.factor_high),
         )  # fmt: skip

@@ -24,7 +24,7 @@ from insurance.compensation_fund import FundFigures, annual_losses, fund_figures
 from insurance.fund_fan import plot_fund_fan
 from insurance.loss_distribution import LossDistribution
 from insurance.pool import Pool
-from insurance.price_sheet import price_run
+from insurance.price_sheet import PriceSheet, price_run
 from insurance.product import Product
 from insurance.risk_cell import RiskCell, risk_cells
 from insurance.xl_layer import LayerCosting, layer_costing, treaty_layer
@@ -34,6 +34,7 @@ __all__ = [
     "LossFigures",
     "PoolReport",
     "assess_pool",
+    "pool_on_sheet",
     "write_pool_report",
     "pool_sections",
 ]
@@ -82,8 +83,13 @@ class PoolReport:
 def assess_pool(run_dir: Path, product: Product, pool: Pool) -> PoolReport:
     """The pool's figures on the curves ``run_dir`` published (read as
     :func:`insurance.price_sheet.price_run` reads them)."""
-    sheet = price_run(run_dir, product)
-    cells = risk_cells(pool.groups, sheet.curves, product)
+    return pool_on_sheet(price_run(run_dir, product), pool)
+
+
+def pool_on_sheet(sheet: PriceSheet, pool: Pool) -> PoolReport:
+    """The pool's figures on a priced run: its curves and its rate table."""
+    product = sheet.product
+    cells = risk_cells(pool.groups, sheet.curves, sheet.rows, product)
     premium = sum(c.premium for c in cells)
     gross = _loss(cells, product, pool, product.severity.deductible, product.severity.limit)
     treaty = treaty_layer(pool.layer, product)
@@ -138,11 +144,9 @@ def write_pool_report(report: PoolReport, out_dir: Path) -> list[Path]:
     return [json_path, fan_path]
 
 
-def pool_sections(report: PoolReport, out_dir: Path) -> tuple[Section, ...]:
-    """The pool's split, layer and fund as report sections; draws the fund's fan chart
-    into ``out_dir`` (where the document that shows it is written)."""
-    fan = Path(out_dir) / _FAN
-    plot_fund_fan(fan, report.fund, title=report.pool)
+def pool_sections(report: PoolReport, fan: Path) -> tuple[Section, ...]:
+    """The pool's split, layer and fund as report sections, showing the fund's fan chart
+    ``fan`` (the one :func:`write_pool_report` wrote)."""
     return (_loss_section(report), _split_section(report), _layer_section(report),
             _fund_section(report, fan))  # fmt: skip
 

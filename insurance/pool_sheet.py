@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from insurance.pool import Pool
-from insurance.pool_report import PoolReport, assess_pool, pool_sections, write_pool_report
+from insurance.pool_report import PoolReport, pool_on_sheet, pool_sections, write_pool_report
 from insurance.price_sheet import price_run, write_price_sheet
 from insurance.product import Product
 from insurance.product_sheet import write_product_sheet
@@ -27,12 +27,12 @@ def write_pool_sheet(
 ) -> tuple[PoolReport, list[Path]]:
     """Assess ``pool`` on the run's curves and write its report, the rate table and the
     product sheet with the pool's sections into ``out_dir``; the report and the paths."""
-    report = assess_pool(run_dir, product, pool)
     sheet = price_run(run_dir, product)
-    paths = write_pool_report(report, out_dir)
-    paths += write_price_sheet(sheet, out_dir)
+    report = pool_on_sheet(sheet, pool)
+    json_path, fan_path = write_pool_report(report, out_dir)
+    paths = [json_path, fan_path, *write_price_sheet(sheet, out_dir)]
     paths += write_product_sheet(
-        sheet, run_dir, out_dir, extra_sections=pool_sections(report, out_dir)
+        sheet, run_dir, out_dir, extra_sections=pool_sections(report, fan_path)
     )
     return report, paths
 

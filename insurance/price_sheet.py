@@ -23,7 +23,7 @@ from common.atomic import atomic_write_json, atomic_write_text
 from common.errors import ConfigError, StateError
 from insurance.product import Product
 from insurance.rating import RateRow, rate_table
-from models.curves import RiskCurve
+from models.curves import RiskCurve, curves_from_json
 
 __all__ = ["PriceSheet", "price_run", "write_price_sheet"]
 
@@ -48,7 +48,7 @@ def price_run(run_dir: Path, product: Product) -> PriceSheet:
     path = run_dir / "curves.json"
     try:
         data = path.read_bytes()
-        curves = [RiskCurve.from_dict(c) for c in json.loads(data)["curves"]]
+        curves = curves_from_json(data)
     except FileNotFoundError:
         raise StateError(f"{path}: not found; price a completed run with a curve release") from None
     except (OSError, ValueError, KeyError, TypeError) as err:

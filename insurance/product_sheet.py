@@ -42,13 +42,13 @@ from insurance.rating import quantile_curve
 from insurance.release_trace import Untraced, trace_release
 from ledger.log import TreeHead
 from models.curves import RiskCurve
+from models.model_file import MODEL_FILE
 from protocols.plan import model_spec_in
 
 __all__ = ["CURVES_IMAGE", "product_document", "write_product_sheet", "pdf_problem"]
 
 #: The curves' picture, written beside the sheet (Markdown links it, HTML inlines it).
 CURVES_IMAGE = "product_curves.png"
-_MODEL_FILE = "global_model.npz"  # coordinator.outputs.MODEL_FILE
 #: The PDF's page: A4, smaller type, the picture no wider than the page, digests broken.
 _PRINT_CSS = (
     "@page { size: A4; margin: 12mm } body { margin: 0; font-size: 10pt }"
@@ -278,7 +278,7 @@ def _panel(ax: Any, curve: RiskCurve, product: Product, unit: str) -> None:
 
 
 def _provenance(sheet: PriceSheet, run_dir: Path) -> Section:
-    model = run_dir / _MODEL_FILE
+    model = run_dir / MODEL_FILE
     digests = {
         "curves_sha256": sheet.curves_sha256,
         "model_sha256": file_sha256(model) if model.exists() else None,
@@ -286,7 +286,7 @@ def _provenance(sheet: PriceSheet, run_dir: Path) -> Section:
     rows = [
         ("run id", sheet.run_id),
         ("curves.json SHA-256 (the bytes priced)", sheet.curves_sha256),
-        (f"{_MODEL_FILE} SHA-256", digests["model_sha256"] or "not in the run directory"),
+        (f"{MODEL_FILE} SHA-256", digests["model_sha256"] or "not in the run directory"),
     ]
     note, ledger_rows = _ledger_trace(run_dir, sheet.run_id, digests)
     return Section(

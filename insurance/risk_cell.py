@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from common.errors import ConfigError
 from insurance.portfolio import UnitGroup
 from insurance.product import Product
-from insurance.rating import RateRow, conditional_failure, expected_payout, rate_table
+from insurance.rating import RateRow, conditional_failure, expected_payout
 from models.curves import RiskCurve
 
 __all__ = ["RiskCell", "risk_cells"]
@@ -51,16 +51,19 @@ class RiskCell:
 
 
 def risk_cells(
-    groups: Sequence[UnitGroup], curves: Sequence[RiskCurve], product: Product
+    groups: Sequence[UnitGroup],
+    curves: Sequence[RiskCurve],
+    rows: Sequence[RateRow],
+    product: Product,
 ) -> tuple[RiskCell, ...]:
-    """The portfolio's cells, priced; ConfigError naming every group the product does not
-    cover or the run did not publish a curve for."""
+    """The portfolio's cells, priced by the rate table ``rows`` of ``product`` on
+    ``curves`` (:func:`insurance.rating.rate_table`); ConfigError naming every group the
+    product does not cover or the run did not publish a curve for."""
     by_segment = {c.segment: c for c in curves}
     _check_cover(groups, by_segment, product)
     alike: dict[tuple[str, float, float], list[UnitGroup]] = {}
     for group in groups:
         alike.setdefault((group.segment, group.age, group.sum_insured), []).append(group)
-    rows = rate_table([by_segment[s] for s in {g.segment for g in groups}], product)
     return tuple(
         _price_cell(
             members, by_segment[segment], _band(rows, segment, age), product,

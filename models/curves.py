@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "CURVES_FORMAT_VERSION",
     "RiskCurve",
     "curves_to_json",
+    "curves_from_json",
     "curves_csv",
 ]
 
@@ -120,6 +122,12 @@ class RiskCurve:
 def curves_to_json(curves: Sequence[RiskCurve]) -> dict[str, Any]:
     """The curves document: ``{"format_version": 1, "curves": [curve.to_dict(), ...]}``."""
     return {"format_version": CURVES_FORMAT_VERSION, "curves": [c.to_dict() for c in curves]}
+
+
+def curves_from_json(text: str | bytes) -> list[RiskCurve]:
+    """The curves of a curves document (the inverse of :func:`curves_to_json`, from its
+    JSON text); ValueError, KeyError or TypeError when it is not one."""
+    return [RiskCurve.from_dict(c) for c in json.loads(text)["curves"]]
 
 
 def curves_csv(curves: Sequence[RiskCurve], *, with_published: bool = False) -> str:

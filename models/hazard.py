@@ -37,8 +37,6 @@ __all__ = [
 ]
 
 
-
-
 class HazardNet(nn.Module):
     """Logistic hazard per interval: logit h_j(x) = baseline_j(x) + risk(x).
 

@@ -12,10 +12,10 @@ import pytest
 from node_site import load_spec
 
 from auditor.canaries import CANARY_FEATURE, plant_canaries
-from auditor.canary_audit import _curves, _published, _read
+from auditor.canary_audit import _published, _read
 from auditor.canary_scores import curve_scores, model_scores
 from common.errors import StateError
-from models.curves import RiskCurve
+from models.curves import RiskCurve, curves_from_json
 from models.glm import hazard_arrays, initial_theta, parameter_count
 
 
@@ -50,7 +50,7 @@ def test_a_canary_scores_the_released_hazard_of_its_own_cell(tmp_path: Path) -> 
     path = tmp_path / "curves.json"
     path.write_text(json.dumps(curves))
     # Execute
-    scores = curve_scores(_curves(path.read_bytes()), plant)
+    scores = curve_scores(curves_from_json(path.read_bytes()), plant)
     # Assert
     assert scores[0] == 0.0 and scores[3] == 0.03 and scores[14] == 0.14
     assert scores[4] == -np.inf  # undefined: no information
@@ -79,7 +79,7 @@ def test_a_damaged_run_output_is_a_state_error_naming_the_file(tmp_path: Path) -
     path.write_text("{not json")
     data = _published(path, hashlib.sha256(b"{not json").hexdigest())
     with pytest.raises(StateError, match=r"curves.json: cannot be read as the run's output"):
-        _read(path, lambda: curve_scores(_curves(data), plant))
+        _read(path, lambda: curve_scores(curves_from_json(data), plant))
     with pytest.raises(StateError, match=r"missing.json: not found"):
         _published(tmp_path / "missing.json", "ab" * 32)
     with pytest.raises(StateError, match=r"SHA-256 is not the one the coordinator's ledger"):

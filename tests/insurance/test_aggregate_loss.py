@@ -12,6 +12,7 @@ from insurance.aggregate_loss import beta_severity, binomial_frequency, compound
 from insurance.loss_distribution import LossDistribution
 from insurance.portfolio import UnitGroup
 from insurance.product import DamageRatio, Product
+from insurance.rating import RateRow, rate_table
 from insurance.risk_cell import risk_cells
 from models.curves import RiskCurve
 
@@ -102,6 +103,11 @@ def _product() -> Product:
     })  # fmt: skip
 
 
+def _rows(curve: RiskCurve) -> list[RateRow]:
+    """The toy product's rate table on ``curve``, which the cells are priced by."""
+    return rate_table([curve], _product())
+
+
 def _group(enterprise: str, units: int, age: float, equipment_class: str = "former") -> UnitGroup:
     return UnitGroup(enterprise=enterprise, segment="nev_battery", equipment_class=equipment_class,
                      units=units, age=age, sum_insured=SUM_INSURED)  # fmt: skip
@@ -111,7 +117,7 @@ def test_alike_units_of_several_enterprises_are_one_binomial_cell() -> None:
     # Prepare: two enterprises' groups alike (age 18), one of another age
     groups = [_group("a", 10, 18), _group("b", 15, 18, "coater"), _group("a", 5, 40)]
     # Execute
-    cells = risk_cells(groups, [_flat_curve(0.06)], _product())
+    cells = risk_cells(groups, [_flat_curve(0.06)], _rows(_flat_curve(0.06)), _product())
     # Assert: the constant hazard gives q = 0.06 a year at every age
     assert [(c.age, c.units, c.enterprises) for c in cells] == [(18.0, 25, 2), (40.0, 5, 1)]
     assert [c.q for c in cells] == pytest.approx([0.06, 0.06])
@@ -125,7 +131,7 @@ def test_a_group_the_product_does_not_cover_is_named() -> None:
 
     groups = [_group("a", 3, 10), _group("b", 2, 10, "robot_arm")]
     with pytest.raises(ConfigError, match=r"group 2 \(b\): equipment class 'robot_arm'"):
-        risk_cells(groups, [_flat_curve(0.06)], _product())
+        risk_cells(groups, [_flat_curve(0.06)], _rows(_flat_curve(0.06)), _product())
 
 
 def test_risk_measures_on_a_grid_by_hand() -> None:
@@ -151,7 +157,6 @@ def test_draws_follow_the_distribution() -> None:
 def test_a_cell_pays_its_age_bands_rate_and_older_units_are_not_covered() -> None:
     # Prepare: a curve whose hazard rises with age, two bands priced at their middles
     from common.errors import ConfigError
-    from insurance.rating import rate_table
 
     edges = np.arange(0.0, 121.0, 12.0)
     survival = np.concatenate([[1.0], np.cumprod(1 - np.linspace(0.02, 0.2, len(edges) - 1))])
@@ -164,7 +169,7 @@ def test_a_cell_pays_its_age_bands_rate_and_older_units_are_not_covered() -> Non
     rows = rate_table([curve], product)
     # Execute
     cells = risk_cells(
-        [_group("a", 4, 10), _group("b", 2, 50), _group("c", 1, 70)], [curve], product
+        [_group("a", 4, 10), _group("b", 2, 50), _group("c", 1, 70)], [curve], rows, product
     )
     # Assert: ages 10 and 50 pay the first band's rate, 70 the second's; q is each age's own
     assert [c.gross_premium for c in cells] == pytest.approx(
@@ -172,4 +177,4 @@ def test_a_cell_pays_its_age_bands_rate_and_older_units_are_not_covered() -> Non
     )
     assert cells[0].q < cells[1].q < cells[2].q
     with pytest.raises(ConfigError, match="age 130: outside the product's age bands"):
-        risk_cells([_group("d", 1, 130)], [curve], product)
+        risk_cells([_group("d", 1, 130)], [curve], rows, product)

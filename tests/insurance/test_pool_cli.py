@@ -18,7 +18,7 @@ from common.errors import ConfigError
 from common.report_document import Document, render_html, render_markdown
 from insurance.cli import main
 from insurance.pool import load_pool
-from insurance.pool_report import assess_pool, pool_sections
+from insurance.pool_report import assess_pool, pool_sections, write_pool_report
 from insurance.portfolio import COLUMNS
 from insurance.product import load_product
 
@@ -161,7 +161,8 @@ def test_the_pool_sections_render_for_the_product_sheet(tmp_path: Path) -> None:
                          load_pool(CONFIGS / "pool.yaml"))  # fmt: skip
     sheet = tmp_path / "sheet"
     # Execute
-    sections = pool_sections(report, sheet)
+    _, fan = write_pool_report(report, sheet)
+    sections = pool_sections(report, fan)
     document = Document("Product sheet", "toy", sections)
     markdown, page = render_markdown(document, sheet), render_html(document)
     # Assert
